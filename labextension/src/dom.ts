@@ -1,0 +1,110 @@
+/**
+ * A few DOM helpers shared by the panel and the execution view: element
+ * creation, status badges and human-readable times.
+ */
+
+type Child = Node | string | null | undefined | false;
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number | boolean | undefined> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+export function s(
+  tag: string,
+  attrs: Record<string, string | number | undefined> = {},
+  ...children: Child[]
+): SVGElement {
+  const el = document.createElementNS(SVG_NS, tag) as SVGElement;
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function setAttrs(
+  el: Element,
+  attrs: Record<string, string | number | boolean | undefined>
+): void {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) {
+      continue;
+    }
+    el.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function append(el: Element, children: Child[]): void {
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) {
+      continue;
+    }
+    el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+  }
+}
+
+/** A coloured status pill; `data-status` lets tests and CSS find it. */
+export function badge(status: string): HTMLElement {
+  return h(
+    'span',
+    {
+      class: `jp-Taskflow-badge jp-Taskflow-status-${status}`,
+      'data-status': status,
+      title: status
+    },
+    status
+  );
+}
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || isNaN(seconds)) {
+    return '';
+  }
+  if (seconds < 1) {
+    return `${Math.round(seconds * 1000)} ms`;
+  }
+  if (seconds < 60) {
+    return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  }
+  const m = Math.floor(seconds / 60);
+  return `${m} min ${Math.round(seconds - m * 60)} s`;
+}
+
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) {
+    return '';
+  }
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) {
+    return iso;
+  }
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+/** Seconds between two ISO times (end defaults to now). */
+export function elapsed(
+  start: string | null | undefined,
+  end: string | null | undefined
+): number | null {
+  if (!start) {
+    return null;
+  }
+  const a = new Date(start).getTime();
+  const b = end ? new Date(end).getTime() : Date.now();
+  return isNaN(a) || isNaN(b) ? null : Math.max(0, (b - a) / 1000);
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    return err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,400 @@
+/**
+ * The execution view (inside a MainAreaWidget): status, Run / Cancel / Retry,
+ * the DAG as SVG with nodes coloured by status, the task table, and the logs
+ * of the selected task. Live through the shared model; the full execution
+ * detail and the definition (for the edges) are read once over REST.
+ */
+
+import { Widget } from '@lumino/widgets';
+
+import * as api from './api';
+import { layoutDag } from './dag';
+import { badge, describeError, elapsed, formatDuration, formatTime, h, s } from './dom';
+import {
+  Execution,
+  TaskLogAttempt,
+  TaskRun,
+  TaskSpec,
+  TERMINAL_EXECUTION,
+  TERMINAL_TASK
+} from './model';
+import { TaskflowService } from './service';
+
+export interface ExecutionActions {
+  /** Open another execution (the one a Run or Retry created). */
+  openExecution(id: string): void;
+}
+
+type Logs =
+  | { state: 'loading' }
+  | { state: 'error'; message: string }
+  | { state: 'ready'; attempts: TaskLogAttempt[] };
+
+export class ExecutionView extends Widget {
+  constructor(
+    readonly executionId: string,
+    private readonly service: TaskflowService,
+    private readonly actions: ExecutionActions
+  ) {
+    super();
+    this.addClass('jp-TaskflowExecution');
+    this._unsubscribe = service.model.subscribe(() => this._onModelChanged());
+    this._render();
+    void this.reload();
+  }
+
+  dispose(): void {
+    this._unsubscribe();
+    if (this._frame !== null) {
+      cancelAnimationFrame(this._frame);
+    }
+    super.dispose();
+  }
+
+  /** Read the execution and its definition revision over REST. */
+  async reload(): Promise<void> {
+    try {
+      await this.service.loadExecution(this.executionId);
+      this._error = null;
+      const exec = this.service.model.execution(this.executionId);
+      if (exec && !this._spec) {
+        this._spec = await this._loadSpec(exec);
+      }
+    } catch (err) {
+      this._error = describeError(err);
+    }
+    this._loaded = true;
+    this._lastStatus = this.service.model.execution(this.executionId)?.status;
+    this._render();
+  }
+
+  private async _loadSpec(exec: Execution): Promise<TaskSpec[] | null> {
+    try {
+      const wf = await api.getWorkflow(exec.workflowId, exec.revision, this.service.settings);
+      return wf.tasks;
+    } catch {
+      // Deleted definition: draw the tasks we know, without edges.
+      return this.service.model.workflow(exec.workflowId)?.tasks ?? null;
+    }
+  }
+
+  private _onModelChanged(): void {
+    const exec = this.service.model.execution(this.executionId);
+    if (!exec) {
+      return;
+    }
+    // When the run finishes, read the detail (errors, tracebacks) once more,
+    // and the selected task's logs.
+    if (exec.status !== this._lastStatus) {
+      const finished = TERMINAL_EXECUTION.has(exec.status);
+      this._lastStatus = exec.status;
+      if (finished) {
+        void this.reload();
+      }
+    }
+    const sel = this._selected && exec.tasks.find(t => t.name === this._selected);
+    if (sel && sel.status !== this._selectedStatus) {
+      this._selectedStatus = sel.status;
+      if (TERMINAL_TASK.has(sel.status)) {
+        void this._loadLogs(sel.name);
+      }
+    }
+    this._scheduleRender();
+  }
+
+  private _scheduleRender(): void {
+    if (this._frame === null) {
+      this._frame = requestAnimationFrame(() => {
+        this._frame = null;
+        this._render();
+      });
+    }
+  }
+
+  private async _act(name: string, fn: () => Promise<Execution | void>): Promise<void> {
+    this._busy = name;
+    this._actionError = null;
+    this._render();
+    try {
+      const created = await fn();
+      if (created && created.id) {
+        this.service.model.upsertExecutions([created]);
+        if (created.id !== this.executionId) {
+          this.actions.openExecution(created.id);
+        }
+      }
+      await this.service.loadExecution(this.executionId).catch(() => undefined);
+    } catch (err) {
+      this._actionError = `${name} failed: ${describeError(err)}`;
+    } finally {
+      this._busy = null;
+      this._render();
+    }
+  }
+
+  private _select(task: string): void {
+    this._selected = task;
+    const run = this.service.model.execution(this.executionId)?.tasks.find(t => t.name === task);
+    this._selectedStatus = run?.status;
+    void this._loadLogs(task);
+  }
+
+  private async _loadLogs(task: string): Promise<void> {
+    this._logs = { state: 'loading' };
+    this._render();
+    try {
+      const attempts = await api.getTaskLogs(this.executionId, task, this.service.settings);
+      if (this._selected === task) {
+        this._logs = { state: 'ready', attempts };
+      }
+    } catch (err) {
+      if (this._selected === task) {
+        this._logs = { state: 'error', message: describeError(err) };
+      }
+    }
+    this._render();
+  }
+
+  private _render(): void {
+    const exec = this.service.model.execution(this.executionId);
+    if (!exec) {
+      this.node.replaceChildren(
+        this._loaded
+          ? h(
+              'div',
+              { class: 'jp-Taskflow-error', role: 'alert' },
+              `Cannot load execution ${this.executionId}: ${this._error ?? 'not found'}`
+            )
+          : h('div', { class: 'jp-Taskflow-loading' }, `Loading ${this.executionId}…`)
+      );
+      return;
+    }
+    this.node.replaceChildren(
+      this._header(exec),
+      this._error || this._actionError
+        ? h('div', { class: 'jp-Taskflow-error', role: 'alert' }, this._actionError ?? this._error ?? '')
+        : null,
+      this._graph(exec),
+      this._table(exec),
+      this._logsView(exec)
+    );
+  }
+
+  private _header(exec: Execution): HTMLElement {
+    const finished = TERMINAL_EXECUTION.has(exec.status);
+    const wf = this.service.model.workflow(exec.workflowId);
+    const button = (label: string, title: string, enabled: boolean, fn: () => Promise<Execution | void>) => {
+      const b = h(
+        'button',
+        {
+          class: 'jp-mod-styled jp-Taskflow-action',
+          title,
+          'data-action': label.toLowerCase(),
+          disabled: !enabled || this._busy !== null
+        },
+        this._busy === label ? `${label}…` : label
+      );
+      b.onclick = () => void this._act(label, fn);
+      return b;
+    };
+    const settings = this.service.settings;
+    return h(
+      'div',
+      { class: 'jp-TaskflowExecution-header' },
+      h(
+        'div',
+        { class: 'jp-TaskflowExecution-title' },
+        h('h2', {}, wf?.name || exec.workflowId),
+        badge(exec.status),
+        h(
+          'span',
+          { class: 'jp-TaskflowPanel-meta' },
+          [
+            exec.id,
+            exec.revision ? `rev ${exec.revision}` : '',
+            exec.startTime ? `started ${formatTime(exec.startTime)}` : '',
+            formatDuration(elapsed(exec.startTime, finished ? exec.endTime ?? exec.startTime : null))
+          ]
+            .filter(Boolean)
+            .join(' · ')
+        )
+      ),
+      h(
+        'div',
+        { class: 'jp-TaskflowExecution-actions' },
+        button('Run', 'Start a new execution of this workflow', !!exec.workflowId, () =>
+          api.runWorkflow(exec.workflowId, undefined, settings)
+        ),
+        button('Cancel', 'Cancel this execution', !finished, () =>
+          api.cancelExecution(exec.id, settings)
+        ),
+        button(
+          'Retry',
+          'New execution that reuses completed results and reruns the rest',
+          exec.status === 'failed' || exec.status === 'cancelled',
+          () => api.retryExecution(exec.id, settings)
+        ),
+        button('Refresh', 'Reload from the server', true, () => this.reload())
+      )
+    );
+  }
+
+  private _graph(exec: Execution): HTMLElement {
+    const runs = new Map(exec.tasks.map(t => [t.name, t]));
+    const spec: TaskSpec[] =
+      this._spec ?? exec.tasks.map(t => ({ name: t.name, type: 'python', dependencies: [] }));
+    // Tasks only the execution knows (should not happen) are drawn too.
+    const names = new Set(spec.map(t => t.name));
+    const all = [
+      ...spec,
+      ...exec.tasks.filter(t => !names.has(t.name)).map(t => ({ name: t.name, type: '?' }))
+    ];
+    if (!all.length) {
+      return h('div', { class: 'jp-Taskflow-empty' }, 'No tasks.');
+    }
+    const layout = layoutDag(all);
+    const pos = new Map(layout.nodes.map(n => [n.name, n]));
+    const W = 140;
+    const H = 36;
+    const svg = s('svg', {
+      class: 'jp-TaskflowDag',
+      width: layout.width,
+      height: layout.height,
+      viewBox: `0 0 ${layout.width} ${layout.height}`,
+      role: 'img',
+      'aria-label': 'Workflow graph'
+    });
+    svg.appendChild(
+      s(
+        'defs',
+        {},
+        s(
+          'marker',
+          { id: 'jp-TaskflowDag-arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' },
+          s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'jp-TaskflowDag-arrowhead' })
+        )
+      )
+    );
+    for (const e of layout.edges) {
+      const a = pos.get(e.from);
+      const b = pos.get(e.to);
+      if (!a || !b) {
+        continue;
+      }
+      const x1 = a.x + W;
+      const y1 = a.y + H / 2;
+      const x2 = b.x;
+      const y2 = b.y + H / 2;
+      const mx = (x1 + x2) / 2;
+      svg.appendChild(
+        s('path', {
+          class: 'jp-TaskflowDag-edge',
+          d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`,
+          'marker-end': 'url(#jp-TaskflowDag-arrow)'
+        })
+      );
+    }
+    const types = new Map(all.map(t => [t.name, t.type]));
+    for (const n of layout.nodes) {
+      const status = runs.get(n.name)?.status ?? 'pending';
+      const g = s(
+        'g',
+        {
+          class: `jp-TaskflowDag-node jp-Taskflow-status-${status}${this._selected === n.name ? ' jp-mod-selected' : ''}`,
+          'data-task': n.name,
+          'data-status': status,
+          transform: `translate(${n.x},${n.y})`
+        },
+        s('title', {}, `${n.name}: ${status}`),
+        s('rect', { width: W, height: H, rx: 6 }),
+        s('text', { x: 10, y: 15, class: 'jp-TaskflowDag-label' }, truncate(n.name, 18)),
+        s('text', { x: 10, y: 29, class: 'jp-TaskflowDag-sub' }, `${types.get(n.name) ?? ''} · ${status}`)
+      );
+      g.addEventListener('click', () => this._select(n.name));
+      svg.appendChild(g);
+    }
+    return h('div', { class: 'jp-TaskflowExecution-graph' }, svg as unknown as Node);
+  }
+
+  private _table(exec: Execution): HTMLElement {
+    const rows = exec.tasks.map(t => this._row(t));
+    return h(
+      'table',
+      { class: 'jp-TaskflowExecution-tasks' },
+      h(
+        'thead',
+        {},
+        h('tr', {}, ...['Task', 'Status', 'Attempts', 'Duration', 'Error'].map(c => h('th', {}, c)))
+      ),
+      h('tbody', {}, ...rows)
+    );
+  }
+
+  private _row(t: TaskRun): HTMLElement {
+    const tr = h(
+      'tr',
+      {
+        class: this._selected === t.name ? 'jp-mod-selected' : undefined,
+        'data-task': t.name,
+        'data-status': t.status,
+        title: 'Show logs'
+      },
+      h('td', {}, t.name),
+      h('td', {}, badge(t.status)),
+      h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
+      h('td', {}, formatDuration(t.duration)),
+      h('td', { class: 'jp-TaskflowExecution-error' }, t.error ?? (t.reason ? `(${t.reason})` : ''))
+    );
+    tr.onclick = () => this._select(t.name);
+    return tr;
+  }
+
+  private _logsView(exec: Execution): HTMLElement {
+    if (!this._selected) {
+      return h('div', { class: 'jp-TaskflowExecution-logs jp-Taskflow-empty' }, 'Select a task to see its logs.');
+    }
+    const run = exec.tasks.find(t => t.name === this._selected);
+    const parts: Array<Node | null> = [h('h3', {}, `Logs of ${this._selected}`)];
+    const logs = this._logs;
+    if (logs.state === 'loading') {
+      parts.push(h('div', { class: 'jp-Taskflow-loading' }, 'Loading logs…'));
+    } else if (logs.state === 'error') {
+      parts.push(h('div', { class: 'jp-Taskflow-error' }, `Cannot load logs: ${logs.message}`));
+    } else if (!logs.attempts.length) {
+      parts.push(h('p', { class: 'jp-Taskflow-empty' }, 'No output captured.'));
+    } else {
+      logs.attempts.forEach((a, i) => {
+        parts.push(h('h4', {}, `Attempt ${a.attempt ?? i + 1}`));
+        if (a.stdout) {
+          parts.push(h('pre', { class: 'jp-TaskflowExecution-stdout' }, a.stdout));
+        }
+        if (a.stderr) {
+          parts.push(h('pre', { class: 'jp-TaskflowExecution-stderr' }, a.stderr));
+        }
+        if (!a.stdout && !a.stderr) {
+          parts.push(h('p', { class: 'jp-Taskflow-empty' }, 'No output.'));
+        }
+      });
+    }
+    if (run?.traceback) {
+      parts.push(h('h4', {}, 'Traceback'), h('pre', { class: 'jp-TaskflowExecution-stderr' }, run.traceback));
+    }
+    return h('div', { class: 'jp-TaskflowExecution-logs', 'data-task': this._selected }, ...parts);
+  }
+
+  private _unsubscribe: () => void;
+  private _frame: number | null = null;
+  private _spec: TaskSpec[] | null = null;
+  private _loaded = false;
+  private _error: string | null = null;
+  private _actionError: string | null = null;
+  private _busy: string | null = null;
+  private _lastStatus: string | undefined;
+  private _selected: string | null = null;
+  private _selectedStatus: string | undefined;
+  private _logs: Logs = { state: 'loading' };
+}
+
+function truncate(text: string, n: number): string {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}

@@ -1,0 +1,431 @@
+/**
+ * The TaskFlow vocabulary as TypeScript types (mirroring the REST and /ws JSON
+ * of SPEC sections 3 and 4), plus the one place where the frontend's view of
+ * run state changes: `TaskflowModel`.
+ *
+ * State reaches the browser by two roads: REST snapshots (GET /executions,
+ * GET /executions/{id}) and /ws events. They can arrive in either order — a
+ * snapshot may be older than an event already applied, and a replay after a
+ * reconnect may repeat events. Rather than trusting arrival order, every merge
+ * is monotonic: an execution only moves forward through
+ * pending -> running -> terminal, and a task through (attempt, phase). Applying
+ * the same facts in any order therefore gives the same state, and replays are
+ * harmless. This module has no DOM or JupyterLab imports so it is unit-tested
+ * under plain node.
+ */
+
+export type ExecutionStatus =
+  | 'pending'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+/**
+ * Task statuses of the documentation plus `cancelled`; `retrying` is a
+ * frontend-only phase between a failed attempt and the next one.
+ */
+export type TaskStatus =
+  | 'pending'
+  | 'running'
+  | 'retrying'
+  | 'completed'
+  | 'failed'
+  | 'skipped'
+  | 'cancelled';
+
+export type EventName =
+  | 'execution_started'
+  | 'execution_completed'
+  | 'execution_failed'
+  | 'execution_cancelled'
+  | 'task_started'
+  | 'task_completed'
+  | 'task_failed'
+  | 'task_retrying'
+  | 'task_skipped';
+
+/** One task of a workflow definition (request body of POST /workflows). */
+export interface TaskSpec {
+  name: string;
+  type: string;
+  params?: Record<string, unknown>;
+  dependencies?: string[];
+  retries?: number;
+  retry_delay?: number;
+  retry_backoff?: number;
+  timeout?: number | null;
+  trigger_rule?: string;
+}
+
+/** A registered workflow definition as GET /workflows returns it. */
+export interface WorkflowDefinition {
+  id: string;
+  name: string;
+  description?: string;
+  version?: string | number;
+  tags?: string[];
+  owner?: string;
+  tasks: TaskSpec[];
+  revision?: number;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+/** One attempt of a task, in GET /executions/{id}. */
+export interface TaskAttempt {
+  attempt?: number;
+  status?: string;
+  startTime?: string | null;
+  endTime?: string | null;
+  duration?: number | null;
+  error?: string | null;
+  [key: string]: unknown;
+}
+
+export interface TaskRun {
+  name: string;
+  status: TaskStatus;
+  duration?: number | null;
+  attempts?: number;
+  startTime?: string | null;
+  endTime?: string | null;
+  error?: string | null;
+  reason?: string | null;
+  result?: unknown;
+  traceback?: string | null;
+  history?: TaskAttempt[];
+  [key: string]: unknown;
+}
+
+export interface Execution {
+  id: string;
+  workflowId: string;
+  revision?: number;
+  status: ExecutionStatus;
+  tasks: TaskRun[];
+  startTime?: string | null;
+  endTime?: string | null;
+  [key: string]: unknown;
+}
+
+/** One /ws message (SPEC section 4). */
+export interface TaskflowEvent {
+  event: EventName | string;
+  seq: number;
+  /** The execution id, as in the documented example. */
+  workflow_id?: string;
+  execution_id: string;
+  /** The workflow definition id. */
+  workflow?: string;
+  task?: string | null;
+  timestamp?: string;
+  status?: string;
+  attempt?: number;
+  duration?: number | null;
+  error?: string | null;
+  reason?: string | null;
+}
+
+/** Captured output of a task (GET /executions/{id}/tasks/{name}/logs). */
+export interface TaskLogAttempt {
+  attempt?: number;
+  stdout?: string;
+  stderr?: string;
+  [key: string]: unknown;
+}
+
+export const TERMINAL_EXECUTION: ReadonlySet<string> = new Set([
+  'completed',
+  'failed',
+  'cancelled'
+]);
+
+export const TERMINAL_TASK: ReadonlySet<string> = new Set([
+  'completed',
+  'failed',
+  'skipped',
+  'cancelled'
+]);
+
+const EXECUTION_RANK: Record<string, number> = {
+  pending: 0,
+  running: 1,
+  completed: 2,
+  failed: 2,
+  cancelled: 2
+};
+
+const TASK_RANK: Record<string, number> = {
+  pending: 0,
+  running: 1,
+  retrying: 2,
+  completed: 3,
+  failed: 3,
+  skipped: 3,
+  cancelled: 3
+};
+
+/** True when `next` may replace `current` (never moves an execution backwards). */
+export function executionAdvances(current: string, next: string): boolean {
+  return (EXECUTION_RANK[next] ?? 0) >= (EXECUTION_RANK[current] ?? 0);
+}
+
+/** True when task state `next` is not older than `current`. */
+export function taskAdvances(current: TaskRun, next: TaskRun): boolean {
+  const a = current.attempts;
+  const b = next.attempts;
+  if (a !== undefined && b !== undefined && a !== b) {
+    return b > a;
+  }
+  if (current.status === 'retrying' && next.status === 'running') {
+    // The next attempt started (an event without an attempt number).
+    return true;
+  }
+  return (TASK_RANK[next.status] ?? 0) >= (TASK_RANK[current.status] ?? 0);
+}
+
+/** Merge two views of one task: the newer one wins, known fields are kept. */
+export function mergeTask(current: TaskRun, next: TaskRun): TaskRun {
+  if (!taskAdvances(current, next)) {
+    // Older state: it may still carry detail (result, traceback) we lack.
+    return { ...withoutUndefined(next), ...withoutUndefined(current) };
+  }
+  return { ...current, ...withoutUndefined(next) };
+}
+
+/** Merge two views of one execution (snapshot or event-built). */
+export function mergeExecution(current: Execution, next: Execution): Execution {
+  const newer = executionAdvances(current.status, next.status);
+  const base = newer
+    ? { ...current, ...withoutUndefined(next) }
+    : { ...withoutUndefined(next), ...current };
+  const tasks = new Map<string, TaskRun>();
+  for (const t of current.tasks ?? []) {
+    tasks.set(t.name, t);
+  }
+  for (const t of next.tasks ?? []) {
+    const old = tasks.get(t.name);
+    tasks.set(t.name, old ? mergeTask(old, t) : t);
+  }
+  // Keep the order of whichever view lists more tasks (the snapshot usually).
+  const order = (
+    (next.tasks ?? []).length >= (current.tasks ?? []).length
+      ? next.tasks ?? []
+      : current.tasks ?? []
+  ).map(t => t.name);
+  for (const name of tasks.keys()) {
+    if (!order.includes(name)) {
+      order.push(name);
+    }
+  }
+  return { ...base, tasks: order.map(name => tasks.get(name) as TaskRun) };
+}
+
+/** The execution-level status an `execution_*` event announces. */
+function executionStatusOf(event: string): ExecutionStatus | null {
+  switch (event) {
+    case 'execution_started':
+      return 'running';
+    case 'execution_completed':
+      return 'completed';
+    case 'execution_failed':
+      return 'failed';
+    case 'execution_cancelled':
+      return 'cancelled';
+    default:
+      return null;
+  }
+}
+
+/** The task state a `task_*` event announces, or null for other events. */
+export function taskFromEvent(ev: TaskflowEvent): TaskRun | null {
+  if (!ev.task || !ev.event.startsWith('task_')) {
+    return null;
+  }
+  const base: TaskRun = { name: ev.task, status: 'pending' };
+  if (ev.attempt !== undefined && ev.attempt !== null) {
+    base.attempts = ev.attempt;
+  }
+  switch (ev.event) {
+    case 'task_started':
+      return {
+        ...base,
+        status: 'running',
+        startTime: ev.timestamp,
+        endTime: null,
+        error: null
+      };
+    case 'task_completed':
+      return {
+        ...base,
+        status: 'completed',
+        endTime: ev.timestamp,
+        duration: ev.duration ?? undefined
+      };
+    case 'task_failed':
+      return {
+        ...base,
+        status: 'failed',
+        endTime: ev.timestamp,
+        duration: ev.duration ?? undefined,
+        error: ev.error ?? undefined
+      };
+    case 'task_retrying':
+      return { ...base, status: 'retrying', error: ev.error ?? undefined };
+    case 'task_skipped':
+      return { ...base, status: 'skipped', reason: ev.reason ?? undefined };
+    default:
+      return TERMINAL_TASK.has(ev.status ?? '') || ev.status === 'running'
+        ? { ...base, status: ev.status as TaskStatus }
+        : null;
+  }
+}
+
+/** The partial execution an event describes (to be merged into state). */
+export function executionFromEvent(ev: TaskflowEvent): Execution | null {
+  const id = ev.execution_id ?? ev.workflow_id;
+  if (!id) {
+    return null;
+  }
+  const status = executionStatusOf(ev.event);
+  const task = taskFromEvent(ev);
+  const exec: Execution = {
+    id,
+    workflowId: ev.workflow ?? '',
+    // A task event proves the execution is at least running.
+    status: status ?? (task ? 'running' : 'pending'),
+    tasks: task ? [task] : []
+  };
+  if (!ev.workflow) {
+    delete (exec as Partial<Execution>).workflowId;
+  }
+  if (ev.event === 'execution_started') {
+    exec.startTime = ev.timestamp;
+  } else if (status) {
+    exec.endTime = ev.timestamp;
+  }
+  return exec;
+}
+
+export type Listener = (model: TaskflowModel) => void;
+
+/**
+ * Workflows and executions as the frontend knows them. Views subscribe and
+ * re-render; they never edit the maps themselves.
+ */
+export class TaskflowModel {
+  /** Highest /ws `seq` applied; reconnects ask for `since=lastSeq`. */
+  lastSeq: number | null = null;
+
+  get workflows(): WorkflowDefinition[] {
+    return [...this._workflows.values()];
+  }
+
+  workflow(id: string): WorkflowDefinition | undefined {
+    return this._workflows.get(id);
+  }
+
+  execution(id: string): Execution | undefined {
+    return this._executions.get(id);
+  }
+
+  /** Executions newest first (by start time, then insertion order). */
+  recentExecutions(limit = 50): Execution[] {
+    const all = [...this._executions.values()];
+    const order = new Map(all.map((e, i) => [e.id, i]));
+    all.sort((a, b) => {
+      const ta = a.startTime ?? '';
+      const tb = b.startTime ?? '';
+      if (ta !== tb) {
+        return ta < tb ? 1 : -1;
+      }
+      return (order.get(b.id) ?? 0) - (order.get(a.id) ?? 0);
+    });
+    return all.slice(0, limit);
+  }
+
+  setWorkflows(list: WorkflowDefinition[]): void {
+    this._workflows = new Map(list.map(w => [w.id, w]));
+    this._emit();
+  }
+
+  upsertWorkflow(def: WorkflowDefinition): void {
+    this._workflows.set(def.id, def);
+    this._emit();
+  }
+
+  /** Merge REST snapshots (GET /executions or GET /executions/{id}). */
+  upsertExecutions(list: Execution[]): void {
+    for (const exec of list) {
+      this._merge(exec);
+    }
+    this._emit();
+  }
+
+  /**
+   * Apply one /ws event. Events with a `seq` not above `lastSeq` were already
+   * applied (replay overlap) and are ignored. Returns true when state changed.
+   */
+  applyEvent(ev: TaskflowEvent): boolean {
+    if (typeof ev.seq === 'number') {
+      if (this.lastSeq !== null && ev.seq <= this.lastSeq) {
+        return false;
+      }
+      this.lastSeq = ev.seq;
+    }
+    const exec = executionFromEvent(ev);
+    if (!exec) {
+      return false;
+    }
+    this._merge(exec);
+    this._emit();
+    return true;
+  }
+
+  /** Call `fn` on every change; returns an unsubscribe function. */
+  subscribe(fn: Listener): () => void {
+    this._listeners.add(fn);
+    return () => {
+      this._listeners.delete(fn);
+    };
+  }
+
+  private _merge(exec: Execution): void {
+    const old = this._executions.get(exec.id);
+    this._executions.set(exec.id, old ? mergeExecution(old, exec) : exec);
+  }
+
+  private _emit(): void {
+    for (const fn of [...this._listeners]) {
+      try {
+        fn(this);
+      } catch (err) {
+        console.error('TaskFlow: a model listener failed', err);
+      }
+    }
+  }
+
+  private _workflows = new Map<string, WorkflowDefinition>();
+  private _executions = new Map<string, Execution>();
+  private _listeners = new Set<Listener>();
+}
+
+/** Counts of task statuses, e.g. for a "3/5 completed" summary. */
+export function taskCounts(exec: Execution): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const t of exec.tasks ?? []) {
+    counts[t.status] = (counts[t.status] ?? 0) + 1;
+  }
+  return counts;
+}
+
+function withoutUndefined<T extends object>(obj: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== undefined) {
+      (out as Record<string, unknown>)[k] = v;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * The frontend's one connection to TaskFlow: a shared model, the /ws stream
+ * feeding it, and REST snapshots loaded when the stream (re)opens. Views read
+ * from `model` and call actions here; they do not talk to the server on their
+ * own, except for per-view detail (one execution, its logs).
+ */
+
+import { ServerConnection } from '@jupyterlab/services';
+
+import * as api from './api';
+import { TaskflowEvent, TaskflowModel } from './model';
+import { EventStream, SocketLike, StreamStatus } from './stream';
+
+export interface ServiceState {
+  /** True until the first snapshot arrived (or failed). */
+  loading: boolean;
+  /** The last snapshot error, cleared by a successful refresh. */
+  error: string | null;
+  stream: StreamStatus;
+}
+
+export class TaskflowService {
+  readonly model = new TaskflowModel();
+  readonly settings: ServerConnection.ISettings;
+
+  constructor(settings?: ServerConnection.ISettings) {
+    this.settings = settings ?? ServerConnection.makeSettings();
+    this._stream = new EventStream({
+      url: since => api.eventsUrl(since, {}, this.settings),
+      connect: url =>
+        new this.settings.WebSocket(url) as unknown as SocketLike,
+      lastSeq: () => this.model.lastSeq,
+      onEvent: ev => this._onEvent(ev),
+      onOpen: () => void this.refresh(),
+      onStatus: status => this._setState({ stream: status }),
+      maxDelayMs: 15000
+    });
+  }
+
+  get state(): ServiceState {
+    return this._state;
+  }
+
+  /** Open the stream (idempotent); the first open loads a snapshot. */
+  start(): void {
+    if (!this._started) {
+      this._started = true;
+      this._stream.start();
+      // Do not wait for the socket to show something: a REST snapshot now,
+      // another one when the socket opens (merges are idempotent).
+      void this.refresh();
+    }
+  }
+
+  dispose(): void {
+    this._stream.stop();
+  }
+
+  /** Reload workflows and recent executions over REST. */
+  async refresh(): Promise<void> {
+    try {
+      const [workflows, executions] = await Promise.all([
+        api.listWorkflows(this.settings),
+        api.listExecutions({ limit: 50 }, this.settings)
+      ]);
+      this.model.setWorkflows(workflows);
+      this.model.upsertExecutions(executions);
+      this._setState({ loading: false, error: null });
+    } catch (err) {
+      this._setState({
+        loading: false,
+        error: err instanceof Error ? err.message : String(err)
+      });
+    }
+  }
+
+  /** Re-read one execution (full detail) into the model. */
+  async loadExecution(id: string): Promise<void> {
+    const exec = await api.getExecution(id, this.settings);
+    this.model.upsertExecutions([exec]);
+  }
+
+  /** Subscribe to state changes (loading, error, stream status). */
+  onStateChanged(fn: (state: ServiceState) => void): () => void {
+    this._stateListeners.add(fn);
+    return () => {
+      this._stateListeners.delete(fn);
+    };
+  }
+
+  private _onEvent(ev: TaskflowEvent): void {
+    const id = ev.execution_id ?? ev.workflow_id;
+    const known = id ? this.model.execution(id) : undefined;
+    this.model.applyEvent(ev);
+    if (id && (!known || ev.event.startsWith('execution_'))) {
+      // A new execution (perhaps started elsewhere) or a finished one: read
+      // its full detail (task list, errors) once.
+      void this.loadExecution(id).catch(() => undefined);
+    }
+    if (ev.workflow && !this.model.workflow(ev.workflow)) {
+      void this._reloadWorkflows();
+    }
+  }
+
+  /** Reload the workflow list once for a burst of unknown-workflow events. */
+  private async _reloadWorkflows(): Promise<void> {
+    if (this._reloading) {
+      return;
+    }
+    this._reloading = true;
+    try {
+      this.model.setWorkflows(await api.listWorkflows(this.settings));
+    } catch {
+      // the next refresh reports errors
+    } finally {
+      this._reloading = false;
+    }
+  }
+
+  private _setState(patch: Partial<ServiceState>): void {
+    this._state = { ...this._state, ...patch };
+    for (const fn of [...this._stateListeners]) {
+      fn(this._state);
+    }
+  }
+
+  private _stream: EventStream;
+  private _started = false;
+  private _reloading = false;
+  private _state: ServiceState = {
+    loading: true,
+    error: null,
+    stream: 'closed'
+  };
+  private _stateListeners = new Set<(state: ServiceState) => void>();
+}

@@ -1,0 +1,97 @@
+"""Executors run task attempts; the engine never cares which one.
+
+    Executor (interface)
+    ├── InlineExecutor   runs the attempt in the caller's thread (tests, debugging)
+    ├── ThreadExecutor   a thread pool (default in kernels); cannot stop running code
+    ├── ProcessExecutor  loky worker processes (default in the server); stops code for real
+    └── DaskExecutor     a distributed.Client (configured address or a LocalCluster)
+
+``submit(job, report)`` starts one attempt and returns a handle; the executor calls
+``report(outcome)`` exactly once, from any thread, when the attempt ends (the engine's
+``report`` only puts the outcome on its queue). ``stop(handle)`` stops a running
+attempt where the executor can (``can_stop``); the engine ignores late outcomes of
+attempts it has given up on, so stopping is best effort and never a correctness issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .tasks import Job, Outcome, run_job
+
+__all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ThreadExecutor", "make_executor"]
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[Outcome], None]
+
+
+class Executor:
+    """Interface of every executor (see the module docstring)."""
+
+    name = "abstract"
+    can_stop = False
+
+    def submit(self, job: Job, report: Report) -> Any:
+        """Start one attempt; ``report`` gets its ``Outcome``. Returns a handle for ``stop``."""
+        raise NotImplementedError
+
+    def stop(self, handle: Any) -> None:
+        """Stop a running attempt if this executor can; its outcome is then ignored."""
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Release workers; attempts still running are abandoned."""
+
+
+class InlineExecutor(Executor):
+    """Runs each attempt at once in the submitting thread: real code, no concurrency."""
+
+    name = "inline"
+
+    def submit(self, job: Job, report: Report) -> Any:
+        report(run_job(job))
+        return None
+
+
+def _work(job: Job, report: Report) -> None:
+    report(run_job(job))
+
+
+class ThreadExecutor(Executor):
+    """A pool of threads; a running attempt cannot be stopped (only abandoned)."""
+
+    name = "thread"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="taskflow")
+
+    def submit(self, job: Job, report: Report) -> Future[None]:
+        return self._pool.submit(_work, job, report)
+
+    def stop(self, handle: Future[None]) -> None:
+        handle.cancel()
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "inline": lambda **_: InlineExecutor(),
+    "thread": lambda workers=None, **_: ThreadExecutor(workers),
+}
+_registry_lock = threading.Lock()
+
+
+def make_executor(kind: str, **options: Any) -> Executor:
+    """Build an executor by name (``inline``, ``thread``, ``process``, ``dask``)."""
+    try:
+        factory = EXECUTORS[kind]
+    except KeyError:
+        raise ValueError(f"unknown executor {kind!r}; known: {', '.join(EXECUTORS)}") from None
+    return factory(**options)

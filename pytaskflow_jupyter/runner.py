@@ -1,0 +1,234 @@
+"""The Runner: one object that registers workflows and runs executions.
+
+It is the manager that both front ends sit on (the server's handlers, the kernel's
+magics and Python API): it validates, stores, starts an ``ExecutionRun`` per execution
+in its own thread, keeps a heartbeat for the executions it owns, cancels, retries
+("resume from failure") and, at start-up, resumes what it owned before a crash.
+
+Ownership: every execution row names its owner (``host:pid:random``) and carries a
+heartbeat. Another runner may take over an execution whose heartbeat is older than
+``stale_after`` seconds: a server resumes it (the process that ran it is gone), a kernel
+marks it failed with reason ``owner_lost``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .engine import ExecutionRun
+from .errors import Conflict
+from .events import EventBus, make_event
+from .executors import Executor
+from .model import TERMINAL_EXECUTION, ExecStatus, Reason, TaskStatus, Workflow, utcnow
+from .store import Store, TaskRow
+from .validation import Limits, parse_workflow
+
+__all__ = ["Runner", "new_execution_id"]
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """False when ``owner`` names a process of this host that no longer exists."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine: only the heartbeat can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def new_execution_id() -> str:
+    """``exec_`` + 16 random hex digits."""
+    return "exec_" + secrets.token_hex(8)
+
+
+class Runner:
+    """Registers workflows and runs their executions on one executor."""
+
+    def __init__(self, store: Store, executor: Executor, bus: EventBus | None = None, *,
+                 limits: Limits | None = None,
+                 resolve: Callable[[str], Callable[..., Any] | None] | None = None,
+                 heartbeat_interval: float = 5.0, stale_after: float = 30.0,
+                 capture: bool = True, log_limit: int = 64 * 1024, root_dir: str | None = None,
+                 fast_noop: bool = True, window: int = 2048) -> None:
+        self.store, self.executor = store, executor
+        self.bus = bus or EventBus()
+        self.limits = limits or store.limits
+        self.resolve = resolve
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.heartbeat_interval, self.stale_after = heartbeat_interval, stale_after
+        self.run_options: Json = {"capture": capture, "log_limit": log_limit,
+                                  "root_dir": root_dir, "fast_noop": fast_noop, "window": window}
+        self._runs: dict[str, ExecutionRun] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._heart = threading.Thread(target=self._beat, name="taskflow-heartbeat", daemon=True)
+        self._heart.start()
+
+    # -- workflows ----------------------------------------------------------------------
+    def register(self, definition: Any) -> Json:
+        """Validate and store a definition; returns it with its revision."""
+        return self.store.save_workflow(parse_workflow(definition, self.limits))
+
+    def submit(self, definition: Any, *, idempotency_key: str | None = None,
+               params: Json | None = None) -> Json:
+        """Register a definition and start an execution of it (``POST /workflows``)."""
+        wf = parse_workflow(definition, self.limits)
+        saved = self.store.save_workflow(wf)
+        return self.start(wf.id, revision=saved["revision"], params=params,
+                          idempotency_key=idempotency_key)
+
+    # -- executions ---------------------------------------------------------------------
+    def start(self, workflow_id: str, *, revision: int | None = None, params: Json | None = None,
+              idempotency_key: str | None = None, parent_id: str | None = None,
+              prior: dict[str, TaskRow] | None = None) -> Json:
+        """Record a new execution durably, start running it, and return it (``pending``)."""
+        params = self.store.check_params(params)
+        if revision is None:
+            revision = self.store.get_workflow(workflow_id)["revision"]
+        wf = self.store.load_workflow(workflow_id, revision)
+        execution, created = self.store.create_execution(
+            new_execution_id(), workflow_id, revision, params=params, owner=self.owner,
+            parent_id=parent_id, idempotency_key=idempotency_key, executor=self.executor.name,
+            tasks=list((prior or {}).values()))
+        if created:
+            self._launch(wf, execution["id"], params, prior)
+        return execution
+
+    def _launch(self, wf: Workflow, execution_id: str, params: Json,
+                prior: dict[str, TaskRow] | None) -> ExecutionRun:
+        run = ExecutionRun(self.store, self.executor, self.bus, wf, execution_id, params=params,
+                           prior=prior, resolve=self.resolve, **self.run_options)
+        with self._lock:
+            self._runs[execution_id] = run
+        thread = threading.Thread(target=self._drive, args=(run,), daemon=True,
+                                  name=f"taskflow-{execution_id}")
+        thread.start()
+        return run
+
+    def _drive(self, run: ExecutionRun) -> None:
+        try:
+            run.run()
+        finally:
+            with self._lock:
+                self._runs.pop(run.execution_id, None)
+
+    def get(self, execution_id: str, *, detail: bool = True) -> Json:
+        """One execution as REST shows it."""
+        return self.store.get_execution(execution_id, detail=detail)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> Json:
+        """Block until the execution is terminal (or ``timeout``); return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                run = self._runs.get(execution_id)
+            if run is not None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                run.done.wait(min(left, 0.5) if left is not None else 0.5)
+            status = self.store.control(execution_id)[0]
+            if status in TERMINAL_EXECUTION:
+                return self.get(execution_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                return self.get(execution_id)
+            if run is None:
+                time.sleep(0.05)
+
+    def cancel(self, execution_id: str) -> Json:
+        """Cancel an execution (final). 409 when it has already ended."""
+        self.store.request_cancel(execution_id)  # also reaches owners in other processes
+        with self._lock:
+            run = self._runs.get(execution_id)
+        if run is not None:
+            run.cancel()
+            run.done.wait(10)
+        return self.get(execution_id)
+
+    def retry(self, execution_id: str, *, idempotency_key: str | None = None) -> Json:
+        """A new execution that reuses completed results of ``execution_id`` and reruns the
+        rest; branch decisions are replayed; failed tasks get a fresh retry budget."""
+        row = self.store.execution_row(execution_id)
+        if row["status"] not in TERMINAL_EXECUTION:
+            raise Conflict(f"execution {execution_id!r} is still {row['status']}; "
+                           "cancel it or wait for it to end before retrying")
+        prior = {}
+        for name, task in self.store.task_rows(execution_id).items():
+            if task.status == TaskStatus.COMPLETED:
+                prior[name] = task
+        return self.start(row["workflow_id"], revision=row["revision"], params=row["params"],
+                          parent_id=execution_id, prior=prior, idempotency_key=idempotency_key)
+
+    # -- ownership, recovery ------------------------------------------------------------
+    def _beat(self) -> None:
+        while not self._closing.wait(self.heartbeat_interval):
+            try:
+                self.store.heartbeat(self.owner)
+            except Exception:
+                log.exception("heartbeat failed")
+
+    def recover(self, *, resume: bool = True) -> list[str]:
+        """Take over active executions whose owner's heartbeat is stale (or that this
+        machine's earlier server owned): resume them (``resume=True``, the server) or
+        mark them failed with reason ``owner_lost`` (kernels)."""
+        taken = []
+        now = time.time()
+        for row in self.store.executions_where():
+            if row["owner"] == self.owner:
+                continue
+            if now - (row["heartbeat"] or 0) < self.stale_after and _owner_alive(row["owner"]):
+                continue
+            if not self.store.claim(row["id"], self.owner, row["owner"]):
+                continue
+            taken.append(row["id"])
+            if resume:
+                wf = self.store.load_workflow(row["workflow_id"], row["revision"])
+                self._launch(wf, row["id"], row["params"], self.store.task_rows(row["id"]))
+            else:
+                self.mark_lost(row)
+        return taken
+
+    def mark_lost(self, row: Json) -> None:
+        """Fail an execution whose owner died, with reason ``owner_lost``."""
+        wf_id, exec_id = row["workflow_id"], row["id"]
+        now = utcnow()
+        tasks = []
+        for name, task in self.store.task_rows(exec_id).items():
+            if task.status in (TaskStatus.RUNNING, TaskStatus.PENDING):
+                task.status, task.reason, task.end_time = TaskStatus.FAILED, Reason.OWNER_LOST, now
+                task.error = "the process that ran this execution stopped"
+                tasks.append(task)
+        event = make_event("execution_failed", exec_id, wf_id, ExecStatus.FAILED,
+                           reason=Reason.OWNER_LOST)
+        events = self.store.commit(exec_id, tasks=tasks, events=[event], execution={
+            "status": ExecStatus.FAILED, "end_time": now, "reason": Reason.OWNER_LOST})
+        self.bus.publish(events)
+
+    def active(self) -> list[str]:
+        """Ids of the executions this runner is running now."""
+        with self._lock:
+            return list(self._runs)
+
+    def close(self, *, wait: float = 5.0) -> None:
+        """Stop heartbeats; running executions stay ``running`` in the store and are
+        resumed by the next runner (this is what makes a restart safe)."""
+        self._closing.set()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.done.wait(wait / max(1, len(runs)))
+

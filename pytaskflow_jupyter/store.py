@@ -1,0 +1,514 @@
+"""SQLite persistence: the only module that talks to the database.
+
+Design
+------
+One SQLite file holds every workflow revision, execution, task run, log and event, and
+is shared by the Jupyter server and every kernel on the machine. So:
+
+* WAL journal, ``synchronous=NORMAL`` (a committed transaction survives a crash of the
+  process; ``TaskFlowApp.db_synchronous`` can ask for ``FULL`` to survive power loss),
+  a busy timeout, and ``BEGIN IMMEDIATE`` for every writer: writers queue instead of
+  failing with "database is locked".
+* One connection per thread (sqlite3 connections are not shared across threads).
+* ``events.seq`` is the table's INTEGER PRIMARY KEY, assigned as ``max(seq) + 1`` inside
+  the writer's transaction: writers are serialised, so the sequence is global across
+  processes, increasing and gap-free, and commit order equals ``seq`` order.
+* The engine hands a whole batch of state changes (task rows, execution row, events) to
+  ``commit``; it is written in one transaction and only then published. A task that has
+  no row yet is ``pending`` (its definition says it exists), which keeps submission of a
+  100,000-task workflow to one row.
+
+Schema changes are append-only migrations (``MIGRATIONS``); a database written by a
+newer schema is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .errors import Conflict, InvalidInput, NotFound, StoreError
+from .model import TERMINAL_EXECUTION, TaskStatus, Workflow, utcnow
+from .validation import Limits, parse_workflow
+
+__all__ = ["Store", "TaskRow"]
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+def _m1(db: sqlite_utils.Database) -> None:
+    db["workflows"].create(
+        {"id": str, "revision": int, "name": str, "definition": str, "fingerprint": str,
+         "created_at": str, "deleted": int},
+        pk=("id", "revision"),
+    )
+    db["executions"].create(
+        {"id": str, "workflow_id": str, "revision": int, "status": str, "params": str,
+         "start_time": str, "end_time": str, "created_at": str, "owner": str,
+         "heartbeat": float, "parent_id": str, "idempotency_key": str, "reason": str,
+         "executor": str, "cancel_requested": int},
+        pk="id",
+    )
+    db["executions"].create_index(["workflow_id"])
+    db["executions"].create_index(["status"])
+    db["executions"].create_index(["idempotency_key"], unique=True)
+    db.execute(
+        "CREATE TABLE task_runs (execution_id TEXT, name TEXT, status TEXT, attempts INTEGER,"
+        " start_time TEXT, end_time TEXT, duration REAL, result TEXT, error TEXT,"
+        " traceback TEXT, reason TEXT, history TEXT, branch TEXT,"
+        " PRIMARY KEY (execution_id, name)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE task_logs (execution_id TEXT, name TEXT, attempt INTEGER, stdout TEXT,"
+        " stderr TEXT, PRIMARY KEY (execution_id, name, attempt)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, execution_id TEXT, workflow_id TEXT,"
+        " event TEXT, payload TEXT)"
+    )
+    db["events"].create_index(["execution_id"])
+    db["events"].create_index(["workflow_id"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1]
+
+
+@dataclass
+class TaskRow:
+    """The durable state of one task in one execution (what ``task_runs`` holds)."""
+
+    name: str
+    status: str = TaskStatus.PENDING
+    attempts: int = 0
+    start_time: str | None = None
+    end_time: str | None = None
+    duration: float | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    reason: str | None = None
+    history: list[Json] | None = None
+    branch: Json | None = None
+    result_text: str | None = None  # the result as JSON text, when already encoded
+
+    def to_json(self, *, detail: bool = False) -> Json:
+        """The task as REST shows it (camelCase)."""
+        out: Json = {"name": self.name, "status": self.status, "duration": self.duration,
+                     "attempts": self.attempts, "startTime": self.start_time,
+                     "endTime": self.end_time, "error": self.error, "reason": self.reason}
+        if detail:
+            out.update(result=self.result, traceback=self.traceback,
+                       history=self.history or [], branch=self.branch)
+        return out
+
+
+def encode_result(value: Any, limit: int = 1 << 20) -> str:
+    """JSON text of a result; a summary when it is not JSON or larger than ``limit``."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps({"summary": _summary(value), "type": type(value).__name__,
+                           "json": False})
+    if len(text) > limit:
+        return json.dumps({"summary": text[:200] + "...", "type": type(value).__name__,
+                           "json": False, "bytes": len(text)})
+    return text
+
+
+def _summary(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+TASK_COLUMNS = ("status", "attempts", "start_time", "end_time", "duration", "result", "error",
+                "traceback", "reason", "history", "branch")
+EXEC_COLUMNS = frozenset({"status", "start_time", "end_time", "owner", "heartbeat", "reason",
+                          "executor", "cancel_requested"})
+ACTIVE = ("pending", "running")
+
+
+class Store:
+    """The SQLite store shared by the server and kernels (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
+                 busy_timeout_ms: int = 60_000, limits: Limits | None = None) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self.limits = limits or Limits()
+        self._local = threading.local()
+        self._workflow_cache: dict[tuple[str, int], Workflow] = {}
+        self._cache_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            # Task parameters may hold secrets: the file is private to its user.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._migrate()
+
+    # -- connections and transactions -------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=self.busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One writer transaction (``BEGIN IMMEDIATE``): all or nothing."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            db = sqlite_utils.Database(conn)
+            if "meta" not in db.table_names():
+                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):
+                raise StoreError(f"{self.path} has schema version {version}; this version of "
+                                 f"pytaskflow-jupyter knows up to {len(MIGRATIONS)}")
+            for number in range(version, len(MIGRATIONS)):
+                MIGRATIONS[number](db)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                         (str(len(MIGRATIONS)),))
+
+    # -- workflows ----------------------------------------------------------------------
+    def save_workflow(self, wf: Workflow) -> Json:
+        """Record a definition; a changed one gets a new revision, an unchanged one reuses it."""
+        source = {**wf.source, "id": wf.id}
+        fingerprint = wf.fingerprint()
+        now = utcnow()
+        with self.write() as conn:
+            last = conn.execute(
+                "SELECT revision, fingerprint, deleted FROM workflows WHERE id=? "
+                "ORDER BY revision DESC LIMIT 1", (wf.id,)).fetchone()
+            if last and last[1] == fingerprint and not last[2]:
+                revision = last[0]
+            else:
+                revision = (last[0] if last else 0) + 1
+                conn.execute("UPDATE workflows SET deleted=0 WHERE id=?", (wf.id,))
+                conn.execute("INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
+                             (wf.id, revision, wf.name, json.dumps(source), fingerprint, now))
+        with self._cache_lock:
+            self._workflow_cache[(wf.id, revision)] = wf
+        return self.get_workflow(wf.id, revision)
+
+    def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
+        """A definition as posted plus ``revision``, ``createdAt``, ``updatedAt``."""
+        conn = self._conn()
+        first = conn.execute("SELECT min(created_at), max(created_at), max(revision) FROM "
+                             "workflows WHERE id=? AND deleted=0", (workflow_id,)).fetchone()
+        if first[2] is None:
+            raise NotFound(f"unknown workflow {workflow_id!r}")
+        rev = first[2] if revision is None else revision
+        row = conn.execute("SELECT definition, created_at FROM workflows WHERE id=? AND "
+                           "revision=?", (workflow_id, rev)).fetchone()
+        if row is None:
+            raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
+        return {**json.loads(row[0]), "revision": rev, "createdAt": first[0],
+                "updatedAt": first[1] if revision is None else row[1]}
+
+    def load_workflow(self, workflow_id: str, revision: int) -> Workflow:
+        """The parsed definition of one revision (deleted ones included: executions keep theirs)."""
+        key = (workflow_id, revision)
+        with self._cache_lock:
+            if key in self._workflow_cache:
+                return self._workflow_cache[key]
+        row = self._conn().execute("SELECT definition FROM workflows WHERE id=? AND revision=?",
+                                   key).fetchone()
+        if row is None:
+            raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
+        wf = parse_workflow(json.loads(row[0]), Limits(max_tasks=10**9))
+        with self._cache_lock:
+            if len(self._workflow_cache) > 64:
+                self._workflow_cache.clear()
+            self._workflow_cache[key] = wf
+        return wf
+
+    def list_workflows(self) -> list[Json]:
+        """Every registered definition (latest revision), by id."""
+        rows = self._conn().execute(
+            "SELECT w.definition, w.revision, f.created, w.created_at FROM workflows w JOIN "
+            "(SELECT id, max(revision) AS rev, min(created_at) AS created FROM workflows "
+            " WHERE deleted=0 GROUP BY id) f ON w.id=f.id AND w.revision=f.rev ORDER BY w.id"
+        ).fetchall()
+        return [{**json.loads(d), "revision": r, "createdAt": c, "updatedAt": u}
+                for d, r, c, u in rows]
+
+    def delete_workflow(self, workflow_id: str) -> None:
+        """Remove a definition; its executions stay readable. 409 while one is active."""
+        with self.write() as conn:
+            if not conn.execute("SELECT 1 FROM workflows WHERE id=? AND deleted=0",
+                                (workflow_id,)).fetchone():
+                raise NotFound(f"unknown workflow {workflow_id!r}")
+            active = conn.execute("SELECT id FROM executions WHERE workflow_id=? AND status IN "
+                                  "(?,?) LIMIT 1", (workflow_id, *ACTIVE)).fetchone()
+            if active:
+                raise Conflict(f"workflow {workflow_id!r} has an active execution {active[0]!r}; "
+                               "cancel it first")
+            conn.execute("UPDATE workflows SET deleted=1 WHERE id=?", (workflow_id,))
+
+    # -- executions ---------------------------------------------------------------------
+    def create_execution(self, execution_id: str, workflow_id: str, revision: int, *,
+                         params: Json | None = None, owner: str | None = None,
+                         parent_id: str | None = None, idempotency_key: str | None = None,
+                         executor: str | None = None,
+                         tasks: list[TaskRow] | None = None) -> tuple[Json, bool]:
+        """Record a new ``pending`` execution; returns ``(execution, created)``.
+
+        With an ``idempotency_key`` already used, the earlier execution is returned and
+        nothing is written. ``tasks`` are rows carried over (a retry's reused results).
+        """
+        with self.write() as conn:
+            if idempotency_key is not None:
+                row = conn.execute("SELECT id, workflow_id FROM executions WHERE "
+                                   "idempotency_key=?", (idempotency_key,)).fetchone()
+                if row is not None:
+                    if row[1] != workflow_id:
+                        raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used "
+                                       f"for workflow {row[1]!r}", code="idempotency_key_reused")
+                    existing = row[0]
+                    created = False
+            if idempotency_key is None or row is None:
+                conn.execute(
+                    "INSERT INTO executions (id, workflow_id, revision, status, params, "
+                    "created_at, owner, heartbeat, parent_id, idempotency_key, executor) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (execution_id, workflow_id, revision, "pending", json.dumps(params or {}),
+                     utcnow(), owner, time.time(), parent_id, idempotency_key, executor))
+                self._write_tasks(conn, execution_id, tasks or [])
+                existing, created = execution_id, True
+        return self.get_execution(existing), created
+
+    @staticmethod
+    def _write_tasks(conn: sqlite3.Connection, execution_id: str, rows: list[TaskRow]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO task_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(execution_id, r.name, r.status, r.attempts, r.start_time, r.end_time, r.duration,
+              r.result_text if r.result_text is not None
+              else None if r.result is None else encode_result(r.result),
+              r.error, r.traceback, r.reason,
+              None if r.history is None else json.dumps(r.history),
+              None if r.branch is None else json.dumps(r.branch)) for r in rows])
+
+    def commit(self, execution_id: str, *, tasks: list[TaskRow] = (),  # type: ignore[assignment]
+               events: list[Json] = (),  # type: ignore[assignment]
+               execution: Json | None = None, logs: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
+               guard_terminal: bool = True) -> list[Json]:
+        """Write one batch of state changes of an execution in one transaction.
+
+        Events get their ``seq`` here. ``task.result`` must already be JSON text (see
+        ``encode_result``). With ``guard_terminal``, nothing is written for an execution
+        that is already terminal in the database (a late update never overwrites a final
+        state) and an empty list is returned.
+        """
+        with self.write() as conn:
+            if guard_terminal and self._is_terminal(conn, execution_id):
+                return []
+            if events:
+                seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+                payloads = []
+                for event in events:
+                    seq += 1
+                    event["seq"] = seq
+                    payloads.append((seq, execution_id, event["workflow"], event["event"],
+                                     json.dumps(event)))
+                conn.executemany("INSERT INTO events VALUES (?,?,?,?,?)", payloads)
+            if tasks:
+                self._write_tasks(conn, execution_id, list(tasks))
+            if logs:
+                conn.executemany("INSERT OR REPLACE INTO task_logs VALUES (?,?,?,?,?)",
+                                 [(execution_id, *entry) for entry in logs])
+            if execution:
+                cols = sorted(set(execution) & EXEC_COLUMNS)
+                conn.execute(f"UPDATE executions SET {', '.join(c + '=?' for c in cols)} "  # noqa: S608
+                             "WHERE id=?", [execution[c] for c in cols] + [execution_id])
+        return list(events)
+
+    @staticmethod
+    def _is_terminal(conn: sqlite3.Connection, execution_id: str) -> bool:
+        row = conn.execute("SELECT status FROM executions WHERE id=?", (execution_id,)).fetchone()
+        return row is None or row[0] in TERMINAL_EXECUTION
+
+    def request_cancel(self, execution_id: str) -> None:
+        """Ask the owner of an execution (maybe another process) to cancel it."""
+        with self.write() as conn:
+            if self._is_terminal(conn, execution_id):
+                status = conn.execute("SELECT status FROM executions WHERE id=?",
+                                      (execution_id,)).fetchone()
+                if status is None:
+                    raise NotFound(f"unknown execution {execution_id!r}")
+                raise Conflict(f"execution {execution_id!r} is already {status[0]}")
+            conn.execute("UPDATE executions SET cancel_requested=1 WHERE id=?", (execution_id,))
+
+    def control(self, execution_id: str) -> tuple[str, bool]:
+        """``(status, cancel_requested)`` of an execution, for its owner's loop to poll."""
+        row = self._conn().execute("SELECT status, cancel_requested FROM executions WHERE id=?",
+                                   (execution_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown execution {execution_id!r}")
+        return row[0], bool(row[1])
+
+    def task_rows(self, execution_id: str) -> dict[str, TaskRow]:
+        """Stored task rows of an execution (tasks with no row are pending)."""
+        rows = self._conn().execute(
+            f"SELECT name, {', '.join(TASK_COLUMNS)} FROM task_runs WHERE execution_id=?",
+            (execution_id,)).fetchall()
+        out = {}
+        for r in rows:
+            out[r[0]] = TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], _loads(r[6]), r[7], r[8],
+                                r[9], _loads(r[10]), _loads(r[11]), r[6])
+        return out
+
+    def execution_row(self, execution_id: str) -> Json:
+        """The raw execution row (snake_case), or NotFound."""
+        cur = self._conn().execute("SELECT * FROM executions WHERE id=?", (execution_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"unknown execution {execution_id!r}")
+        data = dict(zip([c[0] for c in cur.description], row))
+        data["params"] = _loads(data["params"]) or {}
+        return data
+
+    def get_execution(self, execution_id: str, *, detail: bool = False) -> Json:
+        """An execution as REST shows it, tasks in definition order."""
+        return self._to_json(self.execution_row(execution_id), detail=detail)
+
+    def _to_json(self, row: Json, *, detail: bool) -> Json:
+        wf = self.load_workflow(row["workflow_id"], row["revision"])
+        stored = self.task_rows(row["id"])
+        tasks = [(stored.get(t.name) or TaskRow(t.name)).to_json(detail=detail) for t in wf.tasks]
+        return {"id": row["id"], "workflowId": row["workflow_id"], "revision": row["revision"],
+                "status": row["status"], "tasks": tasks, "startTime": row["start_time"],
+                "endTime": row["end_time"], "createdAt": row["created_at"],
+                "params": row["params"], "parentId": row["parent_id"],
+                "reason": row["reason"], "executor": row["executor"]}
+
+    def list_executions(self, *, workflow_id: str | None = None, status: str | None = None,
+                        limit: int = 100, cursor: int | None = None) -> tuple[list[Json], int | None]:
+        """Executions newest first; returns ``(page, next_cursor)``."""
+        where, args = ["1=1"], []
+        if workflow_id is not None:
+            where.append("workflow_id=?")
+            args.append(workflow_id)
+        if status is not None:
+            where.append("status=?")
+            args.append(status)
+        if cursor is not None:
+            where.append("rowid<?")
+            args.append(cursor)
+        cur = self._conn().execute(
+            f"SELECT rowid AS _rowid, * FROM executions WHERE {' AND '.join(where)} "  # noqa: S608
+            "ORDER BY rowid DESC LIMIT ?", [*args, limit + 1])
+        cols = [c[0] for c in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for row in rows:
+            row["params"] = _loads(row["params"]) or {}
+        page = [self._to_json(r, detail=False) for r in rows]
+        return page, (rows[-1]["_rowid"] if more else None)
+
+    def executions_where(self, *, statuses: tuple[str, ...] = ACTIVE,
+                         owner: str | None = None) -> list[Json]:
+        """Raw rows of executions in ``statuses`` (optionally of one owner)."""
+        sql = f"SELECT * FROM executions WHERE status IN ({','.join('?' * len(statuses))})"
+        args: list[Any] = list(statuses)
+        if owner is not None:
+            sql += " AND owner=?"
+            args.append(owner)
+        cur = self._conn().execute(sql, args)
+        cols = [c[0] for c in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        for row in rows:
+            row["params"] = _loads(row["params"]) or {}
+        return rows
+
+    def heartbeat(self, owner: str) -> None:
+        """Mark the active executions of ``owner`` as alive now."""
+        with self.write() as conn:
+            conn.execute("UPDATE executions SET heartbeat=? WHERE owner=? AND status IN (?,?)",
+                         (time.time(), owner, *ACTIVE))
+
+    def claim(self, execution_id: str, owner: str, previous: str | None) -> bool:
+        """Take ownership of an active execution if ``previous`` still owns it."""
+        with self.write() as conn:
+            cur = conn.execute("UPDATE executions SET owner=?, heartbeat=? WHERE id=? AND "
+                               "owner IS ? AND status IN (?,?)",
+                               (owner, time.time(), execution_id, previous, *ACTIVE))
+            return cur.rowcount == 1
+
+    # -- logs and events ----------------------------------------------------------------
+    def get_logs(self, execution_id: str, name: str) -> list[Json]:
+        """Captured stdout/stderr of each attempt of a task."""
+        row = self.execution_row(execution_id)
+        if name not in self.load_workflow(row["workflow_id"], row["revision"]).task_map:
+            raise NotFound(f"execution {execution_id!r} has no task {name!r}")
+        rows = self._conn().execute("SELECT attempt, stdout, stderr FROM task_logs WHERE "
+                                    "execution_id=? AND name=? ORDER BY attempt",
+                                    (execution_id, name)).fetchall()
+        return [{"attempt": a, "stdout": o, "stderr": e} for a, o, e in rows]
+
+    def last_seq(self) -> int:
+        """The highest committed event ``seq`` (0 when there is none)."""
+        return int(self._conn().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def events_after(self, seq: int, *, execution: str | None = None,
+                     workflow: str | None = None, limit: int = 1000) -> list[tuple[int, str]]:
+        """Stored events after ``seq`` as ``(seq, json_text)``, oldest first."""
+        sql, args = "SELECT seq, payload FROM events WHERE seq>?", [seq]
+        if execution is not None:
+            sql += " AND execution_id=?"
+            args.append(execution)
+        if workflow is not None:
+            sql += " AND workflow_id=?"
+            args.append(workflow)
+        rows = self._conn().execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
+        return [(int(s), p) for s, p in rows]
+
+    def check_params(self, params: Any) -> Json:
+        """Execution parameter overrides must be a JSON object."""
+        if params is None:
+            return {}
+        if not isinstance(params, dict):
+            raise InvalidInput("params must be an object")
+        return params

@@ -1,0 +1,324 @@
+"""Checks a workflow definition (the body of ``POST /workflows``) and builds a ``Workflow``.
+
+Every rule of SPEC §3 is checked and *every* problem is reported at once, each with its
+location (``tasks[2].dependencies[0]``), in one ``ValidationError``. Nothing from the
+body is imported or evaluated here: task types come from a fixed registry.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Problem, ValidationError
+from .model import DEFAULT_TRIGGER_RULE, TASK_TYPES, TRIGGER_RULES, TaskSpec, Workflow
+
+__all__ = ["Limits", "parse_workflow", "walk_strings"]
+
+WORKFLOW_KEYS = frozenset(
+    {"id", "name", "description", "version", "tags", "owner", "tasks", "max_parallel"}
+)
+TASK_KEYS = frozenset(
+    {"name", "type", "params", "dependencies", "retries", "retry_delay", "retry_backoff",
+     "timeout", "trigger_rule"}
+)
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+MAX_PROBLEMS = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Configurable bounds on a definition."""
+
+    max_tasks: int = 100_000
+    max_name_length: int = 200
+    max_retries: int = 100
+    max_dependencies: int = 10_000
+
+
+class _Problems:
+    """Collects problems; stops collecting past ``MAX_PROBLEMS`` (the count stays exact)."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+        self.count = 0
+
+    def add(self, path: str, code: str, detail: str, **extra: Any) -> None:
+        self.count += 1
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(Problem(path, code, detail, extra))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Yield ``(path, string)`` for every string (keys included) in a JSON value, iteratively."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                yield f"{where}.{key}" if where else str(key), str(key)
+                stack.append((f"{where}.{key}" if where else str(key), sub))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", sub) for i, sub in enumerate(item))
+
+
+def _name_problem(value: Any, limits: Limits) -> str | None:
+    """Why ``value`` is not an acceptable name, or None."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > limits.max_name_length:
+        return f"is {len(value)} characters long; the limit is {limits.max_name_length}"
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
+    if bad is not None:
+        return f"contains the control or format character U+{ord(bad):04X}"
+    return None
+
+
+def derive_id(name: str) -> str:
+    """A URL-safe workflow id from a name (``"My Workflow"`` -> ``"my_workflow"``)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", unicodedata.normalize("NFKD", name).lower()).strip("_")
+    return slug[:200] or "workflow"
+
+
+def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
+    for key in sorted(set(data) - WORKFLOW_KEYS):
+        p.add(key, "unknown_field", f"unknown key {key!r}; allowed: {', '.join(sorted(WORKFLOW_KEYS))}")
+    if "name" not in data:
+        p.add("name", "required", "is required")
+    elif (why := _name_problem(data["name"], limits)) is not None:
+        p.add("name", "invalid_name", why)
+    if "id" in data:
+        wid = data["id"]
+        if not isinstance(wid, str) or not ID_PATTERN.match(wid) or len(wid) > limits.max_name_length:
+            p.add("id", "invalid_id", f"{wid!r} is not a valid id: use letters, digits, '_', '.', '-' "
+                  f"(at most {limits.max_name_length}), starting with a letter or digit")
+    for key in ("description", "owner"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            p.add(key, "type_error", f"must be a string, not {type(data[key]).__name__}")
+    if "version" in data and not (_is_int(data["version"]) or isinstance(data["version"], str)):
+        p.add("version", "type_error", "must be a string or an integer")
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        p.add("tags", "type_error", "must be a list of strings")
+    mp = data.get("max_parallel")
+    if mp is not None and (not _is_int(mp) or mp < 1):
+        p.add("max_parallel", "out_of_range", "must be a positive integer")
+
+
+def _check_number(task: dict[str, Any], key: str, where: str, p: _Problems, *,
+                  low: float, high: float, integer: bool = False, low_open: bool = False) -> None:
+    if key not in task or (key == "timeout" and task[key] is None):
+        return
+    value = task[key]
+    ok_type = _is_int(value) if integer else _is_number(value)
+    if not ok_type:
+        kind = "an integer" if integer else "a number"
+        p.add(f"{where}.{key}", "type_error", f"must be {kind}, not {type(value).__name__}")
+    elif value != value or value < low or value > high or (low_open and value == low):
+        bound = f"> {low}" if low_open else f">= {low}"
+        p.add(f"{where}.{key}", "out_of_range", f"{value!r} is out of range ({bound} and <= {high})")
+
+
+def _check_params(task: dict[str, Any], where: str, p: _Problems) -> None:
+    params = task.get("params", {})
+    if not isinstance(params, dict):
+        p.add(f"{where}.params", "type_error", "must be an object")
+        return
+    for key in ("callable", "code"):
+        if key in params and not isinstance(params[key], str):
+            p.add(f"{where}.params.{key}", "type_error", "must be a string")
+    if "kwargs" in params and not isinstance(params["kwargs"], dict):
+        p.add(f"{where}.params.kwargs", "type_error", "must be an object")
+    kind = task.get("type", "python")
+    if kind == "notebook":
+        path = params.get("path")
+        if not isinstance(path, str) or not path:
+            p.add(f"{where}.params.path", "required", "a notebook task needs params.path")
+        elif "\x00" in path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) \
+                or ".." in re.split(r"[\\/]", path):
+            p.add(f"{where}.params.path", "path_outside_root",
+                  f"{path!r} must be a relative path inside the server's root directory")
+        if "parameters" in params and not isinstance(params["parameters"], dict):
+            p.add(f"{where}.params.parameters", "type_error", "must be an object")
+    try:
+        json.dumps(params, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        p.add(f"{where}.params", "type_error", f"must be plain JSON ({exc})")
+
+
+def _check_task(i: int, task: Any, p: _Problems, limits: Limits) -> str | None:
+    """Check one task's own fields; return its (NFC) name when it has a valid one."""
+    where = f"tasks[{i}]"
+    if not isinstance(task, dict):
+        p.add(where, "type_error", f"must be an object, not {type(task).__name__}")
+        return None
+    for key in sorted(set(task) - TASK_KEYS):
+        p.add(f"{where}.{key}", "unknown_field",
+              f"unknown key {key!r}; allowed: {', '.join(sorted(TASK_KEYS))}")
+    name = task.get("name")
+    why = "is required" if "name" not in task else _name_problem(name, limits)
+    if why is not None:
+        p.add(f"{where}.name", "invalid_name", why)
+    kind = task.get("type", "python")
+    if kind not in TASK_TYPES:
+        p.add(f"{where}.type", "unknown_task_type",
+              f"unknown task type {kind!r}; allowed: {', '.join(TASK_TYPES)}")
+    deps = task.get("dependencies", [])
+    if not isinstance(deps, list):
+        p.add(f"{where}.dependencies", "type_error", "must be a list of task names")
+    elif len(deps) > limits.max_dependencies:
+        p.add(f"{where}.dependencies", "too_many_edges", f"more than {limits.max_dependencies}")
+    _check_number(task, "retries", where, p, low=0, high=limits.max_retries, integer=True)
+    _check_number(task, "retry_delay", where, p, low=0, high=86_400)
+    _check_number(task, "retry_backoff", where, p, low=1, high=100)
+    _check_number(task, "timeout", where, p, low=0, high=7 * 86_400, low_open=True)
+    rule = task.get("trigger_rule", DEFAULT_TRIGGER_RULE)
+    if rule not in TRIGGER_RULES:
+        p.add(f"{where}.trigger_rule", "unknown_trigger_rule",
+              f"unknown trigger rule {rule!r}; allowed: {', '.join(TRIGGER_RULES)}")
+    _check_params(task, where, p)
+    return unicodedata.normalize("NFC", name) if why is None and isinstance(name, str) else None
+
+
+def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> None:
+    """Duplicates, unknown and self dependencies, cycles, branch targets."""
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        if name in index:
+            p.add(f"tasks[{i}].name", "duplicate_task_name",
+                  f"duplicate task name {name!r} (also tasks[{index[name]}])", task=name)
+        else:
+            index[name] = i
+    graph: dict[str, list[str]] = {}
+    children: dict[str, set[str]] = {n: set() for n in index}
+    for i, (task, name) in enumerate(zip(tasks, names)):
+        deps = task.get("dependencies", []) if isinstance(task, dict) else []
+        if name is None or not isinstance(deps, list):
+            continue
+        good: list[str] = []
+        seen: set[str] = set()
+        for j, dep in enumerate(deps):
+            where = f"tasks[{i}].dependencies[{j}]"
+            if not isinstance(dep, str):
+                p.add(where, "type_error", f"must be a task name, not {type(dep).__name__}")
+                continue
+            dep = unicodedata.normalize("NFC", dep)
+            if dep == name:
+                p.add(where, "self_dependency", f"task {name!r} depends on itself", task=name)
+            elif dep not in index:
+                p.add(where, "unknown_dependency", f"unknown task {dep!r}", task=dep)
+            elif dep in seen:
+                p.add(where, "duplicate_dependency", f"{dep!r} is listed twice", task=dep)
+            else:
+                good.append(dep)
+                children[dep].add(name)
+            seen.add(dep)
+        graph.setdefault(name, good)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        p.add("tasks", "cycle_detected", "dependency cycle " + " -> ".join(map(repr, cycle))
+              + " (each depends on the next)",
+              cycle=cycle)
+    for i, (task, name) in enumerate(zip(tasks, names)):
+        if name is None or not isinstance(task, dict) or task.get("type") != "branch":
+            continue
+        params = task.get("params") if isinstance(task.get("params"), dict) else {}
+        if "next" not in params:
+            continue
+        nxt = params["next"]
+        targets = [nxt] if isinstance(nxt, str) else nxt
+        if not isinstance(targets, list):
+            p.add(f"tasks[{i}].params.next", "type_error", "must be a task name or a list of them")
+            continue
+        for j, target in enumerate(targets):
+            if target not in children[name]:
+                why = "not a task of this workflow" if target not in index else \
+                    f"not a direct downstream task of {name!r} (it must list {name!r} in its dependencies)"
+                p.add(f"tasks[{i}].params.next[{j}]", "invalid_branch_target",
+                      f"branch {name!r} names {target!r}, which is {why}", task=target)
+
+
+def _check_strings(data: Any, p: _Problems) -> None:
+    """Lone surrogates pass ``json`` but break SQLite's UTF-8 later: reject them here."""
+    for where, text in walk_strings(data):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            p.add(where, "invalid_string", "contains a lone surrogate (not valid Unicode)")
+
+
+def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
+    """Validate a definition and build the ``Workflow``; raise ``ValidationError`` listing
+    every problem, each with its location."""
+    limits = limits or Limits()
+    p = _Problems()
+    if not isinstance(data, dict):
+        raise ValidationError("The workflow definition must be a JSON object",
+                              [Problem("", "type_error", "must be an object")])
+    _check_strings(data, p)
+    _check_header(data, p, limits)
+    tasks = data.get("tasks")
+    names: list[str | None] = []
+    if "tasks" not in data:
+        p.add("tasks", "required", "is required (a list of at least one task)")
+    elif not isinstance(tasks, list):
+        p.add("tasks", "type_error", "must be a list of tasks")
+    elif not tasks:
+        p.add("tasks", "empty_workflow", "must contain at least one task")
+    elif len(tasks) > limits.max_tasks:
+        p.add("tasks", "too_many_tasks", f"{len(tasks)} tasks; the limit is {limits.max_tasks}")
+    else:
+        names = [_check_task(i, t, p, limits) for i, t in enumerate(tasks)]
+        _check_graph(tasks, names, p)
+    if p.count:
+        raise ValidationError("Invalid workflow definition:", p.items)
+    return _build(data)
+
+
+def _build(data: dict[str, Any]) -> Workflow:
+    specs = tuple(
+        TaskSpec(
+            name=unicodedata.normalize("NFC", t["name"]),
+            type=t.get("type", "python"),
+            params=dict(t.get("params") or {}),
+            dependencies=tuple(unicodedata.normalize("NFC", d) for d in t.get("dependencies", [])),
+            retries=t.get("retries", 0),
+            retry_delay=float(t.get("retry_delay", 1.0)),
+            retry_backoff=float(t.get("retry_backoff", 2.0)),
+            timeout=float(t["timeout"]) if t.get("timeout") is not None else None,
+            trigger_rule=t.get("trigger_rule", DEFAULT_TRIGGER_RULE),
+        )
+        for t in data["tasks"]
+    )
+    return Workflow(
+        id=data.get("id") or derive_id(data["name"]),
+        name=data["name"],
+        tasks=specs,
+        source=data,
+        description=data.get("description"),
+        version=data.get("version", 1),
+        tags=tuple(data.get("tags", ())),
+        owner=data.get("owner"),
+        max_parallel=data.get("max_parallel"),
+    )
