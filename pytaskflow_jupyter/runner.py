@@ -35,6 +35,7 @@ __all__ = ["Runner", "new_execution_id"]
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+SUBMITTED = "submitted"  # owner of executions waiting for the server to adopt them
 
 
 def _owner_alive(owner: str | None) -> bool:
@@ -173,6 +174,28 @@ class Runner:
         return self.start(row["workflow_id"], revision=row["revision"], params=row["params"],
                           parent_id=execution_id, prior=prior, idempotency_key=idempotency_key)
 
+    def enqueue(self, workflow_id: str, *, revision: int | None = None,
+                params: Json | None = None, idempotency_key: str | None = None) -> Json:
+        """Record an execution for the SERVER to run (``%taskflow submit``): it is stored
+        ``pending`` with owner ``SUBMITTED`` and adopted by the server's runner."""
+        params = self.store.check_params(params)
+        if revision is None:
+            revision = self.store.get_workflow(workflow_id)["revision"]
+        execution, _ = self.store.create_execution(
+            new_execution_id(), workflow_id, revision, params=params, owner=SUBMITTED,
+            idempotency_key=idempotency_key)
+        return execution
+
+    def adopt_submitted(self) -> list[str]:
+        """Start the executions other processes enqueued for this (server) runner."""
+        adopted = []
+        for row in self.store.executions_where(statuses=(ExecStatus.PENDING,), owner=SUBMITTED):
+            if self.store.claim(row["id"], self.owner, SUBMITTED):
+                wf = self.store.load_workflow(row["workflow_id"], row["revision"])
+                self._launch(wf, row["id"], row["params"], None)
+                adopted.append(row["id"])
+        return adopted
+
     # -- ownership, recovery ------------------------------------------------------------
     def _beat(self) -> None:
         while not self._closing.wait(self.heartbeat_interval):
@@ -188,7 +211,7 @@ class Runner:
         taken = []
         now = time.time()
         for row in self.store.executions_where():
-            if row["owner"] == self.owner:
+            if row["owner"] in (self.owner, SUBMITTED):
                 continue
             if now - (row["heartbeat"] or 0) < self.stale_after and _owner_alive(row["owner"]):
                 continue

@@ -42,11 +42,21 @@ from .errors import Conflict, InvalidInput, NotFound, StoreError
 from .model import TERMINAL_EXECUTION, TaskStatus, Workflow, utcnow
 from .validation import Limits, parse_workflow
 
-__all__ = ["Store", "TaskRow"]
+__all__ = ["Store", "TaskRow", "default_db_path"]
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+
+
+def default_db_path() -> Path:
+    """``$PYTASKFLOW_DB``, else ``<jupyter data dir>/pytaskflow/taskflow.db``."""
+    env = os.environ.get("PYTASKFLOW_DB")
+    if env:
+        return Path(env)
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(jupyter_data_dir()) / "pytaskflow" / "taskflow.db"
 
 
 def _m1(db: sqlite_utils.Database) -> None:
