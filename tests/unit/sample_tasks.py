@@ -1,0 +1,52 @@
+"""Importable task callables for tests (``tests.unit.sample_tasks:NAME``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def add(a, b):
+    return a + b
+
+
+def with_upstream(upstream, scale=1):
+    return sum(v for v in upstream.values() if isinstance(v, (int, float))) * scale
+
+
+def with_context(context):
+    return {"task": context["task"], "attempt": context["attempt"]}
+
+
+def noisy():
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    return "done"
+
+
+def boom():
+    raise RuntimeError("boom")
+
+
+def sleep(seconds=600):
+    time.sleep(seconds)
+    return "woke"
+
+
+def fail_until(marker, times):
+    """Fail the first ``times`` calls (counted in file ``marker``), then succeed."""
+    count = int(open(marker).read()) if os.path.exists(marker) else 0
+    with open(marker, "w") as fh:
+        fh.write(str(count + 1))
+    if count < times:
+        raise ValueError(f"attempt {count + 1} fails")
+    return count + 1
+
+
+def not_json():
+    return {1, 2, 3}
+
+
+def pick(choice):
+    return choice
