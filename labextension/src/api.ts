@@ -8,11 +8,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type {
-  Execution,
-  TaskLogAttempt,
-  WorkflowDefinition
-} from './model';
+import type { Execution, TaskLogAttempt, WorkflowDefinition } from './model';
 
 /** An error response of the TaskFlow API, with its JSON body when present. */
 export class TaskflowApiError extends Error {

@@ -9,7 +9,15 @@ import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
 import { layoutDag } from './dag';
-import { badge, describeError, elapsed, formatDuration, formatTime, h, s } from './dom';
+import {
+  badge,
+  describeError,
+  elapsed,
+  formatDuration,
+  formatTime,
+  h,
+  s
+} from './dom';
 import {
   Execution,
   TaskLogAttempt,
@@ -70,7 +78,11 @@ export class ExecutionView extends Widget {
 
   private async _loadSpec(exec: Execution): Promise<TaskSpec[] | null> {
     try {
-      const wf = await api.getWorkflow(exec.workflowId, exec.revision, this.service.settings);
+      const wf = await api.getWorkflow(
+        exec.workflowId,
+        exec.revision,
+        this.service.settings
+      );
       return wf.tasks;
     } catch {
       // Deleted definition: draw the tasks we know, without edges.
@@ -92,7 +104,8 @@ export class ExecutionView extends Widget {
         void this.reload();
       }
     }
-    const sel = this._selected && exec.tasks.find(t => t.name === this._selected);
+    const sel =
+      this._selected && exec.tasks.find(t => t.name === this._selected);
     if (sel && sel.status !== this._selectedStatus) {
       this._selectedStatus = sel.status;
       if (TERMINAL_TASK.has(sel.status)) {
@@ -111,7 +124,10 @@ export class ExecutionView extends Widget {
     }
   }
 
-  private async _act(name: string, fn: () => Promise<Execution | void>): Promise<void> {
+  private async _act(
+    name: string,
+    fn: () => Promise<Execution | void>
+  ): Promise<void> {
     this._busy = name;
     this._actionError = null;
     this._render();
@@ -134,7 +150,9 @@ export class ExecutionView extends Widget {
 
   private _select(task: string): void {
     this._selected = task;
-    const run = this.service.model.execution(this.executionId)?.tasks.find(t => t.name === task);
+    const run = this.service.model
+      .execution(this.executionId)
+      ?.tasks.find(t => t.name === task);
     this._selectedStatus = run?.status;
     void this._loadLogs(task);
   }
@@ -143,7 +161,11 @@ export class ExecutionView extends Widget {
     this._logs = { state: 'loading' };
     this._render();
     try {
-      const attempts = await api.getTaskLogs(this.executionId, task, this.service.settings);
+      const attempts = await api.getTaskLogs(
+        this.executionId,
+        task,
+        this.service.settings
+      );
       if (this._selected === task) {
         this._logs = { state: 'ready', attempts };
       }
@@ -165,15 +187,20 @@ export class ExecutionView extends Widget {
               { class: 'jp-Taskflow-error', role: 'alert' },
               `Cannot load execution ${this.executionId}: ${this._error ?? 'not found'}`
             )
-          : h('div', { class: 'jp-Taskflow-loading' }, `Loading ${this.executionId}…`)
+          : h(
+              'div',
+              { class: 'jp-Taskflow-loading' },
+              `Loading ${this.executionId}…`
+            )
       );
       return;
     }
+    const problem = this._actionError ?? this._error;
     this.node.replaceChildren(
       this._header(exec),
-      this._error || this._actionError
-        ? h('div', { class: 'jp-Taskflow-error', role: 'alert' }, this._actionError ?? this._error ?? '')
-        : null,
+      ...(problem
+        ? [h('div', { class: 'jp-Taskflow-error', role: 'alert' }, problem)]
+        : []),
       this._graph(exec),
       this._table(exec),
       this._logsView(exec)
@@ -183,7 +210,12 @@ export class ExecutionView extends Widget {
   private _header(exec: Execution): HTMLElement {
     const finished = TERMINAL_EXECUTION.has(exec.status);
     const wf = this.service.model.workflow(exec.workflowId);
-    const button = (label: string, title: string, enabled: boolean, fn: () => Promise<Execution | void>) => {
+    const button = (
+      label: string,
+      title: string,
+      enabled: boolean,
+      fn: () => Promise<Execution | void>
+    ) => {
       const b = h(
         'button',
         {
@@ -213,7 +245,12 @@ export class ExecutionView extends Widget {
             exec.id,
             exec.revision ? `rev ${exec.revision}` : '',
             exec.startTime ? `started ${formatTime(exec.startTime)}` : '',
-            formatDuration(elapsed(exec.startTime, finished ? exec.endTime ?? exec.startTime : null))
+            formatDuration(
+              elapsed(
+                exec.startTime,
+                finished ? (exec.endTime ?? exec.startTime) : null
+              )
+            )
           ]
             .filter(Boolean)
             .join(' · ')
@@ -222,8 +259,11 @@ export class ExecutionView extends Widget {
       h(
         'div',
         { class: 'jp-TaskflowExecution-actions' },
-        button('Run', 'Start a new execution of this workflow', !!exec.workflowId, () =>
-          api.runWorkflow(exec.workflowId, undefined, settings)
+        button(
+          'Run',
+          'Start a new execution of this workflow',
+          !!exec.workflowId,
+          () => api.runWorkflow(exec.workflowId, undefined, settings)
         ),
         button('Cancel', 'Cancel this execution', !finished, () =>
           api.cancelExecution(exec.id, settings)
@@ -242,12 +282,15 @@ export class ExecutionView extends Widget {
   private _graph(exec: Execution): HTMLElement {
     const runs = new Map(exec.tasks.map(t => [t.name, t]));
     const spec: TaskSpec[] =
-      this._spec ?? exec.tasks.map(t => ({ name: t.name, type: 'python', dependencies: [] }));
+      this._spec ??
+      exec.tasks.map(t => ({ name: t.name, type: 'python', dependencies: [] }));
     // Tasks only the execution knows (should not happen) are drawn too.
     const names = new Set(spec.map(t => t.name));
     const all = [
       ...spec,
-      ...exec.tasks.filter(t => !names.has(t.name)).map(t => ({ name: t.name, type: '?' }))
+      ...exec.tasks
+        .filter(t => !names.has(t.name))
+        .map(t => ({ name: t.name, type: '?' }))
     ];
     if (!all.length) {
       return h('div', { class: 'jp-Taskflow-empty' }, 'No tasks.');
@@ -270,8 +313,19 @@ export class ExecutionView extends Widget {
         {},
         s(
           'marker',
-          { id: 'jp-TaskflowDag-arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' },
-          s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'jp-TaskflowDag-arrowhead' })
+          {
+            id: 'jp-TaskflowDag-arrow',
+            viewBox: '0 0 10 10',
+            refX: 10,
+            refY: 5,
+            markerWidth: 7,
+            markerHeight: 7,
+            orient: 'auto'
+          },
+          s('path', {
+            d: 'M0,0 L10,5 L0,10 z',
+            class: 'jp-TaskflowDag-arrowhead'
+          })
         )
       )
     );
@@ -307,13 +361,25 @@ export class ExecutionView extends Widget {
         },
         s('title', {}, `${n.name}: ${status}`),
         s('rect', { width: W, height: H, rx: 6 }),
-        s('text', { x: 10, y: 15, class: 'jp-TaskflowDag-label' }, truncate(n.name, 18)),
-        s('text', { x: 10, y: 29, class: 'jp-TaskflowDag-sub' }, `${types.get(n.name) ?? ''} · ${status}`)
+        s(
+          'text',
+          { x: 10, y: 15, class: 'jp-TaskflowDag-label' },
+          truncate(n.name, 18)
+        ),
+        s(
+          'text',
+          { x: 10, y: 29, class: 'jp-TaskflowDag-sub' },
+          `${types.get(n.name) ?? ''} · ${status}`
+        )
       );
       g.addEventListener('click', () => this._select(n.name));
       svg.appendChild(g);
     }
-    return h('div', { class: 'jp-TaskflowExecution-graph' }, svg as unknown as Node);
+    return h(
+      'div',
+      { class: 'jp-TaskflowExecution-graph' },
+      svg as unknown as Node
+    );
   }
 
   private _table(exec: Execution): HTMLElement {
@@ -324,7 +390,13 @@ export class ExecutionView extends Widget {
       h(
         'thead',
         {},
-        h('tr', {}, ...['Task', 'Status', 'Attempts', 'Duration', 'Error'].map(c => h('th', {}, c)))
+        h(
+          'tr',
+          {},
+          ...['Task', 'Status', 'Attempts', 'Duration', 'Error'].map(c =>
+            h('th', {}, c)
+          )
+        )
       ),
       h('tbody', {}, ...rows)
     );
@@ -343,7 +415,11 @@ export class ExecutionView extends Widget {
       h('td', {}, badge(t.status)),
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
       h('td', {}, formatDuration(t.duration)),
-      h('td', { class: 'jp-TaskflowExecution-error' }, t.error ?? (t.reason ? `(${t.reason})` : ''))
+      h(
+        'td',
+        { class: 'jp-TaskflowExecution-error' },
+        t.error ?? (t.reason ? `(${t.reason})` : '')
+      )
     );
     tr.onclick = () => this._select(t.name);
     return tr;
@@ -351,25 +427,41 @@ export class ExecutionView extends Widget {
 
   private _logsView(exec: Execution): HTMLElement {
     if (!this._selected) {
-      return h('div', { class: 'jp-TaskflowExecution-logs jp-Taskflow-empty' }, 'Select a task to see its logs.');
+      return h(
+        'div',
+        { class: 'jp-TaskflowExecution-logs jp-Taskflow-empty' },
+        'Select a task to see its logs.'
+      );
     }
     const run = exec.tasks.find(t => t.name === this._selected);
-    const parts: Array<Node | null> = [h('h3', {}, `Logs of ${this._selected}`)];
+    const parts: Array<Node | null> = [
+      h('h3', {}, `Logs of ${this._selected}`)
+    ];
     const logs = this._logs;
     if (logs.state === 'loading') {
       parts.push(h('div', { class: 'jp-Taskflow-loading' }, 'Loading logs…'));
     } else if (logs.state === 'error') {
-      parts.push(h('div', { class: 'jp-Taskflow-error' }, `Cannot load logs: ${logs.message}`));
+      parts.push(
+        h(
+          'div',
+          { class: 'jp-Taskflow-error' },
+          `Cannot load logs: ${logs.message}`
+        )
+      );
     } else if (!logs.attempts.length) {
       parts.push(h('p', { class: 'jp-Taskflow-empty' }, 'No output captured.'));
     } else {
       logs.attempts.forEach((a, i) => {
         parts.push(h('h4', {}, `Attempt ${a.attempt ?? i + 1}`));
         if (a.stdout) {
-          parts.push(h('pre', { class: 'jp-TaskflowExecution-stdout' }, a.stdout));
+          parts.push(
+            h('pre', { class: 'jp-TaskflowExecution-stdout' }, a.stdout)
+          );
         }
         if (a.stderr) {
-          parts.push(h('pre', { class: 'jp-TaskflowExecution-stderr' }, a.stderr));
+          parts.push(
+            h('pre', { class: 'jp-TaskflowExecution-stderr' }, a.stderr)
+          );
         }
         if (!a.stdout && !a.stderr) {
           parts.push(h('p', { class: 'jp-Taskflow-empty' }, 'No output.'));
@@ -377,9 +469,16 @@ export class ExecutionView extends Widget {
       });
     }
     if (run?.traceback) {
-      parts.push(h('h4', {}, 'Traceback'), h('pre', { class: 'jp-TaskflowExecution-stderr' }, run.traceback));
+      parts.push(
+        h('h4', {}, 'Traceback'),
+        h('pre', { class: 'jp-TaskflowExecution-stderr' }, run.traceback)
+      );
     }
-    return h('div', { class: 'jp-TaskflowExecution-logs', 'data-task': this._selected }, ...parts);
+    return h(
+      'div',
+      { class: 'jp-TaskflowExecution-logs', 'data-task': this._selected },
+      ...parts
+    );
   }
 
   private _unsubscribe: () => void;

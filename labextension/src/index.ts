@@ -10,9 +10,11 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import {
+  Dialog,
   ICommandPalette,
   InputDialog,
   MainAreaWidget,
+  showDialog,
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
@@ -55,7 +57,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       const content = new ExecutionView(id, service, {
         openExecution: next =>
-          void app.commands.execute(CommandIDs.openExecution, { executionId: next })
+          void app.commands.execute(CommandIDs.openExecution, {
+            executionId: next
+          })
       });
       const widget = new MainAreaWidget({ content });
       widget.id = `taskflow-execution-${id}`;
@@ -83,28 +87,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
     service.start();
 
     app.commands.addCommand(CommandIDs.openPanel, {
-      label: 'Open TaskFlow Panel',
+      label: args => (args.isLauncher ? 'TaskFlow' : 'Open TaskFlow Panel'),
       caption: 'Show workflows and executions',
       icon: args => (args.isLauncher ? taskflowIcon : undefined),
       execute: () => app.shell.activateById(panel.id)
     });
 
     app.commands.addCommand(CommandIDs.runWorkflow, {
-      label: args => (args.workflowId ? `Run Workflow ${args.workflowId}` : 'Run TaskFlow Workflow…'),
+      label: args =>
+        args.workflowId
+          ? `Run Workflow ${args.workflowId}`
+          : 'Run TaskFlow Workflow…',
       caption: 'Start a new execution of a registered workflow',
       execute: async args => {
         let id = args.workflowId as string | undefined;
         if (!id) {
           const workflows = await api.listWorkflows(service.settings);
           if (!workflows.length) {
-            await InputDialog.getText({ title: 'No workflows registered yet' });
+            await showDialog({
+              title: 'No workflows registered yet',
+              body: 'POST a definition to /workflows, or use the %%taskflow cell magic.',
+              buttons: [Dialog.okButton()]
+            });
             return;
           }
           const choice = await InputDialog.getItem({
             title: 'Run workflow',
             items: workflows.map(w => w.id)
           });
-          id = choice.button.accept ? choice.value ?? undefined : undefined;
+          id = choice.button.accept ? (choice.value ?? undefined) : undefined;
         }
         if (id) {
           await runWorkflow(id);
@@ -114,20 +125,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(CommandIDs.openExecution, {
       label: args =>
-        args.executionId ? `Open Execution ${args.executionId}` : 'Open TaskFlow Execution…',
+        args.executionId
+          ? `Open Execution ${args.executionId}`
+          : 'Open TaskFlow Execution…',
       caption: 'Show an execution: graph, tasks, logs',
       execute: async args => {
         let id = args.executionId as string | undefined;
         if (!id) {
           const recent = service.model.recentExecutions(50).map(e => e.id);
           const choice = recent.length
-            ? await InputDialog.getItem({ title: 'Open execution', items: recent, editable: true })
-            : await InputDialog.getText({ title: 'Open execution', placeholder: 'exec_…' });
-          id = choice.button.accept ? choice.value ?? undefined : undefined;
+            ? await InputDialog.getItem({
+                title: 'Open execution',
+                items: recent,
+                editable: true
+              })
+            : await InputDialog.getText({
+                title: 'Open execution',
+                placeholder: 'exec_…'
+              });
+          id = choice.button.accept ? (choice.value ?? undefined) : undefined;
         }
-        if (id) {
-          return openExecution(id.trim());
-        }
+        return id ? openExecution(id.trim()) : undefined;
       }
     });
 

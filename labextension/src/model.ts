@@ -15,11 +15,7 @@
  */
 
 export type ExecutionStatus =
-  | 'pending'
-  | 'running'
-  | 'completed'
-  | 'failed'
-  | 'cancelled';
+  'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 /**
  * Task statuses of the documentation plus `cancelled`; `retrying` is a
@@ -189,7 +185,7 @@ export function taskAdvances(current: TaskRun, next: TaskRun): boolean {
 export function mergeTask(current: TaskRun, next: TaskRun): TaskRun {
   if (!taskAdvances(current, next)) {
     // Older state: it may still carry detail (result, traceback) we lack.
-    return { ...withoutUndefined(next), ...withoutUndefined(current) };
+    return { ...withoutUndefined(next), ...current };
   }
   return { ...current, ...withoutUndefined(next) };
 }
@@ -211,8 +207,8 @@ export function mergeExecution(current: Execution, next: Execution): Execution {
   // Keep the order of whichever view lists more tasks (the snapshot usually).
   const order = (
     (next.tasks ?? []).length >= (current.tasks ?? []).length
-      ? next.tasks ?? []
-      : current.tasks ?? []
+      ? (next.tasks ?? [])
+      : (current.tasks ?? [])
   ).map(t => t.name);
   for (const name of tasks.keys()) {
     if (!order.includes(name)) {

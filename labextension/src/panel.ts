@@ -6,7 +6,14 @@
 
 import { Widget } from '@lumino/widgets';
 
-import { badge, describeError, elapsed, formatDuration, formatTime, h } from './dom';
+import {
+  badge,
+  describeError,
+  elapsed,
+  formatDuration,
+  formatTime,
+  h
+} from './dom';
 import { taskflowIcon } from './icon';
 import { Execution, taskCounts, TERMINAL_EXECUTION } from './model';
 import { TaskflowService } from './service';
@@ -56,7 +63,11 @@ export class TaskflowPanel extends Widget {
     const { loading, error, stream } = this.service.state;
     const refresh = h(
       'button',
-      { class: 'jp-Taskflow-iconButton', title: 'Refresh', 'data-action': 'refresh' },
+      {
+        class: 'jp-Taskflow-iconButton',
+        title: 'Refresh',
+        'data-action': 'refresh'
+      },
       '⟳'
     );
     refresh.onclick = () => void this.service.refresh();
@@ -79,7 +90,11 @@ export class TaskflowPanel extends Widget {
     );
     const body = h('div', { class: 'jp-TaskflowPanel-body' });
     if (error) {
-      const retry = h('button', { class: 'jp-mod-styled jp-mod-accept' }, 'Try again');
+      const retry = h(
+        'button',
+        { class: 'jp-mod-styled jp-mod-accept' },
+        'Try again'
+      );
       retry.onclick = () => void this.service.refresh();
       body.appendChild(
         h(
@@ -106,7 +121,9 @@ export class TaskflowPanel extends Widget {
 
   private _workflowsSection(): HTMLElement {
     const workflows = this.service.model.workflows;
-    const list = h('ul', { class: 'jp-TaskflowPanel-list jp-TaskflowPanel-workflows' });
+    const list = h('ul', {
+      class: 'jp-TaskflowPanel-list jp-TaskflowPanel-workflows'
+    });
     for (const wf of workflows) {
       const run = h(
         'button',
@@ -128,12 +145,17 @@ export class TaskflowPanel extends Widget {
       list.appendChild(
         h(
           'li',
-          { class: 'jp-TaskflowPanel-workflow', 'data-workflow-id': wf.id, title: wf.description || wf.id },
+          {
+            class: 'jp-TaskflowPanel-workflow',
+            'data-workflow-id': wf.id,
+            title: wf.description || wf.id
+          },
           h('span', { class: 'jp-TaskflowPanel-name' }, wf.name || wf.id),
           h(
             'span',
             { class: 'jp-TaskflowPanel-meta' },
-            `${wf.tasks?.length ?? 0} tasks` + (wf.revision ? ` · rev ${wf.revision}` : '')
+            `${wf.tasks?.length ?? 0} tasks` +
+              (wf.revision ? ` · rev ${wf.revision}` : '')
           ),
           run
         )
@@ -155,7 +177,9 @@ export class TaskflowPanel extends Widget {
 
   private _executionsSection(): HTMLElement {
     const executions = this.service.model.recentExecutions(50);
-    const list = h('ul', { class: 'jp-TaskflowPanel-list jp-TaskflowPanel-executions' });
+    const list = h('ul', {
+      class: 'jp-TaskflowPanel-list jp-TaskflowPanel-executions'
+    });
     for (const exec of executions) {
       const item = this._executionItem(exec);
       item.onclick = () => this.actions.openExecution(exec.id);
@@ -178,7 +202,9 @@ export class TaskflowPanel extends Widget {
     const done = (counts.completed ?? 0) + (counts.skipped ?? 0);
     const time = elapsed(
       exec.startTime,
-      TERMINAL_EXECUTION.has(exec.status) ? exec.endTime ?? exec.startTime : null
+      TERMINAL_EXECUTION.has(exec.status)
+        ? (exec.endTime ?? exec.startTime)
+        : null
     );
     return h(
       'li',

@@ -27,8 +27,7 @@ export class TaskflowService {
     this.settings = settings ?? ServerConnection.makeSettings();
     this._stream = new EventStream({
       url: since => api.eventsUrl(since, {}, this.settings),
-      connect: url =>
-        new this.settings.WebSocket(url) as unknown as SocketLike,
+      connect: url => new this.settings.WebSocket(url) as unknown as SocketLike,
       lastSeq: () => this.model.lastSeq,
       onEvent: ev => this._onEvent(ev),
       onOpen: () => void this.refresh(),

@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import {
+  Execution,
+  executionFromEvent,
+  mergeTask,
+  TaskflowEvent,
+  TaskflowModel
+} from '../model';
+
+let seq = 0;
+function ev(
+  event: string,
+  extra: Partial<TaskflowEvent> = {},
+  execution = 'exec_1'
+): TaskflowEvent {
+  seq += 1;
+  return {
+    event,
+    seq,
+    workflow_id: execution,
+    execution_id: execution,
+    workflow: 'wf',
+    timestamp: `2024-01-01T00:00:${String(seq).padStart(2, '0')}.000Z`,
+    ...extra
+  };
+}
+
+function snapshot(partial: Partial<Execution>): Execution {
+  return {
+    id: 'exec_1',
+    workflowId: 'wf',
+    revision: 1,
+    status: 'running',
+    tasks: [],
+    startTime: '2024-01-01T00:00:00.000Z',
+    endTime: null,
+    ...partial
+  };
+}
+
+describe('TaskflowModel.applyEvent', () => {
+  it('builds an execution from events alone', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('execution_started'));
+    m.applyEvent(ev('task_started', { task: 'A', attempt: 1 }));
+    m.applyEvent(
+      ev('task_completed', { task: 'A', attempt: 1, duration: 0.5 })
+    );
+    m.applyEvent(ev('task_skipped', { task: 'B', reason: 'not_selected' }));
+    m.applyEvent(ev('task_failed', { task: 'C', attempt: 1, error: 'boom' }));
+    m.applyEvent(ev('execution_failed'));
+    const e = m.execution('exec_1');
+    assert.ok(e);
+    assert.equal(e.status, 'failed');
+    assert.equal(e.workflowId, 'wf');
+    assert.ok(e.endTime);
+    const byName = Object.fromEntries(e.tasks.map(t => [t.name, t]));
+    assert.equal(byName.A.status, 'completed');
+    assert.equal(byName.A.duration, 0.5);
+    assert.equal(byName.B.status, 'skipped');
+    assert.equal(byName.B.reason, 'not_selected');
+    assert.equal(byName.C.status, 'failed');
+    assert.equal(byName.C.error, 'boom');
+  });
+
+  it('tracks lastSeq and ignores replayed events', () => {
+    const m = new TaskflowModel();
+    const start = ev('execution_started');
+    const done = ev('execution_completed');
+    assert.equal(m.applyEvent(start), true);
+    assert.equal(m.applyEvent(done), true);
+    assert.equal(m.lastSeq, done.seq);
+    // A reconnect with since=... overlapping what we saw: no change.
+    assert.equal(m.applyEvent(start), false);
+    assert.equal(m.execution('exec_1')?.status, 'completed');
+  });
+
+  it('notifies subscribers and stops after unsubscribe', () => {
+    const m = new TaskflowModel();
+    let calls = 0;
+    const off = m.subscribe(() => (calls += 1));
+    m.applyEvent(ev('execution_started'));
+    off();
+    m.applyEvent(ev('execution_completed'));
+    assert.equal(calls, 1);
+  });
+
+  it('follows retries through attempts', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('task_started', { task: 'A', attempt: 1 }));
+    m.applyEvent(ev('task_retrying', { task: 'A', attempt: 1, error: 'x' }));
+    let a = m.execution('exec_1')?.tasks[0];
+    assert.equal(a?.status, 'retrying');
+    m.applyEvent(ev('task_started', { task: 'A', attempt: 2 }));
+    a = m.execution('exec_1')?.tasks[0];
+    assert.equal(a?.status, 'running');
+    assert.equal(a?.attempts, 2);
+    assert.equal(a?.error, null);
+    m.applyEvent(ev('task_completed', { task: 'A', attempt: 2 }));
+    assert.equal(m.execution('exec_1')?.tasks[0].status, 'completed');
+  });
+
+  it('keeps executions of different ids apart', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('execution_started', {}, 'exec_a'));
+    m.applyEvent(ev('execution_failed', {}, 'exec_b'));
+    assert.equal(m.execution('exec_a')?.status, 'running');
+    assert.equal(m.execution('exec_b')?.status, 'failed');
+  });
+
+  it('ignores messages without an execution', () => {
+    const m = new TaskflowModel();
+    const bad = { event: 'hello', seq: 1 } as unknown as TaskflowEvent;
+    assert.equal(m.applyEvent(bad), false);
+    assert.equal(m.recentExecutions().length, 0);
+  });
+});
+
+describe('snapshots and events in any order', () => {
+  it('an older snapshot does not undo a newer event', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('task_started', { task: 'A', attempt: 1 }));
+    m.applyEvent(ev('task_failed', { task: 'A', attempt: 1, error: 'boom' }));
+    m.applyEvent(ev('execution_failed'));
+    // A GET /executions answer computed before those events arrives late.
+    m.upsertExecutions([
+      snapshot({
+        status: 'running',
+        tasks: [
+          { name: 'A', status: 'running', attempts: 1 },
+          { name: 'B', status: 'pending', attempts: 0 }
+        ]
+      })
+    ]);
+    const e = m.execution('exec_1');
+    assert.equal(e?.status, 'failed');
+    assert.deepEqual(
+      e?.tasks.map(t => [t.name, t.status]),
+      [
+        ['A', 'failed'],
+        ['B', 'pending']
+      ]
+    );
+    assert.equal(e?.tasks[0].error, 'boom');
+    assert.equal(e?.revision, 1);
+  });
+
+  it('a newer snapshot adds detail to event-built state', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('task_failed', { task: 'A', attempt: 1, error: 'boom' }));
+    m.upsertExecutions([
+      snapshot({
+        status: 'failed',
+        tasks: [
+          {
+            name: 'A',
+            status: 'failed',
+            attempts: 1,
+            error: 'ValueError: boom',
+            traceback: 'Traceback ...'
+          }
+        ]
+      })
+    ]);
+    const a = m.execution('exec_1')?.tasks[0];
+    assert.equal(a?.traceback, 'Traceback ...');
+    assert.equal(a?.error, 'ValueError: boom');
+    assert.equal(m.execution('exec_1')?.status, 'failed');
+  });
+
+  it('gives the same state whatever the order', () => {
+    const events = [
+      ev('execution_started'),
+      ev('task_started', { task: 'A', attempt: 1 }),
+      ev('task_retrying', { task: 'A', attempt: 1 }),
+      ev('task_started', { task: 'A', attempt: 2 }),
+      ev('task_completed', { task: 'A', attempt: 2 }),
+      ev('execution_completed')
+    ];
+    const execs = events.map(e => executionFromEvent(e) as Execution);
+    const forward = new TaskflowModel();
+    forward.upsertExecutions(execs);
+    const backward = new TaskflowModel();
+    backward.upsertExecutions([...execs].reverse());
+    const strip = (m: TaskflowModel) => {
+      const e = m.execution('exec_1') as Execution;
+      return [e.status, e.tasks.map(t => [t.status, t.attempts])];
+    };
+    assert.deepEqual(strip(forward), ['completed', [['completed', 2]]]);
+    assert.deepEqual(strip(backward), strip(forward));
+  });
+
+  it('mergeTask keeps the newer attempt', () => {
+    const newer = mergeTask(
+      { name: 'A', status: 'running', attempts: 2 },
+      { name: 'A', status: 'failed', attempts: 1, error: 'old' }
+    );
+    assert.equal(newer.status, 'running');
+    assert.equal(newer.attempts, 2);
+  });
+});
+
+describe('lists', () => {
+  it('recentExecutions is newest first and limited', () => {
+    const m = new TaskflowModel();
+    m.upsertExecutions([
+      snapshot({ id: 'exec_old', startTime: '2024-01-01T00:00:00Z' }),
+      snapshot({ id: 'exec_new', startTime: '2024-01-02T00:00:00Z' }),
+      snapshot({ id: 'exec_mid', startTime: '2024-01-01T12:00:00Z' })
+    ]);
+    assert.deepEqual(
+      m.recentExecutions().map(e => e.id),
+      ['exec_new', 'exec_mid', 'exec_old']
+    );
+    assert.deepEqual(
+      m.recentExecutions(1).map(e => e.id),
+      ['exec_new']
+    );
+  });
+
+  it('setWorkflows replaces the list', () => {
+    const m = new TaskflowModel();
+    m.setWorkflows([{ id: 'a', name: 'A', tasks: [] }]);
+    m.setWorkflows([{ id: 'b', name: 'B', tasks: [] }]);
+    assert.deepEqual(
+      m.workflows.map(w => w.id),
+      ['b']
+    );
+    assert.equal(m.workflow('a'), undefined);
+  });
+});
