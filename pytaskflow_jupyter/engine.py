@@ -500,7 +500,7 @@ class ExecutionRun:
                                    events=self._events, execution=self._exec_update,
                                    logs=self._logs)
         self._dirty, self._events, self._exec_update, self._logs = {}, [], {}, []
-        if not events:
+        if events is None:
             self._stop_foreign()
             return False
         self.bus.publish(events)

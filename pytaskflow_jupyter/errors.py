@@ -77,13 +77,15 @@ class InvalidInput(TaskFlowError):
     code = "invalid_input"
 
     def __init__(
-        self, message: str, problems: list[Problem] | None = None, *, code: str | None = None
+        self, message: str, problems: list[Problem] | None = None, *, code: str | None = None,
+        total: int | None = None,
     ) -> None:
         self._problems = list(problems or [])
+        self.total = max(total or 0, len(self._problems))
         if self._problems and message.endswith(":"):
             message = f"{message} " + "; ".join(str(p) for p in self._problems[:5])
-            if len(self._problems) > 5:
-                message += f"; and {len(self._problems) - 5} more"
+            if self.total > 5:
+                message += f"; and {self.total - 5} more"
         super().__init__(message, code=code)
 
     @property

@@ -239,7 +239,7 @@ class Runner:
                            reason=Reason.OWNER_LOST)
         events = self.store.commit(exec_id, tasks=tasks, events=[event], execution={
             "status": ExecStatus.FAILED, "end_time": now, "reason": Reason.OWNER_LOST})
-        self.bus.publish(events)
+        self.bus.publish(events or [])
 
     def active(self) -> list[str]:
         """Ids of the executions this runner is running now."""

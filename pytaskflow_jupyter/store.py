@@ -343,17 +343,17 @@ class Store:
     def commit(self, execution_id: str, *, tasks: list[TaskRow] = (),  # type: ignore[assignment]
                events: list[Json] = (),  # type: ignore[assignment]
                execution: Json | None = None, logs: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
-               guard_terminal: bool = True) -> list[Json]:
+               guard_terminal: bool = True) -> list[Json] | None:
         """Write one batch of state changes of an execution in one transaction.
 
         Events get their ``seq`` here. ``task.result`` must already be JSON text (see
         ``encode_result``). With ``guard_terminal``, nothing is written for an execution
         that is already terminal in the database (a late update never overwrites a final
-        state) and an empty list is returned.
+        state) and None is returned.
         """
         with self.write() as conn:
             if guard_terminal and self._is_terminal(conn, execution_id):
-                return []
+                return None
             if events:
                 seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
                 payloads = []

@@ -292,7 +292,7 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
         names = [_check_task(i, t, p, limits) for i, t in enumerate(tasks)]
         _check_graph(tasks, names, p)
     if p.count:
-        raise ValidationError("Invalid workflow definition:", p.items)
+        raise ValidationError("Invalid workflow definition:", p.items, total=p.count)
     return _build(data)
 
 

@@ -50,3 +50,34 @@ def not_json():
 
 def pick(choice):
     return choice
+
+
+# -- recording callables for property tests ---------------------------------------------
+import itertools  # noqa: E402
+import threading  # noqa: E402
+
+LOG: list[tuple[str, str, str, int, int]] = []
+_tick = itertools.count()
+_active = {"now": 0, "peak": 0}
+_lock = threading.Lock()
+
+
+def record(context, fail_attempts=0):
+    """Log start/end ticks; fail while ``attempt <= fail_attempts``."""
+    ex, name, attempt = context["execution_id"], context["task"], context["attempt"]
+    LOG.append((ex, name, "start", attempt, next(_tick)))
+    LOG.append((ex, name, "end", attempt, next(_tick)))
+    if attempt <= fail_attempts:
+        raise ValueError(f"{name} fails attempt {attempt}")
+    return attempt
+
+
+def concurrent(seconds=0.05):
+    """Track the peak number of tasks running at once."""
+    with _lock:
+        _active["now"] += 1
+        _active["peak"] = max(_active["peak"], _active["now"])
+    time.sleep(seconds)
+    with _lock:
+        _active["now"] -= 1
+    return _active["peak"]

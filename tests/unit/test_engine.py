@@ -1,0 +1,262 @@
+"""Engine semantics: trigger rules, branches, skips, retries, timeouts, cancel, results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytaskflow_jupyter.engine import ExecutionRun
+from pytaskflow_jupyter.errors import Conflict
+from pytaskflow_jupyter.executors import InlineExecutor, ThreadExecutor
+from pytaskflow_jupyter.store import TaskRow
+from pytaskflow_jupyter.validation import parse_workflow
+
+from . import sample_tasks
+from .helpers import reasons, statuses, task, wait_until, wf
+
+S = "tests.unit.sample_tasks"
+FAIL = "raise ValueError('no')"
+
+
+def run(runner, definition, timeout=30, **kw):
+    ex = runner.submit(definition, **kw)
+    return runner.wait(ex["id"], timeout)
+
+
+def parents_then_child(outcomes, rule):
+    """A branch selects the parents that run; 'skip' parents are not selected."""
+    names = [f"p{i}" for i in range(len(outcomes))]
+    selected = [n for n, o in zip(names, outcomes) if o != "skip"]
+    parents = [task(n, "br", code=FAIL if o == "fail" else "result = 1")
+               for n, o in zip(names, outcomes)]
+    return wf(task("br", type="branch", next=selected), *parents,
+              task("child", *names, trigger_rule=rule))
+
+
+RULES = [
+    (["ok", "ok"], "none_failed_min_one_success", "completed", None),
+    (["ok", "skip"], "none_failed_min_one_success", "completed", None),
+    (["skip", "skip"], "none_failed_min_one_success", "skipped", "upstream_skipped"),
+    (["ok", "fail"], "none_failed_min_one_success", "skipped", "upstream_failed"),
+    (["skip", "fail"], "none_failed_min_one_success", "skipped", "upstream_failed"),
+    (["ok", "ok"], "all_success", "completed", None),
+    (["ok", "skip"], "all_success", "skipped", "upstream_skipped"),
+    (["ok", "fail"], "all_success", "skipped", "upstream_failed"),
+    (["ok", "fail"], "all_done", "completed", None),
+    (["skip", "skip"], "all_done", "completed", None),
+    (["ok", "fail"], "one_success", "completed", None),
+    (["fail", "fail"], "one_success", "skipped", "upstream_failed"),
+    (["skip", "skip"], "one_success", "skipped", "upstream_skipped"),
+    (["ok", "fail"], "one_failed", "completed", None),
+    (["ok", "ok"], "one_failed", "skipped", "no_upstream_failed"),
+    (["skip", "ok"], "one_failed", "skipped", "no_upstream_failed"),
+]
+
+
+@pytest.mark.parametrize(("outcomes", "rule", "status", "reason"), RULES)
+def test_trigger_rules(runner, outcomes, rule, status, reason):
+    done = run(runner, parents_then_child(outcomes, rule))
+    child = next(t for t in done["tasks"] if t["name"] == "child")
+    assert (child["status"], child["reason"]) == (status, reason)
+    assert done["status"] == ("failed" if "fail" in outcomes else "completed")
+
+
+def test_join_after_branch_runs(runner):
+    done = run(runner, wf(task("a"), task("br", "a", type="branch", next=["left"]),
+                          task("left", "br"), task("right", "br"), task("join", "left", "right")))
+    assert statuses(done) == {"a": "completed", "br": "completed", "left": "completed",
+                              "right": "skipped", "join": "completed"}
+    assert reasons(done)["right"] == "not_selected"
+    assert done["status"] == "completed"
+
+
+def test_child_reachable_from_selected_path_is_not_skipped(runner):
+    done = run(runner, wf(task("br", type="branch", next=["a"]), task("a", "br"),
+                          task("join", "br", "a")))
+    assert statuses(done) == {"br": "completed", "a": "completed", "join": "completed"}
+
+
+@pytest.mark.parametrize(("code", "selected"), [
+    ("result = 'x'", ["x"]),
+    ("result = ['x', 'y']", ["x", "y"]),
+    ("result = None", []),
+    ("result = []", []),
+])
+def test_branch_code_selection(runner, code, selected):
+    done = run(runner, wf(task("br", type="branch", code=code), task("x", "br"), task("y", "br")))
+    got = [n for n in ("x", "y") if statuses(done)[n] == "completed"]
+    assert got == selected
+    br = runner.get(done["id"])["tasks"][0]
+    assert br["result"] == selected and br["branch"]["selected"] == selected
+
+
+def test_branch_callable_selection(runner):
+    done = run(runner, wf(task("br", type="branch", callable=f"{S}:pick",
+                               kwargs={"choice": ["y"]}), task("x", "br"), task("y", "br")))
+    assert statuses(done) == {"br": "completed", "x": "skipped", "y": "completed"}
+
+
+def test_branch_selecting_a_non_child_fails_clearly(runner):
+    done = run(runner, wf(task("a"), task("br", "a", type="branch", code="result = 'a'"),
+                          task("x", "br")))
+    br = done["tasks"][1]
+    assert br["status"] == "failed"
+    assert "selected ['a']" in br["error"] and "direct downstream" in br["error"]
+    assert statuses(done)["x"] == "skipped" and reasons(done)["x"] == "upstream_failed"
+
+
+def test_branch_returning_a_non_name_fails(runner):
+    done = run(runner, wf(task("br", type="branch", code="result = 3"), task("x", "br")))
+    assert "must return a task name" in done["tasks"][0]["error"]
+
+
+def test_skip_reasons_cascade(runner):
+    done = run(runner, wf(task("f", code=FAIL), task("g", "f"), task("h", "g"),
+                          task("br", type="branch", next=[]), task("s", "br"), task("t", "s")))
+    assert reasons(done) == {"f": None, "g": "upstream_failed", "h": "upstream_failed",
+                             "br": None, "s": "not_selected", "t": "upstream_skipped"}
+
+
+def test_results_pass_downstream_and_non_json_is_summarised(runner):
+    done = run(runner, wf(task("a", code="result = {'n': 2}"),
+                          task("b", "a", code="result = upstream['a']['n'] * 21"),
+                          task("c", callable=f"{S}:not_json"),
+                          task("d", "c", code="result = sorted(upstream['c'])")))
+    detail = runner.get(done["id"])
+    results = {t["name"]: t["result"] for t in detail["tasks"]}
+    assert results["b"] == 42 and results["d"] == [1, 2, 3]
+    assert results["c"]["json"] is False and results["c"]["summary"] == "{1, 2, 3}"
+
+
+def test_retries_with_backoff_emit_task_retrying(runner, bus, tmp_path):
+    events = []
+    bus.subscribe(events.extend)
+    marker = str(tmp_path / "count")
+    done = run(runner, wf(task("a", callable=f"{S}:fail_until",
+                               kwargs={"marker": marker, "times": 2},
+                               retries=3, retry_delay=0.05, retry_backoff=2)))
+    a = runner.get(done["id"])["tasks"][0]
+    assert (a["status"], a["attempts"], a["result"]) == ("completed", 3, 3)
+    assert [h["status"] for h in a["history"]] == ["failed", "failed", "completed"]
+    retrying = [e for e in events if e["event"] == "task_retrying"]
+    assert [(e["attempt"], e["delay"]) for e in retrying] == [(1, 0.05), (2, 0.1)]
+    assert "attempt 1 fails" in retrying[0]["error"]
+
+
+def test_retries_exhausted_fail_the_task(runner, tmp_path):
+    done = run(runner, wf(task("a", code=FAIL, retries=2, retry_delay=0.01)))
+    a = done["tasks"][0]
+    assert (a["status"], a["attempts"], done["status"]) == ("failed", 3, "failed")
+    assert a["error"] == "ValueError: no"
+
+
+def test_timeout_fails_the_attempt_and_retries_apply(runner):
+    done = run(runner, wf(task("slow", callable=f"{S}:sleep", kwargs={"seconds": 2},
+                               timeout=0.2, retries=1, retry_delay=0.01)))
+    slow = runner.get(done["id"])["tasks"][0]
+    assert (slow["status"], slow["attempts"], slow["reason"]) == ("failed", 2, "timeout")
+    assert "exceeded its timeout of 0.2s" in slow["error"]
+
+
+def test_cancel_is_final(runner):
+    ex = runner.submit(wf(task("slow", callable=f"{S}:sleep", kwargs={"seconds": 1}),
+                          task("after", "slow")))
+    wait_until(lambda: statuses(runner.get(ex["id"]))["slow"] == "running")
+    done = runner.cancel(ex["id"])
+    assert done["status"] == "cancelled"
+    assert statuses(done) == {"slow": "cancelled", "after": "cancelled"}
+    with pytest.raises(Conflict, match="already cancelled"):
+        runner.cancel(ex["id"])
+    assert runner.wait(ex["id"], 5)["status"] == "cancelled"
+    assert statuses(runner.get(ex["id"]))["after"] == "cancelled"
+
+
+def test_max_parallel_bounds_running_tasks(runner):
+    sample_tasks._active.update(now=0, peak=0)
+    run(runner, wf(*[task(f"t{i}", callable=f"{S}:concurrent") for i in range(8)],
+                   max_parallel=2))
+    assert sample_tasks._active["peak"] == 2
+
+
+def test_events_are_committed_before_published_with_gap_free_seq(runner, bus, store):
+    seen = []
+
+    def check(events):
+        # every event a subscriber sees is already in the database
+        stored = {s for s, _ in store.events_after(events[0]["seq"] - 1, limit=10_000)}
+        seen.extend((e["seq"], e["seq"] in stored) for e in events)
+
+    bus.subscribe(check)
+    run(runner, wf(task("a"), task("b", "a", code=FAIL), task("c", "b")))
+    assert all(ok for _, ok in seen)
+    assert [s for s, _ in seen] == list(range(1, len(seen) + 1))
+    payloads = [json.loads(p) for _, p in store.events_after(0)]
+    assert [p["event"] for p in payloads] == [
+        "execution_started", "task_started", "task_completed", "task_started", "task_failed",
+        "task_skipped", "execution_failed"]
+    assert all(p["workflow_id"] == p["execution_id"] and p["workflow"] == "wf" for p in payloads)
+
+
+def test_resume_keeps_completed_and_reruns_interrupted(store, bus, tmp_path):
+    """A crash left 'a' completed and 'b' running with attempts left, 'c' running with none."""
+    w = parse_workflow(wf(task("a", code="result = 1"), task("b", "a", code="result = 2"),
+                          task("c", "a", code="result = 3", retries=0), task("d", "b")))
+    store.save_workflow(w)
+    store.create_execution("exec_r", "wf", 1, tasks=[
+        TaskRow("a", "completed", 1, result=1), TaskRow("b", "running", 1),
+        TaskRow("c", "running", 1)], owner="dead")
+    store.commit("exec_r", execution={"status": "running"}, guard_terminal=False)
+    prior = store.task_rows("exec_r")
+    prior["b"].attempts = 0  # b had its budget left when interrupted
+    status = ExecutionRun(store, InlineExecutor(), bus, w, "exec_r", prior=prior).run()
+    done = store.get_execution("exec_r", detail=True)
+    assert status == "failed"
+    assert statuses(done) == {"a": "completed", "b": "completed", "c": "failed",
+                              "d": "completed"}
+    assert done["tasks"][0]["attempts"] == 1  # never rerun
+    assert done["tasks"][2]["reason"] == "interrupted"
+
+
+def test_retry_reuses_completed_results_and_reruns_the_rest(runner, tmp_path):
+    marker = str(tmp_path / "count")
+    first = run(runner, wf(task("a", callable=f"{S}:record"),
+                           task("b", "a", callable=f"{S}:fail_until",
+                                kwargs={"marker": marker, "times": 1}),
+                           task("c", "b", code="result = upstream['b'] * 10")))
+    assert statuses(first) == {"a": "completed", "b": "failed", "c": "skipped"}
+    second = runner.retry(first["id"])
+    assert second["parentId"] == first["id"]
+    done = runner.wait(second["id"], 30)
+    detail = runner.get(done["id"])
+    assert statuses(done) == {"a": "completed", "b": "completed", "c": "completed"}
+    assert detail["tasks"][2]["result"] == 20
+    starts = [e for e in sample_tasks.LOG if e[0] == second["id"]]
+    assert starts == []  # 'a' was reused, not rerun
+
+
+def test_late_update_never_overwrites_a_terminal_execution(store, bus):
+    w = parse_workflow(wf(task("a")))
+    store.save_workflow(w)
+    store.create_execution("exec_t", "wf", 1)
+    store.commit("exec_t", execution={"status": "failed", "reason": "owner_lost"})
+    assert store.commit("exec_t", tasks=[TaskRow("a", "completed", 1)],
+                        events=[{"event": "x", "workflow": "wf"}]) is None
+    assert store.get_execution("exec_t")["status"] == "failed"
+    assert ExecutionRun(store, InlineExecutor(), bus, w, "exec_t").run() == "failed"
+
+
+def test_thread_and_inline_agree(store, bus):
+    definition = wf(task("a", code="result = 2"), task("b", "a", code="result = upstream['a']+1"),
+                    task("br", "b", type="branch", code="result = 'c'"), task("c", "br"),
+                    task("d", "br"), name="agree")
+    results = []
+    for executor in (InlineExecutor(), ThreadExecutor(2)):
+        from pytaskflow_jupyter.runner import Runner
+
+        r = Runner(store, executor, bus)
+        ex = r.submit(definition)
+        results.append(statuses(r.wait(ex["id"], 10)))
+        r.close()
+        executor.shutdown()
+    assert results[0] == results[1]
