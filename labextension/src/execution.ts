@@ -314,7 +314,7 @@ export class ExecutionView extends Widget {
         s(
           'marker',
           {
-            id: 'jp-TaskflowDag-arrow',
+            id: this._markerId,
             viewBox: '0 0 10 10',
             refX: 10,
             refY: 5,
@@ -344,7 +344,7 @@ export class ExecutionView extends Widget {
         s('path', {
           class: 'jp-TaskflowDag-edge',
           d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`,
-          'marker-end': 'url(#jp-TaskflowDag-arrow)'
+          'marker-end': `url(#${this._markerId})`
         })
       );
     }
@@ -415,11 +415,9 @@ export class ExecutionView extends Widget {
       h('td', {}, badge(t.status)),
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
       h('td', {}, formatDuration(t.duration)),
-      h(
-        'td',
-        { class: 'jp-TaskflowExecution-error' },
-        t.error ?? (t.reason ? `(${t.reason})` : '')
-      )
+      t.error
+        ? h('td', { class: 'jp-TaskflowExecution-error' }, t.error)
+        : h('td', { class: 'jp-TaskflowExecution-reason' }, t.reason ?? '')
     );
     tr.onclick = () => this._select(t.name);
     return tr;
@@ -468,7 +466,10 @@ export class ExecutionView extends Widget {
         }
       });
     }
-    if (run?.traceback) {
+    const shown =
+      logs.state === 'ready' &&
+      logs.attempts.some(a => a.stderr?.includes(run?.traceback?.trim() ?? ''));
+    if (run?.traceback && !shown) {
       parts.push(
         h('h4', {}, 'Traceback'),
         h('pre', { class: 'jp-TaskflowExecution-stderr' }, run.traceback)
@@ -482,6 +483,8 @@ export class ExecutionView extends Widget {
   }
 
   private _unsubscribe: () => void;
+  // One marker id per view: a url(#id) into a hidden tab's SVG draws nothing.
+  private _markerId = `jp-TaskflowDag-arrow-${++markerCount}`;
   private _frame: number | null = null;
   private _spec: TaskSpec[] | null = null;
   private _loaded = false;
@@ -493,6 +496,8 @@ export class ExecutionView extends Widget {
   private _selectedStatus: string | undefined;
   private _logs: Logs = { state: 'loading' };
 }
+
+let markerCount = 0;
 
 function truncate(text: string, n: number): string {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;

@@ -1,0 +1,295 @@
+"""The TaskFlow panel in a real JupyterLab, driven through Debian's Chromium.
+
+One `jupyter lab` subprocess (non-root base_url, token auth, its own database
+and root directory) serves the whole module. The scenario follows a user: the
+panel is open and empty; a workflow with a branch and a failing task is posted
+over REST by "someone else"; the panel shows the execution running, then
+failed, without a reload (only /ws can tell it); the execution view shows the
+DAG, the task table and the failing task's logs; the user fixes the cause and
+clicks Retry; the new execution appears and completes.
+
+Screenshots go to ci-artifacts/screenshots/ (reproduce with
+`python -m pytest tests/browser`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "ci-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BASE_URL = "/lab-test/"
+
+
+@dataclass
+class Lab:
+    url: str  # http://127.0.0.1:<port>/lab-test/
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, method: str, path: str, body: object | None = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path.lstrip("/"),
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:2000]!r}") from exc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(lab: Lab, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"jupyter lab exited early:\n{lab.log.read_text()[-5000:]}")
+        try:
+            lab.api("GET", "api/status")
+            return
+        except (OSError, AssertionError):
+            time.sleep(0.3)
+    raise AssertionError(f"jupyter lab not ready after {timeout}s:\n{lab.log.read_text()[-5000:]}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs it with apt-get)")
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
+    root.mkdir()
+    token = secrets.token_hex(16)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTASKFLOW_DB": str(tmp / "taskflow.db"),
+        # A user config or a saved workspace of the machine must not leak in.
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+    }
+    # No "get notified about Jupyter news?" toast over the screenshots.
+    (tmp / "config" / "labconfig").mkdir(parents=True)
+    (tmp / "config" / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    log = tmp / "jupyter-lab.log"
+    cmd = [
+        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
+        f"--port={port}", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+        f"--ServerApp.base_url={BASE_URL}",
+        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+    lab = Lab(url=f"http://127.0.0.1:{port}{BASE_URL}", token=token, root=root, log=log)
+    try:
+        _wait_ready(lab, proc)
+        yield lab
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        # Keep the server log with the screenshots: it explains a red CI run.
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, SCREENSHOTS / "jupyter-lab.log")
+
+
+@pytest.fixture
+def page(lab: Lab) -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+        assert not [e for e in errors if "taskflow" in e.lower()], errors
+
+
+def _workflow(flag: Path) -> dict[str, object]:
+    """A branch, a task that fails until `flag` exists, a skipped path, a join."""
+    return {
+        "id": "lab_demo",
+        "name": "Lab demo",
+        "description": "browser test: branch + failure + retry",
+        "tasks": [
+            {
+                "name": "extract",
+                "type": "python",
+                # Slow enough that the panel is seen in the running state.
+                "params": {"code": "import time\ntime.sleep(2)\nresult = 21"},
+            },
+            {
+                "name": "choose",
+                "type": "branch",
+                "params": {"next": ["transform"]},
+                "dependencies": ["extract"],
+            },
+            {
+                "name": "transform",
+                "type": "python",
+                "params": {
+                    "code": (
+                        "import os\n"
+                        "print('checking the flag file')\n"
+                        f"assert os.path.exists({str(flag)!r}), 'flag file missing'\n"
+                        "result = 42"
+                    )
+                },
+                "dependencies": ["choose"],
+            },
+            {
+                "name": "archive",
+                "type": "python",
+                "params": {"code": "result = 'not selected'"},
+                "dependencies": ["choose"],
+            },
+            {
+                "name": "report",
+                "type": "python",
+                "params": {"code": "print('report done')\nresult = 'ok'"},
+                "dependencies": ["transform", "archive"],
+            },
+        ],
+    }
+
+
+def _open_lab(page, lab: Lab) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="taskflow-panel"]')
+    tab.wait_for(timeout=60_000)
+    tab.click()
+    page.locator("#taskflow-panel").wait_for(state="visible")
+
+
+def test_panel_shows_failure_live_and_retry_completes(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    panel = page.locator("#taskflow-panel")
+    _open_lab(page, lab)
+
+    # Empty state first: nothing registered yet, and the stream is live.
+    panel.get_by_text("No workflows yet").wait_for()
+    panel.locator(".jp-TaskflowPanel-live.jp-mod-open").wait_for()
+
+    # Someone else posts a workflow over REST; the open panel must follow.
+    flag = lab.root / "ok"
+    created = lab.api("POST", "workflows", _workflow(flag))
+    assert isinstance(created, dict), created
+    first = created["id"]
+    assert re.fullmatch(r"exec_[0-9a-f]+", first), first
+    item = panel.locator(f'.jp-TaskflowPanel-execution[data-execution-id="{first}"]')
+    item.and_(page.locator('[data-status="running"]')).wait_for()
+    panel.locator('.jp-TaskflowPanel-workflow[data-workflow-id="lab_demo"]').wait_for()
+    item.and_(page.locator('[data-status="failed"]')).wait_for(timeout=60_000)
+    panel.screenshot(path=str(SCREENSHOTS / "panel-failed.png"))
+
+    # The execution view: graph, table and the failing task's logs.
+    item.click()
+    view = page.locator(f'#taskflow-execution-{first} .jp-TaskflowExecution')
+    view.wait_for(state="visible")
+    node_status = {
+        "extract": "completed",
+        "choose": "completed",
+        "transform": "failed",
+        "archive": "skipped",
+        "report": "skipped",
+    }
+    for name, status in node_status.items():
+        view.locator(f'.jp-TaskflowDag-node[data-task="{name}"][data-status="{status}"]').wait_for()
+        view.locator(f'tr[data-task="{name}"][data-status="{status}"]').wait_for()
+    assert view.locator(".jp-TaskflowDag-edge").count() == 5
+    row = view.locator('tr[data-task="transform"]')
+    assert "flag file missing" in row.inner_text()
+    row.click()
+    logs = view.locator('.jp-TaskflowExecution-logs[data-task="transform"]')
+    logs.get_by_text("checking the flag file").first.wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "execution-failed.png"))
+
+    # Fix the cause, then Retry: a new execution that reruns the failed part.
+    flag.write_text("ok")
+    view.locator('button[data-action="retry"]').click()
+    newer = panel.locator(
+        f'.jp-TaskflowPanel-execution[data-workflow-id="lab_demo"]'
+        f':not([data-execution-id="{first}"])'
+    )
+    newer.and_(page.locator('[data-status="completed"]')).wait_for(timeout=60_000)
+    second = newer.first.get_attribute("data-execution-id")
+    assert second and second != first
+
+    # Retry opened the new execution's view; it went green live.
+    retry_view = page.locator(f"#taskflow-execution-{second} .jp-TaskflowExecution")
+    retry_view.wait_for(state="visible")
+    for name, status in {**node_status, "transform": "completed", "report": "completed"}.items():
+        retry_view.locator(
+            f'.jp-TaskflowDag-node[data-task="{name}"][data-status="{status}"]'
+        ).wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "execution-retried.png"))
+    panel.screenshot(path=str(SCREENSHOTS / "panel-retried.png"))
+
+    # The server agrees with what the browser shows.
+    detail = lab.api("GET", f"executions/{second}")
+    assert isinstance(detail, dict)
+    assert detail["status"] == "completed"
+    assert item.get_attribute("data-status") == "failed"
+
+
+def test_labextension_is_installed_and_enabled() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    line = next((ln for ln in text.splitlines() if "pytaskflow-jupyter" in ln), None)
+    assert line is not None, text
+    assert re.search(r"pytaskflow-jupyter v\S+ enabled\s+OK", line), line
