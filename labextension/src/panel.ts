@@ -116,7 +116,20 @@ export class TaskflowPanel extends Widget {
       body.appendChild(this._workflowsSection());
       body.appendChild(this._executionsSection());
     }
+    // Re-rendering replaces the rows: keep keyboard focus on the same one.
+    const active = document.activeElement;
+    const focused =
+      active && this.node.contains(active)
+        ? active.getAttribute('data-execution-id')
+        : null;
     this.node.replaceChildren(header, body);
+    if (focused) {
+      this.node
+        .querySelector<HTMLElement>(
+          `[data-execution-id="${CSS.escape(focused)}"]`
+        )
+        ?.focus();
+    }
   }
 
   private _workflowsSection(): HTMLElement {
@@ -183,6 +196,12 @@ export class TaskflowPanel extends Widget {
     for (const exec of executions) {
       const item = this._executionItem(exec);
       item.onclick = () => this.actions.openExecution(exec.id);
+      item.onkeydown = ev => {
+        if (ev.key === 'Enter' || ev.key === ' ') {
+          ev.preventDefault();
+          this.actions.openExecution(exec.id);
+        }
+      };
       list.appendChild(item);
     }
     return h(

@@ -111,7 +111,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     )
     log = tmp / "jupyter-lab.log"
     cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
+        # `-m jupyterlab` (= `jupyter lab`) binds the server to this interpreter's environment.
+        sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
         f"--port={port}", "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
         f"--ServerApp.base_url={BASE_URL}",
@@ -282,8 +283,9 @@ def test_panel_shows_failure_live_and_retry_completes(lab: Lab, page) -> None:  
 
 
 def test_labextension_is_installed_and_enabled() -> None:
+    """`jupyter labextension list` (of this interpreter) shows it enabled and OK."""
     out = subprocess.run(
-        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        [sys.executable, "-m", "jupyterlab.labextensions", "list"],
         capture_output=True,
         text=True,
         timeout=120,
