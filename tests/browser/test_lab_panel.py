@@ -49,10 +49,49 @@ BASE_URL = "/lab-test/"
 
 @dataclass
 class Lab:
+    """A `jupyter lab` subprocess; `restart()` keeps its port, token and database."""
+
+    cmd: list[str]
+    env: dict[str, str]
     url: str  # http://127.0.0.1:<port>/lab-test/
     token: str
     root: Path
     log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.root.parent
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"jupyter lab exited early:\n{self.tail()}")
+            try:
+                self.api("GET", "api/status")
+                return
+            except (OSError, AssertionError):
+                time.sleep(0.3)
+        raise AssertionError(f"jupyter lab not ready after {timeout}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
 
     def api(self, method: str, path: str, body: object | None = None) -> object:
         data = None if body is None else json.dumps(body).encode()
@@ -73,19 +112,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait_ready(lab: Lab, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"jupyter lab exited early:\n{lab.log.read_text()[-5000:]}")
-        try:
-            lab.api("GET", "api/status")
-            return
-        except (OSError, AssertionError):
-            time.sleep(0.3)
-    raise AssertionError(f"jupyter lab not ready after {timeout}s:\n{lab.log.read_text()[-5000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -109,32 +135,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (tmp / "config" / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
-    log = tmp / "jupyter-lab.log"
     cmd = [
         # `-m jupyterlab` (= `jupyter lab`) binds the server to this interpreter's environment.
         sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
-        f"--port={port}", "--ServerApp.ip=127.0.0.1",
+        f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
         f"--ServerApp.base_url={BASE_URL}",
         f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
-    lab = Lab(url=f"http://127.0.0.1:{port}{BASE_URL}", token=token, root=root, log=log)
+    lab = Lab(
+        cmd=cmd,
+        env=env,
+        url=f"http://127.0.0.1:{port}{BASE_URL}",
+        token=token,
+        root=root,
+        log=tmp / "jupyter-lab.log",
+    )
     try:
-        _wait_ready(lab, proc)
+        lab.start()
         yield lab
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        lab.stop()
         # Keep the server log with the screenshots: it explains a red CI run.
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, SCREENSHOTS / "jupyter-lab.log")
+        if lab.log.exists():
+            shutil.copy(lab.log, SCREENSHOTS / "jupyter-lab.log")
 
 
 @pytest.fixture
@@ -146,6 +172,8 @@ def page(lab: Lab) -> Iterator[object]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.ws_urls = []  # type: ignore[attr-defined]
+        page.on("websocket", lambda ws: page.ws_urls.append(ws.url))  # type: ignore[attr-defined]
         page.set_default_timeout(30_000)
         try:
             yield page
@@ -234,7 +262,7 @@ def test_panel_shows_failure_live_and_retry_completes(lab: Lab, page) -> None:  
 
     # The execution view: graph, table and the failing task's logs.
     item.click()
-    view = page.locator(f'#taskflow-execution-{first} .jp-TaskflowExecution')
+    view = page.locator(f"#taskflow-execution-{first} .jp-TaskflowExecution")
     view.wait_for(state="visible")
     node_status = {
         "extract": "completed",
@@ -280,6 +308,36 @@ def test_panel_shows_failure_live_and_retry_completes(lab: Lab, page) -> None:  
     assert isinstance(detail, dict)
     assert detail["status"] == "completed"
     assert item.get_attribute("data-status") == "failed"
+
+
+def test_panel_reconnects_with_since_after_a_server_restart(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]
+    panel = page.locator("#taskflow-panel")
+    live = panel.locator(".jp-TaskflowPanel-live.jp-mod-open")
+    _open_lab(page, lab)
+    live.wait_for()
+    task = {"name": "only", "type": "python", "params": {"code": "result = 1"}}
+    wf = {"id": "reconnect_demo", "name": "Reconnect demo", "tasks": [task]}
+    first = lab.api("POST", "workflows", wf)
+    assert isinstance(first, dict)
+    done = '[data-status="completed"]'
+    panel.locator(f'[data-execution-id="{first["id"]}"]{done}').wait_for(timeout=60_000)
+
+    lab.restart()
+
+    # The page saw the drop and came back on its own, resuming after the last seq.
+    def ours() -> list[str]:
+        return [u for u in page.ws_urls if re.search(rf"{re.escape(BASE_URL)}ws(\?|$)", u)]
+
+    deadline = time.monotonic() + 60
+    while not any(re.search(r"[?&]since=\d+", u) for u in ours()[1:]):
+        assert time.monotonic() < deadline, f"no reconnect with since=: {ours()}"
+        page.wait_for_timeout(250)
+    assert "since=" not in ours()[0], ours()
+    live.wait_for(timeout=60_000)
+
+    again = lab.api("POST", "workflows/reconnect_demo/executions", {})
+    assert isinstance(again, dict)
+    panel.locator(f'[data-execution-id="{again["id"]}"]{done}').wait_for(timeout=60_000)
 
 
 def test_labextension_is_installed_and_enabled() -> None:
