@@ -1,7 +1,8 @@
 """PyTaskFlow for Jupyter: a workflow (DAG) orchestrator that lives inside Jupyter.
 
 Public API: build and run workflows from Python (``Runner``, ``Store``, executors),
-the Jupyter server extension entry points, and ``%load_ext pytaskflow_jupyter``.
+the notebook API (``Workflow``, ``Run``, ``ExecutionWidget``), the Jupyter server
+extension entry points, and ``%load_ext pytaskflow_jupyter``.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Conflict",
     "EventBus",
+    "ExecutionWidget",
     "InlineExecutor",
     "InvalidInput",
     "Limits",
     "NotFound",
     "PayloadTooLarge",
+    "Run",
     "Runner",
     "Store",
     "StoreError",
@@ -41,10 +44,23 @@ __all__ = [
     "ThreadExecutor",
     "UnsupportedMediaType",
     "ValidationError",
+    "Workflow",
     "__version__",
     "make_executor",
     "parse_workflow",
 ]
+
+# The notebook API imports ipywidgets and IPython: loaded on first use, so the server
+# (which never needs them) does not pay for them.
+_KERNEL_API = {"Workflow": "api", "Run": "api", "ExecutionWidget": "widgets"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _KERNEL_API:
+        from importlib import import_module
+
+        return getattr(import_module(f".kernel.{_KERNEL_API[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

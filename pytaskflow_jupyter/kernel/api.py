@@ -1,0 +1,437 @@
+"""The Python API: build a workflow from notebook functions, run it, hold the run.
+
+::
+
+    wf = Workflow("etl")
+
+    @wf.task
+    def extract():
+        return [1, 2, 3]
+
+    @wf.task(depends_on=extract, retries=2, timeout=60)
+    def transform(extract):            # a parameter named like a dependency gets its result
+        return [x * 10 for x in extract]
+
+    run = wf.run()                     # returns at once; the run goes on in the background
+    run                                # the live widget (text outside a widget frontend)
+    run.wait().results                 # {"extract": [1, 2, 3], "transform": [10, 20, 30]}
+
+A ``Workflow`` is only a builder of the definition that ``POST /workflows`` takes: each
+decorated function becomes a python (or branch) task whose ``callable`` is
+``"<workflow id>.<task name>"``, registered in this kernel (``session.py``). Running it
+registers the definition in the shared database, so the server, ``/ws`` and JupyterLab
+see the execution as they see any other.
+
+Reusing finished results
+------------------------
+``run.retry()`` resumes from failure: completed tasks keep their results, the rest run
+again with the functions as they are now. ``run.retry(rerun=["transform"])`` also reruns
+the named tasks and everything downstream of them. ``wf.run(reuse=run)`` starts from
+the current definition and reuses every completed task of ``run`` that is unchanged:
+same definition entry, same function source (as seen by this kernel when ``run``
+started), and only unchanged dependencies. So after editing one function, only that
+task and its downstream tasks run again.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..model import TERMINAL_EXECUTION, TaskStatus
+from ..model import Workflow as WorkflowModel
+from ..store import TaskRow
+from ..validation import derive_id, parse_workflow
+from .graph import render_svg
+from .session import find_function, get_session, recall, register_function
+from .widgets import ExecutionWidget, elapsed_seconds, render_text
+
+__all__ = ["Run", "Workflow"]
+
+TaskRef = str | Callable[..., Any]
+_code_hashes: dict[str, dict[str, str]] = {}  # execution id -> task -> hash of its code
+_TASK_FIELDS = ("retries", "retry_delay", "retry_backoff", "timeout", "trigger_rule")
+
+
+def code_hash(fn: Callable[..., Any]) -> str:
+    """A fingerprint of a function's code: its source when known, else its bytecode."""
+    target = getattr(fn, "__wrapped_task__", fn)
+    try:
+        text = inspect.getsource(target)
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        text = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(target)
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def current_hashes(wf: WorkflowModel) -> dict[str, str]:
+    """Code fingerprints of the notebook functions the tasks of ``wf`` name, as now."""
+    out = {}
+    for spec in wf.tasks:
+        ref = spec.params.get("callable")
+        if isinstance(ref, str) and ":" not in ref and (fn := find_function(ref)) is not None:
+            out[spec.name] = code_hash(fn)
+    return out
+
+
+def _topological(wf: WorkflowModel) -> list[str]:
+    return list(graphlib.TopologicalSorter(
+        {t.name: t.dependencies for t in wf.tasks}).static_order())
+
+
+def plan_reuse(parent_id: str, wf: WorkflowModel, *, rerun: Iterable[str] = (),
+               hashes: dict[str, str] | None = None) -> dict[str, TaskRow]:
+    """The completed task rows of ``parent_id`` that a new execution of ``wf`` may reuse.
+
+    A task is unchanged when its definition entry is equal, it is not in ``rerun``, all
+    its dependencies are unchanged and, when ``hashes`` is given and the parent's code
+    is known, its code fingerprint is equal. Unchanged completed tasks are reused.
+    """
+    store = get_session().store
+    row = store.execution_row(parent_id)
+    if row["workflow_id"] != wf.id:
+        raise InvalidInput(f"execution {parent_id!r} ran workflow {row['workflow_id']!r}, "
+                           f"not {wf.id!r}; cannot reuse its results")
+    forced = set(rerun)
+    unknown = sorted(forced - set(wf.task_map))
+    if unknown:
+        raise InvalidInput(f"rerun names unknown task(s) {unknown!r} of workflow {wf.id!r}")
+    before = store.load_workflow(row["workflow_id"], row["revision"]).task_map
+    old_hashes = _code_hashes.get(parent_id)
+    unchanged: set[str] = set()
+    for name in _topological(wf):
+        spec = wf.task_map[name]
+        same = before.get(name) == spec and name not in forced and \
+            all(d in unchanged for d in spec.dependencies)
+        if same and hashes is not None and old_hashes is not None and name in hashes:
+            same = old_hashes.get(name) == hashes[name]
+        if same:
+            unchanged.add(name)
+    rows = store.task_rows(parent_id)
+    return {n: rows[n] for n in unchanged if n in rows and rows[n].status == TaskStatus.COMPLETED}
+
+
+def _record_hashes(execution_id: str, now: dict[str, str], prior: dict[str, TaskRow] | None,
+                   parent_id: str | None) -> None:
+    """Remember which code produced each result: a reused result keeps its parent's."""
+    old = _code_hashes.get(parent_id or "", {})
+    _code_hashes[execution_id] = {**now, **{n: old[n] for n in (prior or {}) if n in old}}
+
+
+def _has_widget_frontend() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _execution_id(ref: Run | str) -> str:
+    return ref.id if isinstance(ref, Run) else str(ref)
+
+
+class Workflow:
+    """A workflow built from notebook functions (see the module docstring)."""
+
+    def __init__(self, name: str, *, id: str | None = None,
+                 description: str | None = None, version: str | int | None = None,
+                 tags: list[str] | None = None, owner: str | None = None,
+                 max_parallel: int | None = None) -> None:
+        self.name = name
+        self.id = id or derive_id(name)
+        self._header = {k: v for k, v in {"description": description, "version": version,
+                                          "tags": tags, "owner": owner,
+                                          "max_parallel": max_parallel}.items() if v is not None}
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._functions: dict[str, Callable[..., Any]] = {}
+
+    # -- building ------------------------------------------------------------------------
+    def task(self, fn: Callable[..., Any] | str | None = None, *, name: str | None = None,
+             depends_on: TaskRef | Iterable[TaskRef] = (), kwargs: dict[str, Any] | None = None,
+             retries: int | None = None, retry_delay: float | None = None,
+             retry_backoff: float | None = None, timeout: float | None = None,
+             trigger_rule: str | None = None) -> Any:
+        """Decorator: the function becomes a python task (named after it unless ``name``).
+
+        Use bare (``@wf.task``) or with options. The function is returned unchanged, so
+        it can still be called directly. Defining a task again replaces it.
+        """
+        fields = {"retries": retries, "retry_delay": retry_delay,
+                  "retry_backoff": retry_backoff, "timeout": timeout,
+                  "trigger_rule": trigger_rule}
+        return self._decorator("python", fn, name, depends_on, kwargs, fields, {})
+
+    def branch(self, fn: Callable[..., Any] | str | None = None, *, name: str | None = None,
+               depends_on: TaskRef | Iterable[TaskRef] = (), kwargs: dict[str, Any] | None = None,
+               retries: int | None = None, timeout: float | None = None,
+               trigger_rule: str | None = None) -> Any:
+        """Decorator: the function becomes a branch task. It returns the name (or list of
+        names) of the direct downstream tasks to run; the others are skipped."""
+        fields = {"retries": retries, "timeout": timeout, "trigger_rule": trigger_rule}
+        return self._decorator("branch", fn, name, depends_on, kwargs, fields, {})
+
+    def add(self, name: str, *, type: str = "python",
+            depends_on: TaskRef | Iterable[TaskRef] = (), params: dict[str, Any] | None = None,
+            **fields: Any) -> Workflow:
+        """Add a task given as the definition spells it (``params`` with ``code``,
+        ``callable: "module:function"``, ``next``, a notebook ``path``...); returns the
+        workflow, so calls chain."""
+        unknown = sorted(set(fields) - set(_TASK_FIELDS))
+        if unknown:
+            raise InvalidInput(f"unknown task option(s) {unknown}; allowed: {list(_TASK_FIELDS)}")
+        self._put(name, type, depends_on, dict(params or {}), fields)
+        self._functions.pop(name, None)
+        return self
+
+    def _decorator(self, kind: str, fn: Any, name: str | None, depends_on: Any,
+                   kwargs: dict[str, Any] | None, fields: dict[str, Any],
+                   params: dict[str, Any]) -> Any:
+        if isinstance(fn, str):  # @wf.task("name")
+            name, fn = fn, None
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            task_name = name or getattr(func, "__name__", "")
+            if not task_name or task_name == "<lambda>":
+                raise InvalidInput("a task needs a name: pass name=... for a lambda")
+            key = f"{self.id}.{task_name}"
+            call_params = {**params, "callable": key}
+            if kwargs:
+                call_params["kwargs"] = dict(kwargs)
+            self._put(task_name, kind, depends_on, call_params, fields)
+            self._functions[task_name] = func
+            register_function(key, func)
+            return func
+
+        return decorate(fn) if fn is not None else decorate
+
+    def _put(self, name: str, kind: str, depends_on: Any, params: dict[str, Any],
+             fields: dict[str, Any]) -> None:
+        task: dict[str, Any] = {"name": name, "type": kind, "params": params,
+                                "dependencies": self._dep_names(depends_on)}
+        task.update((k, v) for k, v in fields.items() if v is not None)
+        self._tasks[name] = task
+
+    def _dep_names(self, depends_on: Any) -> list[str]:
+        items = [depends_on] if isinstance(depends_on, str) or callable(depends_on) \
+            else list(depends_on or ())
+        names = []
+        for item in items:
+            if isinstance(item, str):
+                names.append(item)
+            else:
+                found = [n for n, f in self._functions.items() if f is item]
+                names.append(found[0] if found else getattr(item, "__name__", repr(item)))
+        return names
+
+    # -- the definition ------------------------------------------------------------------
+    @property
+    def definition(self) -> dict[str, Any]:
+        """The definition, as ``POST /workflows`` takes it."""
+        return {"id": self.id, "name": self.name, **self._header,
+                "tasks": [dict(t) for t in self._tasks.values()]}
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names in definition order."""
+        return list(self._tasks)
+
+    def validate(self) -> WorkflowModel:
+        """Check the definition (raises ``ValidationError`` naming every problem)."""
+        return parse_workflow(self.definition, get_session().store.limits)
+
+    def register(self) -> dict[str, Any]:
+        """Store the definition in the shared database; returns it with its ``revision``."""
+        return get_session().runner().register(self.definition)
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, params: dict[str, Any] | None = None, *, executor: str = "thread",
+            reuse: Run | str | None = None, rerun: Iterable[str] = (), wait: bool = False,
+            timeout: float | None = None) -> Run:
+        """Register the definition and start an execution in this kernel; returns its
+        ``Run`` at once (or when it has ended, with ``wait=True``).
+
+        ``params`` are execution parameters (passed to functions that name them);
+        ``executor`` is ``"thread"`` (default) or ``"process"``; ``reuse`` an earlier run
+        whose unchanged completed tasks are not run again (``rerun`` forces some).
+        """
+        session = get_session()
+        runner = session.runner(executor)
+        saved = runner.register(self.definition)
+        model = session.store.load_workflow(self.id, saved["revision"])
+        hashes = current_hashes(model)
+        parent = _execution_id(reuse) if reuse is not None else None
+        prior = plan_reuse(parent, model, rerun=rerun, hashes=hashes) if parent else None
+        execution = runner.start(self.id, revision=saved["revision"], params=params,
+                                 parent_id=parent, prior=prior)
+        _record_hashes(execution["id"], hashes, prior, parent)
+        run = Run(execution["id"])
+        return run.wait(timeout) if wait else run
+
+    def runs(self, limit: int = 20) -> list[Run]:
+        """The executions of this workflow, newest first."""
+        page, _ = get_session().store.list_executions(workflow_id=self.id, limit=limit)
+        return [Run(e["id"]) for e in page]
+
+    # -- display -------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<Workflow {self.id!r}: {len(self._tasks)} tasks>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        lines = [repr(self)]
+        for t in self._tasks.values():
+            deps = f" <- {', '.join(t['dependencies'])}" if t["dependencies"] else ""
+            lines.append(f"  {t['name']} ({t['type']}){deps}")
+        p.text("\n".join(lines))
+
+    def _repr_html_(self) -> str:
+        order = [(t["name"], t["dependencies"]) for t in self._tasks.values()]
+        svg = render_svg(order, {})
+        return f"<div><b>{self.name}</b> ({len(order)} tasks)<br>{svg}</div>"
+
+
+class Run:
+    """A handle on one execution: of this kernel, of the server or of another kernel."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.id = execution_id
+        row = get_session().store.execution_row(execution_id)  # NotFound for a bad id
+        self.workflow_id: str = row["workflow_id"]
+        self._widget: ExecutionWidget | None = None
+
+    @classmethod
+    def last(cls, workflow_id: str | None = None) -> Run:
+        """The newest execution (of ``workflow_id``)."""
+        page, _ = get_session().store.list_executions(workflow_id=workflow_id, limit=1)
+        if not page:
+            raise NotFound("no execution yet" + (f" of {workflow_id!r}" if workflow_id else ""))
+        return cls(page[0]["id"])
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def execution(self) -> dict[str, Any]:
+        """The execution as ``GET /executions/{id}`` shows it (tasks with results)."""
+        return get_session().store.get_execution(self.id, detail=True)
+
+    @property
+    def status(self) -> str:
+        """``pending``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
+        return get_session().store.control(self.id)[0]
+
+    @property
+    def done(self) -> bool:
+        """True once the execution has ended."""
+        return self.status in TERMINAL_EXECUTION
+
+    @property
+    def tasks(self) -> dict[str, str]:
+        """Each task's status."""
+        return {t["name"]: t["status"] for t in self.execution["tasks"]}
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """Results of the completed tasks: the Python objects when this kernel computed
+        them (or reused them), else what the database holds (JSON, or a summary)."""
+        out = {}
+        for task in self.execution["tasks"]:
+            if task["status"] == TaskStatus.COMPLETED:
+                found, value = recall(self.id, task["name"])
+                out[task["name"]] = value if found else task["result"]
+        return out
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """The error of each failed task."""
+        return {t["name"]: t["error"] for t in self.execution["tasks"] if t["status"] == "failed"}
+
+    def logs(self, task: str) -> list[dict[str, Any]]:
+        """Captured stdout/stderr of each attempt of ``task``."""
+        return get_session().store.get_logs(self.id, task)
+
+    # -- control -------------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the execution has ended (or ``timeout`` seconds); returns the run."""
+        session = get_session()
+        ended = threading.Event()
+
+        def on_events(events: list[dict[str, Any]]) -> None:
+            if any(e.get("execution_id") == self.id and e["event"].startswith("execution_")
+                   for e in events):
+                ended.set()
+
+        unsubscribe = session.bus.subscribe(on_events)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while session.store.control(self.id)[0] not in TERMINAL_EXECUTION:
+                left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                ended.wait(left)  # woken by this kernel's engine; polls for other owners
+                ended.clear()
+        finally:
+            unsubscribe()
+        return self
+
+    def cancel(self) -> Run:
+        """Cancel the execution (409 ``Conflict`` when it has already ended)."""
+        session = get_session()
+        session.store.request_cancel(self.id)  # reaches the owner wherever it runs
+        for runner in list(session._runners.values()):
+            if self.id in runner.active():
+                runner.cancel(self.id)
+        return self
+
+    def retry(self, rerun: Iterable[str] = (), *, executor: str | None = None,
+              wait: bool = False, timeout: float | None = None) -> Run:
+        """A new execution in this kernel that reuses the completed tasks' results and
+        runs the rest (and the ``rerun`` tasks and their downstream tasks) again."""
+        session = get_session()
+        row = session.store.execution_row(self.id)
+        kind = executor or (row["executor"] if row["executor"] in ("thread", "process")
+                            else "thread")
+        runner = session.runner(kind)
+        rerun = list(rerun)
+        model = session.store.load_workflow(row["workflow_id"], row["revision"])
+        if not rerun:
+            execution = runner.retry(self.id)
+            prior = {n: None for n, t in session.store.task_rows(self.id).items()
+                     if t.status == TaskStatus.COMPLETED}
+        else:
+            if row["status"] not in TERMINAL_EXECUTION:
+                raise Conflict(f"execution {self.id!r} is still {row['status']}; cancel it or "
+                               "wait for it to end before retrying")
+            prior = plan_reuse(self.id, model, rerun=rerun)
+            execution = runner.start(row["workflow_id"], revision=row["revision"],
+                                     params=row["params"], parent_id=self.id, prior=prior)
+        _record_hashes(execution["id"], current_hashes(model), prior, self.id)  # type: ignore[arg-type]
+        run = Run(execution["id"])
+        return run.wait(timeout) if wait else run
+
+    # -- display -------------------------------------------------------------------------
+    def widget(self) -> ExecutionWidget:
+        """The live widget of this execution (one per run; a new one once closed)."""
+        if self._widget is None or self._widget.comm is None:
+            self._widget = ExecutionWidget(self.id)
+        return self._widget
+
+    def text(self) -> str:
+        """The execution's state as plain text."""
+        ex = get_session().store.get_execution(self.id)
+        return render_text(ex, ex["tasks"], elapsed_seconds(ex["startTime"], ex["endTime"]))
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} of {self.workflow_id!r}: {self.status}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        if _has_widget_frontend():
+            return self.widget()._repr_mimebundle_()
+        return {"text/plain": self.text()}

@@ -1,0 +1,366 @@
+"""The live execution widget, and its text twin for frontends without widgets.
+
+``ExecutionWidget(execution_id)`` is an ipywidgets ``VBox``: a header (workflow,
+execution id, status, elapsed time), a progress bar, the DAG drawn as SVG and coloured
+by status (``graph.py``), and a row per task (status colour, duration, attempts, the
+error with its traceback one click away).
+
+How it stays live
+-----------------
+It reads the shared database only, so an execution run by this kernel, by the Jupyter
+server or by another kernel looks the same: a snapshot (``get_execution``), then every
+stored event after the snapshot's ``seq`` (``events_after``), applied in order. A
+follower thread polls every ``poll_interval`` seconds and is woken at once by the
+kernel's ``EventBus`` for executions running here. Pushes to the frontend are
+throttled (at most one per ``min_interval``, default 0.2 s, so <= 5 per second), sent
+under ``hold_sync`` as one message, and come from that one thread, which never
+displays or prints (output routing from threads is unreliable; trait updates are not).
+When the execution ends, the final state is reloaded from the database and pushed, and
+the thread stops. Displaying a ``Run`` again, or after a kernel restart, builds a new
+widget from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from html import escape
+from typing import Any
+
+import ipywidgets
+import traitlets
+
+from ..events import EventBus
+from ..model import TERMINAL_EXECUTION, TERMINAL_TASK
+from ..store import Store
+from .graph import STATUS_COLORS, render_svg
+
+__all__ = ["ExecutionWidget", "render_text"]
+
+log = logging.getLogger(__name__)
+
+BAR_STYLES = {"running": "info", "completed": "success", "failed": "danger",
+              "cancelled": "warning", "pending": ""}
+SYMBOLS = {"pending": "\u00b7", "retrying": "\u21bb", "running": "\u25b6", "completed": "\u2714",
+           "failed": "\u2718", "skipped": "\u21b7", "cancelled": "\u25a0"}
+MAX_ROWS = 200
+
+
+def elapsed_seconds(start: str | None, end: str | None) -> float:
+    if not start:
+        return 0.0
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+    finish = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end else time.time()
+    return max(0.0, finish - begin)
+
+
+def fmt_seconds(value: float | None) -> str:
+    """``<1ms``, ``12ms``, ``4.25s``, ``42.1s``, ``3m 05s``, ``1h 02m``; empty for None."""
+    if value is None:
+        return ""
+    if value < 0.001:
+        return "<1ms"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 10:
+        return f"{value:.2f}s"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(int(value), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def shown_status(task: dict[str, Any]) -> str:
+    """The status a task is drawn with: ``retrying`` for a pending task between attempts."""
+    return "retrying" if task.get("retrying") and task["status"] == "pending" else task["status"]
+
+
+def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed: float) -> str:
+    """The execution as plain text: a header line and a line per task."""
+    done = sum(t["status"] in TERMINAL_TASK for t in tasks)
+    lines = [f"{execution.get('workflowId')}  {execution.get('id')}  {execution.get('status')}  "
+             f"{fmt_seconds(elapsed)}  {done}/{len(tasks)} tasks"]
+    width = min(30, max((len(t["name"]) for t in tasks), default=4))
+    for t in tasks[:MAX_ROWS]:
+        status = shown_status(t)
+        extra = []
+        if t.get("duration") is not None:
+            extra.append(fmt_seconds(t["duration"]))
+        if t.get("attempts", 0) > 1:
+            extra.append(f"{t['attempts']} attempts")
+        if t.get("reason") and status in ("skipped", "cancelled", "failed"):
+            extra.append(f"({t['reason']})")
+        if t.get("error") and status in ("failed", "retrying"):
+            extra.append(str(t["error"]).splitlines()[0][:120])
+        lines.append(f"  {SYMBOLS.get(status, '?')} {t['name']:<{width}}  {status:<9}  "
+                     + "  ".join(extra))
+    if len(tasks) > MAX_ROWS:
+        lines.append(f"  ... and {len(tasks) - MAX_ROWS} more tasks")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _badge(status: str) -> str:
+    fill, stroke, ink = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
+    return (f'<span class="taskflow-status" style="background:{fill};color:{ink};border:1px solid '
+            f'{stroke};border-radius:10px;padding:1px 8px;font-weight:600">{escape(status)}</span>')
+
+
+class ExecutionWidget(ipywidgets.VBox):
+    """A live view of one execution (see the module docstring)."""
+
+    execution_id = traitlets.Unicode(help="the execution shown")
+    workflow = traitlets.Unicode(help="its workflow id")
+    status = traitlets.Unicode("pending", help="the execution status")
+    elapsed = traitlets.Float(0.0, help="seconds since the execution started (to its end)")
+    tasks = traitlets.List(help="one dict per task: name, status, attempts, duration, error, "
+                                "reason, retrying, dependencies, traceback")
+    parent_id = traitlets.Unicode(None, allow_none=True, help="the execution this one retries")
+
+    def __init__(self, execution_id: str, *, store: Store | None = None,
+                 bus: EventBus | None = None, follow: bool = True,
+                 min_interval: float = 0.2, poll_interval: float = 0.5, **kwargs: Any) -> None:
+        if store is None:
+            from .session import get_session
+
+            session = get_session()
+            store, bus = session.store, bus or session.bus
+        self.header = ipywidgets.HTML()
+        self.progress = ipywidgets.IntProgress(value=0, min=0, max=1,
+                                               layout=ipywidgets.Layout(width="100%"))
+        self.graph = ipywidgets.HTML(layout=ipywidgets.Layout(overflow="auto", max_height="420px"))
+        self.table = ipywidgets.HTML(layout=ipywidgets.Layout(overflow="auto", max_height="480px"))
+        super().__init__(children=[self.header, self.progress, self.graph, self.table], **kwargs)
+        self.add_class("taskflow-execution")
+        self._store = store
+        self.min_interval, self.poll_interval = min_interval, poll_interval
+        self._lock = threading.RLock()
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._finished = threading.Event()
+        self._exec: dict[str, Any] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+        self._order: list[tuple[str, list[str]]] = []
+        self._seq = 0
+        self.execution_id = execution_id
+        self.refresh()
+        self._unsubscribe: Callable[[], None] | None = None
+        if follow and self.status not in TERMINAL_EXECUTION:
+            if bus is not None:
+                self._unsubscribe = bus.subscribe(self._on_events)
+            threading.Thread(target=self._follow, daemon=True,
+                             name=f"taskflow-widget-{execution_id}").start()
+        else:
+            self._finished.set()
+
+    # -- public ------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Reload the execution from the database and redraw it."""
+        with self._lock:
+            self._load()
+            self._push()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the widget shows the execution's final state; False on timeout."""
+        return self._finished.wait(timeout)
+
+    @property
+    def following(self) -> bool:
+        """True while the widget still follows a running execution."""
+        return not self._finished.is_set()
+
+    def text(self) -> str:
+        """The current state as plain text (what terminals show)."""
+        with self._lock:
+            return render_text({**self._exec, "status": self.status}, self.tasks, self.elapsed)
+
+    def close(self) -> None:
+        """Stop following and close the widget."""
+        self._stop.set()
+        self._wake.set()
+        super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = self.text()
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<ExecutionWidget {self.execution_id} {self.workflow}: {self.status}>"
+
+    # -- reading the database ------------------------------------------------------------
+    def _load(self) -> None:
+        """Snapshot: the execution and its definition; events after ``_seq`` follow."""
+        seq = self._store.last_seq()  # taken first: later events are re-applied, harmlessly
+        execution = self._store.get_execution(self.execution_id, detail=True)
+        wf = self._store.load_workflow(execution["workflowId"], execution["revision"])
+        self._order = [(t.name, list(t.dependencies)) for t in wf.tasks]
+        self._state = {}
+        deps = dict(self._order)
+        for task in execution["tasks"]:
+            retrying = task["status"] == "pending" and bool(task.get("error"))
+            self._state[task["name"]] = {
+                "name": task["name"], "status": task["status"], "attempts": task["attempts"],
+                "duration": task["duration"], "error": task["error"], "reason": task["reason"],
+                "traceback": task.get("traceback"), "retrying": retrying,
+                "dependencies": deps[task["name"]]}
+        self._exec = {k: execution.get(k) for k in ("id", "workflowId", "status", "startTime",
+                                                    "endTime", "parentId", "reason", "params")}
+        self._seq = max(self._seq, seq)
+
+    def _pull(self) -> bool:
+        """Apply the events stored since the last look; True when anything changed."""
+        changed, terminal, failed = False, False, False
+        while True:
+            batch = self._store.events_after(self._seq, execution=self.execution_id)
+            for seq, payload in batch:
+                self._seq = seq
+                event = json.loads(payload)
+                changed = True
+                kind = event["event"]
+                if kind.startswith("execution_"):
+                    self._exec["status"] = event["status"]
+                    if kind == "execution_started":
+                        self._exec["startTime"] = self._exec.get("startTime") or event["timestamp"]
+                    else:
+                        terminal = True
+                elif event.get("task") in self._state:
+                    failed |= self._apply(self._state[event["task"]], kind, event)
+            if len(batch) < 1000:
+                break
+        if terminal:
+            self._load()  # exact final state (cancelled tasks emit no event of their own)
+        elif failed:
+            for name, row in self._store.task_rows(self.execution_id).items():
+                if name in self._state:
+                    self._state[name]["traceback"] = row.traceback
+        return changed
+
+    @staticmethod
+    def _apply(task: dict[str, Any], kind: str, event: dict[str, Any]) -> bool:
+        """Update one task from one event; True when a traceback is worth fetching."""
+        task["attempts"] = event.get("attempt") or task["attempts"]
+        if kind == "task_started":
+            task.update(status="running", duration=None, retrying=False)
+        elif kind == "task_retrying":
+            task.update(status="pending", retrying=True, error=event.get("error"))
+        elif kind == "task_completed":
+            task.update(status="completed", duration=event.get("duration"), error=None,
+                        traceback=None, retrying=False)
+        elif kind == "task_failed":
+            task.update(status="failed", duration=event.get("duration"), retrying=False,
+                        error=event.get("error"), reason=event.get("reason"))
+            return True
+        elif kind == "task_skipped":
+            task.update(status="skipped", reason=event.get("reason"))
+        return False
+
+    # -- drawing -----------------------------------------------------------------------
+    def _push(self) -> None:
+        """Set every trait from the state, as one comm message."""
+        tasks = [dict(self._state[name]) for name, _ in self._order]
+        status = self._exec.get("status") or "pending"
+        elapsed = elapsed_seconds(self._exec.get("startTime"), self._exec.get("endTime"))
+        done = sum(t["status"] in TERMINAL_TASK for t in tasks)
+        with self.hold_sync(), self.progress.hold_sync():
+            self.workflow = self._exec.get("workflowId") or ""
+            self.parent_id = self._exec.get("parentId")
+            self.status = status
+            self.elapsed = round(elapsed, 3)
+            self.tasks = tasks
+            self.progress.max = max(1, len(tasks))
+            self.progress.value = done
+            self.progress.bar_style = BAR_STYLES.get(status, "")
+            self.progress.description = f"{done}/{len(tasks)}"
+            self.header.value = self._header_html(done, len(tasks))
+            self.graph.value = render_svg(
+                self._order, {t["name"]: {**t, "status": shown_status(t)} for t in tasks})
+            self.table.value = self._table_html(tasks)
+
+    def _header_html(self, done: int, total: int) -> str:
+        status = self._exec.get("status") or "pending"
+        parts = [_badge(status), f"<b>{escape(self.workflow)}</b>",
+                 f"<code>{escape(self.execution_id)}</code>",
+                 f'<span class="taskflow-elapsed">{escape(fmt_seconds(self.elapsed))}</span>',
+                 f"<span>{done}/{total} tasks</span>"]
+        if self._exec.get("parentId"):
+            parts.append(f"<span>retry of <code>{escape(self._exec['parentId'])}</code></span>")
+        if self._exec.get("reason"):
+            parts.append(f"<span>({escape(str(self._exec['reason']))})</span>")
+        return (f'<div class="taskflow-header" data-status="{escape(status)}" style="display:flex;'
+                'flex-wrap:wrap;gap:10px;align-items:center;font-family:var(--jp-ui-font-family);'
+                'font-size:13px">' + "".join(parts) + "</div>")
+
+    @staticmethod
+    def _table_html(tasks: list[dict[str, Any]]) -> str:
+        rows = []
+        for t in tasks[:MAX_ROWS]:
+            status = shown_status(t)
+            fill, stroke, _ = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
+            note = t.get("reason") or ""
+            error = ""
+            if t.get("error"):
+                first = str(t["error"]).splitlines()[0]
+                short = escape(first[:100] + ("\u2026" if len(first) > 100 else ""))
+                full = escape(str(t["error"]))
+                detail = escape(t.get("traceback") or str(t["error"]))
+                error = (f'<details title="{full}"><summary style="cursor:pointer;color:'
+                         f'#cf222e">{short}</summary><pre style="white-space:pre-wrap;'
+                         f'font-size:11px;margin:2px 0">{detail}</pre></details>')
+            rows.append(
+                f'<tr class="taskflow-task" data-task="{escape(t["name"])}" data-status="'
+                f'{escape(status)}"><td><span style="display:inline-block;width:10px;height:10px;'
+                f'border-radius:50%;background:{fill};border:1px solid {stroke}"></span></td>'
+                f'<td style="font-weight:600">{escape(t["name"])}</td><td>{escape(status)}'
+                f'{" (" + escape(note) + ")" if note and status != "failed" else ""}</td>'
+                f'<td style="text-align:right">{t.get("attempts") or 0}</td>'
+                f'<td style="text-align:right">{escape(fmt_seconds(t.get("duration")))}</td>'
+                f"<td>{error}</td></tr>")
+        more = (f'<tr><td colspan="6">\u2026 and {len(tasks) - MAX_ROWS} more tasks</td></tr>'
+                if len(tasks) > MAX_ROWS else "")
+        head = "".join(f'<th style="text-align:{a};padding:2px 8px">{h}</th>' for h, a in (
+            ("", "left"), ("task", "left"), ("status", "left"), ("attempts", "right"),
+            ("duration", "right"), ("error", "left")))
+        return ('<table class="taskflow-tasks" style="border-collapse:collapse;font-size:12px;'
+                'font-family:var(--jp-ui-font-family)"><thead><tr>' + head + "</tr></thead><tbody>"
+                + "".join(rows) + more + "</tbody></table>")
+
+    # -- following -----------------------------------------------------------------------
+    def _on_events(self, events: list[dict[str, Any]]) -> None:
+        """Bus subscriber (engine thread): only wakes the follower."""
+        if any(e.get("execution_id") == self.execution_id for e in events):
+            self._wake.set()
+
+    def _follow(self) -> None:
+        last_push = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                with self._lock:
+                    changed = self._pull()
+                terminal = self._exec.get("status") in TERMINAL_EXECUTION
+                if not changed and not terminal and time.monotonic() - last_push < 1.0:
+                    continue  # nothing new: still redraw about once a second (elapsed time)
+                pause = self.min_interval - (time.monotonic() - last_push)
+                if pause > 0 and self._stop.wait(pause):
+                    break
+                with self._lock:
+                    self._pull()
+                    self._push()
+                last_push = time.monotonic()
+                if self._exec.get("status") in TERMINAL_EXECUTION:
+                    break
+        except Exception:  # a broken database must not kill the kernel; the widget just stops
+            log.exception("widget for %s stopped", self.execution_id)
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            self._store.close()  # this thread's connection
+            self._finished.set()

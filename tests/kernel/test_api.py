@@ -1,0 +1,311 @@
+"""The Python API against a real engine, store and thread executor (no mocks)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytaskflow_jupyter import Run, Workflow
+from pytaskflow_jupyter.errors import Conflict, InvalidInput, NotFound, ValidationError
+from pytaskflow_jupyter.store import Store
+
+
+def statuses(run: Run) -> dict[str, str]:
+    return run.tasks
+
+
+def test_decorators_build_the_post_body_and_register_it(session):
+    wf = Workflow("Sales ETL", tags=["etl"], max_parallel=4)
+
+    @wf.task
+    def extract():
+        return 1
+
+    @wf.task(depends_on=extract, retries=2, retry_delay=0, timeout=30, kwargs={"scale": 3})
+    def transform(extract, scale):
+        return extract * scale
+
+    @wf.branch(depends_on=transform)
+    def route(transform):
+        return "publish"
+
+    wf.task(name="publish", depends_on=route)(lambda: None)
+    wf.add("archive", depends_on="route", params={"code": "result = 'kept'"})
+
+    assert wf.id == "sales_etl"
+    assert wf.tasks == ["extract", "transform", "route", "publish", "archive"]
+    body = wf.definition
+    assert body["tags"] == ["etl"] and body["max_parallel"] == 4
+    assert body["tasks"][1] == {
+        "name": "transform", "type": "python", "dependencies": ["extract"], "retries": 2,
+        "retry_delay": 0, "timeout": 30,
+        "params": {"callable": "sales_etl.transform", "kwargs": {"scale": 3}}}
+    assert body["tasks"][2]["type"] == "branch"
+    assert body["tasks"][4] == {"name": "archive", "type": "python", "dependencies": ["route"],
+                                "params": {"code": "result = 'kept'"}}
+    saved = wf.register()
+    assert saved["revision"] == 1
+    assert [w["id"] for w in session.store.list_workflows()] == ["sales_etl"]
+    assert wf.register()["revision"] == 1  # unchanged definition, same revision
+
+
+def test_results_flow_downstream_by_name_upstream_params_and_context(session):
+    wf = Workflow("flow")
+
+    @wf.task
+    def numbers():
+        return [1, 2, 3]
+
+    @wf.task(depends_on=numbers)
+    def total(numbers, factor=1):
+        return sum(numbers) * factor
+
+    @wf.task(depends_on=[numbers, total])
+    def report(upstream, context):
+        return {"seen": sorted(upstream), "task": context["task"], "total": upstream["total"]}
+
+    run = wf.run(params={"factor": 10}).wait(30)
+    assert run.status == "completed"
+    assert run.results == {"numbers": [1, 2, 3], "total": 60,
+                           "report": {"seen": ["numbers", "total"], "task": "report",
+                                      "total": 60}}
+    stored = run.execution
+    assert stored["params"] == {"factor": 10}
+    assert [t["result"] for t in stored["tasks"]] == [[1, 2, 3], 60, run.results["report"]]
+
+
+def test_branch_skips_the_tasks_it_did_not_select(session):
+    wf = Workflow("branchy")
+
+    @wf.task
+    def size():
+        return 5
+
+    @wf.branch(depends_on=size)
+    def route(size):
+        return "small" if size < 10 else "large"
+
+    @wf.task(depends_on=route)
+    def small():
+        return "s"
+
+    @wf.task(depends_on=route)
+    def large():
+        return "l"
+
+    @wf.task(depends_on=[small, large])
+    def join(upstream):
+        return upstream["small"]
+
+    run = wf.run(wait=True, timeout=30)
+    assert statuses(run) == {"size": "completed", "route": "completed", "small": "completed",
+                             "large": "skipped", "join": "completed"}
+    assert {t["name"]: t["reason"] for t in run.execution["tasks"]}["large"] == "not_selected"
+    assert run.results["join"] == "s"
+
+
+def test_retry_reuses_completed_results_and_runs_edited_code(session):
+    calls = []
+    broken = {"on": True}
+    wf = Workflow("resume")
+
+    @wf.task
+    def extract():
+        calls.append("extract")
+        return [3, 4]
+
+    @wf.task(depends_on=extract)
+    def load(extract):
+        calls.append("load")
+        if broken["on"]:
+            raise ValueError("database is down")
+        return len(extract)
+
+    first = wf.run(wait=True, timeout=30)
+    assert first.status == "failed"
+    assert first.errors == {"load": "ValueError: database is down"}
+
+    broken["on"] = False
+    second = first.retry(wait=True, timeout=30)
+    assert second.id != first.id
+    assert second.status == "completed"
+    assert second.execution["parentId"] == first.id
+    assert second.results == {"extract": [3, 4], "load": 2}
+    assert calls == ["extract", "load", "load"]  # extract was not run again
+
+
+def test_retry_with_rerun_runs_the_named_task_and_its_downstream(session):
+    calls = []
+    wf = Workflow("rerun")
+
+    @wf.task
+    def a():
+        calls.append("a")
+        return 1
+
+    @wf.task(depends_on=a)
+    def b(a):
+        calls.append("b")
+        return a + 1
+
+    @wf.task(depends_on=b)
+    def c(b):
+        calls.append("c")
+        return b + 1
+
+    @wf.task(depends_on=a)
+    def d(a):
+        calls.append("d")
+        return a * 10
+
+    first = wf.run(wait=True, timeout=30)
+    calls.clear()
+    again = first.retry(rerun=["b"], wait=True, timeout=30)
+    assert again.status == "completed"
+    assert sorted(calls) == ["b", "c"]
+    assert again.results == {"a": 1, "b": 2, "c": 3, "d": 10}
+    with pytest.raises(InvalidInput, match="unknown task"):
+        first.retry(rerun=["nope"])
+
+
+def test_run_with_reuse_reruns_only_the_edited_function_and_downstream(session):
+    calls = []
+    wf = Workflow("edit")
+
+    @wf.task
+    def extract():
+        calls.append("extract")
+        return [1, 2]
+
+    @wf.task(depends_on=extract)
+    def transform(extract):
+        calls.append("transform")
+        return [x * 2 for x in extract]
+
+    @wf.task(depends_on=transform)
+    def report(transform):
+        calls.append("report")
+        return sum(transform)
+
+    @wf.task(depends_on=extract)
+    def audit(extract):
+        calls.append("audit")
+        return len(extract)
+
+    first = wf.run(wait=True, timeout=30)
+    assert first.results["report"] == 6
+
+    # the notebook way: edit the cell that defines the function and run it again
+    @wf.task(depends_on=extract)
+    def transform(extract):
+        calls.append("transform v2")
+        return [x * 100 for x in extract]
+
+    calls.clear()
+    second = wf.run(reuse=first, wait=True, timeout=30)
+    assert second.status == "completed"
+    assert sorted(calls) == ["report", "transform v2"]
+    assert second.results == {"extract": [1, 2], "transform": [100, 200], "report": 300,
+                              "audit": 2}
+    calls.clear()
+    third = wf.run(reuse=second, wait=True, timeout=30)  # nothing changed: all reused
+    assert calls == [] and third.results == second.results
+
+
+def test_non_json_results_stay_python_objects_in_the_kernel(session):
+    class Frame:
+        def __init__(self, rows):
+            self.rows = rows
+
+    broken = {"on": True}
+    wf = Workflow("objects")
+
+    @wf.task
+    def frame():
+        return Frame([1, 2, 3])
+
+    @wf.task(depends_on=frame)
+    def count(frame):
+        if broken["on"]:
+            raise RuntimeError("flaky")
+        return len(frame.rows)
+
+    first = wf.run(wait=True, timeout=30)
+    stored = {t["name"]: t["result"] for t in first.execution["tasks"]}
+    assert stored["frame"]["json"] is False and "Frame" in stored["frame"]["summary"]
+    assert isinstance(first.results["frame"], Frame)
+
+    broken["on"] = False
+    second = first.retry(wait=True, timeout=30)  # the reused Frame reaches count intact
+    assert second.status == "completed"
+    assert second.results["count"] == 3
+    assert isinstance(second.results["frame"], Frame)
+
+
+def test_a_missing_notebook_function_fails_its_task_with_a_clear_error(session):
+    wf = Workflow("missing")
+    wf.add("ghost", params={"callable": "no_such_function_here"})
+    run = wf.run(wait=True, timeout=30)
+    assert run.status == "failed"
+    assert "notebook function 'no_such_function_here' is not defined" in run.errors["ghost"]
+
+
+def test_cancel_stops_a_running_execution(session, gate):
+    wf = Workflow("cancel me")
+    wf.task(name="hold")(gate)
+    wf.task(name="after", depends_on="hold")(lambda hold: hold)
+    run = wf.run()
+    assert gate.entered.wait(30)
+    run.cancel()
+    run.wait(30)
+    assert run.status == "cancelled"
+    assert statuses(run) == {"hold": "cancelled", "after": "cancelled"}
+    with pytest.raises(Conflict):
+        run.cancel()
+
+
+def test_wait_with_a_timeout_returns_while_running(session, gate):
+    wf = Workflow("slow")
+    wf.task(name="hold")(gate)
+    run = wf.run()
+    assert gate.entered.wait(30)
+    assert run.wait(timeout=0.05).status == "running"
+    assert not run.done
+    with pytest.raises(Conflict, match="still running"):
+        run.retry()
+    gate.open()
+    assert run.wait(30).status == "completed"
+
+
+def test_runs_are_visible_to_every_reader_of_the_database(session, db_path):
+    wf = Workflow("shared")
+    wf.task(name="one")(lambda: 1)
+    run = wf.run(wait=True, timeout=30)
+    other = Store(db_path)  # what the Jupyter server reads
+    try:
+        page, _ = other.list_executions(workflow_id="shared")
+        assert [e["id"] for e in page] == [run.id]
+        assert other.get_execution(run.id, detail=True)["tasks"][0]["result"] == 1
+        kinds = [json.loads(p)["event"] for _, p in other.events_after(0, execution=run.id)]
+        assert kinds == ["execution_started", "task_started", "task_completed",
+                         "execution_completed"]
+    finally:
+        other.close()
+    assert [r.id for r in wf.runs()] == [run.id]
+    assert Run.last("shared").id == run.id
+
+
+def test_bad_use_raises_our_errors(session):
+    wf = Workflow("bad")
+    with pytest.raises(InvalidInput, match="needs a name"):
+        wf.task(lambda: 1)
+    wf.task(name="a", depends_on="missing")(lambda: 1)
+    with pytest.raises(ValidationError, match="unknown"):
+        wf.run()
+    with pytest.raises(NotFound):
+        Run("exec_0000")
+    ok = Workflow("exec")
+    ok.task(name="t")(lambda: 1)
+    with pytest.raises(InvalidInput, match="unknown executor"):
+        ok.run(executor="warp-drive")
