@@ -1,0 +1,248 @@
+"""``TaskFlowApp``: the Jupyter server extension and the composition root of the server.
+
+It builds the one ``Store``, ``EventBus``, executor, ``Runner`` and ``EventHub`` of the
+server from its traits (``c.TaskFlowApp.<trait>`` in ``jupyter_server_config.py`` or
+``--TaskFlowApp.<trait>=`` on the command line) and mounts the REST routes and ``/ws``
+under the server's ``base_url``.
+
+Lifecycle:
+
+* ``initialize_settings`` (before the loop serves anything): open the database (creating
+  and migrating it), build the executor and the runner, export ``PYTASKFLOW_DB`` so the
+  kernels this server starts share the file.
+* ``_start_jupyter_server_extension`` (on the running loop): start the event hub, resume
+  the executions a dead previous server owned (``Runner.recover``, off the loop), and
+  adopt every second the executions kernels enqueued for the server (``%taskflow submit``).
+* ``stop_extension``: stop those tasks, close the WebSocket clients, stop the runner's
+  heartbeat (executions still running are resumed by the next server) and the executor.
+
+All SQLite and task work runs in ``self.pool`` (``await app.run(fn, ...)``); the loop
+only parses HTTP and moves bytes.
+
+``jupyter taskflow`` (``main``) starts a Jupyter server on port 8000 with this extension;
+every ServerApp option applies (``--port``, ``--IdentityProvider.token``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, CaselessStrEnum, Float, Integer, TraitError, Unicode, default, validate
+
+from .. import __version__
+from ..events import EventBus
+from ..executors import EXECUTORS, make_executor
+from ..runner import Runner
+from ..store import Store, default_db_path
+from ..validation import Limits
+from .handlers import default_handlers
+from .websocket import EventHub
+
+__all__ = ["TaskFlowApp", "main"]
+
+DEFAULT_PORT = 8000
+
+
+class TaskFlowApp(ExtensionApp):
+    """PyTaskFlow's REST API and ``/ws`` on the Jupyter server."""
+
+    name = "taskflow"
+    description = "PyTaskFlow: workflow (DAG) orchestration on a Jupyter server"
+    version = __version__
+    extension_url = "/workflows"
+    load_other_extensions = True
+    # Only applied when started as `jupyter taskflow` (see _jupyter_server_config).
+    serverapp_config = {"port": DEFAULT_PORT, "open_browser": False}
+
+    # -- traits ----------------------------------------------------------------------------
+    db_path = Unicode(
+        help="SQLite database file shared by the server and its kernels. Default: "
+             "$PYTASKFLOW_DB, else <jupyter data dir>/pytaskflow/taskflow.db.",
+    ).tag(config=True)
+    db_synchronous = CaselessStrEnum(
+        ["NORMAL", "FULL"], "NORMAL",
+        help="SQLite `synchronous` pragma. NORMAL survives a crash of the process; FULL "
+             "also survives a power loss, at the cost of an fsync per commit.",
+    ).tag(config=True)
+    db_threads = Integer(
+        8, help="Worker threads for database work and request decoding (never the loop).",
+    ).tag(config=True)
+    executor = Unicode(
+        "process",
+        help="Default executor of the server's executions: 'process' (falls back to "
+             "'thread' when not available), 'thread', 'inline' or 'dask'.",
+    ).tag(config=True)
+    workers = Integer(
+        0, help="Concurrency limit of the executor (0: the executor's default).",
+    ).tag(config=True)
+    dask_address = Unicode(
+        "", help="Dask scheduler address for executor='dask' ('' starts a LocalCluster).",
+    ).tag(config=True)
+    max_tasks = Integer(100_000, help="Most tasks a definition may have.").tag(config=True)
+    max_body_bytes = Integer(
+        32 * 1024 * 1024, help="Largest request body accepted (413 above it).",
+    ).tag(config=True)
+    max_json_depth = Integer(
+        64, help="Deepest nesting of arrays/objects accepted in a body (400 above it).",
+    ).tag(config=True)
+    log_limit = Integer(
+        64 * 1024, help="Bytes of stdout and of stderr kept per task attempt.",
+    ).tag(config=True)
+    ws_queue_size = Integer(
+        10_000,
+        help="Events a /ws client may have waiting to be sent; a client further behind is "
+             "closed with code 1013 and reconnects with since=<last seq>.",
+    ).tag(config=True)
+    ws_poll_interval = Float(
+        0.2, help="Seconds between reads of the event table for events committed by other "
+                  "processes (kernels).",
+    ).tag(config=True)
+    heartbeat_interval = Float(
+        5.0, help="Seconds between heartbeats of the executions this server owns.",
+    ).tag(config=True)
+    stale_after = Float(
+        30.0, help="Seconds without heartbeat after which another process takes over an "
+                   "execution whose owner is gone.",
+    ).tag(config=True)
+    adopt_interval = Float(
+        1.0, help="Seconds between looks for executions kernels enqueued for the server.",
+    ).tag(config=True)
+    recover_on_start = Bool(
+        True, help="Resume, at start, the executions a previous server left running.",
+    ).tag(config=True)
+    shutdown_timeout = Float(
+        5.0, help="Seconds the server waits at shutdown for running executions to finish "
+                  "(those still running are resumed by the next server).",
+    ).tag(config=True)
+
+    @default("db_path")
+    def _default_db_path(self) -> str:
+        return str(default_db_path())
+
+    @validate("db_threads", "max_tasks", "max_body_bytes", "max_json_depth", "ws_queue_size",
+              "log_limit")
+    def _positive(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"TaskFlowApp.{proposal['trait'].name} must be at least 1")
+        return int(proposal["value"])
+
+    @validate("ws_poll_interval", "heartbeat_interval", "adopt_interval")
+    def _positive_float(self, proposal: Any) -> float:
+        if not proposal["value"] > 0:
+            raise TraitError(f"TaskFlowApp.{proposal['trait'].name} must be > 0")
+        return float(proposal["value"])
+
+    # -- wiring ----------------------------------------------------------------------------
+    def _jupyter_server_config(self) -> dict[str, Any]:
+        config = super()._jupyter_server_config()
+        given = self.serverapp.config.get("ServerApp", {}) if self.serverapp else {}
+        if "port" in given or os.environ.get("JUPYTER_PORT"):
+            config["ServerApp"].pop("port", None)  # an explicit --port wins over our default
+        return config
+
+    def initialize_settings(self) -> None:
+        path = Path(self.db_path).expanduser().resolve()
+        os.environ["PYTASKFLOW_DB"] = str(path)  # kernels started by this server share it
+        self.pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="taskflow-db")
+        limits = Limits(max_tasks=self.max_tasks)
+        self.store = Store(path, synchronous=self.db_synchronous, limits=limits)
+        self.bus = EventBus()
+        self.task_executor = self._make_executor()
+        root_dir = getattr(self.serverapp, "root_dir", None)
+        self.runner = Runner(self.store, self.task_executor, self.bus, limits=limits,
+                             heartbeat_interval=self.heartbeat_interval,
+                             stale_after=self.stale_after, log_limit=self.log_limit,
+                             root_dir=root_dir)
+        self.hub = EventHub(self.store, self.run, poll_interval=self.ws_poll_interval,
+                            queue_size=self.ws_queue_size)
+        self._unsubscribe = self.bus.subscribe(self.hub.notify)
+        self._background: list[asyncio.Task[Any]] = []
+        self.log.info("PyTaskFlow %s: database %s, executor %s", __version__, path,
+                      self.task_executor.name)
+
+    def _make_executor(self) -> Any:
+        kind = self.executor
+        if kind == "process" and "process" not in EXECUTORS:
+            self.log.warning("PyTaskFlow: the process executor is not available; using threads")
+            kind = "thread"
+        options: dict[str, Any] = {"workers": self.workers or None}
+        if kind == "dask":
+            options["address"] = self.dask_address or None
+        return make_executor(kind, **options)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(default_handlers())
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run blocking work (SQLite, validation, encoding) in the pool, never on the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self.hub.start()
+        if self.recover_on_start:
+            self._background.append(asyncio.create_task(self._recover()))
+        self._background.append(asyncio.create_task(self._adopt_forever()))
+
+    async def _recover(self) -> None:
+        try:
+            taken = await self.run(self.runner.recover, resume=True)
+        except Exception:
+            self.log.exception("PyTaskFlow: resuming earlier executions failed")
+            return
+        if taken:
+            self.log.info("PyTaskFlow: resumed %d execution(s): %s", len(taken), ", ".join(taken))
+
+    async def _adopt_forever(self) -> None:
+        from jupyter_server._tz import utcnow
+
+        while True:
+            await asyncio.sleep(self.adopt_interval)
+            try:
+                adopted = await self.run(self.runner.adopt_submitted)
+            except Exception:
+                self.log.exception("PyTaskFlow: adopting submitted executions failed")
+                continue
+            if adopted:
+                self.log.info("PyTaskFlow: running submitted execution(s) %s", ", ".join(adopted))
+            if self.runner.active() and self.serverapp is not None:
+                # any *_last_activity setting keeps JupyterHub's culler away while we work
+                self.serverapp.web_app.settings["taskflow_last_activity"] = utcnow()
+
+    def current_activity(self) -> bool | None:
+        return True if self.runner.active() else None
+
+    async def stop_extension(self) -> None:
+        if not hasattr(self, "runner"):  # initialize_settings never ran (or failed)
+            return
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._background.clear()
+        await self.hub.stop()
+        self._unsubscribe()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._close_blocking)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _close_blocking(self) -> None:
+        self.runner.close(wait=self.shutdown_timeout)
+        self.task_executor.shutdown(wait=False)
+        self.store.close()
+
+
+main = launch_new_instance = TaskFlowApp.launch_instance
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Our own JSON body parser: strict, bounded, and never a 500.
+
+The stdlib ``json`` module is lenient where an API must not be (``NaN``, duplicate keys
+where the last one silently wins, lone surrogates that later break SQLite's UTF-8) and
+fragile where an attacker pushes (deep nesting raises ``RecursionError``; a 5,000-digit
+integer raises a bare ``ValueError``). Every one of those becomes an ``InvalidInput``
+(400) with a ``code`` that names the problem; a wrong media type is 415, and the size
+cap (413) is enforced by the handler before and while the body is read.
+
+Codes: ``empty_body``, ``invalid_utf8``, ``invalid_json`` (syntax, BOM, trailing data),
+``invalid_number`` (NaN, Infinity, overflow, too many digits), ``duplicate_key``,
+``invalid_string`` (lone surrogate), ``json_too_deep``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from array import array
+from itertools import accumulate
+from typing import Any
+
+from ..errors import InvalidInput, Problem, UnsupportedMediaType
+
+__all__ = ["check_media_type", "max_depth", "parse_json"]
+
+MAX_INT_DIGITS = 4300  # CPython's int/str conversion limit (sys.get_int_max_str_digits)
+
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte except brackets
+_DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
+
+
+class _Reject(ValueError):
+    """Raised from inside ``json.loads`` hooks; carries the problem out."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def _fail(code: str, detail: str, path: str = "") -> InvalidInput:
+    return InvalidInput(f"Invalid JSON body: {detail}", [Problem(path, code, detail)], code=code)
+
+
+def check_media_type(content_type: str | None) -> None:
+    """Bodies must be ``application/json`` (UTF-8); anything else is 415.
+
+    Requiring it is also a CSRF defence: an HTML form cannot send it.
+    """
+    media, _, rest = (content_type or "").partition(";")
+    if media.strip().lower() != "application/json":
+        shown = media.strip() or "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {shown}", code="unsupported_media_type")
+    for param in rest.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+                "utf-8", "utf8"):
+            raise UnsupportedMediaType(f"charset must be utf-8, not {value.strip()}",
+                                       code="unsupported_media_type")
+
+
+def max_depth(raw: bytes) -> int:
+    """Nesting depth of a JSON text, without parsing it (strings are skipped)."""
+    brackets = _STRINGS.sub(b"", raw).translate(None, _BRACKETS)
+    if not brackets:
+        return 0
+    steps = array("b", brackets.translate(_DEPTH_STEP))
+    return max(accumulate(steps))
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Reject("duplicate_key", f"duplicate key {key!r} in an object")
+        out[key] = value
+    return out
+
+
+def _constant(name: str) -> Any:
+    raise _Reject("invalid_number", f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Reject("invalid_number", f"number {text[:40]!r} is too large")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Reject("invalid_number",
+                      f"an integer of {len(text)} digits is too long (limit {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _surrogate_path(value: Any) -> str:
+    """Where the first string that is not valid Unicode sits (iterative walk)."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                child = f"{where}.{key}" if where else str(key)
+                stack.append((child, key))
+                stack.append((child, sub))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", sub) for i, sub in enumerate(item))
+    return ""
+
+
+def parse_json(raw: bytes, *, depth_limit: int = 64) -> Any:
+    """Decode one JSON value from ``raw`` or raise ``InvalidInput`` naming the problem."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise _fail("invalid_json", "the body starts with a byte order mark (BOM)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail("invalid_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+    if not text.strip():
+        raise _fail("empty_body", "the body is empty; a JSON value is required")
+    depth = max_depth(raw)
+    if depth > depth_limit:
+        raise _fail("json_too_deep", f"nesting depth {depth} exceeds the limit {depth_limit}")
+    try:
+        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant,
+                           parse_float=_float, parse_int=_int)
+    except _Reject as exc:
+        raise _fail(exc.code, exc.detail) from None
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
+        raise _fail("invalid_json", detail) from None
+    except RecursionError:
+        raise _fail("json_too_deep", "nesting too deep") from None
+    except ValueError as exc:  # anything else the decoder refuses
+        raise _fail("invalid_json", str(exc)[:200]) from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        path = _surrogate_path(value)
+        raise _fail("invalid_string", "contains a lone surrogate (not valid Unicode)",
+                    path) from None
+    return value

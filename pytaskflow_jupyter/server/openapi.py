@@ -1,0 +1,345 @@
+"""The OpenAPI 3 description served at ``GET /taskflow/openapi.json``.
+
+Written by hand next to the handlers (it is the contract clients and schemathesis test
+against); ``tests/server/test_openapi.py`` checks that it names every route.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
+
+from ..events import EVENT_TYPES
+from ..model import EXECUTION_STATUSES, TASK_STATUSES, TASK_TYPES, TRIGGER_RULES
+
+__all__ = ["openapi"]
+
+Json = dict[str, Any]
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Json) -> Json:
+    return {**schema, "nullable": True}
+
+
+STR = {"type": "string"}
+TIME = _nullable({"type": "string", "format": "date-time"})
+NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", "maxLength": 200}
+
+TASK_DEFINITION: Json = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": NAME,
+        "type": {"type": "string", "enum": list(TASK_TYPES), "default": "python"},
+        "params": {
+            "type": "object",
+            "description": "python: `callable` ('pkg.mod:func') or `code`, `kwargs`; "
+                           "branch: `next` (task names); notebook: `path`, `parameters`, "
+                           "`kernel`.",
+            "additionalProperties": True,
+            "properties": {
+                "callable": STR, "code": STR,
+                "kwargs": {"type": "object", "additionalProperties": True},
+                "next": {"oneOf": [NAME, {"type": "array", "items": NAME}]},
+                "path": STR, "kernel": STR,
+                "parameters": {"type": "object", "additionalProperties": True},
+            },
+        },
+        "dependencies": {"type": "array", "items": NAME, "maxItems": 10_000},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 100, "default": 0},
+        "retry_delay": {"type": "number", "minimum": 0, "maximum": 86_400, "default": 1},
+        "retry_backoff": {"type": "number", "minimum": 1, "maximum": 100, "default": 2},
+        "timeout": _nullable({"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                              "maximum": 604_800}),
+        "trigger_rule": {"type": "string", "enum": list(TRIGGER_RULES),
+                         "default": TRIGGER_RULES[0]},
+    },
+}
+
+DEFINITION_PROPERTIES: Json = {
+    "id": ID,
+    "name": NAME,
+    "description": _nullable(STR),
+    "version": {"oneOf": [STR, {"type": "integer"}], "default": 1},
+    "tags": {"type": "array", "items": STR},
+    "owner": _nullable(STR),
+    "max_parallel": _nullable({"type": "integer", "minimum": 1}),
+    "tasks": {"type": "array", "minItems": 1, "items": _ref("TaskDefinition")},
+}
+
+TASK_PROPERTIES: Json = {
+    "name": STR,
+    "status": {"type": "string", "enum": list(TASK_STATUSES)},
+    "duration": _nullable({"type": "number"}),
+    "attempts": {"type": "integer", "minimum": 0},
+    "startTime": TIME,
+    "endTime": TIME,
+    "error": _nullable(STR),
+    "reason": _nullable(STR),
+}
+
+
+def _execution(task: str) -> Json:
+    return {
+        "type": "object",
+        "required": ["id", "workflowId", "revision", "status", "tasks", "startTime", "endTime"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^exec_[0-9a-f]+$"},
+            "workflowId": STR,
+            "revision": {"type": "integer", "minimum": 1},
+            "status": {"type": "string", "enum": list(EXECUTION_STATUSES)},
+            "tasks": {"type": "array", "items": _ref(task)},
+            "startTime": TIME,
+            "endTime": TIME,
+            "createdAt": TIME,
+            "params": {"type": "object", "additionalProperties": True},
+            "parentId": _nullable(STR),
+            "reason": _nullable(STR),
+            "executor": _nullable(STR),
+        },
+    }
+
+
+SCHEMAS: Json = {
+    "TaskDefinition": TASK_DEFINITION,
+    "WorkflowDefinition": {
+        "type": "object", "additionalProperties": False, "required": ["name", "tasks"],
+        "properties": DEFINITION_PROPERTIES,
+    },
+    "Workflow": {
+        "type": "object", "required": ["id", "name", "tasks", "revision", "createdAt", "updatedAt"],
+        "properties": {**DEFINITION_PROPERTIES,
+                       "revision": {"type": "integer", "minimum": 1},
+                       "createdAt": {"type": "string", "format": "date-time"},
+                       "updatedAt": {"type": "string", "format": "date-time"}},
+    },
+    "Task": {"type": "object", "required": list(TASK_PROPERTIES), "properties": TASK_PROPERTIES},
+    "TaskDetail": {
+        "type": "object", "required": list(TASK_PROPERTIES),
+        "properties": {**TASK_PROPERTIES, "result": {}, "traceback": _nullable(STR),
+                       "history": {"type": "array", "items": {"type": "object"}},
+                       "branch": {}},
+    },
+    "Execution": _execution("Task"),
+    "ExecutionDetail": _execution("TaskDetail"),
+    "ExecutionRequest": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"params": {"type": "object", "additionalProperties": True},
+                       "revision": {"type": "integer", "minimum": 1}},
+    },
+    "TaskLogs": {
+        "type": "object", "required": ["executionId", "task", "attempts"],
+        "properties": {
+            "executionId": STR, "task": STR,
+            "attempts": {"type": "array", "items": {
+                "type": "object", "required": ["attempt"],
+                "properties": {"attempt": {"type": "integer"}, "stdout": _nullable(STR),
+                               "stderr": _nullable(STR)}}},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "description": "One /ws message. `workflow_id` carries the execution id (as in the "
+                       "documented example); `workflow` is the definition id.",
+        "required": ["event", "workflow_id", "task", "timestamp", "seq", "execution_id",
+                     "workflow", "status"],
+        "properties": {
+            "event": {"type": "string", "enum": list(EVENT_TYPES)},
+            "workflow_id": STR, "execution_id": STR, "workflow": STR,
+            "task": _nullable(STR), "timestamp": {"type": "string", "format": "date-time"},
+            "seq": {"type": "integer", "minimum": 1}, "status": STR,
+            "attempt": {"type": "integer"}, "duration": _nullable({"type": "number"}),
+            "error": _nullable(STR), "reason": _nullable(STR),
+        },
+    },
+    "Problem": {
+        "type": "object", "required": ["path", "code", "detail"],
+        "properties": {"path": STR, "code": STR, "detail": STR},
+    },
+    "Error": {
+        "type": "object", "required": ["message", "reason", "code", "errors"],
+        "properties": {"message": STR, "reason": _nullable(STR), "code": STR,
+                       "errors": {"type": "array", "items": _ref("Problem")}},
+    },
+}
+
+ERRORS = {
+    "400": "invalid input (body, query, header or definition); `errors` lists each problem",
+    "403": "not authenticated, not authorized, or XSRF check failed",
+    "404": "unknown id",
+    "409": "the current state forbids it",
+    "413": "body over `TaskFlowApp.max_body_bytes`",
+    "415": "body is not application/json",
+}
+
+
+def _responses(ok: str, schema: Json | None, *errors: str, headers: Json | None = None) -> Json:
+    out: Json = {}
+    if schema is None:
+        out[ok] = {"description": "done"}
+    else:
+        out[ok] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
+        if headers:
+            out[ok]["headers"] = headers
+    for status in ("400", "403", *errors):
+        out[status] = {"description": ERRORS[status],
+                       "content": {"application/json": {"schema": _ref("Error")}}}
+    return out
+
+
+def _path(name: str, description: str, schema: Json | None = None) -> Json:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema or {"type": "string", "minLength": 1}}
+
+
+def _query(name: str, description: str, schema: Json) -> Json:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
+               "description": "the same key returns the same execution instead of starting "
+                              "another",
+               "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                          "pattern": r"^[!-~][ -~]*$"}}
+WORKFLOW_ID = _path("workflow_id", "workflow id", ID)
+EXECUTION_ID = _path("execution_id", "execution id (exec_...)")
+BODY_EXECUTION = {"required": False, "content": {"application/json": {
+    "schema": _ref("ExecutionRequest")}}}
+EMPTY_BODY = {"required": False, "content": {"application/json": {
+    "schema": {"type": "object", "additionalProperties": False}}}}
+
+PATHS: Json = {
+    "/workflows": {
+        "get": {"operationId": "listWorkflows", "summary": "registered workflow definitions",
+                "responses": _responses("200", {"type": "array", "items": _ref("Workflow")})},
+        "post": {"operationId": "submitWorkflow",
+                 "summary": "register a definition and trigger an execution (returns as soon "
+                            "as it is recorded)",
+                 "parameters": [IDEMPOTENCY],
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": _ref("WorkflowDefinition")}}},
+                 "responses": _responses("200", _ref("Execution"), "409", "413", "415")},
+    },
+    "/workflows/{workflow_id}": {
+        "parameters": [WORKFLOW_ID],
+        "get": {"operationId": "getWorkflow", "summary": "one definition (latest revision)",
+                "parameters": [_query("revision", "another revision",
+                                      {"type": "integer", "minimum": 1})],
+                "responses": _responses("200", _ref("Workflow"), "404")},
+        "delete": {"operationId": "deleteWorkflow",
+                   "summary": "remove a definition (409 while an execution is active)",
+                   "responses": _responses("204", None, "404", "409")},
+    },
+    "/workflows/{workflow_id}/executions": {
+        "parameters": [WORKFLOW_ID],
+        "post": {"operationId": "startExecution",
+                 "summary": "trigger a new execution of a registered workflow",
+                 "parameters": [IDEMPOTENCY], "requestBody": BODY_EXECUTION,
+                 "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415")},
+    },
+    "/executions": {
+        "get": {"operationId": "listExecutions", "summary": "executions, newest first",
+                "parameters": [
+                    _query("workflow_id", "only executions of this workflow",
+                           {"type": "string", "minLength": 1, "maxLength": 1000}),
+                    _query("status", "only executions with this status",
+                           {"type": "string", "enum": list(EXECUTION_STATUSES)}),
+                    _query("limit", "page size",
+                           {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+                    _query("cursor", "the X-Next-Cursor of the previous page", STR),
+                ],
+                "responses": _responses(
+                    "200", {"type": "array", "items": _ref("Execution")},
+                    headers={"X-Next-Cursor": {"description": "cursor of the next page (absent "
+                                               "on the last page)", "schema": STR},
+                             "Link": {"description": 'rel="next" URL of the next page',
+                                      "schema": STR}})},
+    },
+    "/executions/{execution_id}": {
+        "parameters": [EXECUTION_ID],
+        "get": {"operationId": "getExecution", "summary": "one execution with full task detail",
+                "responses": _responses("200", _ref("ExecutionDetail"), "404")},
+    },
+    "/executions/{execution_id}/cancel": {
+        "parameters": [EXECUTION_ID],
+        "post": {"operationId": "cancelExecution", "summary": "cancel (409 when finished)",
+                 "requestBody": EMPTY_BODY,
+                 "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415")},
+    },
+    "/executions/{execution_id}/retry": {
+        "parameters": [EXECUTION_ID],
+        "post": {"operationId": "retryExecution",
+                 "summary": "new execution reusing completed results (409 while active)",
+                 "parameters": [IDEMPOTENCY], "requestBody": EMPTY_BODY,
+                 "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415")},
+    },
+    "/executions/{execution_id}/tasks/{task}/logs": {
+        "parameters": [EXECUTION_ID, _path("task", "task name", NAME)],
+        "get": {"operationId": "getTaskLogs", "summary": "captured stdout/stderr per attempt",
+                "responses": _responses("200", _ref("TaskLogs"), "404")},
+    },
+    "/taskflow/openapi.json": {
+        "get": {"operationId": "getOpenAPI", "summary": "this document",
+                "responses": _responses("200", {"type": "object"})},
+    },
+    "/ws": {
+        "get": {"operationId": "events",
+                "summary": "WebSocket stream of events (one Event object per message)",
+                "description": "Upgrade to a WebSocket. Replays every stored event after "
+                               "`since`, then continues live, with no gap and no duplicate. "
+                               "A client that falls behind is closed with code 1013; it "
+                               "reconnects with `since` set to the last seq it received.",
+                "parameters": [
+                    _query("execution", "only events of this execution",
+                           {"type": "string", "minLength": 1, "maxLength": 1000}),
+                    _query("workflow", "only events of this workflow",
+                           {"type": "string", "minLength": 1, "maxLength": 1000}),
+                    _query("since", "replay stored events after this seq first",
+                           {"type": "integer", "minimum": 0}),
+                ],
+                "responses": {
+                    "101": {"description": "Switching Protocols; then messages that are "
+                                           "Event objects",
+                            "content": {"application/json": {"schema": _ref("Event")}}},
+                    **{k: v for k, v in _responses("101", None).items() if k != "101"},
+                }},
+    },
+}
+
+
+@lru_cache(maxsize=8)
+def _document(base_url: str) -> Json:
+    from .. import __version__
+
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "PyTaskFlow for Jupyter", "version": __version__,
+                 "description": "Workflow (DAG) orchestration on the Jupyter server. "
+                                "Every route needs Jupyter's authentication."},
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
+        "security": [{"token": []}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                          "description": "`Authorization: token <TOKEN>`. Browsers may use "
+                                         "Jupyter's login cookie instead, with an "
+                                         "`X-XSRFToken` header equal to the `_xsrf` cookie "
+                                         "on POST and DELETE."},
+            },
+        },
+        "paths": PATHS,
+    }
+
+
+def openapi(base_url: str = "/") -> Json:
+    """The document for a server mounted at ``base_url``."""
+    return copy.deepcopy(_document(base_url))
