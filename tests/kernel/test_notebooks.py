@@ -1,0 +1,233 @@
+"""Notebooks executed by nbclient in a real kernel, sharing a database with this process
+(and, in the last test, with a real Jupyter server)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from pytaskflow_jupyter.store import Store
+
+from .conftest import PACKAGE_ROOT, REPO, child_env, wait_until
+
+pytestmark = pytest.mark.notebook
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture
+def kernel_env(db_path, monkeypatch):
+    """The kernel nbclient starts inherits this: the test's database, this package."""
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    return db_path
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def problems(nb: nbformat.NotebookNode) -> list[str]:
+    """Every error output and anything written to stderr, with its cell."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out["output_type"] == "error":
+                found.append(f"cell {i}: {out['ename']}: {out['evalue']}")
+            elif out["output_type"] == "stream" and out["name"] == "stderr":
+                found.append(f"cell {i} stderr: {out['text'][:500]}")
+    return found
+
+
+def widget_views(nb: nbformat.NotebookNode) -> int:
+    return sum(WIDGET_VIEW in out.get("data", {}) for cell in nb.cells
+               for out in cell.get("outputs", []))
+
+
+def test_the_notebooks_are_found():
+    assert {p.name for p in NOTEBOOKS} >= {"getting-started.ipynb", "etl-example.ipynb"}
+
+
+def test_getting_started_runs_clean(kernel_env, tmp_path):
+    nb = execute(nbformat.read(REPO / "notebooks" / "getting-started.ipynb", as_version=4),
+                 tmp_path)
+    assert problems(nb) == []
+    assert widget_views(nb) == 3  # run, failed, fixed
+    store = Store(kernel_env)
+    try:
+        page, _ = store.list_executions(workflow_id="getting_started")
+        fixed, failed, _ = page
+        assert [e["status"] for e in page] == ["completed", "failed", "completed"]
+        assert fixed["parentId"] == failed["id"]
+        reasons = {t["name"]: (t["status"], t["reason"]) for t in failed["tasks"]}
+        assert reasons["check"][0] == "failed"
+        assert reasons["report"] == ("skipped", "upstream_failed")
+        reused = store.task_rows(fixed["id"])
+        assert reused["extract"].start_time == store.task_rows(failed["id"])["extract"].start_time
+        hello, _ = store.list_executions(workflow_id="hello_magics")
+        assert hello[0]["status"] == "completed"
+        detail = store.get_execution(hello[0]["id"], detail=True)
+        assert detail["tasks"][1]["result"] == "HELLO NOTEBOOK HELLO NOTEBOOK"
+    finally:
+        store.close()
+    # the widget of the failed run was drawn in its final state in the saved widget state
+    state = json.dumps(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"])
+    assert 'data-status=\\"failed\\"' in state and "ValueError: mean" in state
+
+
+def test_etl_example_runs_clean(kernel_env, tmp_path):
+    nb = execute(nbformat.read(REPO / "notebooks" / "etl-example.ipynb", as_version=4), tmp_path)
+    assert problems(nb) == []
+    store = Store(kernel_env)
+    try:
+        page, _ = store.list_executions(workflow_id="sales_etl")
+        assert [e["status"] for e in page] == ["completed"] * 3
+        again, strict, clean = page
+        skipped = {e["id"]: [t["name"] for t in e["tasks"] if t["status"] == "skipped"]
+                   for e in page}
+        assert skipped == {clean["id"]: ["quarantine"], strict["id"]: ["publish"],
+                           again["id"]: ["quarantine"]}
+        assert again["parentId"] == clean["id"]
+    finally:
+        store.close()
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    assert "reused: ['extract', 'validate', 'route']" in printed
+
+
+FLOW = [
+    "%load_ext pytaskflow_jupyter",
+    "def load(n):\n    return list(range(1, n + 1))\n\n"
+    "def square(load):\n    return [x * x for x in load]\n\n"
+    "def total(upstream, offset=0):\n    return sum(upstream['square']) + offset",
+    "%%taskflow\n"
+    "name: magic flow\n"
+    "tasks:\n"
+    "  - {name: load, params: {callable: load, kwargs: {n: 4}}}\n"
+    "  - {name: square, dependencies: [load], params: {callable: square}}\n"
+    "  - {name: total, dependencies: [square], params: {callable: total}}\n",
+    "run = %taskflow run magic_flow --param offset=100 --wait\n"
+    "print(run.id, run.status, run.results['total'])",
+]
+
+
+def run_flow(tmp_path: Path) -> tuple[str, nbformat.NotebookNode]:
+    nb = execute(new_notebook(cells=[new_code_cell(c) for c in FLOW], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
+        tmp_path)
+    assert problems(nb) == []
+    registered = nb.cells[2].outputs[0]["text"]
+    assert registered == "registered workflow 'magic_flow' (revision 1, 3 tasks)\n"
+    execution_id, status, value = nb.cells[3].outputs[0]["text"].split()
+    assert (status, value) == ("completed", "130")  # 1 + 4 + 9 + 16 + 100
+    return execution_id, nb
+
+
+def test_cell_magic_and_run_wait_in_a_real_kernel(kernel_env, tmp_path):
+    execution_id, _ = run_flow(tmp_path)
+    store = Store(kernel_env)  # what the server reads
+    try:
+        assert [w["id"] for w in store.list_workflows()] == ["magic_flow"]
+        detail = store.get_execution(execution_id, detail=True)
+        assert detail["status"] == "completed" and detail["params"] == {"offset": 100}
+        assert [t["result"] for t in detail["tasks"]] == [[1, 2, 3, 4], [1, 4, 9, 16], 130]
+        events = [json.loads(p) for _, p in store.events_after(0, execution=execution_id)]
+        assert events[0]["event"] == "execution_started"
+        assert events[-1]["event"] == "execution_completed"
+        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    finally:
+        store.close()
+
+
+# -- with a real Jupyter server sharing the database --------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(kernel_env, tmp_path):
+    """``jupyter server`` with the extension, on the test's database."""
+    if importlib.util.find_spec("pytaskflow_jupyter.server.app") is None:
+        pytest.skip("the server extension (pytaskflow_jupyter/server/app.py) is not there yet")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {"pytaskflow_jupyter": True}}}))
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
+         f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"],
+        env=child_env(JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+                      PYTASKFLOW_DB=str(kernel_env)),
+        stdout=log, stderr=subprocess.STDOUT, cwd=PACKAGE_ROOT)
+    base = f"http://127.0.0.1:{port}/"
+
+    def get(path: str):
+        req = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    try:
+        wait_until(lambda: proc.poll() is not None or _answers(get), timeout=90, interval=0.2)
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        yield {"get": get, "ws": f"ws://127.0.0.1:{port}/ws", "token": token}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def _answers(get) -> bool:
+    try:
+        get("workflows")
+        return True
+    except OSError:
+        return False
+
+
+def test_server_sharing_the_database_serves_the_kernel_execution(server, kernel_env, tmp_path):
+    websocket = pytest.importorskip("websocket")
+    store = Store(kernel_env)
+    since = store.last_seq()  # events after this one are replayed, then streamed live
+    store.close()
+    conn = websocket.create_connection(f"{server['ws']}?workflow=magic_flow&since={since}",
+                                       header=[f"Authorization: token {server['token']}"],
+                                       timeout=60)
+    received: list[dict] = []
+
+    def listen() -> None:
+        try:
+            while not any(e.get("event") == "execution_completed" for e in received):
+                received.append(json.loads(conn.recv()))
+        except Exception as exc:  # reported by the assertion below
+            received.append({"error": repr(exc)})
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    execution_id, _ = run_flow(tmp_path)
+    listener.join(90)
+    conn.close()
+    kinds = [e.get("event") for e in received if e.get("execution_id") == execution_id]
+    assert kinds[0] == "execution_started" and kinds[-1] == "execution_completed", received
+    assert kinds.count("task_completed") == 3
+    listed = server["get"]("executions?workflow_id=magic_flow")
+    assert [(e["id"], e["status"]) for e in listed] == [(execution_id, "completed")]
+    detail = server["get"](f"executions/{execution_id}")
+    assert [t["result"] for t in detail["tasks"]] == [[1, 2, 3, 4], [1, 4, 9, 16], 130]
