@@ -43,7 +43,14 @@ async function request<T>(
     );
   let response: Response;
   try {
-    response = await ServerConnection.makeRequest(url, init, s);
+    // 'no-cache' (always revalidate) rather than the default 'no-store', for
+    // which makeRequest appends a bare `?<timestamp>` cache buster that a
+    // server validating its query parameters may reject.
+    response = await ServerConnection.makeRequest(
+      url,
+      { cache: 'no-cache', ...init },
+      s
+    );
   } catch (err) {
     throw new ServerConnection.NetworkError(err as TypeError);
   }

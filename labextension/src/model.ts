@@ -102,6 +102,7 @@ export interface Execution {
   tasks: TaskRun[];
   startTime?: string | null;
   endTime?: string | null;
+  createdAt?: string | null;
   [key: string]: unknown;
 }
 
@@ -326,13 +327,14 @@ export class TaskflowModel {
     return this._executions.get(id);
   }
 
-  /** Executions newest first (by start time, then insertion order). */
+  /** Executions newest first (by start or creation time, then insertion order). */
   recentExecutions(limit = 50): Execution[] {
     const all = [...this._executions.values()];
     const order = new Map(all.map((e, i) => [e.id, i]));
     all.sort((a, b) => {
-      const ta = a.startTime ?? '';
-      const tb = b.startTime ?? '';
+      // A pending execution has no startTime yet; its createdAt places it.
+      const ta = a.startTime ?? a.createdAt ?? '';
+      const tb = b.startTime ?? b.createdAt ?? '';
       if (ta !== tb) {
         return ta < tb ? 1 : -1;
       }

@@ -232,10 +232,13 @@ def _workflow(flag: Path) -> dict[str, object]:
 
 
 def _open_lab(page, lab: Lab) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{lab.url}lab?token={lab.token}")
+    # `reset`: start from the default layout, not the one an earlier test left.
+    page.goto(f"{lab.url}lab?reset&token={lab.token}")
     tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="taskflow-panel"]')
     tab.wait_for(timeout=60_000)
-    tab.click()
+    page.locator(".jp-LabShell:not(.jp-mod-devMode) #jp-main-dock-panel").wait_for()
+    if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+        tab.click()  # clicking the current tab would close the sidebar
     page.locator("#taskflow-panel").wait_for(state="visible")
 
 

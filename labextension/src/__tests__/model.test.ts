@@ -220,6 +220,23 @@ describe('lists', () => {
     );
   });
 
+  it('places a pending execution (no startTime) by its createdAt', () => {
+    const m = new TaskflowModel();
+    m.upsertExecutions([
+      snapshot({ id: 'exec_run', startTime: '2024-01-01T00:00:00Z' }),
+      snapshot({
+        id: 'exec_pending',
+        status: 'pending',
+        startTime: null,
+        createdAt: '2024-01-01T00:00:05Z'
+      })
+    ]);
+    assert.deepEqual(
+      m.recentExecutions().map(e => e.id),
+      ['exec_pending', 'exec_run']
+    );
+  });
+
   it('setWorkflows replaces the list', () => {
     const m = new TaskflowModel();
     m.setWorkflows([{ id: 'a', name: 'A', tasks: [] }]);
