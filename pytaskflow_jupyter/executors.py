@@ -3,8 +3,11 @@
     Executor (interface)
     ├── InlineExecutor   runs the attempt in the caller's thread (tests, debugging)
     ├── ThreadExecutor   a thread pool (default in kernels); cannot stop running code
-    ├── ProcessExecutor  loky worker processes (default in the server); stops code for real
+    ├── ProcessExecutor  worker processes (default in the server); stops code for real
     └── DaskExecutor     a distributed.Client (configured address or a LocalCluster)
+
+The last two live in private modules (``_process.py``, ``_dask.py``) and are imported
+when first used: ``distributed`` takes a second to import and is optional.
 
 ``submit(job, report)`` starts one attempt and returns a handle; the executor calls
 ``report(outcome)`` exactly once, from any thread, when the attempt ends (the engine's
@@ -15,16 +18,22 @@ attempts it has given up on, so stopping is best effort and never a correctness 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .tasks import Job, Outcome, run_job
 
-__all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ThreadExecutor", "make_executor"]
+if TYPE_CHECKING:
+    from ._dask import DaskExecutor
+    from ._process import ProcessExecutor
+
+__all__ = ["EXECUTORS", "DaskExecutor", "Executor", "InlineExecutor", "ProcessExecutor",
+           "ThreadExecutor", "make_executor"]
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +90,28 @@ class ThreadExecutor(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
+def _process(workers: int | None = None, memory_limit: int | None = None,
+             max_tasks_per_worker: int | None = None, **_: Any) -> Executor:
+    from ._process import ProcessExecutor
+
+    return ProcessExecutor(workers, memory_limit=memory_limit,
+                           max_tasks_per_worker=max_tasks_per_worker)
+
+
+def _dask(workers: int | None = None, address: str | None = None, **options: Any) -> Executor:
+    from ._dask import DaskExecutor
+
+    return DaskExecutor(workers, address=address,
+                        **{k: v for k, v in options.items() if k in DaskExecutor.OPTIONS})
+
+
 EXECUTORS: dict[str, Callable[..., Executor]] = {
     "inline": lambda **_: InlineExecutor(),
     "thread": lambda workers=None, **_: ThreadExecutor(workers),
+    "process": _process,
 }
+if importlib.util.find_spec("distributed") is not None:
+    EXECUTORS["dask"] = _dask
 _registry_lock = threading.Lock()
 
 
@@ -95,3 +122,16 @@ def make_executor(kind: str, **options: Any) -> Executor:
     except KeyError:
         raise ValueError(f"unknown executor {kind!r}; known: {', '.join(EXECUTORS)}") from None
     return factory(**options)
+
+
+def __getattr__(name: str) -> Any:
+    # ProcessExecutor / DaskExecutor without importing loky or distributed up front
+    if name == "ProcessExecutor":
+        from ._process import ProcessExecutor
+
+        return ProcessExecutor
+    if name == "DaskExecutor":
+        from ._dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

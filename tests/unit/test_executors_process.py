@@ -1,0 +1,260 @@
+"""The process executor with real worker processes: every way a task can go wrong fails
+only its own attempt, stop really ends the running code, and the pool heals itself."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pytaskflow_jupyter.executors import ProcessExecutor, make_executor
+from pytaskflow_jupyter.runner import Runner
+from pytaskflow_jupyter.tasks import Job
+
+from .helpers import reasons, statuses, task, wait_until, wf
+
+S = "tests.unit.sample_tasks"
+MEMORY_CAP = 1 << 30  # a worker needs ~300 MB of address space; the leak asks for more
+
+
+@pytest.fixture(scope="module")
+def executor():
+    ex = ProcessExecutor(2, memory_limit=MEMORY_CAP)
+    yield ex
+    ex.shutdown(wait=False)
+
+
+def job(name="t", code=None, params=None, **kw):
+    params = dict(params or {})
+    if code is not None:
+        params["code"] = textwrap.dedent(code)
+    return Job("exec_p", "wf", name, 1, "python", params, **kw)
+
+
+def run_one(executor, j, timeout=30):
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    executor.submit(j, q.put)
+    out = q.get(timeout=timeout)
+    return out, q
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie that nobody reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pid(path, timeout=20):
+    return wait_until(lambda: os.path.exists(path) and open(path).read().strip()
+                      and int(open(path).read()), timeout)
+
+
+SEGFAULT = "import ctypes\nctypes.string_at(0)"
+EXIT = "import os\nos._exit(1)"
+LEAK = "chunks = []\nwhile True:\n    chunks.append(bytearray(64 << 20))"
+PID = "import os\nresult = os.getpid()"
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("raise KeyError('nope')", "KeyError: 'nope'"),
+    (SEGFAULT, "died (exit code -11, SIGSEGV)"),
+    (EXIT, "died (exit code 1)"),
+    (LEAK, "MemoryError"),
+], ids=["raises", "segfault", "os_exit", "leak"])
+def test_a_failing_task_fails_only_its_attempt(executor, code, error):
+    out, q = run_one(executor, job("bad", code))
+    assert not out.ok and out.task == "bad" and out.attempt == 1
+    assert error in out.error
+    after, _ = run_one(executor, job("next", params={"callable": f"{S}:add",
+                                                     "kwargs": {"a": 1, "b": 2}}))
+    assert after.ok and after.result == 3
+    assert q.empty()  # reported exactly once
+
+
+def test_a_crash_reports_the_python_traceback_of_the_crash(executor):
+    out, _ = run_one(executor, job("crash", "def deep():\n    " + SEGFAULT.replace("\n", "\n    ")
+                                   + "\ndeep()"))
+    assert "Segmentation fault" in out.stderr
+    assert "deep" in out.traceback
+
+
+def test_a_crashed_worker_is_replaced(executor):
+    crashed, _ = run_one(executor, job(code=SEGFAULT))
+    dead = int(crashed.error.split("worker process ")[1].split()[0])
+    assert not alive(dead)
+    wait_until(lambda: len(executor.pids()) == 2)
+    assert dead not in executor.pids()
+    outs = [run_one(executor, job(code=PID))[0] for _ in range(4)]
+    assert all(o.ok for o in outs) and dead not in {o.result for o in outs}
+
+
+def test_notebook_functions_and_non_json_results_travel(executor):
+    offset = 10
+
+    def closure(x):  # defined here, pickled by value like a notebook function
+        return {x + offset, x}
+
+    out, _ = run_one(executor, job("nb", params={"kwargs": {"x": 1}}, fn=closure))
+    assert out.ok and out.result == {11, 1}
+
+
+def test_a_result_that_cannot_travel_back_fails_clearly(executor):
+    out, _ = run_one(executor, job(code="import threading\nresult = threading.Lock()"))
+    assert not out.ok and "cannot be sent back from its worker process" in out.error
+
+
+def test_stop_kills_the_worker_and_its_subprocesses(executor, tmp_path):
+    pids = tmp_path / "pids"
+    code = f"""
+        import os, subprocess, time
+        child = subprocess.Popen(['sleep', '600'])
+        open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')
+        time.sleep(600)
+    """
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    handle = executor.submit(job("hang", code), q.put)
+    wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+    worker, child = map(int, pids.read_text().split())
+    executor.stop(handle)
+    out = q.get(timeout=10)
+    assert not out.ok and out.error.startswith("Stopped")
+    wait_until(lambda: not alive(worker) and not alive(child), timeout=5)
+    executor.stop(handle)  # a second stop is a no-op
+    after, _ = run_one(executor, job(code=PID))
+    assert after.ok and after.result != worker
+    assert q.empty()
+
+
+def test_stop_of_a_queued_attempt_reports_it_once_and_it_never_runs(tmp_path):
+    ex = ProcessExecutor(1)
+    try:
+        marker = tmp_path / "ran"
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        first = ex.submit(job("hang", "import time\ntime.sleep(600)"), q.put)
+        queued = ex.submit(job("queued", f"open({str(marker)!r}, 'w').write('x')"), q.put)
+        ex.stop(queued)
+        out = q.get(timeout=10)
+        assert out.task == "queued" and out.error.startswith("Stopped")
+        ex.stop(first)
+        assert q.get(timeout=10).task == "hang"
+        assert run_one(ex, job(code=PID))[0].ok
+        assert not marker.exists() and q.empty()
+    finally:
+        ex.shutdown(wait=False)
+
+
+def test_concurrency_is_bounded_by_workers(executor):
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    for i in range(8):
+        executor.submit(job(f"t{i}", "import os, time\ntime.sleep(0.05)\nresult = os.getpid()"),
+                        q.put)
+    outs = [q.get(timeout=30) for _ in range(8)]
+    assert all(o.ok for o in outs) and len({o.result for o in outs}) <= 2
+
+
+def test_worker_with_max_tasks_is_replaced():
+    ex = make_executor("process", workers=1, max_tasks_per_worker=2)
+    try:
+        pids = [run_one(ex, job(code=PID))[0].result for _ in range(4)]
+    finally:
+        ex.shutdown()
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+
+
+# -- end to end through a Runner ------------------------------------------------------
+@pytest.fixture
+def process_runner(store, executor):
+    r = Runner(store, executor, heartbeat_interval=0.2)
+    yield r
+    r.close()
+
+
+def test_each_failure_kind_fails_only_its_task_in_a_workflow(process_runner, tmp_path):
+    ex = process_runner.submit(wf(
+        task("segfault", code=SEGFAULT),
+        task("exits", code=EXIT),
+        task("leaks", code=LEAK),
+        task("raises", code="raise ValueError('bad')"),
+        task("fine", callable=f"{S}:add", kwargs={"a": 2, "b": 2}),
+        task("after", "fine", code="result = upstream['fine'] * 10"),
+    ))
+    done = process_runner.wait(ex["id"], 60)
+    assert statuses(done) == {"segfault": "failed", "exits": "failed", "leaks": "failed",
+                              "raises": "failed", "fine": "completed", "after": "completed"}
+    assert {t["name"]: t["result"] for t in done["tasks"]}["after"] == 40
+
+
+def test_a_crash_counts_as_an_attempt_and_retries_apply(process_runner, tmp_path):
+    marker = tmp_path / "count"
+    code = f"""
+        import os, ctypes
+        path = {str(marker)!r}
+        n = int(open(path).read()) if os.path.exists(path) else 0
+        open(path, 'w').write(str(n + 1))
+        if n == 0:
+            ctypes.string_at(0)
+        result = n + 1
+    """
+    ex = process_runner.submit(wf(task("flaky", code=textwrap.dedent(code), retries=1)))
+    done = process_runner.wait(ex["id"], 60)
+    (t,) = done["tasks"]
+    assert t["status"] == "completed" and t["attempts"] == 2 and t["result"] == 2
+    assert "SIGSEGV" in t["history"][0]["error"]
+
+
+def test_timeout_of_one_second_stops_a_sleeping_task(process_runner, tmp_path):
+    pid_file = tmp_path / "pid"
+    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"
+    ex = process_runner.submit(wf(task("sleepy", code=code, timeout=1),
+                                  task("next", "sleepy", trigger_rule="all_done",
+                                       code="result = 'ran'")))
+    pid = read_pid(pid_file)
+    done = process_runner.wait(ex["id"], 30)
+    assert statuses(done) == {"sleepy": "failed", "next": "completed"}
+    assert reasons(done)["sleepy"] == "timeout"
+    wait_until(lambda: not alive(pid), timeout=3)
+
+
+def test_cancel_stops_a_running_task(process_runner, tmp_path):
+    pid_file = tmp_path / "pid"
+    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"
+    ex = process_runner.submit(wf(task("sleepy", code=code), task("later", "sleepy")))
+    pid = read_pid(pid_file)
+    done = process_runner.cancel(ex["id"])
+    assert done["status"] == "cancelled"
+    assert statuses(done) == {"sleepy": "cancelled", "later": "cancelled"}
+    wait_until(lambda: not alive(pid), timeout=3)
+
+
+# -- the parent's death ---------------------------------------------------------------
+PARENT = """
+import sys, time
+from pytaskflow_jupyter.executors import ProcessExecutor
+from pytaskflow_jupyter.tasks import Job
+ex = ProcessExecutor(1)
+code = "import os, time\\nopen(%r, 'w').write(str(os.getpid()))\\ntime.sleep(600)"
+ex.submit(Job("e", "w", "t", 1, "python", {"code": code % sys.argv[1]}), print)
+time.sleep(600)
+"""
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    pid_file = tmp_path / "pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)],
+                              cwd=os.getcwd())
+    try:
+        worker = read_pid(pid_file, timeout=30)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        wait_until(lambda: not alive(worker), timeout=5)
+    finally:
+        parent.kill()
+        parent.wait()
