@@ -111,6 +111,18 @@ def _badge(status: str) -> str:
             f'{stroke};border-radius:10px;padding:1px 8px;font-weight:600">{escape(status)}</span>')
 
 
+def _error_html(task: dict[str, Any]) -> str:
+    """The first line of a task's error; the full error on hover, the traceback on click."""
+    if not task.get("error"):
+        return ""
+    first = str(task["error"]).splitlines()[0]
+    short = escape(first[:100] + ("\u2026" if len(first) > 100 else ""))
+    detail = escape(task.get("traceback") or str(task["error"]))
+    return (f'<details title="{escape(str(task["error"]))}"><summary style="cursor:pointer;'
+            f'color:#cf222e">{short}</summary><pre style="white-space:pre-wrap;font-size:11px;'
+            f'margin:2px 0">{detail}</pre></details>')
+
+
 class ExecutionWidget(ipywidgets.VBox):
     """A live view of one execution (see the module docstring)."""
 
@@ -297,37 +309,35 @@ class ExecutionWidget(ipywidgets.VBox):
 
     @staticmethod
     def _table_html(tasks: list[dict[str, Any]]) -> str:
+        cell = "padding:3px 10px;border-bottom:1px solid var(--jp-border-color2, #eaeef2)"
         rows = []
         for t in tasks[:MAX_ROWS]:
             status = shown_status(t)
             fill, stroke, _ = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
-            note = t.get("reason") or ""
-            error = ""
-            if t.get("error"):
-                first = str(t["error"]).splitlines()[0]
-                short = escape(first[:100] + ("\u2026" if len(first) > 100 else ""))
-                full = escape(str(t["error"]))
-                detail = escape(t.get("traceback") or str(t["error"]))
-                error = (f'<details title="{full}"><summary style="cursor:pointer;color:'
-                         f'#cf222e">{short}</summary><pre style="white-space:pre-wrap;'
-                         f'font-size:11px;margin:2px 0">{detail}</pre></details>')
-            rows.append(
-                f'<tr class="taskflow-task" data-task="{escape(t["name"])}" data-status="'
-                f'{escape(status)}"><td><span style="display:inline-block;width:10px;height:10px;'
-                f'border-radius:50%;background:{fill};border:1px solid {stroke}"></span></td>'
-                f'<td style="font-weight:600">{escape(t["name"])}</td><td>{escape(status)}'
-                f'{" (" + escape(note) + ")" if note and status != "failed" else ""}</td>'
-                f'<td style="text-align:right">{t.get("attempts") or 0}</td>'
-                f'<td style="text-align:right">{escape(fmt_seconds(t.get("duration")))}</td>'
-                f"<td>{error}</td></tr>")
-        more = (f'<tr><td colspan="6">\u2026 and {len(tasks) - MAX_ROWS} more tasks</td></tr>'
-                if len(tasks) > MAX_ROWS else "")
-        head = "".join(f'<th style="text-align:{a};padding:2px 8px">{h}</th>' for h, a in (
+            note = t.get("reason") if status != "failed" else None
+            dot = (f'<span style="display:inline-block;width:10px;height:10px;border-radius:50%;'
+                   f'background:{fill};border:1px solid {stroke}"></span>')
+            values = [
+                ("left", dot),
+                ("left", f"<b>{escape(t['name'])}</b>"),
+                ("left", escape(status) + (f" ({escape(note)})" if note else "")),
+                ("right", str(t.get("attempts") or 0)),
+                ("right", escape(fmt_seconds(t.get("duration")))),
+                ("left", _error_html(t)),
+            ]
+            rows.append(f'<tr class="taskflow-task" data-task="{escape(t["name"])}" '
+                        f'data-status="{escape(status)}">'
+                        + "".join(f'<td style="{cell};text-align:{align}">{value}</td>'
+                                  for align, value in values) + "</tr>")
+        if len(tasks) > MAX_ROWS:
+            rows.append(f'<tr><td colspan="6" style="{cell}">\u2026 and '
+                        f"{len(tasks) - MAX_ROWS} more tasks</td></tr>")
+        head = "".join(f'<th style="{cell};text-align:{align}">{title}</th>' for title, align in (
             ("", "left"), ("task", "left"), ("status", "left"), ("attempts", "right"),
             ("duration", "right"), ("error", "left")))
         return ('<table class="taskflow-tasks" style="border-collapse:collapse;font-size:12px;'
                 'font-family:var(--jp-ui-font-family)"><thead><tr>' + head + "</tr></thead><tbody>"
-                + "".join(rows) + more + "</tbody></table>")
+                + "".join(rows) + "</tbody></table>")
 
     # -- following -----------------------------------------------------------------------
     def _on_events(self, events: list[dict[str, Any]]) -> None:

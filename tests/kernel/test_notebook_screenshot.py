@@ -1,0 +1,169 @@
+"""The getting-started notebook run in a real JupyterLab, in Debian's Chromium.
+
+Starts ``jupyter lab`` (token auth, a free port, its own database, settings and root
+directory holding a copy of ``notebooks/getting-started.ipynb``), opens the notebook,
+runs all cells, waits until the three execution widgets show their final states, checks
+what they draw, and saves screenshots to ``ci-artifacts/screenshots/``:
+
+* ``getting-started.png``: the first run's widget (completed),
+* ``getting-started-failure.png``: the failed run and the retry that fixed it.
+
+Reproduce: ``python -m pytest tests/kernel/test_notebook_screenshot.py`` (needs
+``/usr/bin/chromium``; Playwright's own browser download is never used).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, child_env, wait_until
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = REPO / "ci-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+NOTEBOOK = "getting-started.ipynb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _settings(settings: Path) -> None:
+    """Render every cell (no virtual scrolling) and keep news toasts off the screenshot."""
+    for plugin, values in {
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
+                                                        "checkForUpdates": False},
+    }.items():
+        path = settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs it with apt-get)")
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / NOTEBOOK, root / NOTEBOOK)  # never edit the original
+    (tmp / "config" / "labconfig").mkdir(parents=True)
+    (tmp / "config" / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    _settings(tmp / "settings")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = child_env(PYTASKFLOW_DB=str(tmp / "taskflow.db"), JUPYTER_CONFIG_DIR=str(tmp / "config"),
+                    JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+                    JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
+                    JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
+    log_path = tmp / "jupyter-lab.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    url = f"http://127.0.0.1:{port}/"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("jupyter lab exited:\n" + log_path.read_text()[-3000:])
+        request = urllib.request.Request(url + "api/status",
+                                         headers={"Authorization": f"token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, timeout=120, interval=0.3)
+        yield {"url": url, "token": token}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log_path, SCREENSHOTS / "getting-started-jupyter-lab.log")
+
+
+ALL_RAN = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    if (!panel || !panel.content || !panel.sessionContext.session) return false;
+    const kernel = panel.sessionContext.session.kernel;
+    const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+    return kernel && kernel.status === 'idle' && cells.length > 0 &&
+        cells.every(c => c.model.executionCount !== null);
+}"""
+
+FINAL_STATES = """() => Array.from(
+    document.querySelectorAll('.taskflow-execution .taskflow-header')).map(h => h.dataset.status)"""
+
+
+def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(120_000)
+        try:
+            page.goto(f"{lab['url']}lab/tree/{NOTEBOOK}?token={lab['token']}")
+            page.wait_for_function("""() => window.jupyterapp && window.jupyterapp.shell
+                .currentWidget && window.jupyterapp.shell.currentWidget.sessionContext &&
+                window.jupyterapp.shell.currentWidget.sessionContext.session &&
+                window.jupyterapp.shell.currentWidget.sessionContext.session.kernel &&
+                window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status
+                === 'idle'""")
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(ALL_RAN, polling=500)
+            # the widgets keep updating after the cells end: wait for their final states
+            page.wait_for_function(f"""() => JSON.stringify(({FINAL_STATES})()) ===
+                '["completed","failed","completed"]'""", polling=250)
+            page.evaluate("""() => document.querySelectorAll('.taskflow-execution')[0]
+                .closest('.jp-Cell').scrollIntoView({block: 'start'})""")
+            page.screenshot(path=str(SCREENSHOTS / "getting-started.png"))
+            page.evaluate("""() => document.querySelectorAll('.taskflow-execution')[1]
+                .closest('.jp-Cell').scrollIntoView({block: 'start'})""")
+            page.screenshot(path=str(SCREENSHOTS / "getting-started-failure.png"))
+            widgets = page.locator(".taskflow-execution")
+            assert widgets.count() == 3
+            first, failed, fixed = (widgets.nth(i) for i in range(3))
+            assert first.locator("g.taskflow-node").count() == 6
+            assert first.locator('g.taskflow-node[data-status="completed"]').count() == 6
+            assert failed.locator('g.taskflow-node[data-task="check"]').get_attribute(
+                "data-status") == "failed"
+            assert failed.locator('tr.taskflow-task[data-task="report"]').get_attribute(
+                "data-status") == "skipped"
+            assert "ValueError: mean" in failed.locator("table.taskflow-tasks").inner_text()
+            assert "retry of" in fixed.locator(".taskflow-header").inner_text()
+            assert first.locator(".widget-hprogress").count() == 1
+
+        finally:
+            browser.close()
+    assert (SCREENSHOTS / "getting-started.png").stat().st_size > 10_000
+    assert not [e for e in errors if "widget" in e.lower() or "taskflow" in e.lower()], errors
