@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -309,3 +310,30 @@ def test_bad_use_raises_our_errors(session):
     ok.task(name="t")(lambda: 1)
     with pytest.raises(InvalidInput, match="unknown executor"):
         ok.run(executor="warp-drive")
+
+
+def test_process_executor_runs_decorated_functions_and_retries_there(session, shell):
+    """``wf.run(executor="process")`` with functions defined in the notebook namespace."""
+    shell.run_cell(
+        "import os\n"
+        "from pytaskflow_jupyter import Workflow\n"
+        "procs = Workflow('in processes')\n"
+        "@procs.task\n"
+        "def first():\n"
+        "    return os.getpid()\n"
+        "@procs.task(depends_on=first)\n"
+        "def second(first, bad=False):\n"
+        "    if bad:\n"
+        "        raise RuntimeError('asked to fail')\n"
+        "    return {'first': first, 'second': os.getpid()}\n")
+    wf = shell.user_ns["procs"]
+    failed = wf.run(params={"bad": True}, executor="process", wait=True, timeout=120)
+    assert failed.status == "failed"
+    assert failed.errors == {"second": "RuntimeError: asked to fail"}
+    assert failed.results["first"] != os.getpid()
+    fixed = failed.retry(wait=True, timeout=120)  # same executor kind, params kept
+    assert fixed.status == "failed"  # the params still say bad=True
+    ok = wf.run(executor="process", reuse=failed, wait=True, timeout=120)
+    assert ok.status == "completed"
+    assert ok.results["second"]["first"] == failed.results["first"]  # reused
+    assert ok.results["second"]["second"] != os.getpid()

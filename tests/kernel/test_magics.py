@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -185,3 +186,18 @@ def test_status_without_any_execution(tf):
     assert err.strip() == "taskflow: error: no execution yet"
     table, _, _ = tf("executions")
     assert repr(table) == "no executions yet"
+
+
+def test_notebook_functions_run_in_worker_processes(tf, shell):
+    """``--executor process``: the notebook functions travel by cloudpickle."""
+    shell.run_cell("import os\ndef where(numbers):\n    return {'pid': os.getpid(), "
+                   "'total': sum(numbers)}")
+    definition = YAML.replace("params: {callable: add_up}", "params: {callable: where}")
+    run, _, err = tf("--run --wait --executor process", definition)
+    assert err == ""
+    assert run.status == "completed", run.errors
+    result = run.results["total"]
+    assert result["total"] == 6
+    assert result["pid"] != os.getpid()
+    assert run.results["label"] == f"total={result}"
+    assert run.execution["executor"] == "process"
