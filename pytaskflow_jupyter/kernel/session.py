@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import sys
 import threading
 from collections import OrderedDict
@@ -47,6 +48,8 @@ from ..runner import Runner
 from ..store import Store, default_db_path
 
 __all__ = ["Session", "bind", "close_session", "get_session", "register_function"]
+
+log = logging.getLogger(__name__)
 
 KEEP_EXECUTIONS = 32  # in-memory results are kept for this many recent executions
 
@@ -217,9 +220,25 @@ class Session:
         with self._lock:
             runner = self._runners.get(executor)
             if runner is None:
+                first = not self._runners
                 runner = Runner(self.store, self._executor(executor), self.bus, resolve=resolve)
                 self._runners[executor] = runner
+                if first:
+                    self._recover(runner)
             return runner
+
+    @staticmethod
+    def _recover(runner: Runner) -> None:
+        """Mark executions whose owner died (an earlier kernel, say) failed, reason
+        ``owner_lost``, so they stop showing as running; ``retry`` resumes them."""
+        try:
+            lost = runner.recover(resume=False)
+        except Exception:  # never let housekeeping stop the notebook
+            log.exception("could not check for executions of dead owners")
+            return
+        if lost:
+            log.info("marked %d execution(s) of stopped processes owner_lost: %s",
+                     len(lost), ", ".join(lost))
 
     def _executor(self, kind: str) -> Executor:
         if kind == "thread":

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
 from pytaskflow_jupyter import Run, Workflow
 from pytaskflow_jupyter.errors import Conflict, InvalidInput, NotFound, ValidationError
-from pytaskflow_jupyter.store import Store
+from pytaskflow_jupyter.kernel.session import get_session
+from pytaskflow_jupyter.store import Store, TaskRow
+from pytaskflow_jupyter.validation import parse_workflow
 
 
 def statuses(run: Run) -> dict[str, str]:
@@ -337,3 +342,24 @@ def test_process_executor_runs_decorated_functions_and_retries_there(session, sh
     assert ok.status == "completed"
     assert ok.results["second"]["first"] == failed.results["first"]  # reused
     assert ok.results["second"]["second"] != os.getpid()
+
+
+def test_a_new_kernel_session_marks_executions_of_dead_kernels_lost(db_path):
+    """Executions a dead kernel was running are failed with reason owner_lost."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    store = Store(db_path)
+    try:
+        store.save_workflow(parse_workflow({"name": "orphan", "tasks": [{"name": "a"}]}))
+        execution, _ = store.create_execution(
+            "exec_orphan", "orphan", 1, owner=f"{socket.gethostname()}:{dead.stdout.strip()}:x")
+        store.commit(execution["id"], execution={"status": "running"},
+                     tasks=[TaskRow("a", "running", 1)])
+    finally:
+        store.close()
+    get_session().runner()  # the first use in a new kernel
+    lost = Run("exec_orphan")
+    assert lost.status == "failed"
+    assert lost.execution["reason"] == "owner_lost"
+    assert lost.errors == {"a": "the process that ran this execution stopped"}
+    assert lost.retry(wait=True, timeout=30).status == "completed"
