@@ -244,6 +244,7 @@ export class ExecutionView extends Widget {
           [
             exec.id,
             exec.revision ? `rev ${exec.revision}` : '',
+            exec.parentId ? `retry of ${exec.parentId}` : '',
             exec.startTime ? `started ${formatTime(exec.startTime)}` : '',
             formatDuration(
               elapsed(

@@ -103,6 +103,8 @@ export interface Execution {
   startTime?: string | null;
   endTime?: string | null;
   createdAt?: string | null;
+  /** The execution this one retries, if any. */
+  parentId?: string | null;
   [key: string]: unknown;
 }
 

@@ -241,13 +241,13 @@ export class TaskflowPanel extends Widget {
         { class: 'jp-TaskflowPanel-name' },
         wf?.name || exec.workflowId || '(unknown workflow)'
       ),
+      h('span', { class: 'jp-TaskflowPanel-meta' }, exec.id),
       h(
         'span',
         { class: 'jp-TaskflowPanel-meta' },
         [
-          exec.id,
           total ? `${done}/${total} done` : '',
-          formatTime(exec.startTime),
+          formatTime(exec.startTime ?? exec.createdAt),
           formatDuration(time)
         ]
           .filter(Boolean)

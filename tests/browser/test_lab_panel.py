@@ -154,6 +154,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     )
     try:
         lab.start()
+        # Fail here, with the server log, when the server extension did not load.
+        try:
+            lab.api("GET", "workflows")
+        except AssertionError as exc:
+            raise AssertionError(
+                f"the TaskFlow REST API is not served: {exc}\n{lab.tail()}"
+            ) from exc
         yield lab
     finally:
         lab.stop()
