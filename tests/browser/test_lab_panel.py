@@ -350,6 +350,28 @@ def test_panel_reconnects_with_since_after_a_server_restart(lab: Lab, page) -> N
     panel.locator(f'[data-execution-id="{again["id"]}"]{done}').wait_for(timeout=60_000)
 
 
+def test_launcher_and_palette_commands(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]
+    task = {"name": "only", "type": "python", "params": {"code": "result = 1"}}
+    lab.api("POST", "workflows", {"id": "palette_demo", "name": "Palette demo", "tasks": [task]})
+    _open_lab(page, lab)
+    page.locator(".jp-Launcher .jp-LauncherCard", has_text="TaskFlow").wait_for()
+
+    # Run a workflow from the palette: a dialog asks which one, then its view opens.
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator("#command-palette")
+    palette.locator("input").fill("TaskFlow")
+    for label in ("Open TaskFlow Panel", "Run TaskFlow Workflow…", "Open TaskFlow Execution…"):
+        palette.locator(".lm-CommandPalette-item", has_text=label).wait_for()
+    palette.locator(".lm-CommandPalette-item", has_text="Run TaskFlow Workflow…").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("select").select_option("palette_demo")
+    dialog.locator(".jp-mod-accept").click()
+    view = page.locator(".jp-TaskflowExecution", has=page.locator("h2", has_text="Palette demo"))
+    view.locator('.jp-TaskflowExecution-title [data-status="completed"]').wait_for(timeout=60_000)
+    runs = lab.api("GET", "executions?workflow_id=palette_demo")
+    assert isinstance(runs, list) and len(runs) == 2, runs
+
+
 def test_labextension_is_installed_and_enabled() -> None:
     """`jupyter labextension list` (of this interpreter) shows it enabled and OK."""
     out = subprocess.run(
