@@ -372,6 +372,27 @@ def test_launcher_and_palette_commands(lab: Lab, page) -> None:  # type: ignore[
     assert isinstance(runs, list) and len(runs) == 2, runs
 
 
+def test_cancel_from_the_execution_view(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]
+    slow = {"name": "slow", "type": "python", "params": {"code": "import time\ntime.sleep(120)"}}
+    after = {"name": "after", "type": "python", "dependencies": ["slow"]}
+    _open_lab(page, lab)
+    created = lab.api("POST", "workflows", {"name": "Cancel demo", "tasks": [slow, after]})
+    assert isinstance(created, dict)
+    panel = page.locator("#taskflow-panel")
+    item = panel.locator(f'[data-execution-id="{created["id"]}"]')
+    item.and_(page.locator('[data-status="running"]')).wait_for(timeout=60_000)
+    item.click()
+    view = page.locator(f"#taskflow-execution-{created['id']} .jp-TaskflowExecution")
+    view.locator('.jp-TaskflowDag-node[data-task="slow"][data-status="running"]').wait_for()
+    assert view.locator('button[data-action="retry"]').is_disabled()
+    view.locator('button[data-action="cancel"]').click()
+    view.locator('.jp-TaskflowExecution-title [data-status="cancelled"]').wait_for(timeout=60_000)
+    item.and_(page.locator('[data-status="cancelled"]')).wait_for()
+    assert view.locator('button[data-action="cancel"]').is_disabled()
+    assert view.locator('button[data-action="retry"]').is_enabled()
+    page.screenshot(path=str(SCREENSHOTS / "execution-cancelled.png"))
+
+
 def test_labextension_is_installed_and_enabled() -> None:
     """`jupyter labextension list` (of this interpreter) shows it enabled and OK."""
     out = subprocess.run(
