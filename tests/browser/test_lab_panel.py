@@ -391,18 +391,3 @@ def test_cancel_from_the_execution_view(lab: Lab, page) -> None:  # type: ignore
     assert view.locator('button[data-action="cancel"]').is_disabled()
     assert view.locator('button[data-action="retry"]').is_enabled()
     page.screenshot(path=str(SCREENSHOTS / "execution-cancelled.png"))
-
-
-def test_labextension_is_installed_and_enabled() -> None:
-    """`jupyter labextension list` (of this interpreter) shows it enabled and OK."""
-    out = subprocess.run(
-        [sys.executable, "-m", "jupyterlab.labextensions", "list"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
-    line = next((ln for ln in text.splitlines() if "pytaskflow-jupyter" in ln), None)
-    assert line is not None, text
-    assert re.search(r"pytaskflow-jupyter v\S+ enabled\s+OK", line), line
