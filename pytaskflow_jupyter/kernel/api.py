@@ -117,11 +117,11 @@ def plan_reuse(parent_id: str, wf: WorkflowModel, *, rerun: Iterable[str] = (),
     return {n: rows[n] for n in unchanged if n in rows and rows[n].status == TaskStatus.COMPLETED}
 
 
-def _record_hashes(execution_id: str, now: dict[str, str], prior: dict[str, TaskRow] | None,
+def _record_hashes(execution_id: str, now: dict[str, str], reused: Iterable[str],
                    parent_id: str | None) -> None:
     """Remember which code produced each result: a reused result keeps its parent's."""
     old = _code_hashes.get(parent_id or "", {})
-    _code_hashes[execution_id] = {**now, **{n: old[n] for n in (prior or {}) if n in old}}
+    _code_hashes[execution_id] = {**now, **{n: old[n] for n in reused if n in old}}
 
 
 def _has_widget_frontend() -> bool:
@@ -270,7 +270,7 @@ class Workflow:
         prior = plan_reuse(parent, model, rerun=rerun, hashes=hashes) if parent else None
         execution = runner.start(self.id, revision=saved["revision"], params=params,
                                  parent_id=parent, prior=prior)
-        _record_hashes(execution["id"], hashes, prior, parent)
+        _record_hashes(execution["id"], hashes, prior or (), parent)
         run = Run(execution["id"])
         return run.wait(timeout) if wait else run
 
@@ -400,8 +400,8 @@ class Run:
         model = session.store.load_workflow(row["workflow_id"], row["revision"])
         if not rerun:
             execution = runner.retry(self.id)
-            prior = {n: None for n, t in session.store.task_rows(self.id).items()
-                     if t.status == TaskStatus.COMPLETED}
+            reused = [n for n, t in session.store.task_rows(self.id).items()
+                      if t.status == TaskStatus.COMPLETED]
         else:
             if row["status"] not in TERMINAL_EXECUTION:
                 raise Conflict(f"execution {self.id!r} is still {row['status']}; cancel it or "
@@ -409,7 +409,8 @@ class Run:
             prior = plan_reuse(self.id, model, rerun=rerun)
             execution = runner.start(row["workflow_id"], revision=row["revision"],
                                      params=row["params"], parent_id=self.id, prior=prior)
-        _record_hashes(execution["id"], current_hashes(model), prior, self.id)  # type: ignore[arg-type]
+            reused = list(prior)
+        _record_hashes(execution["id"], current_hashes(model), reused, self.id)
         run = Run(execution["id"])
         return run.wait(timeout) if wait else run
 

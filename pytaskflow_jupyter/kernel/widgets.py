@@ -130,8 +130,9 @@ class ExecutionWidget(ipywidgets.VBox):
     workflow = traitlets.Unicode(help="its workflow id")
     status = traitlets.Unicode("pending", help="the execution status")
     elapsed = traitlets.Float(0.0, help="seconds since the execution started (to its end)")
-    tasks = traitlets.List(help="one dict per task: name, status, attempts, duration, error, "
-                                "reason, retrying, dependencies, traceback")
+    tasks: traitlets.List[dict[str, Any]] = traitlets.List(
+        help="one dict per task: name, status, attempts, duration, error, reason, retrying, "
+             "dependencies, traceback")
     parent_id = traitlets.Unicode(None, allow_none=True, help="the execution this one retries")
 
     def __init__(self, execution_id: str, *, store: Store | None = None,

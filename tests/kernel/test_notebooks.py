@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import secrets
 import socket
 import subprocess
@@ -231,3 +232,19 @@ def test_server_sharing_the_database_serves_the_kernel_execution(server, kernel_
     assert [(e["id"], e["status"]) for e in listed] == [(execution_id, "completed")]
     detail = server["get"](f"executions/{execution_id}")
     assert [t["result"] for t in detail["tasks"]] == [[1, 2, 3, 4], [1, 4, 9, 16], 130]
+
+
+def test_submit_from_the_notebook_runs_on_the_server(server, shell, session, capsys):
+    """``%taskflow submit``: no URL, no token; the server adopts and runs it."""
+    shell.run_cell("%%taskflow\nname: on server\ntasks:\n"
+                   "  - {name: a, params: {code: 'import os; result = os.getpid()'}}\n"
+                   "  - {name: b, dependencies: [a], params: {code: \"result = upstream['a']\"}}\n")
+    run = shell.run_line_magic("taskflow", "submit on_server")
+    assert "to the Jupyter server" in capsys.readouterr().out
+    widget = run.widget()
+    assert run.wait(60).status == "completed", run.errors
+    results = run.results
+    assert results["a"] == results["b"] != os.getpid()  # it ran in the server, not here
+    assert widget.wait(30) and widget.status == "completed"
+    listed = server["get"]("executions?workflow_id=on_server")
+    assert [(e["id"], e["status"]) for e in listed] == [(run.id, "completed")]
