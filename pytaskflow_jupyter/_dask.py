@@ -115,8 +115,11 @@ class DaskExecutor(Executor):
                 self.client = Client(self.address, set_as_default=False,
                                      timeout=self.connect_timeout)
             else:
+                # no dashboard; the scheduler's small HTTP server (health, metrics) on a
+                # free port, not 8787: another cluster may have that one
                 options = {"n_workers": self.workers, "threads_per_worker": 1,
                            "processes": True, "dashboard_address": None,
+                           "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
                            "silence_logs": logging.ERROR, **self.cluster_options}
                 self.cluster = LocalCluster(**options)
                 self.client = Client(self.cluster, set_as_default=False,

@@ -53,8 +53,9 @@ def alive(pid: int) -> bool:
 
 
 def read_pid(path, timeout=20):
-    return wait_until(lambda: os.path.exists(path) and open(path).read().strip()
-                      and int(open(path).read()), timeout)
+    """The pid a task wrote to ``path`` (a Path), once it is there."""
+    return wait_until(lambda: path.exists() and path.read_text().strip()
+                      and int(path.read_text()), timeout)
 
 
 SEGFAULT = "import ctypes\nctypes.string_at(0)"
