@@ -380,11 +380,7 @@ class Run:
 
     def cancel(self) -> Run:
         """Cancel the execution (409 ``Conflict`` when it has already ended)."""
-        session = get_session()
-        session.store.request_cancel(self.id)  # reaches the owner wherever it runs
-        for runner in list(session._runners.values()):
-            if self.id in runner.active():
-                runner.cancel(self.id)
+        get_session().cancel(self.id)
         return self
 
     def retry(self, rerun: Iterable[str] = (), *, executor: str | None = None,

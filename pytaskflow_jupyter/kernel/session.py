@@ -248,6 +248,16 @@ class Session:
         except ValueError as exc:
             raise InvalidInput(str(exc), code="unknown_executor") from exc
 
+    def cancel(self, execution_id: str) -> None:
+        """Cancel an execution: at once when a runner of this kernel runs it, else by
+        asking its owner through the database (``Conflict`` once it has ended)."""
+        with self._lock:
+            owner = next((r for r in self._runners.values() if execution_id in r.active()), None)
+        if owner is not None:
+            owner.cancel(execution_id)
+        else:
+            self.store.request_cancel(execution_id)
+
     def close(self) -> None:
         """Stop the runners' heartbeats and release their workers."""
         with self._lock:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from pytaskflow_jupyter import ExecutionWidget, Workflow
+from pytaskflow_jupyter import ExecutionWidget, Run, Workflow
 from pytaskflow_jupyter.kernel.graph import MAX_NODES, layout, render_svg
 from pytaskflow_jupyter.kernel.widgets import render_text
 from pytaskflow_jupyter.runner import Runner
@@ -287,3 +287,30 @@ def test_runner_fixture_executions_show_in_widgets(store, bus, runner: Runner):
     widget = ExecutionWidget(execution["id"], store=store, bus=bus)
     assert widget.wait(30)
     assert widget.status == "completed" and widget.tasks[0]["status"] == "completed"
+
+
+def test_cancel_reaches_an_execution_run_by_another_process(session, db_path, tmp_path):
+    flag = tmp_path / "release"
+    code = (f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.02)\n"
+            "result = 'released'")
+    runner = session.runner()
+    runner.register({"name": "remote hold", "tasks": [
+        {"name": "hold", "params": {"code": code}},
+        {"name": "after", "dependencies": ["hold"]}]})
+    execution = runner.enqueue("remote_hold")
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    server = subprocess.Popen([sys.executable, str(script), str(db_path)], env=child_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        run = Run(execution["id"])
+        widget = run.widget()
+        wait_until(lambda: by_name(widget)["hold"]["status"] == "running")
+        assert run.cancel().wait(30).status == "cancelled"  # asked through the database
+        assert widget.wait(30)
+        assert widget.status == "cancelled"
+        assert [t["status"] for t in widget.tasks] == ["cancelled", "cancelled"]
+    finally:
+        flag.write_text("")
+        out, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, out
