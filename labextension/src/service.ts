@@ -96,19 +96,30 @@ export class TaskflowService {
       // its full detail (task list, errors) once.
       void this.loadExecution(id).catch(() => undefined);
     }
-    if (ev.workflow && !this.model.workflow(ev.workflow)) {
+    // An unknown workflow (registered elsewhere): reload the list, once per id
+    // so that executions of a deleted workflow do not reload on every event.
+    if (
+      ev.workflow &&
+      !this.model.workflow(ev.workflow) &&
+      !this._askedWorkflows.has(ev.workflow)
+    ) {
+      this._askedWorkflows.add(ev.workflow);
       void this._reloadWorkflows();
     }
   }
 
-  /** Reload the workflow list once for a burst of unknown-workflow events. */
+  /** Reload the workflow list; a burst of calls costs at most two requests. */
   private async _reloadWorkflows(): Promise<void> {
     if (this._reloading) {
+      this._reloadAgain = true;
       return;
     }
     this._reloading = true;
     try {
-      this.model.setWorkflows(await api.listWorkflows(this.settings));
+      do {
+        this._reloadAgain = false;
+        this.model.setWorkflows(await api.listWorkflows(this.settings));
+      } while (this._reloadAgain);
     } catch {
       // the next refresh reports errors
     } finally {
@@ -126,6 +137,8 @@ export class TaskflowService {
   private _stream: EventStream;
   private _started = false;
   private _reloading = false;
+  private _reloadAgain = false;
+  private _askedWorkflows = new Set<string>();
   private _state: ServiceState = {
     loading: true,
     error: null,
