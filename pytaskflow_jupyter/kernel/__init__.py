@@ -1,0 +1,12 @@
+"""The notebook side: everything that runs inside a Jupyter kernel.
+
+    session.py   composition root: the kernel's Store, EventBus and Runners (lazy, one per
+                 kernel); finds and binds notebook functions
+    api.py       Workflow (decorators over a definition) and Run (a handle on an execution)
+    magics.py    %taskflow / %%taskflow, a thin command line over api.py
+    widgets.py   ExecutionWidget: live status from the shared database, text fallback
+    graph.py     the DAG drawing (layered layout, SVG)
+
+The public names (``Workflow``, ``Run``, ``ExecutionWidget``) are exported lazily by the
+package root, so the server never imports IPython or ipywidgets.
+"""
