@@ -62,7 +62,7 @@ GOING_AWAY = 1001
 class Client:
     """One subscriber: filters, cursor, bounded queue, writer task."""
 
-    def __init__(self, send: Callable[[str], Awaitable[None]], close: Callable[[int, str], None],
+    def __init__(self, send: Callable[[str], Any], close: Callable[[int, str], None],
                  *, execution: str | None, workflow: str | None, queue_size: int) -> None:
         self.send, self.close = send, close
         self.execution, self.workflow = execution, workflow
@@ -77,12 +77,21 @@ class Client:
                 and (self.workflow is None or workflow == self.workflow))
 
     async def write_loop(self) -> None:
-        try:
-            while True:
-                text = await self.queue.get()
-                await self.send(text)
-        except (WebSocketClosedError, iostream.StreamClosedError):
-            self.closed = True
+        """Hand everything queued to the socket at once, then wait for it to flush."""
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            writes = []
+            try:
+                for text in batch:
+                    writes.append(self.send(text))
+            except (WebSocketClosedError, iostream.StreamClosedError):
+                self.closed = True
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            if self.closed or any(isinstance(o, BaseException) for o in outcomes):
+                self.closed = True
+                return
 
 
 class EventHub:
@@ -97,9 +106,11 @@ class EventHub:
         self.clients: set[Client] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake: asyncio.Future[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._pending = False
+        self._dirty = False  # woken while draining: drain again at once
+        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -107,7 +118,6 @@ class EventHub:
         if self._task is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         self._ready = self._loop.create_future()
         self._task = self._loop.create_task(self._pump())
 
@@ -127,15 +137,29 @@ class EventHub:
 
     def _woken(self) -> None:
         self._pending = False
-        if self._wake is not None:
-            self._wake.set()
+        self._dirty = True
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _sleep(self) -> None:
+        """Until woken or ``poll_interval`` passes. (Not ``asyncio.wait_for``: before
+        Python 3.12 it can swallow a cancellation that races with the wake-up.)"""
+        assert self._loop is not None
+        if not self._dirty:
+            self._wake = wake = self._loop.create_future()
+            timer = self._loop.call_later(self.poll_interval, self._woken)
+            try:
+                await wake
+            finally:
+                timer.cancel()
+        self._dirty = False
 
     async def stop(self) -> None:
         """Stop the pump and close every client (1001, going away)."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=5)
             self._task = None
         for client in list(self.clients):
             client.close(GOING_AWAY, "server shutting down")
@@ -143,19 +167,18 @@ class EventHub:
 
     # -- the pump ------------------------------------------------------------------------
     async def _pump(self) -> None:
-        assert self._wake is not None and self._ready is not None
-        while True:
+        assert self._ready is not None
+        while not self._stopping:
             try:
                 self.last = await self.run(self.store.last_seq)
                 break
             except Exception:
                 log.exception("event hub: cannot read the last event seq; retrying")
                 await asyncio.sleep(self.poll_interval)
-        self._ready.set_result(None)
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            self._wake.clear()
+        if not self._ready.done():
+            self._ready.set_result(None)
+        while not self._stopping:
+            await self._sleep()
             try:
                 await self._drain()
             except Exception:
@@ -170,8 +193,17 @@ class EventHub:
             rows = await self.run(self.fetch, self.last, None, None, self.page_size)
             if not rows:
                 return
-            self._fan_out(rows)
-            self.last = rows[-1][0]
+            # Fan out in chunks no larger than half a client queue, yielding between them so
+            # writers can move their queues to their sockets: only a client whose socket
+            # does not drain overflows, never one that merely met a burst.
+            smallest = min((c.queue.maxsize for c in self.clients), default=self.queue_size)
+            step = max(1, min(self.page_size, smallest // 2))
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
+                self._fan_out(chunk)
+                self.last = chunk[-1][0]  # a client joining live now starts after this
+                if start + step < len(rows):
+                    await asyncio.sleep(0)
             if len(rows) < self.page_size:
                 return
 
@@ -299,6 +331,11 @@ class EventsWebSocket(ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, WebSock
             raise web.HTTPError(403, f"User is not authorized to read on resource: "
                                 f"{AUTH_RESOURCE}.")
         self.filters = _ws_query(self.request.query_arguments)
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise InvalidInput("/ws is a WebSocket: send an Upgrade: websocket request",
+                               [Problem("Upgrade", "upgrade_required",
+                                        "the request is not a WebSocket upgrade")],
+                               code="upgrade_required")
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -313,7 +350,7 @@ class EventsWebSocket(ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, WebSock
         self.client = Client(self.write_message, self.close,
                              execution=self.filters.get("execution"),
                              workflow=self.filters.get("workflow"),
-                             queue_size=app.ws_queue_size)  # type: ignore[attr-defined]
+                             queue_size=app.hub.queue_size)  # type: ignore[attr-defined]
         app.hub.attach(self.client, self.filters.get("since"))  # type: ignore[attr-defined]
 
     def on_message(self, message: str | bytes) -> None:

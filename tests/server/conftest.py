@@ -32,9 +32,17 @@ def taskflow_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def jp_server_config(db_path: Path, taskflow_config: dict[str, Any]) -> Config:
+def server_config() -> dict[str, Any]:
+    """Per-test extra ``ServerApp`` traits."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(db_path: Path, taskflow_config: dict[str, Any],
+                     server_config: dict[str, Any]) -> Config:
     return Config({
         "ServerApp": {
+            **server_config,
             # terminals' TermSocket lacks @ws_authenticated: with it, the auth warning
             # (an error here) would not be about our handlers
             "jpserver_extensions": {"pytaskflow_jupyter": True,
@@ -107,3 +115,30 @@ def api(jp_fetch: Any, jp_serverapp: Any, jp_asyncio_loop: Any) -> Api:
 def taskflow_app(api: Api) -> Any:
     """The running ``TaskFlowApp`` instance."""
     return api.app.web_app.settings["taskflow"]
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup(jp_asyncio_loop: Any) -> Any:
+    """pytest-jupyter's cleanup, bounded: a shutdown that hangs fails with the stuck tasks."""
+    import asyncio
+
+    from jupyter_server.serverapp import ServerApp
+
+    yield
+    app = ServerApp.instance()
+
+    async def cleanup() -> None:
+        try:
+            await asyncio.wait_for(app._cleanup(), 30)
+        except asyncio.TimeoutError:
+            stuck = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in stuck:
+                t.print_stack()
+            raise AssertionError(f"server shutdown hung; tasks: {stuck}") from None
+
+    try:
+        jp_asyncio_loop.run_until_complete(cleanup())
+    finally:
+        if hasattr(app, "kernel_manager"):
+            app.kernel_manager.context.destroy()
+        ServerApp.clear_instance()
