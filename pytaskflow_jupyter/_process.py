@@ -308,6 +308,8 @@ def _worker_main(conn: Connection, parent_pid: int, crash_path: str,
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a fatal error ends the process, so the file (new for each worker) holds at most the
+    # traceback of the one crash that killed it
     crash = open(crash_path, "w")  # noqa: SIM115 -- faulthandler writes to it until exit
     faulthandler.enable(crash)
     if memory_limit:
@@ -320,8 +322,6 @@ def _worker_main(conn: Connection, parent_pid: int, crash_path: str,
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        crash.seek(0)
-        crash.truncate()
         outcome = _run_payload(data)
         retire = bool(outcome.error and outcome.error.startswith("MemoryError"))
         try:
