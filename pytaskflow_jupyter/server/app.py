@@ -35,7 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, CaselessStrEnum, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import (
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Float,
+    Integer,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
 
 from .. import __version__
 from ..events import EventBus
@@ -82,6 +92,10 @@ class TaskFlowApp(ExtensionApp):
     ).tag(config=True)
     workers = Integer(
         0, help="Concurrency limit of the executor (0: the executor's default).",
+    ).tag(config=True)
+    executor_options = Dict(
+        help="Extra keyword options of the executor, e.g. {'memory_limit': 2**30} for "
+             "'process' (bytes per worker).",
     ).tag(config=True)
     dask_address = Unicode(
         "", help="Dask scheduler address for executor='dask' ('' starts a LocalCluster).",
@@ -173,7 +187,7 @@ class TaskFlowApp(ExtensionApp):
         if kind == "process" and "process" not in EXECUTORS:
             self.log.warning("PyTaskFlow: the process executor is not available; using threads")
             kind = "thread"
-        options: dict[str, Any] = {"workers": self.workers or None}
+        options: dict[str, Any] = {**self.executor_options, "workers": self.workers or None}
         if kind == "dask":
             options["address"] = self.dask_address or None
         return make_executor(kind, **options)

@@ -78,6 +78,10 @@ class ErrorMixin:
             message = "Internal server error; the server log has the details"
         self.set_status(status)  # type: ignore[attr-defined]
         self.set_header("Content-Type", "application/json")  # type: ignore[attr-defined]
+        if status == 405:  # RFC 9110: a 405 names the methods the resource has
+            self.set_header("Allow", ", ".join(  # type: ignore[attr-defined]
+                m for m in ("GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS")
+                if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())))
         self.finish(json.dumps({"message": message, "reason": responses.get(status),  # type: ignore[attr-defined]
                                 "code": code, "errors": errors}))
 

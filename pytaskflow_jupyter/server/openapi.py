@@ -40,16 +40,15 @@ TASK_DEFINITION: Json = {
         "type": {"type": "string", "enum": list(TASK_TYPES), "default": "python"},
         "params": {
             "type": "object",
-            "description": "python: `callable` ('pkg.mod:func') or `code`, `kwargs`; "
-                           "branch: `next` (task names); notebook: `path`, `parameters`, "
-                           "`kernel`.",
+            "description": "python: `callable` ('pkg.mod:func') or `code`, and `kwargs`; "
+                           "branch: `next` (a task name or a list of them, each a direct "
+                           "downstream task); notebook: `path` (relative, inside the server's "
+                           "root), `parameters` (object), `kernel`. Other keys are kept and "
+                           "passed to the task.",
             "additionalProperties": True,
             "properties": {
                 "callable": STR, "code": STR,
                 "kwargs": {"type": "object", "additionalProperties": True},
-                "next": {"oneOf": [NAME, {"type": "array", "items": NAME}]},
-                "path": STR, "kernel": STR,
-                "parameters": {"type": "object", "additionalProperties": True},
             },
         },
         "dependencies": {"type": "array", "items": NAME, "maxItems": 10_000},
@@ -254,7 +253,9 @@ PATHS: Json = {
                            {"type": "string", "enum": list(EXECUTION_STATUSES)}),
                     _query("limit", "page size",
                            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
-                    _query("cursor", "the X-Next-Cursor of the previous page", STR),
+                    _query("cursor", "the X-Next-Cursor of the previous page (opaque)",
+                           {"type": "string", "minLength": 1, "maxLength": 100,
+                            "pattern": "^[A-Za-z0-9_-]+$"}),
                 ],
                 "responses": _responses(
                     "200", {"type": "array", "items": _ref("Execution")},
