@@ -105,13 +105,14 @@ class DaskExecutor(Executor):
     def start(self) -> Any:
         """Connect (or start the LocalCluster) now; ``submit`` does it when first called."""
         with self._start_lock:
-            if self.client is not None:
+            if self.client is not None and (self.cluster is not None or
+                                            self.client.status not in ("closing", "closed")):
                 return self.client
             if self._closed:
                 raise RuntimeError("the Dask executor is shut down")
             from distributed import Client, LocalCluster
 
-            if self.address:
+            if self.address:  # (again, after the scheduler was lost: the client closes)
                 self.client = Client(self.address, set_as_default=False,
                                      timeout=self.connect_timeout)
             else:

@@ -157,3 +157,29 @@ def test_shutdown_closes_the_cluster_it_started():
     ex.shutdown()
     wait_until(lambda: not alive(pid), timeout=10)
     assert ex.cluster.status.name == "closed"
+
+
+def test_a_lost_scheduler_fails_the_running_attempt_instead_of_hanging(tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                           silence_logs=logging.CRITICAL)
+    ex = DaskExecutor(address=cluster.scheduler_address, connect_timeout=1)
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    try:
+        started = tmp_path / "started"
+        ex.submit(job("slow", f"import time\nopen({str(started)!r}, 'w')\ntime.sleep(30)"),
+                  q.put)
+        wait_until(started.exists, timeout=60)
+        cluster.close()
+        out = q.get(timeout=60)
+        assert not out.ok and out.error.startswith("Cancelled")
+        ex.submit(job("next"), q.put)  # the client reconnects, and finds nobody
+        out = q.get(timeout=60)
+        assert not out.ok and out.error.startswith(("DaskUnavailable", "Cancelled"))
+    finally:
+        ex.shutdown(wait=False)
+        cluster.close()
