@@ -243,6 +243,9 @@ class EventHub:
     # -- clients -------------------------------------------------------------------------
     def attach(self, client: Client, since: int | None) -> None:
         """Register ``client``: replay from the store, then join the live stream."""
+        if self._stopping:
+            client.close(GOING_AWAY, "server shutting down")
+            return
         self.clients.add(client)
         client.tasks = [asyncio.ensure_future(client.write_loop()),
                         asyncio.ensure_future(self._catch_up(client, since))]
