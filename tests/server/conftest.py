@@ -17,6 +17,8 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 from traitlets.config import Config
 
+from .helpers import until_live
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -142,3 +144,17 @@ def jp_server_cleanup(jp_asyncio_loop: Any) -> Any:
         if hasattr(app, "kernel_manager"):
             app.kernel_manager.context.destroy()
         ServerApp.clear_instance()
+
+
+@pytest.fixture
+def ws_connect(jp_ws_fetch: Any, api: Api) -> Any:
+    """``jp_ws_fetch("ws", ...)`` that returns once the new client is live."""
+    hub = api.app.web_app.settings["taskflow"].hub
+
+    async def connect(**kwargs: Any) -> Any:
+        live = sum(c.live for c in hub.clients)
+        ws = await jp_ws_fetch("ws", **kwargs)
+        await until_live(hub, live + 1)
+        return ws
+
+    return connect

@@ -91,3 +91,15 @@ class LiveServer:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+async def until_live(hub: Any, count: int) -> None:
+    """Wait until ``count`` /ws clients have joined the live stream (after their replay),
+    so that a test's next action is seen by them; fails instead of hanging."""
+    import asyncio
+
+    for _ in range(2000):
+        if sum(c.live for c in hub.clients) >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{count} live clients expected, {len(hub.clients)} attached")

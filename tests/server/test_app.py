@@ -92,9 +92,8 @@ async def test_activity_is_reported_while_running(api, taskflow_app):
     await api("POST", "executions", execution["id"], "cancel")
 
 
-async def test_stop_extension_stops_everything(api, taskflow_app, jp_ws_fetch):
-    ws = await jp_ws_fetch("ws")
-    await asyncio.sleep(0.1)
+async def test_stop_extension_stops_everything(api, taskflow_app, ws_connect):
+    ws = await ws_connect()
     await taskflow_app.stop_extension()
     assert await asyncio.wait_for(ws.read_message(), 10) is None
     assert taskflow_app.runner._closing.is_set()

@@ -22,7 +22,7 @@ from tornado.websocket import websocket_connect
 
 from pytaskflow_jupyter.server.handlers import default_handlers
 
-from .helpers import REPO, task, wf
+from .helpers import REPO, task, until_live, wf
 
 # (method, path, action the authorizer must be asked for)
 ROUTES = [
@@ -228,6 +228,7 @@ async def test_ws_refuses_a_foreign_origin_with_a_browser_cookie(api, http_serve
     assert info.value.code == 403
     same = HTTPRequest(url, headers=browser.headers({"Origin": f"http://127.0.0.1:{jp_http_port}"}))
     ws = await websocket_connect(same)
+    await until_live(api.app.web_app.settings["taskflow"].hub, 1)
     execution = await api.submit(wf("cookie ws", task("a")))
     message = json.loads(await ws.read_message())
     assert message["execution_id"] == execution["id"]

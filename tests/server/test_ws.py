@@ -43,8 +43,8 @@ def contiguous(seqs: list[int]) -> bool:
     return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
-async def test_message_shape_matches_spec(api, jp_ws_fetch, tmp_path):
-    ws = await jp_ws_fetch("ws")
+async def test_message_shape_matches_spec(api, ws_connect):
+    ws = await ws_connect()
     definition = wf("shape", task("ok", code="result = 1"),
                     task("bad", "ok", code="raise ValueError('nope')", retries=1, retry_delay=0),
                     task("after", "bad"),
@@ -126,8 +126,8 @@ async def test_replay_racing_live_events_has_no_gap_and_no_duplicate(api, jp_ws_
         c.close()
 
 
-async def test_filters(api, jp_ws_fetch):
-    alpha = await jp_ws_fetch("ws", params={"workflow": "alpha"})
+async def test_filters(api, jp_ws_fetch, ws_connect):
+    alpha = await ws_connect(params={"workflow": "alpha"})
     a1 = await api.submit(wf("alpha", task("a")))
     b1 = await api.submit(wf("beta", task("a")))
     only_b1 = await jp_ws_fetch("ws", params={"execution": b1["id"], "since": 0})
@@ -149,9 +149,8 @@ async def test_filters(api, jp_ws_fetch):
         ws.close()
 
 
-async def test_many_clients_get_the_same_stream(api, jp_ws_fetch):
-    clients = [await jp_ws_fetch("ws") for _ in range(50)]
-    await asyncio.sleep(0.2)  # let every client join the live stream before the run
+async def test_many_clients_get_the_same_stream(api, ws_connect):
+    clients = [await ws_connect() for _ in range(50)]
     execution = await api.submit(wf("fan", *[task(f"t{i}") for i in range(20)]))
     results = await asyncio.gather(*[read_until(c, ends(execution["id"])) for c in clients])
     reference = [m["seq"] for m in results[0]]
@@ -178,16 +177,15 @@ def _seed_events(db_path, count: int, pad: int) -> list[int]:
     return seqs
 
 
-async def test_slow_client_is_closed_and_resumes_with_since(api, jp_ws_fetch, taskflow_app,
-                                                            db_path):
+async def test_slow_client_is_closed_and_resumes_with_since(api, jp_ws_fetch, ws_connect,
+                                                            taskflow_app, db_path):
     """A client that stops reading is closed (1013) once its queue overflows, while a
     reading client gets every event; the slow one reconnects with since and gets the rest."""
     hub = taskflow_app.hub
     hub.queue_size = 50
-    slow = await jp_ws_fetch("ws")  # never reads until it has been dropped
+    slow = await ws_connect()  # never reads until it has been dropped
     hub.queue_size = 100_000
-    fast = await jp_ws_fetch("ws")
-    await asyncio.sleep(0.2)
+    fast = await ws_connect()
     assert len(hub.clients) == 2
     count = 5000  # 5 MB: more than a localhost socket buffers for a client that never reads
     seeding = asyncio.ensure_future(asyncio.to_thread(_seed_events, db_path, count, 1000))
@@ -251,8 +249,8 @@ async def _other_process(db_path, mode: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-async def test_events_of_another_process_reach_ws(api, jp_ws_fetch, db_path):
-    ws = await jp_ws_fetch("ws")
+async def test_events_of_another_process_reach_ws(api, ws_connect, db_path):
+    ws = await ws_connect()
     execution_id = await _other_process(db_path, "run")
     got = await read_until(ws, ends(execution_id))
     assert {m["execution_id"] for m in got} == {execution_id}
@@ -264,9 +262,9 @@ async def test_events_of_another_process_reach_ws(api, jp_ws_fetch, db_path):
     ws.close()
 
 
-async def test_executions_enqueued_by_a_kernel_are_run_by_the_server(api, jp_ws_fetch,
+async def test_executions_enqueued_by_a_kernel_are_run_by_the_server(api, ws_connect,
                                                                     db_path, taskflow_app):
-    ws = await jp_ws_fetch("ws", params={"workflow": "queued"})
+    ws = await ws_connect(params={"workflow": "queued"})
     execution_id = await _other_process(db_path, "enqueue")
     got = await read_until(ws, ends(execution_id))
     assert got[-1]["event"] == "execution_completed"
@@ -286,8 +284,8 @@ async def test_keepalive_pings(api, jp_ws_fetch, jp_serverapp):
     ws.close()
 
 
-async def test_client_messages_are_ignored_and_big_frames_close(api, jp_ws_fetch):
-    ws = await jp_ws_fetch("ws")
+async def test_client_messages_are_ignored_and_big_frames_close(api, ws_connect):
+    ws = await ws_connect()
     await ws.write_message("hello")
     await ws.write_message("{not json")
     execution = await api.submit(wf("still works", task("a")))
@@ -298,9 +296,8 @@ async def test_client_messages_are_ignored_and_big_frames_close(api, jp_ws_fetch
     assert ws.close_code == 1009
 
 
-async def test_server_stop_closes_clients_going_away(api, jp_ws_fetch, taskflow_app):
-    ws = await jp_ws_fetch("ws")
-    await asyncio.sleep(0.1)
+async def test_server_stop_closes_clients_going_away(api, ws_connect, taskflow_app):
+    ws = await ws_connect()
     await taskflow_app.hub.stop()
     assert await asyncio.wait_for(ws.read_message(), 10) is None
     assert ws.close_code == 1001
