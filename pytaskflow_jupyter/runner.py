@@ -90,6 +90,16 @@ class Runner:
                params: Json | None = None) -> Json:
         """Register a definition and start an execution of it (``POST /workflows``)."""
         wf = parse_workflow(definition, self.limits)
+        if idempotency_key is not None:
+            # a replay returns the earlier execution and writes nothing, not even the
+            # definition; a key of another workflow is refused before anything is stored
+            earlier = self.store.execution_for_key(idempotency_key)
+            if earlier is not None:
+                if earlier["workflowId"] != wf.id:
+                    raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used for "
+                                   f"workflow {earlier['workflowId']!r}",
+                                   code="idempotency_key_reused")
+                return earlier
         saved = self.store.save_workflow(wf)
         return self.start(wf.id, revision=saved["revision"], params=params,
                           idempotency_key=idempotency_key)

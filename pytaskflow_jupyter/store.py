@@ -329,6 +329,12 @@ class Store:
                 existing, created = execution_id, True
         return self.get_execution(existing), created
 
+    def execution_for_key(self, idempotency_key: str) -> Json | None:
+        """The execution recorded with ``idempotency_key``, if any."""
+        row = self._conn().execute("SELECT id FROM executions WHERE idempotency_key=?",
+                                   (idempotency_key,)).fetchone()
+        return None if row is None else self.get_execution(row[0])
+
     @staticmethod
     def _write_tasks(conn: sqlite3.Connection, execution_id: str, rows: list[TaskRow]) -> None:
         conn.executemany(

@@ -236,6 +236,11 @@ async def test_idempotency_key(api):
     # the same key for another workflow is a conflict
     status, body, _ = await api("POST", "workflows", body=wf("other", task("a")), headers=key)
     assert status == 409 and body["code"] == "idempotency_key_reused"
+    assert (await api("GET", "workflows", "other"))[0] == 404  # nothing written
+    # a replay with a changed definition returns the execution and records no revision
+    changed = wf("idem", task("a"), task("b", "a"))
+    assert (await api.submit(changed, headers=key))["id"] == one["id"]
+    assert (await api("GET", "workflows", "idem"))[1]["revision"] == 1
     executions = (await api("GET", "executions", params={"limit": 1000}))[1]
     assert len(executions) == 3
 
