@@ -159,7 +159,7 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
         out: Json = {}
         problems = []
         for key, values in self.request.query_arguments.items():
-            if key in JUPYTER_QUERY:
+            if key in JUPYTER_QUERY or _cache_buster(key, values):
                 continue
             if key not in allowed:
                 problems.append(Problem(key, "invalid_query", f"unknown query parameter {key!r}; "
@@ -205,6 +205,12 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
 
 
 # -- query and body checkers ---------------------------------------------------------------
+def _cache_buster(key: str, values: list[bytes]) -> bool:
+    """``?1732579200000``: JupyterLab's ``URLExt`` appends a bare timestamp to GETs so no
+    cache answers them; it carries no meaning and is ignored."""
+    return key.isdigit() and len(key) <= 20 and values == [b""]
+
+
 def int_range(low: int, high: int, *, text: bool = True) -> Callable[[str, Any], int]:
     """Checker of an integer in ``[low, high]``: from a query string (``text``) or a JSON
     body value (an integer, never a string or a boolean)."""

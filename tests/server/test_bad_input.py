@@ -204,6 +204,7 @@ QUERIES: list[tuple[str, tuple[str, ...], Any, int, str]] = [
     ("revision-word", ("workflows", "w"), {"revision": "latest"}, 400, "invalid_query"),
     ("revision-zero", ("workflows", "w"), {"revision": "0"}, 400, "out_of_range"),
     ("query-invalid-utf8", ("executions",), "status=%ff", 400, "invalid_query"),
+    ("numeric-key-with-value", ("executions",), "1732579200000=1", 400, "invalid_query"),
 ]
 
 
@@ -220,6 +221,14 @@ async def test_bad_queries(api, http_server_client, jp_base_url, jp_auth_header,
     assert resp.code == status, body
     assert body["code"] == "invalid_query"
     assert code in [p["code"] for p in body["errors"]], body
+
+
+async def test_jupyterlab_cache_buster_is_ignored(http_server_client, jp_base_url,
+                                                  jp_auth_header):
+    # URLExt in JupyterLab appends "?<timestamp>" to every GET
+    resp = await http_server_client.fetch(jp_base_url + "executions?1732579200000",
+                                          headers=jp_auth_header, raise_error=False)
+    assert resp.code == 200, resp.body
 
 
 async def test_sql_text_in_filters_is_just_data(api):
