@@ -51,7 +51,7 @@ from typing import Any
 import cloudpickle
 
 from .executors import Executor, Report
-from .tasks import Job, Outcome, run_job
+from .tasks import Job, Outcome, Started, run_job
 
 __all__ = ["ProcessExecutor"]
 
@@ -98,6 +98,7 @@ class ProcessExecutor(Executor):
 
     name = "process"
     can_stop = True
+    reports_start = True
 
     def __init__(self, workers: int | None = None, *, memory_limit: int | None = None,
                  max_tasks_per_worker: int | None = None) -> None:
@@ -186,6 +187,8 @@ class _Slot:
                 if attempt.state != _QUEUED:
                     continue  # stopped while queued (already reported)
                 attempt.state, attempt.slot = _RUNNING, self
+            if attempt.job.timeout is not None:
+                attempt.report(Started(attempt.job.task, attempt.job.attempt))
             outcome = self._run(attempt)
             with self.ex._lock:
                 attempt.state, attempt.slot = _DONE, None

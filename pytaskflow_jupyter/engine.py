@@ -64,7 +64,7 @@ from .events import EventBus, make_event
 from .executors import Executor
 from .model import ExecStatus, Reason, TaskSpec, TaskStatus, Workflow
 from .store import Store, TaskRow, encode_result
-from .tasks import Job, Outcome, TaskCodeError
+from .tasks import Job, Outcome, Started, TaskCodeError
 
 __all__ = ["ExecutionRun"]
 
@@ -239,6 +239,11 @@ class ExecutionRun:
     def _handle(self, msg: Any) -> None:
         if msg is _CANCEL:
             self._cancel()
+        elif isinstance(msg, Started):
+            task = self._tasks.get(msg.task)
+            if task is not None and task.row.status == TaskStatus.RUNNING and \
+                    task.row.attempts == msg.attempt and not self._cancelled:
+                self._add_timer(task.spec.timeout or 0.0, "timeout", task)
         elif isinstance(msg, Outcome):
             task = self._tasks.get(msg.task)
             if task is None or task.row.status != TaskStatus.RUNNING or \
@@ -384,8 +389,8 @@ class ExecutionRun:
             job = Job(self.execution_id, self.workflow.id, spec.name, task.row.attempts,
                       spec.type, spec.params,
                       {d: self._results.get(d) for d in spec.dependencies}, fn,
-                      self.capture, self.log_limit, self.root_dir, self.params)
-            if spec.timeout is not None:
+                      self.capture, self.log_limit, self.root_dir, self.params, spec.timeout)
+            if spec.timeout is not None and not self.executor.reports_start:
                 self._add_timer(spec.timeout, "timeout", task)
             task.handle = self.executor.submit(job, self.report)
 

@@ -11,7 +11,10 @@ when first used: ``distributed`` takes a second to import and is optional.
 
 ``submit(job, report)`` starts one attempt and returns a handle; the executor calls
 ``report(outcome)`` exactly once, from any thread, when the attempt ends (the engine's
-``report`` only puts the outcome on its queue). ``stop(handle)`` stops a running
+``report`` only puts the outcome on its queue). An executor with ``reports_start``
+also reports ``Started`` when an attempt of a job with a ``timeout`` begins to run, so
+that time spent queued behind other attempts does not count against the timeout; for
+the others the clock starts at submission. ``stop(handle)`` stops a running
 attempt where the executor can (``can_stop``); the engine ignores late outcomes of
 attempts it has given up on, so stopping is best effort and never a correctness issue.
 """
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .tasks import Job, Outcome, run_job
+from .tasks import Job, Outcome, Started, run_job
 
 if TYPE_CHECKING:
     from ._dask import DaskExecutor
@@ -37,7 +40,7 @@ __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "InlineExecutor", "ProcessEx
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[Outcome], None]
+Report = Callable[[Outcome | Started], None]
 
 
 class Executor:
@@ -45,6 +48,7 @@ class Executor:
 
     name = "abstract"
     can_stop = False
+    reports_start = False
 
     def submit(self, job: Job, report: Report) -> Any:
         """Start one attempt; ``report`` gets its ``Outcome``. Returns a handle for ``stop``."""
@@ -68,6 +72,8 @@ class InlineExecutor(Executor):
 
 
 def _work(job: Job, report: Report) -> None:
+    if job.timeout is not None:
+        report(Started(job.task, job.attempt))
     report(run_job(job))
 
 
@@ -75,6 +81,7 @@ class ThreadExecutor(Executor):
     """A pool of threads; a running attempt cannot be stopped (only abandoned)."""
 
     name = "thread"
+    reports_start = True
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)

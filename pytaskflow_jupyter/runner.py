@@ -240,7 +240,7 @@ class Runner:
         wf_id, exec_id = row["workflow_id"], row["id"]
         now = utcnow()
         tasks = []
-        for name, task in self.store.task_rows(exec_id).items():
+        for task in self.store.task_rows(exec_id).values():
             if task.status in (TaskStatus.RUNNING, TaskStatus.PENDING):
                 task.status, task.reason, task.end_time = TaskStatus.FAILED, Reason.OWNER_LOST, now
                 task.error = "the process that ran this execution stopped"

@@ -376,7 +376,7 @@ class Store:
                                  [(execution_id, *entry) for entry in logs])
             if execution:
                 cols = sorted(set(execution) & EXEC_COLUMNS)
-                conn.execute(f"UPDATE executions SET {', '.join(c + '=?' for c in cols)} "  # noqa: S608
+                conn.execute(f"UPDATE executions SET {', '.join(c + '=?' for c in cols)} "
                              "WHERE id=?", [execution[c] for c in cols] + [execution_id])
         return list(events)
 
@@ -421,7 +421,7 @@ class Store:
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"unknown execution {execution_id!r}")
-        data = dict(zip([c[0] for c in cur.description], row))
+        data = dict(zip([c[0] for c in cur.description], row, strict=True))
         data["params"] = _loads(data["params"]) or {}
         return data
 
@@ -440,7 +440,8 @@ class Store:
                 "reason": row["reason"], "executor": row["executor"]}
 
     def list_executions(self, *, workflow_id: str | None = None, status: str | None = None,
-                        limit: int = 100, cursor: int | None = None) -> tuple[list[Json], int | None]:
+                        limit: int = 100,
+                        cursor: int | None = None) -> tuple[list[Json], int | None]:
         """Executions newest first; returns ``(page, next_cursor)``."""
         where, args = ["1=1"], []
         if workflow_id is not None:
@@ -453,10 +454,10 @@ class Store:
             where.append("rowid<?")
             args.append(cursor)
         cur = self._conn().execute(
-            f"SELECT rowid AS _rowid, * FROM executions WHERE {' AND '.join(where)} "  # noqa: S608
+            f"SELECT rowid AS _rowid, * FROM executions WHERE {' AND '.join(where)} "
             "ORDER BY rowid DESC LIMIT ?", [*args, limit + 1])
         cols = [c[0] for c in cur.description]
-        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         more = len(rows) > limit
         rows = rows[:limit]
         for row in rows:
@@ -474,7 +475,7 @@ class Store:
             args.append(owner)
         cur = self._conn().execute(sql, args)
         cols = [c[0] for c in cur.description]
-        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         for row in rows:
             row["params"] = _loads(row["params"]) or {}
         return rows

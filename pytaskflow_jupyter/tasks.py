@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Job", "Outcome", "TaskCodeError", "run_job"]
+__all__ = ["Job", "Outcome", "Started", "TaskCodeError", "run_job"]
 
 Json = dict[str, Any]
 
@@ -44,6 +44,16 @@ class Job:
     log_limit: int = 64 * 1024
     root_dir: str | None = None
     exec_params: Json = field(default_factory=dict)
+    timeout: float | None = None
+
+
+@dataclass
+class Started:
+    """An executor's notice that an attempt left its queue and began to run; sent only
+    for jobs with a ``timeout``, whose clock starts here (not at submission)."""
+
+    task: str
+    attempt: int
 
 
 @dataclass
@@ -160,7 +170,7 @@ def _body(job: Job) -> Any:
                  "upstream": job.upstream,
                  "context": {"execution_id": job.execution_id, "task": job.task,
                              "attempt": job.attempt}, "result": None}
-        exec(compile(params["code"], f"<task {job.task}>", "exec"), scope)  # noqa: S102
+        exec(compile(params["code"], f"<task {job.task}>", "exec"), scope)
         value = scope.get("result")
     elif job.type == "branch":
         value = params.get("next", [])

@@ -99,16 +99,19 @@ def derive_id(name: str) -> str:
 
 def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
     for key in sorted(set(data) - WORKFLOW_KEYS):
-        p.add(key, "unknown_field", f"unknown key {key!r}; allowed: {', '.join(sorted(WORKFLOW_KEYS))}")
+        p.add(key, "unknown_field",
+              f"unknown key {key!r}; allowed: {', '.join(sorted(WORKFLOW_KEYS))}")
     if "name" not in data:
         p.add("name", "required", "is required")
     elif (why := _name_problem(data["name"], limits)) is not None:
         p.add("name", "invalid_name", why)
     if "id" in data:
         wid = data["id"]
-        if not isinstance(wid, str) or not ID_PATTERN.match(wid) or len(wid) > limits.max_name_length:
-            p.add("id", "invalid_id", f"{wid!r} is not a valid id: use letters, digits, '_', '.', '-' "
-                  f"(at most {limits.max_name_length}), starting with a letter or digit")
+        if not isinstance(wid, str) or not ID_PATTERN.match(wid) \
+                or len(wid) > limits.max_name_length:
+            p.add("id", "invalid_id", f"{wid!r} is not a valid id: use letters, digits, "
+                  f"'_', '.', '-' (at most {limits.max_name_length}), "
+                  "starting with a letter or digit")
     for key in ("description", "owner"):
         if data.get(key) is not None and not isinstance(data[key], str):
             p.add(key, "type_error", f"must be a string, not {type(data[key]).__name__}")
@@ -133,7 +136,8 @@ def _check_number(task: dict[str, Any], key: str, where: str, p: _Problems, *,
         p.add(f"{where}.{key}", "type_error", f"must be {kind}, not {type(value).__name__}")
     elif value != value or value < low or value > high or (low_open and value == low):
         bound = f"> {low}" if low_open else f">= {low}"
-        p.add(f"{where}.{key}", "out_of_range", f"{value!r} is out of range ({bound} and <= {high})")
+        p.add(f"{where}.{key}", "out_of_range",
+              f"{value!r} is out of range ({bound} and <= {high})")
 
 
 def _check_params(task: dict[str, Any], where: str, p: _Problems) -> None:
@@ -210,7 +214,7 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> Non
             index[name] = i
     graph: dict[str, list[str]] = {}
     children: dict[str, set[str]] = {n: set() for n in index}
-    for i, (task, name) in enumerate(zip(tasks, names)):
+    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
         deps = task.get("dependencies", []) if isinstance(task, dict) else []
         if name is None or not isinstance(deps, list):
             continue
@@ -240,7 +244,7 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> Non
         p.add("tasks", "cycle_detected", "dependency cycle " + " -> ".join(map(repr, cycle))
               + " (each depends on the next)",
               cycle=cycle)
-    for i, (task, name) in enumerate(zip(tasks, names)):
+    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
         if name is None or not isinstance(task, dict) or task.get("type") != "branch":
             continue
         params = task.get("params") if isinstance(task.get("params"), dict) else {}
@@ -254,7 +258,8 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> Non
         for j, target in enumerate(targets):
             if target not in children[name]:
                 why = "not a task of this workflow" if target not in index else \
-                    f"not a direct downstream task of {name!r} (it must list {name!r} in its dependencies)"
+                    (f"not a direct downstream task of {name!r} "
+                     f"(it must list {name!r} in its dependencies)")
                 p.add(f"tasks[{i}].params.next[{j}]", "invalid_branch_target",
                       f"branch {name!r} names {target!r}, which is {why}", task=target)
 

@@ -102,17 +102,19 @@ async def test_stop_extension_stops_everything(api, taskflow_app, ws_connect):
 
 
 def test_the_shipped_config_enables_the_extension(tmp_path):
-    """The jupyter-config file the wheel installs makes any Jupyter server load us."""
+    """The jupyter-config file makes any Jupyter server load us, and the install put it
+    where every Jupyter of this environment reads it."""
     code = ("from jupyter_server.serverapp import ServerApp; app = ServerApp(); "
             "app.find_server_extensions(); print(app.jpserver_extensions.get("
             "'pytaskflow_jupyter'))")
-    for config_path, expected in ((str(REPO / "jupyter-config"), "True"),
-                                  (str(tmp_path), "None")):
-        env = {**os.environ, "JUPYTER_CONFIG_PATH": config_path,
-               "JUPYTER_CONFIG_DIR": str(tmp_path / "user")}
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, timeout=120, cwd=tmp_path)
-        assert proc.stdout.strip() == expected, proc.stderr
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(REPO / "jupyter-config"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "user")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=tmp_path)
+    assert proc.stdout.strip() == "True", proc.stderr
+    name = "jupyter_server_config.d/pytaskflow_jupyter.json"
+    installed = Path(sys.prefix, "etc", "jupyter", name)
+    assert installed.read_text() == (REPO / "jupyter-config" / name).read_text()
 
 
 def _port_free(port: int) -> bool:

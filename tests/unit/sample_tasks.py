@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def add(a, b):
@@ -36,7 +37,7 @@ def sleep(seconds=600):
 
 def fail_until(marker, times):
     """Fail the first ``times`` calls (counted in file ``marker``), then succeed."""
-    count = int(open(marker).read()) if os.path.exists(marker) else 0
+    count = int(Path(marker).read_text()) if os.path.exists(marker) else 0
     with open(marker, "w") as fh:
         fh.write(str(count + 1))
     if count < times:

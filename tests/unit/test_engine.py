@@ -9,6 +9,7 @@ import pytest
 from pytaskflow_jupyter.engine import ExecutionRun
 from pytaskflow_jupyter.errors import Conflict
 from pytaskflow_jupyter.executors import InlineExecutor, ThreadExecutor
+from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.store import TaskRow
 from pytaskflow_jupyter.validation import parse_workflow
 
@@ -27,9 +28,9 @@ def run(runner, definition, timeout=30, **kw):
 def parents_then_child(outcomes, rule):
     """A branch selects the parents that run; 'skip' parents are not selected."""
     names = [f"p{i}" for i in range(len(outcomes))]
-    selected = [n for n, o in zip(names, outcomes) if o != "skip"]
+    selected = [n for n, o in zip(names, outcomes, strict=True) if o != "skip"]
     parents = [task(n, "br", code=FAIL if o == "fail" else "result = 1")
-               for n, o in zip(names, outcomes)]
+               for n, o in zip(names, outcomes, strict=True)]
     return wf(task("br", type="branch", next=selected), *parents,
               task("child", *names, trigger_rule=rule))
 
@@ -157,6 +158,34 @@ def test_timeout_fails_the_attempt_and_retries_apply(runner):
     slow = runner.get(done["id"])["tasks"][0]
     assert (slow["status"], slow["attempts"], slow["reason"]) == ("failed", 2, "timeout")
     assert "exceeded its timeout of 0.2s" in slow["error"]
+
+
+def test_timeout_counts_from_the_start_of_the_attempt_not_its_time_queued(store, bus):
+    # one worker: "quick" waits ~1 s behind "hog" before it runs, which must not count
+    executor = ThreadExecutor(1)
+    runner = Runner(store, executor, bus)
+    try:
+        done = run(runner, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 1.0}),
+                              task("quick", callable=f"{S}:sleep", kwargs={"seconds": 0.05},
+                                   timeout=0.5)))
+    finally:
+        runner.close()
+        executor.shutdown()
+    assert statuses(done) == {"hog": "completed", "quick": "completed"}
+
+
+def test_timeout_on_a_busy_pool_still_fires_once_the_attempt_runs(store, bus):
+    executor = ThreadExecutor(1)
+    runner = Runner(store, executor, bus)
+    try:
+        done = run(runner, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 0.5}),
+                              task("stuck", callable=f"{S}:sleep", kwargs={"seconds": 3},
+                                   timeout=0.3)))
+    finally:
+        runner.close()
+        executor.shutdown(wait=False)
+    stuck = next(t for t in done["tasks"] if t["name"] == "stuck")
+    assert (stuck["status"], stuck["reason"]) == ("failed", "timeout")
 
 
 def test_cancel_is_final(runner):
