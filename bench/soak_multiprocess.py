@@ -147,12 +147,13 @@ class DeferredStore(Store):
         conn.execute("COMMIT")
 
 
-def setup(db: str, probe: Probe, executor: str, workers: int, control: str) -> Runner:
+def setup(db: str, probe: Probe, executor: str, workers: int, control: str,
+          role: str) -> Runner:
     logging.getLogger().addHandler(probe)
     store = DeferredStore(db) if control == "deferred" else Store(db)
     probe.timed(store)
     runner = Runner(store, make_executor(executor, workers=workers), heartbeat_interval=0.5,
-                    stale_after=10.0)
+                    stale_after=10.0, role=role)
     runner.bus.subscribe(probe.on_events)
     return runner
 
@@ -166,7 +167,7 @@ def write_result(path: str, role: str, probe: Probe, **extra: Any) -> None:
 # -- roles ---------------------------------------------------------------------------------
 def kernel(args: argparse.Namespace) -> None:
     probe = Probe()
-    runner = setup(args.db, probe, "thread", 4, args.control)
+    runner = setup(args.db, probe, "thread", 4, args.control, "kernel")
     patience = 60.0 if args.control == "none" else 3.0
     rng = random.Random(args.index)
     defs = [runner.register(d)["id"] for d in workflows(f"k{args.index}")]
@@ -204,7 +205,7 @@ def kernel(args: argparse.Namespace) -> None:
 
 def server(args: argparse.Namespace) -> None:
     probe = Probe()
-    runner = setup(args.db, probe, "process", 2, args.control)
+    runner = setup(args.db, probe, "process", 2, args.control, "server")
     defs = [runner.register(d)["id"] for d in workflows("server")]
     deadline = time.monotonic() + args.seconds
     give_up = deadline + (120.0 if args.control == "none" else 3.0)
@@ -215,7 +216,7 @@ def server(args: argparse.Namespace) -> None:
         now = time.monotonic()
         adopted += len(probe.call(runner.adopt_submitted) or [])
         if i % 10 == 0:
-            taken += len(probe.call(runner.recover, resume=True) or [])
+            taken += len(probe.call(runner.recover) or [])
         if now < deadline and len(runner.active()) < 3:
             ex = probe.call(runner.start, defs[i % len(defs)])
             if ex is not None:

@@ -527,17 +527,25 @@ class ExecutionRun:
         self._stopped = True
 
     def _abort(self) -> None:
-        """An engine bug must not leave the execution running forever."""
-        try:
-            self._dirty, self._logs = {}, []
-            self._events = [make_event("execution_failed", self.execution_id, self.workflow.id,
-                                       ExecStatus.FAILED, error="internal engine error")]
-            self._exec_update = {"status": ExecStatus.FAILED, "end_time": _iso(time.time()),
-                                 "reason": "engine_error"}
-            if self._flush():
-                self.status = ExecStatus.FAILED
-        except Exception:
-            log.exception("execution %s: could not record the engine failure", self.execution_id)
+        """An engine bug (or a store that keeps failing) must not leave the execution
+        running forever: record it failed, trying a few times. Should that fail too,
+        the heartbeat of this execution stops, and recovery takes it over."""
+        for delay in (0.1, 0.5, 2.0, None):
+            try:
+                self._dirty, self._logs = {}, []
+                self._events = [make_event("execution_failed", self.execution_id,
+                                           self.workflow.id, ExecStatus.FAILED,
+                                           error="internal engine error")]
+                self._exec_update = {"status": ExecStatus.FAILED,
+                                     "end_time": _iso(time.time()), "reason": "engine_error"}
+                if self._flush():
+                    self.status = ExecStatus.FAILED
+                return
+            except Exception:
+                log.exception("execution %s: could not record the engine failure",
+                              self.execution_id)
+                if delay is not None:
+                    time.sleep(delay)
 
     def _mark(self, task: _Task) -> None:
         self._dirty[task.spec.name] = task.row

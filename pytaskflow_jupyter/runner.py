@@ -5,10 +5,17 @@ magics and Python API): it validates, stores, starts an ``ExecutionRun`` per exe
 in its own thread, keeps a heartbeat for the executions it owns, cancels, retries
 ("resume from failure") and, at start-up, resumes what it owned before a crash.
 
-Ownership: every execution row names its owner (``host:pid:random``) and carries a
-heartbeat. Another runner may take over an execution whose heartbeat is older than
-``stale_after`` seconds: a server resumes it (the process that ran it is gone), a kernel
-marks it failed with reason ``owner_lost``.
+Ownership: every execution row names its owner (``host:pid:random:role``) and carries a
+heartbeat, renewed only for the executions whose loop is alive in that process. Another
+runner may take over an execution whose heartbeat is older than ``stale_after`` seconds
+(or whose owner's pid is gone on this host):
+
+* an execution of a dead *server* is resumed by the next server (its tasks are
+  importable: ``module:function`` or code); kernels leave it alone, since a kernel always
+  has a Jupyter server, which resumes it when it (re)starts;
+* an execution of a dead *kernel* (its tasks may be notebook functions that died with
+  it) is marked failed with reason ``owner_lost`` by whoever notices first; ``retry``
+  resumes it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 SUBMITTED = "submitted"  # owner of executions waiting for the server to adopt them
+ROLES = ("server", "kernel")
+
+
+def _role(owner: str | None) -> str:
+    """``server`` or ``kernel``: the last part of an owner (rows of 0.1 have none)."""
+    return "kernel" if (owner or "").endswith(":kernel") else "server"
 
 
 def _owner_alive(owner: str | None) -> bool:
@@ -66,12 +79,15 @@ class Runner:
                  resolve: Callable[[str], Callable[..., Any] | None] | None = None,
                  heartbeat_interval: float = 5.0, stale_after: float = 30.0,
                  capture: bool = True, log_limit: int = 64 * 1024, root_dir: str | None = None,
-                 fast_noop: bool = True, window: int = 2048) -> None:
+                 fast_noop: bool = True, window: int = 2048, role: str = "server") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         self.store, self.executor = store, executor
+        self.role = role
         self.bus = bus or EventBus()
         self.limits = limits or store.limits
         self.resolve = resolve
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{role}"
         self.heartbeat_interval, self.stale_after = heartbeat_interval, stale_after
         self.run_options: Json = {"capture": capture, "log_limit": log_limit,
                                   "root_dir": root_dir, "fast_noop": fast_noop, "window": window}
@@ -210,22 +226,28 @@ class Runner:
     def _beat(self) -> None:
         while not self._closing.wait(self.heartbeat_interval):
             try:
-                self.store.heartbeat(self.owner)
+                self.store.heartbeat(self.owner, self.active())
             except Exception:
                 log.exception("heartbeat failed")
 
-    def recover(self, *, resume: bool = True) -> list[str]:
-        """Take over active executions whose owner's heartbeat is stale (or that this
-        machine's earlier server owned): resume them (``resume=True``, the server) or
-        mark them failed with reason ``owner_lost`` (kernels)."""
+    def recover(self) -> list[str]:
+        """Take over the active executions whose owner is gone (stale heartbeat, or a
+        dead pid on this host), this runner's own included when their loop is no
+        longer alive: resume a dead server's (only a server does), mark a dead kernel's
+        failed with reason ``owner_lost``. Returns the ids taken over."""
         taken = []
         now = time.time()
         for row in self.store.executions_where():
-            if row["owner"] in (self.owner, SUBMITTED):
+            owner = row["owner"]
+            if owner == SUBMITTED or (owner == self.owner and row["id"] in self.active()):
                 continue
-            if now - (row["heartbeat"] or 0) < self.stale_after and _owner_alive(row["owner"]):
+            if now - (row["heartbeat"] or 0) < self.stale_after and (
+                    owner == self.owner or _owner_alive(owner)):
                 continue
-            if not self.store.claim(row["id"], self.owner, row["owner"]):
+            resume = _role(owner) == "server"
+            if resume and self.role != "server":
+                continue  # the next server resumes it
+            if not self.store.claim(row["id"], self.owner, owner):
                 continue
             taken.append(row["id"])
             if resume:

@@ -480,11 +480,15 @@ class Store:
             row["params"] = _loads(row["params"]) or {}
         return rows
 
-    def heartbeat(self, owner: str) -> None:
-        """Mark the active executions of ``owner`` as alive now."""
+    def heartbeat(self, owner: str, execution_ids: list[str]) -> None:
+        """Mark these active executions of ``owner`` (those it is running now) alive."""
+        now = time.time()
         with self.write() as conn:
-            conn.execute("UPDATE executions SET heartbeat=? WHERE owner=? AND status IN (?,?)",
-                         (time.time(), owner, *ACTIVE))
+            for i in range(0, len(execution_ids), 500):
+                chunk = execution_ids[i:i + 500]
+                conn.execute(f"UPDATE executions SET heartbeat=? WHERE owner=? AND status IN "
+                             f"(?,?) AND id IN ({','.join('?' * len(chunk))})",
+                             (now, owner, *ACTIVE, *chunk))
 
     def claim(self, execution_id: str, owner: str, previous: str | None) -> bool:
         """Take ownership of an active execution if ``previous`` still owns it."""

@@ -221,7 +221,8 @@ class Session:
             runner = self._runners.get(executor)
             if runner is None:
                 first = not self._runners
-                runner = Runner(self.store, self._executor(executor), self.bus, resolve=resolve)
+                runner = Runner(self.store, self._executor(executor), self.bus, resolve=resolve,
+                                role="kernel")
                 self._runners[executor] = runner
                 if first:
                     self._recover(runner)
@@ -232,7 +233,7 @@ class Session:
         """Mark executions whose owner died (an earlier kernel, say) failed, reason
         ``owner_lost``, so they stop showing as running; ``retry`` resumes them."""
         try:
-            lost = runner.recover(resume=False)
+            lost = runner.recover()
         except Exception:  # never let housekeeping stop the notebook
             log.exception("could not check for executions of dead owners")
             return

@@ -130,7 +130,8 @@ class TaskFlowApp(ExtensionApp):
         1.0, help="Seconds between looks for executions kernels enqueued for the server.",
     ).tag(config=True)
     recover_on_start = Bool(
-        True, help="Resume, at start, the executions a previous server left running.",
+        True, help="Resume, at start, the executions a previous server left running, and "
+                   "keep taking over those of processes that die (a kernel's: owner_lost).",
     ).tag(config=True)
     shutdown_timeout = Float(
         5.0, help="Seconds the server waits at shutdown for running executions to finish "
@@ -204,17 +205,22 @@ class TaskFlowApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self.hub.start()
         if self.recover_on_start:
-            self._background.append(asyncio.create_task(self._recover()))
+            self._background.append(asyncio.create_task(self._recover_forever()))
         self._background.append(asyncio.create_task(self._adopt_forever()))
 
-    async def _recover(self) -> None:
-        try:
-            taken = await self.run(self.runner.recover, resume=True)
-        except Exception:
-            self.log.exception("PyTaskFlow: resuming earlier executions failed")
-            return
-        if taken:
-            self.log.info("PyTaskFlow: resumed %d execution(s): %s", len(taken), ", ".join(taken))
+    async def _recover_forever(self) -> None:
+        """At start, then every ``stale_after / 2`` s: resume what a dead server left
+        running, fail (``owner_lost``) what a dead kernel left running."""
+        while True:
+            try:
+                taken = await self.run(self.runner.recover)
+            except Exception:
+                self.log.exception("PyTaskFlow: taking over executions of dead owners failed")
+            else:
+                if taken:
+                    self.log.info("PyTaskFlow: took over %d execution(s) of dead owners: %s",
+                                  len(taken), ", ".join(taken))
+            await asyncio.sleep(max(1.0, self.stale_after / 2))
 
     async def _adopt_forever(self) -> None:
         from jupyter_server._tz import utcnow

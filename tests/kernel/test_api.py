@@ -351,8 +351,8 @@ def test_a_new_kernel_session_marks_executions_of_dead_kernels_lost(db_path):
     store = Store(db_path)
     try:
         store.save_workflow(parse_workflow({"name": "orphan", "tasks": [{"name": "a"}]}))
-        execution, _ = store.create_execution(
-            "exec_orphan", "orphan", 1, owner=f"{socket.gethostname()}:{dead.stdout.strip()}:x")
+        owner = f"{socket.gethostname()}:{dead.stdout.strip()}:x:kernel"
+        execution, _ = store.create_execution("exec_orphan", "orphan", 1, owner=owner)
         store.commit(execution["id"], execution={"status": "running"},
                      tasks=[TaskRow("a", "running", 1)])
     finally:

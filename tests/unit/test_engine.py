@@ -289,3 +289,24 @@ def test_thread_and_inline_agree(store, bus):
         r.close()
         executor.shutdown()
     assert results[0] == results[1]
+
+
+def test_an_engine_failure_is_recorded_even_if_the_first_write_of_it_fails(
+        runner, monkeypatch):
+    def broken(self):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(ExecutionRun, "_start_attempts", broken)
+    real_commit, calls = runner.store.commit, []
+
+    def flaky_commit(*args, **kwargs):
+        calls.append(kwargs.get("execution"))
+        if len(calls) == 1:  # the first attempt to record the failure
+            raise OSError("disk I/O error")
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(runner.store, "commit", flaky_commit)
+    ex = runner.submit(wf(task("a", code="result = 1")))
+    done = runner.wait(ex["id"], 10)
+    assert (done["status"], done["reason"]) == ("failed", "engine_error")
+    assert len(calls) == 2

@@ -1,0 +1,114 @@
+"""Ownership: heartbeats of live loops only; who takes over the executions of dead owners."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pytaskflow_jupyter.events import EventBus
+from pytaskflow_jupyter.executors import ThreadExecutor
+from pytaskflow_jupyter.runner import Runner
+from pytaskflow_jupyter.store import TaskRow
+from pytaskflow_jupyter.validation import parse_workflow
+
+from .helpers import statuses, task, wait_until, wf
+
+
+@pytest.fixture
+def dead_pid():
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def orphan(store, execution_id, owner, *, heartbeat=None):
+    """An execution left 'running' by ``owner``: 'a' completed, 'b' running."""
+    b = task("b", "a", code="result = upstream['a'] + 1", retries=1)
+    store.save_workflow(parse_workflow(wf(task("a", code="result = 1"), b, name="orphans")))
+    store.create_execution(execution_id, "orphans", 1, owner=owner)
+    done = TaskRow("a", "completed", 1, result_text="1")
+    store.commit(execution_id, execution={"status": "running"},
+                 tasks=[done, TaskRow("b", "running", 1)])
+    if heartbeat is not None:
+        with store.write() as conn:
+            conn.execute("UPDATE executions SET heartbeat=? WHERE id=?", (heartbeat, execution_id))
+
+
+@pytest.fixture
+def make_runner(store):
+    made = []
+
+    def make(role, **kw):
+        executor = ThreadExecutor(2)
+        runner = Runner(store, executor, EventBus(), role=role, **kw)
+        made.append((runner, executor))
+        return runner
+
+    yield make
+    for runner, executor in made:
+        runner.close()
+        executor.shutdown(wait=False)
+
+
+def test_a_server_resumes_a_dead_servers_execution_and_fails_a_dead_kernels(
+        store, make_runner, dead_pid):
+    host = socket.gethostname()
+    orphan(store, "exec_server", f"{host}:{dead_pid}:aa:server")
+    orphan(store, "exec_kernel", f"{host}:{dead_pid}:bb:kernel")
+    server = make_runner("server")
+    assert sorted(server.recover()) == ["exec_kernel", "exec_server"]
+    resumed = server.wait("exec_server", 30)
+    assert resumed["status"] == "completed"
+    a, b = resumed["tasks"]
+    assert (a["attempts"], b["attempts"], b["result"]) == (1, 2, 2)  # a reused, b rerun
+    lost = server.get("exec_kernel")
+    assert (lost["status"], lost["reason"]) == ("failed", "owner_lost")
+    assert statuses(lost) == {"a": "completed", "b": "failed"}
+
+
+def test_a_kernel_leaves_a_dead_servers_execution_to_the_next_server(
+        store, make_runner, dead_pid):
+    host = socket.gethostname()
+    orphan(store, "exec_server", f"{host}:{dead_pid}:aa:server")
+    orphan(store, "exec_kernel", f"{host}:{dead_pid}:bb:kernel")
+    kernel = make_runner("kernel")
+    assert kernel.recover() == ["exec_kernel"]
+    row = store.execution_row("exec_server")
+    assert (row["status"], row["owner"]) == ("running", f"{host}:{dead_pid}:aa:server")
+    assert store.execution_row("exec_kernel")["reason"] == "owner_lost"
+
+
+def test_a_live_owner_elsewhere_is_left_alone_until_its_heartbeat_is_stale(store, make_runner):
+    orphan(store, "exec_far", "otherhost:1:cc:server", heartbeat=time.time())
+    server = make_runner("server", stale_after=30)
+    assert server.recover() == []
+    with store.write() as conn:
+        conn.execute("UPDATE executions SET heartbeat=? WHERE id='exec_far'",
+                     (time.time() - 31,))
+    assert server.recover() == ["exec_far"]
+    assert server.wait("exec_far", 30)["status"] == "completed"
+
+
+def test_heartbeats_cover_only_executions_whose_loop_is_alive(store, make_runner):
+    server = make_runner("server", heartbeat_interval=0.05, stale_after=0.5)
+    # an execution of this runner whose loop is gone (say, an engine failure that could
+    # not even record itself): nobody renews its heartbeat, so it gets taken over
+    orphan(store, "exec_mine", server.owner, heartbeat=time.time())
+    live = server.submit(wf(task("slow", callable="tests.unit.sample_tasks:sleep",
+                                 kwargs={"seconds": 1.5}), name="live"))
+    time.sleep(0.8)
+    rows = {r["id"]: r for r in store.executions_where()}
+    assert time.time() - rows["exec_mine"]["heartbeat"] > 0.5
+    assert time.time() - rows[live["id"]]["heartbeat"] < 0.5
+    assert server.recover() == ["exec_mine"]
+    assert server.wait("exec_mine", 30)["status"] == "completed"
+    wait_until(lambda: server.get(live["id"])["status"] == "completed")
+
+
+def test_role_is_checked():
+    with pytest.raises(ValueError, match="role must be one of"):
+        Runner(None, ThreadExecutor(1), role="worker")  # type: ignore[arg-type]
