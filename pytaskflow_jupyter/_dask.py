@@ -34,13 +34,13 @@ import logging
 import os
 import signal
 import threading
-import time
 import traceback as tb
 import uuid
 from typing import Any
 
 from .executors import Executor, Report
 from .tasks import Job, Outcome, run_job
+from .tasks import failed_outcome as _failed
 
 __all__ = ["DaskExecutor"]
 
@@ -56,12 +56,6 @@ class _Handle:
         self.job, self.report, self.key = job, report, key
         self.future: Any = None
         self.stopped = False
-
-
-def _failed(job: Job, error: str, traceback: str | None = None) -> Outcome:
-    now = time.time()
-    return Outcome(job.task, job.attempt, False, error=error, traceback=traceback,
-                   started=now, finished=now)
 
 
 def _executing_pid(key: str, dask_worker: Any = None) -> int | None:

@@ -50,8 +50,9 @@ from typing import Any
 
 import cloudpickle
 
-from .executors import Executor, Report
+from .executors import STOPPED_QUEUED, Executor, Report
 from .tasks import Job, Outcome, Started, run_job
+from .tasks import failed_outcome as _failed
 
 __all__ = ["ProcessExecutor"]
 
@@ -67,12 +68,6 @@ def _signal_name(code: int | None) -> str:
         return f", {signal.Signals(-code).name}"
     except ValueError:
         return ""
-
-
-def _failed(job: Job, error: str, traceback: str | None = None, stderr: str = "") -> Outcome:
-    now = time.time()
-    return Outcome(job.task, job.attempt, False, error=error, traceback=traceback,
-                   stderr=stderr, started=now, finished=now)
 
 
 class _Attempt:
@@ -135,7 +130,7 @@ class ProcessExecutor(Executor):
             elif handle.slot is not None:
                 handle.slot.kill()  # under the lock: the slot cannot move on meanwhile
                 return
-        _deliver(handle, _failed(handle.job, "Stopped: the attempt was stopped before it started"))
+        _deliver(handle, _failed(handle.job, STOPPED_QUEUED))
 
     def shutdown(self, *, wait: bool = True) -> None:
         with self._lock:

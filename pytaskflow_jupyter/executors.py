@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .tasks import Job, Outcome, Started, run_job
+from .tasks import Job, Outcome, Started, failed_outcome, run_job
 
 if TYPE_CHECKING:
     from ._dask import DaskExecutor
@@ -41,6 +41,7 @@ __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "InlineExecutor", "ProcessEx
 log = logging.getLogger(__name__)
 
 Report = Callable[[Outcome | Started], None]
+STOPPED_QUEUED = "Stopped: the attempt was stopped before it started"
 
 
 class Executor:
@@ -87,11 +88,15 @@ class ThreadExecutor(Executor):
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="taskflow")
 
-    def submit(self, job: Job, report: Report) -> Future[None]:
-        return self._pool.submit(_work, job, report)
+    def submit(self, job: Job, report: Report) -> tuple[Future[None], Job, Report]:
+        return self._pool.submit(_work, job, report), job, report
 
-    def stop(self, handle: Future[None]) -> None:
-        handle.cancel()
+    def stop(self, handle: tuple[Future[None], Job, Report] | None) -> None:
+        if handle is None:
+            return
+        future, job, report = handle
+        if future.cancel():  # still queued: it will never run, so report it here
+            report(failed_outcome(job, STOPPED_QUEUED))
 
     def shutdown(self, *, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Job", "Outcome", "Started", "TaskCodeError", "run_job"]
+__all__ = ["Job", "Outcome", "Started", "TaskCodeError", "failed_outcome", "run_job"]
 
 Json = dict[str, Any]
 
@@ -71,6 +71,14 @@ class Outcome:
     started: float = 0.0
     finished: float = 0.0
     timed_out: bool = False
+
+
+def failed_outcome(job: Job, error: str, traceback: str | None = None,
+                   stderr: str = "") -> Outcome:
+    """A failed attempt that the executor, not the task, reports (a crash, a stop)."""
+    now = time.time()
+    return Outcome(job.task, job.attempt, False, error=error, traceback=traceback,
+                   stderr=stderr, started=now, finished=now)
 
 
 class _Capture(io.TextIOBase):

@@ -12,7 +12,7 @@ import pytest
 
 from pytaskflow_jupyter.executors import EXECUTORS, make_executor
 from pytaskflow_jupyter.runner import Runner
-from pytaskflow_jupyter.tasks import Job
+from pytaskflow_jupyter.tasks import Job, Outcome, Started
 
 from .helpers import statuses, task, wf
 
@@ -112,3 +112,37 @@ def test_end_to_end_through_a_runner(executor, store):
     assert done["status"] == "failed"
     assert statuses(done) == {"a": "completed", "b": "completed", "c": "failed", "d": "skipped"}
     assert [t["result"] for t in done["tasks"]][:2] == [3, 6]
+
+
+def test_an_attempt_with_a_timeout_reports_its_start_first(executor):
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    executor.submit(job(params={"code": "result = 1"}, timeout=30), q.put)
+    first = q.get(timeout=60)
+    if executor.reports_start:
+        assert isinstance(first, Started) and (first.task, first.attempt) == ("t", 1)
+        first = q.get(timeout=60)
+    assert isinstance(first, Outcome) and first.ok and first.result == 1
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.2)  # nothing more: one report per attempt
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "inline"])
+def test_stopping_a_queued_attempt_reports_it_once_and_it_never_runs(kind, tmp_path):
+    ex = make_executor(kind, workers=1)
+    try:
+        marker = tmp_path / "ran"
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        ex.submit(job("busy", params={"callable": f"{S}:sleep", "kwargs": {"seconds": 1}}),
+                  q.put)
+        queued = ex.submit(job("queued", params={"code": f"open({str(marker)!r}, 'w')"}), q.put)
+        ex.stop(queued)
+        outcomes = [q.get(timeout=60), q.get(timeout=60)]
+        with pytest.raises(queue.Empty):
+            q.get(timeout=1.5)
+    finally:
+        ex.shutdown(wait=False)
+    by_task = {o.task: o for o in outcomes}
+    assert set(by_task) == {"busy", "queued"}
+    assert not by_task["queued"].ok and by_task["queued"].error.startswith("Stopped")
+    assert by_task["busy"].ok
+    assert not marker.exists()
