@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Conflict",
+    "DaskExecutor",
     "EventBus",
     "ExecutionWidget",
     "InlineExecutor",
@@ -36,6 +37,7 @@ __all__ = [
     "Limits",
     "NotFound",
     "PayloadTooLarge",
+    "ProcessExecutor",
     "Run",
     "Runner",
     "Store",
@@ -52,14 +54,16 @@ __all__ = [
 
 # The notebook API imports ipywidgets and IPython: loaded on first use, so the server
 # (which never needs them) does not pay for them.
-_KERNEL_API = {"Workflow": "api", "Run": "api", "ExecutionWidget": "widgets"}
+# So do the process and Dask executors (loky, distributed).
+_LAZY = {"Workflow": ".kernel.api", "Run": ".kernel.api", "ExecutionWidget": ".kernel.widgets",
+         "ProcessExecutor": "._process", "DaskExecutor": "._dask"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _KERNEL_API:
+    if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(f".kernel.{_KERNEL_API[name]}", __name__), name)
+        return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -216,7 +216,7 @@ class Runner:
         """Start the executions other processes enqueued for this (server) runner."""
         adopted = []
         for row in self.store.executions_where(statuses=(ExecStatus.PENDING,), owner=SUBMITTED):
-            if self.store.claim(row["id"], self.owner, SUBMITTED):
+            if self.store.claim(row["id"], self.owner, SUBMITTED, self.executor.name):
                 wf = self.store.load_workflow(row["workflow_id"], row["revision"])
                 self._launch(wf, row["id"], row["params"], None)
                 adopted.append(row["id"])
@@ -247,7 +247,8 @@ class Runner:
             resume = _role(owner) == "server"
             if resume and self.role != "server":
                 continue  # the next server resumes it
-            if not self.store.claim(row["id"], self.owner, owner):
+            if not self.store.claim(row["id"], self.owner, owner,
+                                    self.executor.name if resume else None):
                 continue
             taken.append(row["id"])
             if resume:

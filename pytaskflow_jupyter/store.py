@@ -30,6 +30,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,6 +161,8 @@ ACTIVE = ("pending", "running")
 class Store:
     """The SQLite store shared by the server and kernels (see the module docstring)."""
 
+    CACHE_TASKS = 200_000  # parsed definitions kept, counted in tasks (LRU)
+
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
                  busy_timeout_ms: int = 60_000, limits: Limits | None = None) -> None:
         self.path = Path(path)
@@ -167,7 +170,8 @@ class Store:
         self.busy_timeout_ms = busy_timeout_ms
         self.limits = limits or Limits()
         self._local = threading.local()
-        self._workflow_cache: dict[tuple[str, int], Workflow] = {}
+        self._workflow_cache: OrderedDict[tuple[str, int], Workflow] = OrderedDict()
+        self._cached_tasks = 0
         self._cache_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
@@ -238,8 +242,7 @@ class Store:
                 conn.execute("UPDATE workflows SET deleted=0 WHERE id=?", (wf.id,))
                 conn.execute("INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
                              (wf.id, revision, wf.name, json.dumps(source), fingerprint, now))
-        with self._cache_lock:
-            self._workflow_cache[(wf.id, revision)] = wf
+        self._cache_put((wf.id, revision), wf)
         return self.get_workflow(wf.id, revision)
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
@@ -262,17 +265,24 @@ class Store:
         key = (workflow_id, revision)
         with self._cache_lock:
             if key in self._workflow_cache:
+                self._workflow_cache.move_to_end(key)
                 return self._workflow_cache[key]
         row = self._conn().execute("SELECT definition FROM workflows WHERE id=? AND revision=?",
                                    key).fetchone()
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
         wf = parse_workflow(json.loads(row[0]), Limits(max_tasks=10**9))
-        with self._cache_lock:
-            if len(self._workflow_cache) > 64:
-                self._workflow_cache.clear()
-            self._workflow_cache[key] = wf
+        self._cache_put(key, wf)
         return wf
+
+    def _cache_put(self, key: tuple[str, int], wf: Workflow) -> None:
+        with self._cache_lock:
+            old = self._workflow_cache.pop(key, None)
+            self._cached_tasks += len(wf.tasks) - (len(old.tasks) if old else 0)
+            self._workflow_cache[key] = wf
+            while self._cached_tasks > self.CACHE_TASKS and len(self._workflow_cache) > 1:
+                _, evicted = self._workflow_cache.popitem(last=False)  # least recently used
+                self._cached_tasks -= len(evicted.tasks)
 
     def list_workflows(self) -> list[Json]:
         """Every registered definition (latest revision), by id."""
@@ -490,12 +500,15 @@ class Store:
                              f"(?,?) AND id IN ({','.join('?' * len(chunk))})",
                              (now, owner, *ACTIVE, *chunk))
 
-    def claim(self, execution_id: str, owner: str, previous: str | None) -> bool:
-        """Take ownership of an active execution if ``previous`` still owns it."""
+    def claim(self, execution_id: str, owner: str, previous: str | None,
+              executor: str | None = None) -> bool:
+        """Take ownership of an active execution if ``previous`` still owns it (and
+        record the ``executor`` that runs it from now on)."""
         with self.write() as conn:
-            cur = conn.execute("UPDATE executions SET owner=?, heartbeat=? WHERE id=? AND "
+            cur = conn.execute("UPDATE executions SET owner=?, heartbeat=?, "
+                               "executor=COALESCE(?, executor) WHERE id=? AND "
                                "owner IS ? AND status IN (?,?)",
-                               (owner, time.time(), execution_id, previous, *ACTIVE))
+                               (owner, time.time(), executor, execution_id, previous, *ACTIVE))
             return cur.rowcount == 1
 
     # -- logs and events ----------------------------------------------------------------

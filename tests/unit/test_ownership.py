@@ -112,3 +112,28 @@ def test_heartbeats_cover_only_executions_whose_loop_is_alive(store, make_runner
 def test_role_is_checked():
     with pytest.raises(ValueError, match="role must be one of"):
         Runner(None, ThreadExecutor(1), role="worker")  # type: ignore[arg-type]
+
+
+def test_an_adopted_or_resumed_execution_records_the_executor_that_runs_it(
+        store, make_runner, dead_pid):
+    server = make_runner("server")
+    server.register(wf(task("a"), name="queued"))
+    queued = server.enqueue("queued")
+    assert store.execution_row(queued["id"])["executor"] is None
+    assert server.adopt_submitted() == [queued["id"]]
+    orphan(store, "exec_server", f"{socket.gethostname()}:{dead_pid}:aa:server")
+    with store.write() as conn:
+        conn.execute("UPDATE executions SET executor='process' WHERE id='exec_server'")
+    server.recover()
+    for execution_id in (queued["id"], "exec_server"):
+        assert server.wait(execution_id, 30)["executor"] == "thread"
+
+
+def test_the_definition_cache_is_bounded_by_tasks(store):
+    store.CACHE_TASKS = 25
+    for i in range(6):
+        store.save_workflow(parse_workflow(wf(*[task(f"t{j}") for j in range(10)], name=f"w{i}")))
+        store.load_workflow(f"w{i}", 1)
+    assert sum(len(w.tasks) for w in store._workflow_cache.values()) <= 25
+    assert list(store._workflow_cache) == [("w4", 1), ("w5", 1)]
+    assert len(store.load_workflow("w0", 1).tasks) == 10  # evicted ones load again
