@@ -133,8 +133,8 @@ class ExecutionRun:
         self._stopped = False
 
     # -- public, thread-safe ------------------------------------------------------------
-    def report(self, outcome: Outcome) -> None:
-        """Executor callback: queue an attempt's outcome for the loop."""
+    def report(self, outcome: Outcome | Started) -> None:
+        """Executor callback: queue an attempt's outcome (or start) for the loop."""
         self._queue.put(outcome)
 
     def cancel(self) -> None:

@@ -61,21 +61,21 @@ def default_db_path() -> Path:
 
 
 def _m1(db: sqlite_utils.Database) -> None:
-    db["workflows"].create(
+    db.table("workflows").create(
         {"id": str, "revision": int, "name": str, "definition": str, "fingerprint": str,
          "created_at": str, "deleted": int},
         pk=("id", "revision"),
     )
-    db["executions"].create(
+    db.table("executions").create(
         {"id": str, "workflow_id": str, "revision": int, "status": str, "params": str,
          "start_time": str, "end_time": str, "created_at": str, "owner": str,
          "heartbeat": float, "parent_id": str, "idempotency_key": str, "reason": str,
          "executor": str, "cancel_requested": int},
         pk="id",
     )
-    db["executions"].create_index(["workflow_id"])
-    db["executions"].create_index(["status"])
-    db["executions"].create_index(["idempotency_key"], unique=True)
+    db.table("executions").create_index(["workflow_id"])
+    db.table("executions").create_index(["status"])
+    db.table("executions").create_index(["idempotency_key"], unique=True)
     db.execute(
         "CREATE TABLE task_runs (execution_id TEXT, name TEXT, status TEXT, attempts INTEGER,"
         " start_time TEXT, end_time TEXT, duration REAL, result TEXT, error TEXT,"
@@ -90,8 +90,8 @@ def _m1(db: sqlite_utils.Database) -> None:
         "CREATE TABLE events (seq INTEGER PRIMARY KEY, execution_id TEXT, workflow_id TEXT,"
         " event TEXT, payload TEXT)"
     )
-    db["events"].create_index(["execution_id"])
-    db["events"].create_index(["workflow_id"])
+    db.table("events").create_index(["execution_id"])
+    db.table("events").create_index(["workflow_id"])
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1]
@@ -453,7 +453,8 @@ class Store:
                         limit: int = 100,
                         cursor: int | None = None) -> tuple[list[Json], int | None]:
         """Executions newest first; returns ``(page, next_cursor)``."""
-        where, args = ["1=1"], []
+        where = ["1=1"]
+        args: list[Any] = []
         if workflow_id is not None:
             where.append("workflow_id=?")
             args.append(workflow_id)
@@ -529,7 +530,8 @@ class Store:
     def events_after(self, seq: int, *, execution: str | None = None,
                      workflow: str | None = None, limit: int = 1000) -> list[tuple[int, str]]:
         """Stored events after ``seq`` as ``(seq, json_text)``, oldest first."""
-        sql, args = "SELECT seq, payload FROM events WHERE seq>?", [seq]
+        sql = "SELECT seq, payload FROM events WHERE seq>?"
+        args: list[Any] = [seq]
         if execution is not None:
             sql += " AND execution_id=?"
             args.append(execution)

@@ -247,8 +247,8 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> Non
     for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
         if name is None or not isinstance(task, dict) or task.get("type") != "branch":
             continue
-        params = task.get("params") if isinstance(task.get("params"), dict) else {}
-        if "next" not in params:
+        params = task.get("params")
+        if not isinstance(params, dict) or "next" not in params:
             continue
         nxt = params["next"]
         targets = [nxt] if isinstance(nxt, str) else nxt

@@ -57,7 +57,7 @@ def test_random_dags(tmp_path_factory, definition):
     runner = Runner(store, executor, EventBus())
     try:
         ex = runner.submit(definition)
-        done = runner.wait(ex["id"], 60)
+        done = runner.wait(ex["id"], 15)
     finally:
         runner.close()
         executor.shutdown()
