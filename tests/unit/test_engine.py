@@ -160,30 +160,28 @@ def test_timeout_fails_the_attempt_and_retries_apply(runner):
     assert "exceeded its timeout of 0.2s" in slow["error"]
 
 
-def test_timeout_counts_from_the_start_of_the_attempt_not_its_time_queued(store, bus):
-    # one worker: "quick" waits ~1 s behind "hog" before it runs, which must not count
+@pytest.fixture
+def one_worker(store, bus):
+    """A runner whose thread pool has one worker, so attempts queue behind each other."""
     executor = ThreadExecutor(1)
     runner = Runner(store, executor, bus)
-    try:
-        done = run(runner, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 1.0}),
+    yield runner
+    runner.close()
+    executor.shutdown(wait=False)
+
+
+def test_timeout_counts_from_the_start_of_the_attempt_not_its_time_queued(one_worker):
+    # "quick" waits ~1 s behind "hog" before it runs, which must not count
+    done = run(one_worker, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 1.0}),
                               task("quick", callable=f"{S}:sleep", kwargs={"seconds": 0.05},
                                    timeout=0.5)))
-    finally:
-        runner.close()
-        executor.shutdown()
     assert statuses(done) == {"hog": "completed", "quick": "completed"}
 
 
-def test_timeout_on_a_busy_pool_still_fires_once_the_attempt_runs(store, bus):
-    executor = ThreadExecutor(1)
-    runner = Runner(store, executor, bus)
-    try:
-        done = run(runner, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 0.5}),
+def test_timeout_on_a_busy_pool_still_fires_once_the_attempt_runs(one_worker):
+    done = run(one_worker, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 0.5}),
                               task("stuck", callable=f"{S}:sleep", kwargs={"seconds": 3},
                                    timeout=0.3)))
-    finally:
-        runner.close()
-        executor.shutdown(wait=False)
     stuck = next(t for t in done["tasks"] if t["name"] == "stuck")
     assert (stuck["status"], stuck["reason"]) == ("failed", "timeout")
 

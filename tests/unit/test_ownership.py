@@ -54,11 +54,17 @@ def make_runner(store):
         executor.shutdown(wait=False)
 
 
-def test_a_server_resumes_a_dead_servers_execution_and_fails_a_dead_kernels(
-        store, make_runner, dead_pid):
+@pytest.fixture
+def two_orphans(store, dead_pid):
+    """A dead server's execution and a dead kernel's; returns the server's owner."""
     host = socket.gethostname()
     orphan(store, "exec_server", f"{host}:{dead_pid}:aa:server")
     orphan(store, "exec_kernel", f"{host}:{dead_pid}:bb:kernel")
+    return f"{host}:{dead_pid}:aa:server"
+
+
+def test_a_server_resumes_a_dead_servers_execution_and_fails_a_dead_kernels(
+        make_runner, two_orphans):
     server = make_runner("server")
     assert sorted(server.recover()) == ["exec_kernel", "exec_server"]
     resumed = server.wait("exec_server", 30)
@@ -71,14 +77,11 @@ def test_a_server_resumes_a_dead_servers_execution_and_fails_a_dead_kernels(
 
 
 def test_a_kernel_leaves_a_dead_servers_execution_to_the_next_server(
-        store, make_runner, dead_pid):
-    host = socket.gethostname()
-    orphan(store, "exec_server", f"{host}:{dead_pid}:aa:server")
-    orphan(store, "exec_kernel", f"{host}:{dead_pid}:bb:kernel")
+        store, make_runner, two_orphans):
     kernel = make_runner("kernel")
     assert kernel.recover() == ["exec_kernel"]
     row = store.execution_row("exec_server")
-    assert (row["status"], row["owner"]) == ("running", f"{host}:{dead_pid}:aa:server")
+    assert (row["status"], row["owner"]) == ("running", two_orphans)
     assert store.execution_row("exec_kernel")["reason"] == "owner_lost"
 
 
