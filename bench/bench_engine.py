@@ -1,0 +1,302 @@
+"""Engine overhead per task with persistence, against the floor and Dask's threaded scheduler.
+
+    python bench/bench_engine.py [--shapes chain fanout grid branch]
+        [--sizes 100 1000 10000 100000] [--big-shapes SHAPE ...] [--workers N]
+        [--repeat R] [--no-fast] [--no-dask]
+    python bench/bench_engine.py --profile fanout:10000 chain:10000 [fanout:10000:fast]
+
+No-op workflows of four shapes (``bench/_floor.py``: chain, fan-out/fan-in, 10-layer
+grid, branch) run through a ``Runner`` with a real SQLite ``Store`` (WAL,
+synchronous=NORMAL: every state change is committed before it is published) and a
+``ThreadExecutor``; each task calls ``bench._floor:noop``. Columns:
+
+* engine: ``runner.submit`` (validation, registration) until the execution's terminal
+  event is published, per task; ``submit s`` is the part spent in ``runner.submit``;
+* fast: the same shape with python tasks without params, which the engine completes in
+  its loop without dispatching them (its no-op fast path);
+* floor: the same calls through a bare ``ThreadPoolExecutor`` with one row write per
+  state change, committed once per turn (see ``_floor.py``); ratio = engine / floor;
+* dask: ``dask.threaded.get`` on the same graph (no branch equivalent: ``-``); left
+  out when dask is not importable;
+* peak MiB: ``ru_maxrss`` of a fresh subprocess per case (the definition, the store
+  and the run, all included), beside the peak of a process that only imports;
+* wall s: the engine column's seconds for the whole workflow.
+
+Every pool has ``--workers`` threads (default: ``ThreadExecutor``'s own default).
+Cases of up to 10,000 tasks are the best of ``--repeat`` runs (default 3), each in a
+fresh store; 100,000-task cases run once, for the shapes in ``--big-shapes`` (default
+all four: about five minutes in all on a 2-core box; ``--big-shapes chain fanout``
+saves two of them). The fan-in of fanout and the join of branch have n-2
+dependencies, more than the default ``Limits.max_dependencies`` of 10,000, so the
+store is given a limit of n.
+
+``--profile shape:n[:fast]`` runs one case under cProfile with the loop in the main
+thread (the submit path and the loop; the worker threads are not profiled) and prints
+the top functions by own time and by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._floor import SHAPES, dask_graph, definition, graph, run_floor  # noqa: E402
+from pytaskflow_jupyter.engine import ExecutionRun  # noqa: E402
+from pytaskflow_jupyter.events import EventBus  # noqa: E402
+from pytaskflow_jupyter.executors import ThreadExecutor  # noqa: E402
+from pytaskflow_jupyter.runner import Runner, new_execution_id  # noqa: E402
+from pytaskflow_jupyter.store import Store  # noqa: E402
+from pytaskflow_jupyter.validation import Limits, parse_workflow  # noqa: E402
+
+SIZES = (100, 1_000, 10_000, 100_000)
+BIG = 100_000
+TERMINAL_EVENTS = ("execution_completed", "execution_failed", "execution_cancelled")
+
+
+def peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def make_store(path: Path, n: int) -> Store:
+    return Store(path, limits=Limits(max_dependencies=max(10_000, n)))
+
+
+def expected_counts(shape: str, n: int) -> dict[str, int]:
+    total = len(graph(shape, n))
+    if shape == "branch":
+        k = (n - 4) // 2
+        return {"completed": total - k - 1, "skipped": k + 1}
+    return {"completed": total}
+
+
+# -- one case per subprocess ------------------------------------------------------------
+def engine_case(shape: str, n: int, workers: int, repeat: int, fast: bool) -> dict:
+    best: tuple[float, float] | None = None
+    for _ in range(repeat):
+        total, submit = engine_once(shape, n, workers, fast)
+        if best is None or total < best[0]:
+            best = (total, submit)
+    assert best is not None
+    return {"seconds": best[0], "submit": best[1]}
+
+
+def engine_once(shape: str, n: int, workers: int, fast: bool) -> tuple[float, float]:
+    """One run in a fresh store: (submit -> terminal event published, submit) seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = make_store(Path(tmp) / "bench.db", n)
+        executor = ThreadExecutor(workers)
+        bus = EventBus()
+        runner = Runner(store, executor, bus)
+        ended = threading.Event()
+        end = [0.0]
+
+        def on_events(events: list[dict]) -> None:
+            if any(event["event"] in TERMINAL_EVENTS for event in events):
+                end[0] = time.perf_counter()
+                ended.set()
+
+        bus.subscribe(on_events)
+        data = definition(shape, n, fast=fast)
+        start = time.perf_counter()
+        ex_id = runner.submit(data)["id"]
+        submitted = time.perf_counter()
+        if not ended.wait(3600):
+            raise TimeoutError(f"{shape} {n}: no terminal event within an hour")
+        check(store, ex_id, shape, n)
+        runner.close()
+        executor.shutdown(wait=True)
+        store.close()
+    return end[0] - start, submitted - start
+
+
+def check(store: Store, ex_id: str, shape: str, n: int) -> None:
+    """The run did the work: every task in the status it should have. Counted in SQL,
+    not through ``task_rows``, which would build every row and raise the peak measured."""
+    status = store.control(ex_id)[0]
+    counts = dict(store._conn().execute(
+        "SELECT status, count(*) FROM task_runs WHERE execution_id=? GROUP BY status",
+        (ex_id,)).fetchall())
+    want = expected_counts(shape, n)
+    if status != "completed" or counts != want:
+        raise AssertionError(f"{shape} {n}: execution {status}, tasks {counts}, want {want}")
+
+
+def floor_case(shape: str, n: int, workers: int, repeat: int) -> dict:
+    best = float("inf")
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "floor.db"
+            best = min(best, run_floor(shape, n, workers, db))
+            with sqlite3.connect(db) as conn:
+                counts = dict(conn.execute("SELECT status, count(*) FROM task_runs "
+                                           "GROUP BY status").fetchall())
+            conn.close()
+            if counts != expected_counts(shape, n):
+                raise AssertionError(f"floor {shape} {n}: {counts}")
+    return {"seconds": best}
+
+
+def dask_case(shape: str, n: int, workers: int, repeat: int) -> dict:
+    from dask.threaded import get
+
+    get({"warm": (sum, [1])}, ["warm"], num_workers=workers)  # the pool exists
+    best = float("inf")
+    for _ in range(repeat):
+        dsk, keys = dask_graph(shape, n)
+        start = time.perf_counter()
+        get(dsk, keys, num_workers=workers)
+        best = min(best, time.perf_counter() - start)
+    return {"seconds": best}
+
+
+def child(kind: str, shape: str, n: int, workers: int, repeat: int) -> None:
+    if kind == "idle":
+        out: dict = {}
+    elif kind in ("engine", "fast"):
+        out = engine_case(shape, n, workers, repeat, fast=kind == "fast")
+    elif kind == "floor":
+        out = floor_case(shape, n, workers, repeat)
+    else:
+        out = dask_case(shape, n, workers, repeat)
+    out["peak_kib"] = peak_kib()
+    print(json.dumps(out))
+
+
+def spawn(kind: str, shape: str, n: int, workers: int, repeat: int) -> dict | None:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, shape, str(n),
+           "--workers", str(workers), "--repeat", str(repeat)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200, check=False)
+    if proc.returncode != 0:
+        print(f"  {kind} {shape} {n} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- profile ----------------------------------------------------------------------------
+def profile(case: str, workers: int, top: int) -> None:
+    """Submit path and loop of one case (``shape:n`` or ``shape:n:fast``) in this
+    thread under cProfile."""
+    shape, size, *flags = case.split(":")
+    n = int(size)
+    data = definition(shape, n, fast="fast" in flags)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = make_store(Path(tmp) / "bench.db", n)
+        executor = ThreadExecutor(workers)
+        prof = cProfile.Profile()
+        start = time.perf_counter()
+        prof.enable()
+        wf = parse_workflow(data, store.limits)
+        revision = store.save_workflow(wf)["revision"]
+        wf = store.load_workflow(wf.id, revision)
+        execution, _ = store.create_execution(new_execution_id(), wf.id, revision, params={},
+                                              owner="bench", executor=executor.name)
+        status = ExecutionRun(store, executor, EventBus(), wf, execution["id"]).run()
+        prof.disable()
+        elapsed = time.perf_counter() - start
+        executor.shutdown(wait=True)
+        store.close()
+    print(f"\n=== profile {case}: {status} in {elapsed:.2f} s under cProfile "
+          f"({elapsed / n * 1e6:.0f} us/task) ===")
+    stats = pstats.Stats(prof).strip_dirs()
+    for key in ("tottime", "cumulative"):
+        print(f"\n--- by {key} ---")
+        stats.sort_stats(key).print_stats(top)
+
+
+# -- the table --------------------------------------------------------------------------
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def header(args: argparse.Namespace) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                            "pytaskflow_jupyter"], capture_output=True, text=True,
+                           check=False).stdout.strip()
+    print(f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite "
+          f"{sqlite3.sqlite_version}, {args.workers} worker threads, git {head}"
+          f"{' + uncommitted changes in pytaskflow_jupyter/' if dirty else ''}, load average "
+          + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    print("command: python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=SHAPES)
+    parser.add_argument("--sizes", nargs="*", type=int, default=list(SIZES))
+    parser.add_argument("--big-shapes", nargs="*", default=list(SHAPES), choices=SHAPES,
+                        help=f"shapes that also run at n >= {BIG:,}")
+    parser.add_argument("--workers", type=int, default=min(32, (os.cpu_count() or 1) + 4))
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="best of this many runs for n <= 10,000")
+    parser.add_argument("--no-fast", action="store_true", help="skip the fast-path column")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask column")
+    parser.add_argument("--profile", nargs="*", metavar="SHAPE:N[:fast]")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "SHAPE", "N"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, shape, n = args.child
+        child(kind, shape, int(n), args.workers, args.repeat)
+        return
+    if args.profile:
+        for case in args.profile:
+            profile(case, args.workers, args.top)
+        return
+    try:
+        import dask  # noqa: F401
+        with_dask = not args.no_dask
+    except ImportError:
+        with_dask = False
+    header(args)
+    idle = spawn("idle", "chain", 1, args.workers, 1)
+    print(f"idle peak (imports only): {idle['peak_kib'] / 1024:.0f} MiB" if idle else "")
+    cols = (f"{'shape':<8}{'n':>8}{'engine us/t':>13}{'submit s':>10}{'fast us/t':>11}"
+            f"{'floor us/t':>12}{'ratio':>7}{'dask us/t':>11}{'peak MiB':>10}"
+            f"{'fast MiB':>10}{'wall s':>8}")
+    print("\n" + cols + "\n" + "-" * len(cols))
+    for shape in args.shapes:
+        for n in args.sizes:
+            if n >= BIG and shape not in args.big_shapes:
+                continue
+            repeat = args.repeat if n <= 10_000 else 1
+            eng = spawn("engine", shape, n, args.workers, repeat)
+            fast = None if args.no_fast else spawn("fast", shape, n, args.workers, repeat)
+            flo = spawn("floor", shape, n, args.workers, repeat)
+            dsk = spawn("dask", shape, n, args.workers, repeat) \
+                if with_dask and shape != "branch" else None
+            per = {name: None if r is None else r["seconds"] / n * 1e6
+                   for name, r in (("engine", eng), ("fast", fast), ("floor", flo),
+                                   ("dask", dsk))}
+            ratio = per["engine"] / per["floor"] if per["engine"] and per["floor"] else None
+            print(f"{shape:<8}{n:>8}{fmt(per['engine'], '.0f'):>13}"
+                  f"{fmt(eng and eng['submit'], '.2f'):>10}{fmt(per['fast'], '.0f'):>11}"
+                  f"{fmt(per['floor'], '.0f'):>12}{fmt(ratio, '.1f'):>7}"
+                  f"{fmt(per['dask'], '.0f'):>11}"
+                  f"{fmt(eng and eng['peak_kib'] / 1024, '.0f'):>10}"
+                  f"{fmt(fast and fast['peak_kib'] / 1024, '.0f'):>10}"
+                  f"{fmt(eng and eng['seconds'], '.2f'):>8}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
