@@ -51,12 +51,20 @@ def _role(owner: str | None) -> str:
     return "kernel" if (owner or "").endswith(":kernel") else "server"
 
 
+# Owners of the runners alive in this process (a kernel has one per executor kind).
+_LIVE_OWNERS: set[str] = set()
+
+
 def _owner_alive(owner: str | None) -> bool:
-    """False when ``owner`` names a process of this host that no longer exists."""
+    """False when ``owner`` names a process of this host that no longer exists, or this
+    very process under an owner it does not have (a restarted server that got the dead
+    one's pid, as in a container where the server is always pid 1)."""
     host, _, rest = (owner or "").partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine: only the heartbeat can tell
+    if int(pid) == os.getpid():
+        return owner in _LIVE_OWNERS
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -91,6 +99,7 @@ class Runner:
         self.heartbeat_interval, self.stale_after = heartbeat_interval, stale_after
         self.run_options: Json = {"capture": capture, "log_limit": log_limit,
                                   "root_dir": root_dir, "fast_noop": fast_noop, "window": window}
+        _LIVE_OWNERS.add(self.owner)
         self._runs: dict[str, ExecutionRun] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -241,8 +250,7 @@ class Runner:
             owner = row["owner"]
             if owner == SUBMITTED or (owner == self.owner and row["id"] in self.active()):
                 continue
-            if now - (row["heartbeat"] or 0) < self.stale_after and (
-                    owner == self.owner or _owner_alive(owner)):
+            if now - (row["heartbeat"] or 0) < self.stale_after and _owner_alive(owner):
                 continue
             resume = _role(owner) == "server"
             if resume and self.role != "server":
@@ -283,6 +291,7 @@ class Runner:
         """Stop heartbeats; running executions stay ``running`` in the store and are
         resumed by the next runner (this is what makes a restart safe)."""
         self._closing.set()
+        _LIVE_OWNERS.discard(self.owner)
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:

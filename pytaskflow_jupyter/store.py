@@ -41,7 +41,7 @@ import sqlite_utils
 
 from .errors import Conflict, InvalidInput, NotFound, StoreError
 from .model import TERMINAL_EXECUTION, TaskStatus, Workflow, utcnow
-from .validation import Limits, parse_workflow
+from .validation import STORED, Limits, parse_workflow
 
 __all__ = ["Store", "TaskRow", "default_db_path"]
 
@@ -271,7 +271,7 @@ class Store:
                                    key).fetchone()
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
-        wf = parse_workflow(json.loads(row[0]), Limits(max_tasks=10**9))
+        wf = parse_workflow(json.loads(row[0]), STORED)
         self._cache_put(key, wf)
         return wf
 

@@ -41,6 +41,11 @@ class Limits:
     max_dependencies: int = 10_000
 
 
+# Definitions read back from the store were checked against the limits of the day they
+# were posted; a store with lower limits (another process, a restart) must still run them.
+STORED = Limits(max_tasks=10**9, max_name_length=10**9, max_retries=10**9,
+                max_dependencies=10**9)
+
 class _Problems:
     """Collects problems; stops collecting past ``MAX_PROBLEMS`` (the count stays exact)."""
 

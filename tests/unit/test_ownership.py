@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import pytest
 from pytaskflow_jupyter.events import EventBus
 from pytaskflow_jupyter.executors import ThreadExecutor
 from pytaskflow_jupyter.runner import Runner
-from pytaskflow_jupyter.store import TaskRow
-from pytaskflow_jupyter.validation import parse_workflow
+from pytaskflow_jupyter.store import Store, TaskRow
+from pytaskflow_jupyter.validation import Limits, parse_workflow
 
 from .helpers import statuses, task, wait_until, wf
 
@@ -140,3 +141,28 @@ def test_the_definition_cache_is_bounded_by_tasks(store):
     assert sum(len(w.tasks) for w in store._workflow_cache.values()) <= 25
     assert list(store._workflow_cache) == [("w4", 1), ("w5", 1)]
     assert len(store.load_workflow("w0", 1).tasks) == 10  # evicted ones load again
+
+
+def test_a_restarted_server_with_the_dead_ones_pid_resumes_at_once(store, make_runner):
+    # in a container a restarted server often gets the same pid (1) as the dead one
+    orphan(store, "exec_same_pid", f"{socket.gethostname()}:{os.getpid()}:dead:server",
+           heartbeat=time.time())
+    kernel_thread, kernel_process = make_runner("kernel"), make_runner("kernel")
+    orphan(store, "exec_sibling", kernel_process.owner, heartbeat=time.time())
+    assert kernel_thread.recover() == []  # a live runner of this process is left alone
+    server = make_runner("server", stale_after=30)
+    assert server.recover() == ["exec_same_pid"]
+    assert server.wait("exec_same_pid", 30)["status"] == "completed"
+
+
+def test_a_stored_definition_loads_whatever_the_limits_of_the_reader(tmp_path):
+    big = wf(task("a"), *[task(f"t{i}", "a") for i in range(30)],
+             task("join", *[f"t{i}" for i in range(30)]), name="wide")
+    writer = Store(tmp_path / "t.db", limits=Limits(max_dependencies=50))
+    writer.save_workflow(parse_workflow(big, writer.limits))
+    writer.close()
+    reader = Store(tmp_path / "t.db", limits=Limits(max_dependencies=10))
+    try:
+        assert len(reader.load_workflow("wide", 1).tasks) == 32
+    finally:
+        reader.close()
