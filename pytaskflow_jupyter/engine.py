@@ -11,10 +11,12 @@ an executor reports each attempt's ``Outcome`` through ``self._queue``, and so d
 2. fire due timers (retry back-off over, attempt past its ``timeout``);
 3. decide the tasks whose dependencies are all finished (``_ready``): run, or skip
    with a reason, by the task's trigger rule; a skip cascades at once;
-4. commit the turn's changes -- task rows, execution row, events -- to the store in
-   ONE transaction, then publish the events (commit before publish);
-5. hand the attempts that step 3 marked ``running`` to the executor (a window bounds
-   how many are in flight, ``max_parallel`` per workflow bounds it further).
+4. hand the attempts that step 3 marked ``running`` to the executor (a window bounds
+   how many are in flight, ``max_parallel`` per workflow bounds it further);
+5. commit the turn's changes -- task rows, execution row, events -- to the store in
+   ONE transaction while those attempts run, then publish the events (commit before
+   publish). A crash before the commit loses no completed work: the attempts' rows are
+   still ``pending`` and they run again (at-least-once).
 
 Batching a turn's changes in one transaction keeps per-task overhead near a function
 call plus a row write, however many tasks finish together.
@@ -57,12 +59,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from .events import EventBus, make_event
 from .executors import Executor
-from .model import ExecStatus, Reason, TaskSpec, TaskStatus, Workflow
+from .model import ExecStatus, Reason, TaskSpec, TaskStatus, Workflow, iso
 from .store import Store, TaskRow, encode_result
 from .tasks import Job, Outcome, Started, TaskCodeError
 
@@ -73,11 +74,6 @@ log = logging.getLogger(__name__)
 _CANCEL = object()
 _SUCCESS, _FAILED, _SKIPPED = 0, 1, 2
 Resolver = Callable[[str], Callable[..., Any] | None]
-
-
-def _iso(ts: float) -> str:
-    return (datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"))
 
 
 class _Task:
@@ -156,10 +152,12 @@ class ExecutionRun:
             next_control = time.monotonic() + self.control_interval
             while not self._stopped:
                 self._decide()
-                started = self._start_attempts()
+                # the attempts run while their rows are written: a crash before the
+                # commit only means they run again (at-least-once); nothing is published
+                # before it is committed
+                self._submit(self._start_attempts())
                 if not self._flush():
                     break
-                self._submit(started)
                 if self._open == 0 and self._inflight == 0:
                     self._finish()
                     break
@@ -203,7 +201,7 @@ class ExecutionRun:
         self.status = ExecStatus.RUNNING
         if first["status"] == ExecStatus.PENDING:
             now = time.time()
-            self._exec_update.update(status=ExecStatus.RUNNING, start_time=_iso(now))
+            self._exec_update.update(status=ExecStatus.RUNNING, start_time=iso(now))
             self._emit("execution_started", None, ExecStatus.RUNNING)
         else:
             self._exec_update["status"] = ExecStatus.RUNNING
@@ -216,7 +214,7 @@ class ExecutionRun:
         else:
             row.status, row.reason = TaskStatus.FAILED, Reason.INTERRUPTED
             row.error = row.error or "the process running this task stopped (interrupted)"
-            row.end_time = row.end_time or _iso(time.time())
+            row.end_time = row.end_time or iso(time.time())
             self._open -= 1
             self._mark(task)
             self._emit("task_failed", row.name, TaskStatus.FAILED, error=row.error,
@@ -352,7 +350,7 @@ class ExecutionRun:
         """Fast path: a python task with nothing to run completes in the loop."""
         row = task.row
         row.attempts += 1
-        row.start_time = row.end_time = _iso(time.time())
+        row.start_time = row.end_time = iso(time.time())
         row.status, row.duration, row.result_text = TaskStatus.COMPLETED, 0.0, "null"
         row.history = [{"attempt": row.attempts, "status": TaskStatus.COMPLETED,
                         "startTime": row.start_time, "endTime": row.end_time, "duration": 0.0}]
@@ -366,7 +364,7 @@ class ExecutionRun:
     def _start_attempts(self) -> list[_Task]:
         """Mark as many runnable tasks ``running`` as the window allows."""
         started: list[_Task] = []
-        now = _iso(time.time())
+        now = iso(time.time())
         while self._runnable and self._inflight < self.window and not self._cancelled:
             task = self._runnable.popleft()
             row = task.row
@@ -398,8 +396,8 @@ class ExecutionRun:
                  error: str | None = None) -> float | None:
         duration = None if started is None else round(finished - started, 6)
         entry = {"attempt": row.attempts, "status": status,
-                 "startTime": _iso(started) if started else row.start_time,
-                 "endTime": _iso(finished), "duration": duration}
+                 "startTime": iso(started) if started else row.start_time,
+                 "endTime": iso(finished), "duration": duration}
         if error is not None:
             entry["error"] = error
         row.history = [*(row.history or []), entry]
@@ -420,7 +418,7 @@ class ExecutionRun:
             row.branch = {"selected": list(value), "skipped": self._apply_branch(task, value)}
             extra["selected"] = list(value)
         row.status, row.reason, row.error, row.traceback = TaskStatus.COMPLETED, None, None, None
-        row.end_time = _iso(finished)
+        row.end_time = iso(finished)
         row.duration = self._history(row, TaskStatus.COMPLETED, started, finished)
         row.result_text = "null" if value is None else encode_result(value)
         self._results[row.name] = value
@@ -460,7 +458,7 @@ class ExecutionRun:
             self._add_timer(delay, "retry", task)
             return
         row.status, row.reason = TaskStatus.FAILED, reason
-        row.end_time, row.duration = _iso(finished), duration
+        row.end_time, row.duration = iso(finished), duration
         self._emit("task_failed", row.name, TaskStatus.FAILED, attempt=row.attempts, error=error,
                    duration=duration, reason=reason)
         self._finished(task)
@@ -470,7 +468,7 @@ class ExecutionRun:
         if self._cancelled or self._stopped:
             return
         self._cancelled = True
-        now = _iso(time.time())
+        now = iso(time.time())
         for task in self._tasks.values():
             row = task.row
             if row.status in (TaskStatus.PENDING, TaskStatus.RUNNING):
@@ -491,7 +489,7 @@ class ExecutionRun:
             status = ExecStatus.FAILED
         else:
             status = ExecStatus.COMPLETED
-        self._exec_update.update(status=status, end_time=_iso(time.time()), cancel_requested=0)
+        self._exec_update.update(status=status, end_time=iso(time.time()), cancel_requested=0)
         self._emit(f"execution_{status}", None, status)
         if self._flush():
             self.status = status
@@ -537,7 +535,7 @@ class ExecutionRun:
                                            self.workflow.id, ExecStatus.FAILED,
                                            error="internal engine error")]
                 self._exec_update = {"status": ExecStatus.FAILED,
-                                     "end_time": _iso(time.time()), "reason": "engine_error"}
+                                     "end_time": iso(time.time()), "reason": "engine_error"}
                 if self._flush():
                     self.status = ExecStatus.FAILED
                 return

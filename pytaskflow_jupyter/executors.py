@@ -24,9 +24,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .tasks import Job, Outcome, Started, failed_outcome, run_job
@@ -72,34 +72,83 @@ class InlineExecutor(Executor):
         return None
 
 
-def _work(job: Job, report: Report) -> None:
-    if job.timeout is not None:
-        report(Started(job.task, job.attempt))
-    report(run_job(job))
+_QUEUED, _RUNNING, _DONE = 0, 1, 2
+
+
+class _Attempt:
+    """A ``ThreadExecutor`` handle: one attempt and whether it has left the queue."""
+
+    __slots__ = ("job", "report", "state")
+
+    def __init__(self, job: Job, report: Report) -> None:
+        self.job, self.report, self.state = job, report, _QUEUED
 
 
 class ThreadExecutor(Executor):
-    """A pool of threads; a running attempt cannot be stopped (only abandoned)."""
+    """A pool of threads; a running attempt cannot be stopped (only abandoned).
+
+    Its own pool rather than ``concurrent.futures``: one queue put per attempt, no
+    Future, no per-submit semaphore (the engine submits thousands of attempts a turn).
+    """
 
     name = "thread"
     reports_start = True
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="taskflow")
+        self._queue: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._serve, name=f"taskflow-{i}",
+                                          daemon=True) for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, job: Job, report: Report) -> tuple[Future[None], Job, Report]:
-        return self._pool.submit(_work, job, report), job, report
+    def _serve(self) -> None:
+        while True:
+            attempt = self._queue.get()
+            if attempt is None:
+                return
+            with self._lock:
+                if attempt.state != _QUEUED or self._closed:
+                    continue  # stopped while queued (already reported), or shut down
+                attempt.state = _RUNNING
+            job, report = attempt.job, attempt.report
+            if job.timeout is not None:
+                report(Started(job.task, job.attempt))
+            outcome = run_job(job)
+            attempt.state = _DONE
+            report(outcome)
 
-    def stop(self, handle: tuple[Future[None], Job, Report] | None) -> None:
+    def submit(self, job: Job, report: Report) -> _Attempt:
+        attempt = _Attempt(job, report)
+        if self._closed:
+            log.warning("thread executor is shut down; attempt %s of task %r abandoned",
+                        job.attempt, job.task)
+        else:
+            self._queue.put(attempt)
+        return attempt
+
+    def stop(self, handle: _Attempt | None) -> None:
         if handle is None:
             return
-        future, job, report = handle
-        if future.cancel():  # still queued: it will never run, so report it here
-            report(failed_outcome(job, STOPPED_QUEUED))
+        with self._lock:
+            queued = handle.state == _QUEUED
+            handle.state = _DONE
+        if queued:  # it will never run, so report it here
+            handle.report(failed_outcome(handle.job, STOPPED_QUEUED))
 
     def shutdown(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Queued attempts are dropped unreported; running ones end (``wait``) or are
+        abandoned."""
+        with self._lock:
+            self._closed = True
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join()
 
 
 def _process(workers: int | None = None, memory_limit: int | None = None,

@@ -90,6 +90,8 @@ def _name_problem(value: Any, limits: Limits) -> str | None:
         return "must not be empty"
     if len(value) > limits.max_name_length:
         return f"is {len(value)} characters long; the limit is {limits.max_name_length}"
+    if value.isprintable():  # the common case: no control, format or surrogate character
+        return None
     bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
     if bad is not None:
         return f"contains the control or format character U+{ord(bad):04X}"
@@ -145,7 +147,7 @@ def _check_number(task: dict[str, Any], key: str, where: str, p: _Problems, *,
               f"{value!r} is out of range ({bound} and <= {high})")
 
 
-def _check_params(task: dict[str, Any], where: str, p: _Problems) -> None:
+def _check_params(task: dict[str, Any], where: str, p: _Problems, plain: bool) -> None:
     params = task.get("params", {})
     if not isinstance(params, dict):
         p.add(f"{where}.params", "type_error", "must be an object")
@@ -166,13 +168,15 @@ def _check_params(task: dict[str, Any], where: str, p: _Problems) -> None:
                   f"{path!r} must be a relative path inside the server's root directory")
         if "parameters" in params and not isinstance(params["parameters"], dict):
             p.add(f"{where}.params.parameters", "type_error", "must be an object")
+    if plain:
+        return
     try:
         json.dumps(params, allow_nan=False)
     except (TypeError, ValueError) as exc:
         p.add(f"{where}.params", "type_error", f"must be plain JSON ({exc})")
 
 
-def _check_task(i: int, task: Any, p: _Problems, limits: Limits) -> str | None:
+def _check_task(i: int, task: Any, p: _Problems, limits: Limits, plain: bool) -> str | None:
     """Check one task's own fields; return its (NFC) name when it has a valid one."""
     where = f"tasks[{i}]"
     if not isinstance(task, dict):
@@ -202,7 +206,7 @@ def _check_task(i: int, task: Any, p: _Problems, limits: Limits) -> str | None:
     if rule not in TRIGGER_RULES:
         p.add(f"{where}.trigger_rule", "unknown_trigger_rule",
               f"unknown trigger rule {rule!r}; allowed: {', '.join(TRIGGER_RULES)}")
-    _check_params(task, where, p)
+    _check_params(task, where, p, plain)
     return unicodedata.normalize("NFC", name) if why is None and isinstance(name, str) else None
 
 
@@ -269,6 +273,16 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> Non
                       f"branch {name!r} names {target!r}, which is {why}", task=target)
 
 
+def _plain_json(data: Any) -> bool:
+    """True when ``data`` is plain JSON (no NaN, no Python objects) and valid UTF-8: one
+    pass in C for the common case; otherwise the checks find where the problems are."""
+    try:
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
 def _check_strings(data: Any, p: _Problems) -> None:
     """Lone surrogates pass ``json`` but break SQLite's UTF-8 later: reject them here."""
     for where, text in walk_strings(data):
@@ -286,7 +300,9 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
     if not isinstance(data, dict):
         raise ValidationError("The workflow definition must be a JSON object",
                               [Problem("", "type_error", "must be an object")])
-    _check_strings(data, p)
+    plain = _plain_json(data)
+    if not plain:
+        _check_strings(data, p)
     _check_header(data, p, limits)
     tasks = data.get("tasks")
     names: list[str | None] = []
@@ -299,7 +315,7 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
     elif len(tasks) > limits.max_tasks:
         p.add("tasks", "too_many_tasks", f"{len(tasks)} tasks; the limit is {limits.max_tasks}")
     else:
-        names = [_check_task(i, t, p, limits) for i, t in enumerate(tasks)]
+        names = [_check_task(i, t, p, limits, plain) for i, t in enumerate(tasks)]
         _check_graph(tasks, names, p)
     if p.count:
         raise ValidationError("Invalid workflow definition:", p.items, total=p.count)
