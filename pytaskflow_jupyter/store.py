@@ -115,6 +115,21 @@ class TaskRow:
     branch: Json | None = None
     result_text: str | None = None  # the result as JSON text, when already encoded
 
+    def implied_history(self) -> list[Json]:
+        """The history of a task that completed at its only recorded attempt: not stored
+        (most tasks; it spares a JSON document per task), rebuilt from the row's fields."""
+        return [{"attempt": self.attempts, "status": TaskStatus.COMPLETED,
+                 "startTime": self.start_time, "endTime": self.end_time,
+                 "duration": self.duration}]
+
+    def stored_history(self) -> str | None:
+        """The history as ``task_runs`` keeps it (None when implied)."""
+        if self.history is None or (
+                len(self.history) == 1 and self.status == TaskStatus.COMPLETED
+                and self.history == self.implied_history()):
+            return None
+        return json.dumps(self.history)
+
     def to_json(self, *, detail: bool = False) -> Json:
         """The task as REST shows it (camelCase)."""
         out: Json = {"name": self.name, "status": self.status, "duration": self.duration,
@@ -353,7 +368,7 @@ class Store:
               r.result_text if r.result_text is not None
               else None if r.result is None else encode_result(r.result),
               r.error, r.traceback, r.reason,
-              None if r.history is None else json.dumps(r.history),
+              r.stored_history(),
               None if r.branch is None else json.dumps(r.branch)) for r in rows])
 
     def commit(self, execution_id: str, *, tasks: list[TaskRow] = (),  # type: ignore[assignment]
@@ -421,8 +436,10 @@ class Store:
             (execution_id,)).fetchall()
         out = {}
         for r in rows:
-            out[r[0]] = TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], _loads(r[6]), r[7], r[8],
-                                r[9], _loads(r[10]), _loads(r[11]), r[6])
+            row = out[r[0]] = TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], _loads(r[6]), r[7],
+                                      r[8], r[9], _loads(r[10]), _loads(r[11]), r[6])
+            if row.history is None and row.status == TaskStatus.COMPLETED:
+                row.history = row.implied_history()
         return out
 
     def execution_row(self, execution_id: str) -> Json:

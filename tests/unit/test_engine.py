@@ -308,3 +308,19 @@ def test_an_engine_failure_is_recorded_even_if_the_first_write_of_it_fails(
     done = runner.wait(ex["id"], 10)
     assert (done["status"], done["reason"]) == ("failed", "engine_error")
     assert len(calls) == 2
+
+
+def test_history_of_every_attempt_survives_the_store(runner, tmp_path):
+    marker = tmp_path / "m"
+    done = run(runner, wf(task("once", code="result = 1"),
+                          task("flaky", callable=f"{S}:fail_until",
+                               kwargs={"marker": str(marker), "times": 1},
+                               retries=1, retry_delay=0.01)))
+    once, flaky = runner.get(done["id"])["tasks"]
+    assert [h["status"] for h in once["history"]] == ["completed"]
+    assert once["history"][0]["startTime"] == once["startTime"]
+    assert [h["status"] for h in flaky["history"]] == ["failed", "completed"]
+    with runner.store.write() as conn:  # the single-attempt history is implied, not stored
+        stored = dict(conn.execute("SELECT name, history FROM task_runs WHERE execution_id=?",
+                                   (done["id"],)).fetchall())
+    assert stored["once"] is None and stored["flaky"] is not None
