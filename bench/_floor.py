@@ -9,7 +9,7 @@ calls through a bare ``ThreadPoolExecutor``, dispatched in topological order as 
 dependencies finish, plus one SQLite row write per state change the engine records
 (``running`` and ``completed``, or one ``skipped``), committed once per turn of its loop
 in one ``BEGIN IMMEDIATE`` transaction with the Store's PRAGMAs (WAL, synchronous=NORMAL).
-Like the engine it hands a turn's calls to the pool, then commits the turn's rows. It writes no
+Like the engine it commits a turn's rows, then hands the turn's calls to the pool. It writes no
 events, no history and no execution row, and knows in advance which branch tasks are
 skipped: it is a floor, not a second engine.
 """
@@ -139,12 +139,12 @@ def run_floor(shape: str, n: int, workers: int, db: Path) -> float:
                 else:
                     rows.append((name, "running", now))
                     submit.append(name)
-        for name in submit:  # as the engine: the calls run while the turn is committed
-            pool.submit(noop).add_done_callback(lambda _f, name=name: done.put(name))
         if rows:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
+        for name in submit:  # as the engine: a call runs once its "running" row is durable
+            pool.submit(noop).add_done_callback(lambda _f, name=name: done.put(name))
         if open_ == 0:
             break
         completed = [done.get()]

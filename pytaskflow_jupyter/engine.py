@@ -11,12 +11,10 @@ an executor reports each attempt's ``Outcome`` through ``self._queue``, and so d
 2. fire due timers (retry back-off over, attempt past its ``timeout``);
 3. decide the tasks whose dependencies are all finished (``_ready``): run, or skip
    with a reason, by the task's trigger rule; a skip cascades at once;
-4. hand the attempts that step 3 marked ``running`` to the executor (a window bounds
-   how many are in flight, ``max_parallel`` per workflow bounds it further);
-5. commit the turn's changes -- task rows, execution row, events -- to the store in
-   ONE transaction while those attempts run, then publish the events (commit before
-   publish). A crash before the commit loses no completed work: the attempts' rows are
-   still ``pending`` and they run again (at-least-once).
+4. commit the turn's changes -- task rows, execution row, events -- to the store in
+   ONE transaction, then publish the events (commit before publish);
+5. hand the attempts that step 3 marked ``running`` to the executor (a window bounds
+   how many are in flight, ``max_parallel`` per workflow bounds it further).
 
 Batching a turn's changes in one transaction keeps per-task overhead near a function
 call plus a row write, however many tasks finish together.
@@ -152,12 +150,12 @@ class ExecutionRun:
             next_control = time.monotonic() + self.control_interval
             while not self._stopped:
                 self._decide()
-                # the attempts run while their rows are written: a crash before the
-                # commit only means they run again (at-least-once); nothing is published
-                # before it is committed
-                self._submit(self._start_attempts())
+                # an attempt runs only once its row says "running" durably: what a
+                # notebook or the panel shows never lags behind the code that runs
+                started = self._start_attempts()
                 if not self._flush():
                     break
+                self._submit(started)
                 if self._open == 0 and self._inflight == 0:
                     self._finish()
                     break

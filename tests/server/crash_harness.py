@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .helpers import REPO, free_port
+from .helpers import REPO, free_port, http_json
 
 __all__ = ["CONTROLS", "Report", "run_crash_injection", "workflow_definition"]
 
@@ -198,18 +198,7 @@ class Server:
         self.ready_at: float | None = None
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                status, data = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, data = exc.code, exc.read()
-        try:
-            return status, json.loads(data or b"null")
-        except ValueError:
-            return status, data.decode(errors="replace")[:500]
+        return http_json(self.url + path, TOKEN, method, body, timeout=60)
 
     def wait_ready(self, timeout: float = 120.0) -> float:
         """Seconds from spawn until the REST API answers."""
@@ -306,7 +295,10 @@ def read_db(db: Path) -> tuple[dict[str, str], dict[Key, Row]]:
         for eid, name, status, attempts, result, end, history in conn.execute(
                 "SELECT execution_id, name, status, attempts, result, end_time, history "
                 "FROM task_runs"):
-            done = sum(h.get("status") == "completed" for h in json.loads(history or "[]"))
+            if history is None and status == "completed":
+                done = 1  # a task completed at its only attempt: its history is implied
+            else:
+                done = sum(h.get("status") == "completed" for h in json.loads(history or "[]"))
             rows[eid, name] = Row(status, attempts or 0, result, end, done)
     finally:
         conn.close()

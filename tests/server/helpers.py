@@ -35,6 +35,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def http_json(url: str, token: str, method: str = "GET", body: Any = None,
+              timeout: float = 30) -> tuple[int, Any]:
+    """One JSON request with a token; ``(status, decoded body)`` (text when not JSON)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"token {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, raw.decode(errors="replace")[:500]
+
+
 class LiveServer:
     """``jupyter taskflow`` started as a user would, on a free port, with a token."""
 
@@ -70,14 +87,7 @@ class LiveServer:
         raise RuntimeError("server did not start")
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"token {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
+        return http_json(self.url + path, self.token, method, body)
 
     def get(self, path: str) -> Any:
         _status, body = self.request("GET", path)
