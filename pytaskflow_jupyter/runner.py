@@ -163,6 +163,13 @@ class Runner:
         finally:
             with self._lock:
                 self._runs.pop(run.execution_id, None)
+                self._release_owner()
+
+    def _release_owner(self) -> None:
+        """Once closed and without running loops, this owner is dead to this process
+        too (until then another runner here must not take its executions at once)."""
+        if self._closing.is_set() and not self._runs:
+            _LIVE_OWNERS.discard(self.owner)
 
     def get(self, execution_id: str, *, detail: bool = True) -> Json:
         """One execution as REST shows it."""
@@ -291,9 +298,9 @@ class Runner:
         """Stop heartbeats; running executions stay ``running`` in the store and are
         resumed by the next runner (this is what makes a restart safe)."""
         self._closing.set()
-        _LIVE_OWNERS.discard(self.owner)
         with self._lock:
             runs = list(self._runs.values())
+            self._release_owner()
         for run in runs:
             run.done.wait(wait / max(1, len(runs)))
 

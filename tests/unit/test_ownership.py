@@ -166,3 +166,15 @@ def test_a_stored_definition_loads_whatever_the_limits_of_the_reader(tmp_path):
         assert len(reader.load_workflow("wide", 1).tasks) == 32
     finally:
         reader.close()
+
+
+def test_a_closed_runner_whose_loop_still_runs_is_not_taken_over_in_its_process(
+        store, make_runner):
+    old = make_runner("server")
+    ex = old.submit(wf(task("slow", callable="tests.unit.sample_tasks:sleep",
+                            kwargs={"seconds": 1}), name="slowly"))
+    wait_until(lambda: statuses(old.get(ex["id"]))["slow"] == "running")
+    old.close(wait=0)
+    assert make_runner("server").recover() == []  # the loop is alive: no second run
+    done = old.wait(ex["id"], 30)
+    assert done["status"] == "completed" and done["tasks"][0]["attempts"] == 1
