@@ -418,6 +418,8 @@ class ExecutionRun:
         row.status, row.reason, row.error, row.traceback = TaskStatus.COMPLETED, None, None, None
         row.end_time = iso(finished)
         row.duration = self._history(row, TaskStatus.COMPLETED, started, finished)
+        # the start of the attempt's code, not of its hand-off: startTime + duration = endTime
+        row.start_time = row.history[-1]["startTime"] if row.history else row.start_time
         row.result_text = "null" if value is None else encode_result(value)
         self._results[row.name] = value
         self._mark(task)

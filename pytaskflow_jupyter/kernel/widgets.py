@@ -53,9 +53,12 @@ MAX_ROWS = 200
 def elapsed_seconds(start: str | None, end: str | None) -> float:
     if not start:
         return 0.0
-    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
-    finish = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end else time.time()
-    return max(0.0, finish - begin)
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    if not end:
+        return max(0.0, time.time() - begin.timestamp())
+    # exact for millisecond stamps (a float subtraction of epochs gives 0.000999...)
+    finish = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return max(0.0, (finish - begin).total_seconds())
 
 
 def fmt_seconds(value: float | None) -> str:
