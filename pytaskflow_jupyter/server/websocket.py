@@ -188,8 +188,11 @@ class EventHub:
     async def _drain(self) -> None:
         while True:
             if not self.clients:
-                self.last = max(self.last, await self.run(self.store.last_seq))
-                return
+                last = await self.run(self.store.last_seq)
+                if not self.clients:  # else a client joined (maybe live) meanwhile: fan out
+                    self.last = max(self.last, last)
+                    return
+                continue
             rows = await self.run(self.fetch, self.last, None, None, self.page_size)
             if not rows:
                 return

@@ -325,3 +325,47 @@ async def test_ws_without_token_is_403(api, jp_ws_fetch):
     with pytest.raises(HTTPClientError) as info:
         await jp_ws_fetch("ws", headers={"Authorization": "token wrong"})
     assert info.value.code == 403
+
+
+async def test_a_client_joining_while_the_idle_hub_catches_up_misses_nothing(tmp_path):
+    """The hub, with no client, skips ahead to the store's last seq; a client that joins
+    (and goes live at once) during that read must still get every later-stored event."""
+    from pytaskflow_jupyter.server.websocket import Client, EventHub
+    from pytaskflow_jupyter.validation import parse_workflow
+
+    store = Store(tmp_path / "t.db")
+    store.save_workflow(parse_workflow(wf("w", task("a"))))
+    store.create_execution("exec_x", "w", 1)
+    store.commit("exec_x", events=[make_event("task_started", "exec_x", "w", "running", "a")
+                                   for _ in range(5)])
+    received: list[int] = []
+    client = Client(lambda text: received.append(json.loads(text)["seq"]) or _done(),
+                    lambda code, reason: None, execution=None, workflow=None, queue_size=100)
+    hub: EventHub
+
+    async def run(fn, *args, **kwargs):
+        if fn == store.last_seq and client not in hub.clients:
+            hub.attach(client, 0)  # joins during the hub's read of the last seq ...
+            await asyncio.sleep(0.05)  # ... and catches up (to hub.last, still 0): live
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    hub = EventHub(store, run, poll_interval=0.05)
+    hub._loop = asyncio.get_running_loop()  # the hub's state, without its pump task
+    hub._ready = hub._loop.create_future()
+    hub._ready.set_result(None)
+    hub._task = hub._ready  # (marks the hub started: no pump runs beside this test)
+    await hub._drain()  # idle: reads the last seq, while the client joins
+    await hub._drain()  # nothing new is stored: a drain that skipped ahead sends nothing
+    for _ in range(50):
+        if len(received) == 5:
+            break
+        await asyncio.sleep(0.02)
+    hub.detach(client)
+    store.close()
+    assert received == [1, 2, 3, 4, 5]
+
+
+def _done():
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
