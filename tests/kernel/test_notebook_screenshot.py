@@ -58,7 +58,8 @@ def _settings(settings: Path) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs it with apt-get)")
+        pytest.skip(f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
+                    "does) runs this test")
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
@@ -123,7 +124,7 @@ FINAL_STATES = """() => Array.from(
 
 
 def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api  # in the test extra
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

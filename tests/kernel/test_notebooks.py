@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -163,8 +162,6 @@ def _free_port() -> int:
 @pytest.fixture
 def server(kernel_env, tmp_path):
     """``jupyter server`` with the extension, on the test's database."""
-    if importlib.util.find_spec("pytaskflow_jupyter.server.app") is None:
-        pytest.skip("the server extension (pytaskflow_jupyter/server/app.py) is not there yet")
     config = tmp_path / "config"
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(json.dumps(
