@@ -50,16 +50,13 @@ from typing import Any
 
 import cloudpickle
 
-from .executors import STOPPED_QUEUED, Executor, Report
-from .tasks import Job, Outcome, Started, run_job
+from .executors import DONE, Attempt, QueueExecutor
+from .tasks import Outcome, run_job
 from .tasks import failed_outcome as _failed
 
 __all__ = ["ProcessExecutor"]
 
 log = logging.getLogger(__name__)
-
-_QUEUED, _RUNNING, _DONE = 0, 1, 2
-
 
 def _signal_name(code: int | None) -> str:
     if code is None or code >= 0:
@@ -70,19 +67,7 @@ def _signal_name(code: int | None) -> str:
         return ""
 
 
-class _Attempt:
-    """The handle ``submit`` returns: one attempt and where it is."""
-
-    __slots__ = ("job", "report", "slot", "state", "stopped")
-
-    def __init__(self, job: Job, report: Report) -> None:
-        self.job, self.report = job, report
-        self.state = _QUEUED
-        self.stopped = False
-        self.slot: _Slot | None = None
-
-
-class ProcessExecutor(Executor):
+class ProcessExecutor(QueueExecutor):
     """Runs each attempt in a worker process; ``stop`` kills it (see the module docstring).
 
     ``workers``: concurrency (default: the number of CPUs). ``memory_limit``: bytes of
@@ -93,44 +78,22 @@ class ProcessExecutor(Executor):
 
     name = "process"
     can_stop = True
-    reports_start = True
 
     def __init__(self, workers: int | None = None, *, memory_limit: int | None = None,
                  max_tasks_per_worker: int | None = None) -> None:
+        super().__init__()
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.memory_limit = memory_limit
         self.max_tasks_per_worker = max_tasks_per_worker
-        self._queue: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
         self._abandon = False  # shutdown(wait=False): running attempts are not reported
         self._dir = tempfile.mkdtemp(prefix="taskflow-workers-")
         self._slots = [_Slot(self, i) for i in range(self.workers)]
         for slot in self._slots:
             slot.thread.start()
 
-    def submit(self, job: Job, report: Report) -> _Attempt:
-        attempt = _Attempt(job, report)
-        if self._closed:
-            log.warning("process executor is shut down; attempt %s of task %r abandoned",
-                        job.attempt, job.task)
-            return attempt
-        self._queue.put(attempt)
-        return attempt
-
-    def stop(self, handle: _Attempt | None) -> None:
-        if handle is None:
-            return
-        with self._lock:
-            if handle.state == _DONE or handle.stopped:
-                return
-            handle.stopped = True
-            if handle.state == _QUEUED:
-                handle.state = _DONE
-            elif handle.slot is not None:
-                handle.slot.kill()  # under the lock: the slot cannot move on meanwhile
-                return
-        _deliver(handle, _failed(handle.job, STOPPED_QUEUED))
+    def _stop_running(self, handle: Attempt) -> None:
+        if handle.slot is not None:
+            handle.slot.kill()
 
     def shutdown(self, *, wait: bool = True) -> None:
         with self._lock:
@@ -178,15 +141,11 @@ class _Slot:
             attempt = self.ex._queue.get()
             if attempt is None:
                 return
-            with self.ex._lock:
-                if attempt.state != _QUEUED:
-                    continue  # stopped while queued (already reported)
-                attempt.state, attempt.slot = _RUNNING, self
-            if attempt.job.timeout is not None:
-                attempt.report(Started(attempt.job.task, attempt.job.attempt))
+            if not self.ex._claim(attempt, self):
+                continue  # stopped while queued (already reported)
             outcome = self._run(attempt)
             with self.ex._lock:
-                attempt.state, attempt.slot = _DONE, None
+                attempt.state, attempt.slot = DONE, None
             if not self.ex._abandon:
                 _deliver(attempt, outcome)
 
@@ -210,7 +169,7 @@ class _Slot:
         with self.ex._lock:
             self.proc, self.conn, self.tasks_run = proc, parent, 0
 
-    def _run(self, attempt: _Attempt) -> Outcome:
+    def _run(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         try:
             payload = cloudpickle.dumps(job)
@@ -244,7 +203,7 @@ class _Slot:
             self.discard()
         return outcome
 
-    def _died(self, attempt: _Attempt) -> Outcome:
+    def _died(self, attempt: Attempt) -> Outcome:
         """The worker ended mid-attempt: a crash, or our own kill (``stop``)."""
         proc = self.proc
         pid = proc.pid if proc is not None else None
@@ -284,7 +243,7 @@ class _Slot:
             conn.close()
 
 
-def _deliver(attempt: _Attempt, outcome: Outcome) -> None:
+def _deliver(attempt: Attempt, outcome: Outcome) -> None:
     try:
         attempt.report(outcome)
     except Exception:

@@ -1,10 +1,11 @@
 """Executors run task attempts; the engine never cares which one.
 
     Executor (interface)
-    ├── InlineExecutor   runs the attempt in the caller's thread (tests, debugging)
-    ├── ThreadExecutor   a thread pool (default in kernels); cannot stop running code
-    ├── ProcessExecutor  worker processes (default in the server); stops code for real
-    └── DaskExecutor     a distributed.Client (configured address or a LocalCluster)
+    ├── InlineExecutor       runs the attempt in the caller's thread (tests, debugging)
+    ├── QueueExecutor        own workers taking attempts from one queue
+    │   ├── ThreadExecutor   a thread pool (default in kernels); cannot stop running code
+    │   └── ProcessExecutor  worker processes (default in the server); stops code for real
+    └── DaskExecutor         a distributed.Client (configured address or a LocalCluster)
 
 The last two live in private modules (``_process.py``, ``_dask.py``) and are imported
 when first used: ``distributed`` takes a second to import and is optional.
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from ._dask import DaskExecutor
     from ._process import ProcessExecutor
 
-__all__ = ["EXECUTORS", "DaskExecutor", "Executor", "InlineExecutor", "ProcessExecutor",
-           "ThreadExecutor", "make_executor"]
+__all__ = ["EXECUTORS", "Attempt", "DaskExecutor", "Executor", "InlineExecutor",
+           "ProcessExecutor", "QueueExecutor", "ThreadExecutor", "make_executor"]
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +73,73 @@ class InlineExecutor(Executor):
         return None
 
 
-_QUEUED, _RUNNING, _DONE = 0, 1, 2
+QUEUED, RUNNING, DONE = 0, 1, 2
 
 
-class _Attempt:
-    """A ``ThreadExecutor`` handle: one attempt and whether it has left the queue."""
+class Attempt:
+    """The handle of a ``QueueExecutor``: one attempt, its state, the worker running it."""
 
-    __slots__ = ("job", "report", "state")
+    __slots__ = ("job", "report", "slot", "state", "stopped")
 
     def __init__(self, job: Job, report: Report) -> None:
-        self.job, self.report, self.state = job, report, _QUEUED
+        self.job, self.report = job, report
+        self.state = QUEUED
+        self.stopped = False
+        self.slot: Any = None
 
 
-class ThreadExecutor(Executor):
+class QueueExecutor(Executor):
+    """Base of the executors whose own workers take attempts from one queue (thread,
+    process): submitting, a worker claiming an attempt, stopping one still queued."""
+
+    reports_start = True
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, job: Job, report: Report) -> Attempt:
+        attempt = Attempt(job, report)
+        if self._closed:
+            log.warning("%s executor is shut down; attempt %s of task %r abandoned",
+                        self.name, job.attempt, job.task)
+        else:
+            self._queue.put(attempt)
+        return attempt
+
+    def _claim(self, attempt: Attempt, slot: Any = None) -> bool:
+        """A worker takes ``attempt`` off the queue: False when it was stopped meanwhile
+        (already reported); else it is running, and its start is reported if it is timed."""
+        with self._lock:
+            if attempt.state != QUEUED:
+                return False
+            attempt.state, attempt.slot = RUNNING, slot
+        if attempt.job.timeout is not None:
+            attempt.report(Started(attempt.job.task, attempt.job.attempt))
+        return True
+
+    def stop(self, handle: Attempt | None) -> None:
+        if handle is None:
+            return
+        with self._lock:
+            if handle.state == DONE or handle.stopped:
+                return
+            handle.stopped = True
+            if handle.state == RUNNING:
+                self._stop_running(handle)  # under the lock: the worker cannot move on
+                return
+            handle.state = DONE
+        try:  # still queued: it will never run, so report it here
+            handle.report(failed_outcome(handle.job, STOPPED_QUEUED))
+        except Exception:
+            log.exception("%s executor: reporting task %r failed", self.name, handle.job.task)
+
+    def _stop_running(self, handle: Attempt) -> None:
+        """Stop a running attempt, if this executor can (called under the lock)."""
+
+
+class ThreadExecutor(QueueExecutor):
     """A pool of threads; a running attempt cannot be stopped (only abandoned).
 
     Its own pool rather than ``concurrent.futures``: one queue put per attempt, no
@@ -92,13 +147,10 @@ class ThreadExecutor(Executor):
     """
 
     name = "thread"
-    reports_start = True
 
     def __init__(self, workers: int | None = None) -> None:
+        super().__init__()
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
-        self._queue: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
         self._threads = [threading.Thread(target=self._serve, name=f"taskflow-{i}",
                                           daemon=True) for i in range(self.workers)]
         for thread in self._threads:
@@ -109,34 +161,11 @@ class ThreadExecutor(Executor):
             attempt = self._queue.get()
             if attempt is None:
                 return
-            with self._lock:
-                if attempt.state != _QUEUED or self._closed:
-                    continue  # stopped while queued (already reported), or shut down
-                attempt.state = _RUNNING
-            job, report = attempt.job, attempt.report
-            if job.timeout is not None:
-                report(Started(job.task, job.attempt))
-            outcome = run_job(job)
-            attempt.state = _DONE
-            report(outcome)
-
-    def submit(self, job: Job, report: Report) -> _Attempt:
-        attempt = _Attempt(job, report)
-        if self._closed:
-            log.warning("thread executor is shut down; attempt %s of task %r abandoned",
-                        job.attempt, job.task)
-        else:
-            self._queue.put(attempt)
-        return attempt
-
-    def stop(self, handle: _Attempt | None) -> None:
-        if handle is None:
-            return
-        with self._lock:
-            queued = handle.state == _QUEUED
-            handle.state = _DONE
-        if queued:  # it will never run, so report it here
-            handle.report(failed_outcome(handle.job, STOPPED_QUEUED))
+            if self._closed or not self._claim(attempt):
+                continue  # shut down, or stopped while queued (already reported)
+            outcome = run_job(attempt.job)
+            attempt.state = DONE
+            attempt.report(outcome)
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Queued attempts are dropped unreported; running ones end (``wait``) or are
