@@ -253,9 +253,10 @@ class Runner:
         failed with reason ``owner_lost``. Returns the ids taken over."""
         taken = []
         now = time.time()
+        running_here = set(self.active())
         for row in self.store.executions_where():
             owner = row["owner"]
-            if owner == SUBMITTED or (owner == self.owner and row["id"] in self.active()):
+            if owner == SUBMITTED or (owner == self.owner and row["id"] in running_here):
                 continue
             if now - (row["heartbeat"] or 0) < self.stale_after and _owner_alive(owner):
                 continue

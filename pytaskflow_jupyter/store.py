@@ -510,6 +510,8 @@ class Store:
 
     def heartbeat(self, owner: str, execution_ids: list[str]) -> None:
         """Mark these active executions of ``owner`` (those it is running now) alive."""
+        if not execution_ids:
+            return  # nothing running: no write transaction at all
         now = time.time()
         with self.write() as conn:
             for i in range(0, len(execution_ids), 500):

@@ -46,6 +46,7 @@ class Limits:
 STORED = Limits(max_tasks=10**9, max_name_length=10**9, max_retries=10**9,
                 max_dependencies=10**9)
 
+
 class _Problems:
     """Collects problems; stops collecting past ``MAX_PROBLEMS`` (the count stays exact)."""
 
