@@ -263,9 +263,8 @@ def verify(db: str, results: list[dict[str, Any]]) -> dict[str, Any]:
             problems["published_not_stored"].append(seq)
     problems["published_twice"] = [s for s, c in seqs.items() if c > 1]
     events: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
-    for ex_id, payload in conn.execute("SELECT execution_id, payload FROM events"):
-        data = json.loads(payload)
-        events[ex_id].append((data["event"], data.get("task")))
+    for ex_id, event, task in conn.execute("SELECT execution_id, event, task FROM events"):
+        events[ex_id].append((event, task))
     executions = conn.execute("SELECT id, status, reason FROM executions").fetchall()
     tasks_total = 0
     for ex_id, status, reason in executions:

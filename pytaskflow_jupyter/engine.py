@@ -350,8 +350,8 @@ class ExecutionRun:
         row.attempts += 1
         row.start_time = row.end_time = iso(time.time())
         row.status, row.duration, row.result_text = TaskStatus.COMPLETED, 0.0, "null"
-        row.history = [{"attempt": row.attempts, "status": TaskStatus.COMPLETED,
-                        "startTime": row.start_time, "endTime": row.end_time, "duration": 0.0}]
+        if row.history is not None:
+            row.history = [*row.history, row.implied_history()[0]]
         self._results[row.name] = None
         self._mark(task)
         self._emit("task_started", row.name, TaskStatus.RUNNING, attempt=row.attempts)
@@ -416,10 +416,12 @@ class ExecutionRun:
             row.branch = {"selected": list(value), "skipped": self._apply_branch(task, value)}
             extra["selected"] = list(value)
         row.status, row.reason, row.error, row.traceback = TaskStatus.COMPLETED, None, None, None
-        row.end_time = iso(finished)
-        row.duration = self._history(row, TaskStatus.COMPLETED, started, finished)
         # the start of the attempt's code, not of its hand-off: startTime + duration = endTime
-        row.start_time = row.history[-1]["startTime"] if row.history else row.start_time
+        row.start_time, row.end_time = iso(started), iso(finished)
+        row.duration = round(finished - started, 6)
+        if row.history is not None:  # earlier attempts failed: the history is kept
+            row.history = [*row.history, row.implied_history()[0]]
+        # else the history is implied by the row (TaskRow.implied_history): not built
         row.result_text = "null" if value is None else encode_result(value)
         self._results[row.name] = value
         self._mark(task)

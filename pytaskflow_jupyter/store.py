@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +94,54 @@ def _m1(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["workflow_id"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1]
+def _m2(db: sqlite_utils.Database) -> None:
+    """Events as columns: the engine writes no JSON document per event (readers build
+    it, see ``_event_json``); rows written before keep their ``payload``. Events of a
+    workflow are found through its executions, so ``workflow_id`` needs no index of its
+    own (one less B-tree to update per event)."""
+    for column, kind in (("task", "TEXT"), ("timestamp", "TEXT"), ("status", "TEXT"),
+                         ("attempt", "INTEGER"), ("duration", "REAL"), ("extra", "TEXT")):
+        db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
+    db.execute("DROP INDEX IF EXISTS idx_events_workflow_id")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2]
+
+# The keys every event has (SPEC §4), stored in columns; ``attempt`` and ``duration``
+# have columns too; any other key goes to ``extra`` (a JSON object, usually NULL).
+_EVENT_BASE = ("event", "workflow_id", "task", "timestamp", "seq", "execution_id", "workflow",
+               "status")
+_EVENT_COLUMNS = frozenset((*_EVENT_BASE, "attempt", "duration"))
+_EVENT_INSERT = ("INSERT INTO events (seq, execution_id, workflow_id, event, task, timestamp, "
+                 "status, attempt, duration, extra) VALUES (?,?,?,?,?,?,?,?,?,?)")
+
+
+def _event_row(event: Json) -> tuple[Any, ...]:
+    """An event's columns after ``seq`` (see ``_EVENT_BASE``); ``attempt`` or ``duration``
+    present with a null value goes to ``extra``, so that ``_event_dict`` gives it back."""
+    attempt, duration = event.get("attempt"), event.get("duration")
+    plain = 8 + (attempt is not None) + (duration is not None)
+    extra = None if len(event) == plain else json.dumps(
+        {k: v for k, v in event.items() if k not in _EVENT_COLUMNS or (v is None and
+         k in ("attempt", "duration"))})
+    return (event["execution_id"], event["workflow"], event["event"], event["task"],
+            event["timestamp"], event["status"], attempt, duration, extra)
+
+
+def _event_dict(row: tuple[Any, ...]) -> Json:
+    """An event as published, from ``SELECT seq, execution_id, workflow_id, event, task,
+    timestamp, status, attempt, duration, extra``."""
+    seq, execution_id, workflow, name, task, timestamp, status, attempt, duration, extra = row
+    event: Json = {"event": name, "workflow_id": execution_id, "task": task,
+                   "timestamp": timestamp, "seq": seq, "execution_id": execution_id,
+                   "workflow": workflow, "status": status}
+    if attempt is not None:
+        event["attempt"] = attempt
+    if duration is not None:
+        event["duration"] = duration
+    if extra is not None:
+        event.update(json.loads(extra))
+    return event
 
 
 @dataclass
@@ -123,7 +170,8 @@ class TaskRow:
                  "duration": self.duration}]
 
     def stored_history(self) -> str | None:
-        """The history as ``task_runs`` keeps it (None when implied)."""
+        """The history as ``task_runs`` keeps it (None when implied: the engine leaves
+        ``history`` None for a task that succeeded at its first recorded attempt)."""
         if self.history is None or (
                 len(self.history) == 1 and self.status == TaskStatus.COMPLETED
                 and self.history == self.implied_history()):
@@ -136,8 +184,10 @@ class TaskRow:
                      "attempts": self.attempts, "startTime": self.start_time,
                      "endTime": self.end_time, "error": self.error, "reason": self.reason}
         if detail:
-            out.update(result=self.result, traceback=self.traceback,
-                       history=self.history or [], branch=self.branch)
+            history = self.history if self.history is not None else \
+                self.implied_history() if self.status == TaskStatus.COMPLETED else []
+            out.update(result=self.result, traceback=self.traceback, history=history,
+                       branch=self.branch)
         return out
 
 
@@ -171,6 +221,7 @@ TASK_COLUMNS = ("status", "attempts", "start_time", "end_time", "duration", "res
 EXEC_COLUMNS = frozenset({"status", "start_time", "end_time", "owner", "heartbeat", "reason",
                           "executor", "cancel_requested"})
 ACTIVE = ("pending", "running")
+_TASK_INSERT = "INSERT OR REPLACE INTO task_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 class Store:
@@ -350,7 +401,7 @@ class Store:
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (execution_id, workflow_id, revision, "pending", json.dumps(params or {}),
                      utcnow(), owner, time.time(), parent_id, idempotency_key, executor))
-                self._write_tasks(conn, execution_id, tasks or [])
+                conn.executemany(_TASK_INSERT, self._task_tuples(execution_id, tasks or []))
                 existing, created = execution_id, True
         return self.get_execution(existing), created
 
@@ -361,15 +412,13 @@ class Store:
         return None if row is None else self.get_execution(row[0])
 
     @staticmethod
-    def _write_tasks(conn: sqlite3.Connection, execution_id: str, rows: list[TaskRow]) -> None:
-        conn.executemany(
-            "INSERT OR REPLACE INTO task_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(execution_id, r.name, r.status, r.attempts, r.start_time, r.end_time, r.duration,
-              r.result_text if r.result_text is not None
-              else None if r.result is None else encode_result(r.result),
-              r.error, r.traceback, r.reason,
-              r.stored_history(),
-              None if r.branch is None else json.dumps(r.branch)) for r in rows])
+    def _task_tuples(execution_id: str, rows: Iterable[TaskRow]) -> list[tuple[Any, ...]]:
+        return [(execution_id, r.name, r.status, r.attempts, r.start_time, r.end_time,
+                 r.duration, r.result_text if r.result_text is not None
+                 else None if r.result is None else encode_result(r.result),
+                 r.error, r.traceback, r.reason,
+                 None if r.history is None else r.stored_history(),
+                 None if r.branch is None else json.dumps(r.branch)) for r in rows]
 
     def commit(self, execution_id: str, *, tasks: list[TaskRow] = (),  # type: ignore[assignment]
                events: list[Json] = (),  # type: ignore[assignment]
@@ -382,20 +431,21 @@ class Store:
         that is already terminal in the database (a late update never overwrites a final
         state) and None is returned.
         """
-        with self.write() as conn:
+        # everything but the seq is encoded before the write lock is taken
+        task_rows = self._task_tuples(execution_id, tasks) if tasks else None
+        event_rows = [_event_row(event) for event in events] if events else None
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             if guard_terminal and self._is_terminal(conn, execution_id):
+                conn.execute("ROLLBACK")
                 return None
-            if events:
-                seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-                payloads = []
-                for event in events:
-                    seq += 1
-                    event["seq"] = seq
-                    payloads.append((seq, execution_id, event["workflow"], event["event"],
-                                     json.dumps(event)))
-                conn.executemany("INSERT INTO events VALUES (?,?,?,?,?)", payloads)
-            if tasks:
-                self._write_tasks(conn, execution_id, list(tasks))
+            if event_rows:
+                last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+                conn.executemany(_EVENT_INSERT, [(seq, *row) for seq, row in
+                                                 enumerate(event_rows, last + 1)])
+            if task_rows:
+                conn.executemany(_TASK_INSERT, task_rows)
             if logs:
                 conn.executemany("INSERT OR REPLACE INTO task_logs VALUES (?,?,?,?,?)",
                                  [(execution_id, *entry) for entry in logs])
@@ -403,6 +453,14 @@ class Store:
                 cols = sorted(set(execution) & EXEC_COLUMNS)
                 conn.execute(f"UPDATE executions SET {', '.join(c + '=?' for c in cols)} "
                              "WHERE id=?", [execution[c] for c in cols] + [execution_id])
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if event_rows:
+            for seq, event in enumerate(events, last + 1):
+                event["seq"] = seq
         return list(events)
 
     @staticmethod
@@ -549,16 +607,23 @@ class Store:
     def events_after(self, seq: int, *, execution: str | None = None,
                      workflow: str | None = None, limit: int = 1000) -> list[tuple[int, str]]:
         """Stored events after ``seq`` as ``(seq, json_text)``, oldest first."""
-        sql = "SELECT seq, payload FROM events WHERE seq>?"
+        return [(event["seq"], json.dumps(event)) for event in
+                self.events(seq, execution=execution, workflow=workflow, limit=limit)]
+
+    def events(self, seq: int, *, execution: str | None = None, workflow: str | None = None,
+               limit: int = 1000) -> list[Json]:
+        """Stored events after ``seq``, oldest first, as published."""
+        sql = ("SELECT seq, execution_id, workflow_id, event, task, timestamp, status, attempt,"
+               " duration, extra, payload FROM events WHERE seq>?")
         args: list[Any] = [seq]
         if execution is not None:
             sql += " AND execution_id=?"
             args.append(execution)
         if workflow is not None:
-            sql += " AND workflow_id=?"
+            sql += " AND execution_id IN (SELECT id FROM executions WHERE workflow_id=?)"
             args.append(workflow)
         rows = self._conn().execute(sql + " ORDER BY seq LIMIT ?", [*args, limit]).fetchall()
-        return [(int(s), p) for s, p in rows]
+        return [_event_dict(r[:10]) if r[10] is None else json.loads(r[10]) for r in rows]
 
     def check_params(self, params: Any) -> Json:
         """Execution parameter overrides must be a JSON object."""

@@ -8,6 +8,7 @@ import pytest
 
 from pytaskflow_jupyter.engine import ExecutionRun
 from pytaskflow_jupyter.errors import Conflict
+from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.executors import InlineExecutor, ThreadExecutor
 from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.store import TaskRow
@@ -268,7 +269,8 @@ def test_late_update_never_overwrites_a_terminal_execution(store, bus):
     store.create_execution("exec_t", "wf", 1)
     store.commit("exec_t", execution={"status": "failed", "reason": "owner_lost"})
     assert store.commit("exec_t", tasks=[TaskRow("a", "completed", 1)],
-                        events=[{"event": "x", "workflow": "wf"}]) is None
+                        events=[make_event("task_completed", "exec_t", "wf", "completed",
+                                           "a")]) is None
     assert store.get_execution("exec_t")["status"] == "failed"
     assert ExecutionRun(store, InlineExecutor(), bus, w, "exec_t").run() == "failed"
 

@@ -1,0 +1,82 @@
+"""The store's event rows: what is read back is what was published, for every kind of
+event, and a database of schema 1 (events as JSON documents) still reads after migration."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import sqlite_utils
+
+from pytaskflow_jupyter.events import make_event
+from pytaskflow_jupyter.store import MIGRATIONS, Store
+from pytaskflow_jupyter.validation import parse_workflow
+
+from .helpers import task, wf
+
+S = "tests.unit.sample_tasks"
+
+
+def test_stored_events_read_back_exactly_as_published(runner, bus, store, tmp_path):
+    published = []
+    bus.subscribe(published.extend)
+    definition = wf(
+        task("br", type="branch", next=["a"]), task("a", "br", code="result = {'x': 1}"),
+        task("b", "br"),
+        task("flaky", "a", callable=f"{S}:fail_until",
+             kwargs={"marker": str(tmp_path / "m"), "times": 1}, retries=1, retry_delay=0.01),
+        task("bad", "a", code="raise ValueError('no \"quotes\" \\u00e9')"),
+        task("after", "bad"))
+    ex = runner.submit(definition)
+    runner.wait(ex["id"], 20)
+    kinds = {e["event"] for e in published}
+    assert kinds == {"execution_started", "task_started", "task_completed", "task_retrying",
+                     "task_failed", "task_skipped", "execution_failed"}
+    assert any("selected" in e for e in published)  # an extra key (the branch's selection)
+    assert store.events(0, limit=10_000) == published
+    assert [json.loads(text) for _, text in store.events_after(0, limit=10_000)] == published
+    assert store.events(0, execution=ex["id"]) == published
+    assert store.events(0, workflow="wf") == published
+    assert store.events(0, workflow="other") == []
+    assert store.events(published[3]["seq"]) == published[4:]
+
+
+def test_an_attempt_or_duration_that_is_null_survives(store):
+    store.save_workflow(parse_workflow(wf(task("a"))))
+    store.create_execution("exec_n", "wf", 1)
+    events = [make_event("task_failed", "exec_n", "wf", "failed", "a", attempt=None,
+                         duration=None, error="x"),
+              make_event("execution_failed", "exec_n", "wf", "failed")]
+    store.commit("exec_n", events=events)
+    assert store.events(0) == events
+    assert "duration" in store.events(0)[0] and "duration" not in store.events(0)[1]
+
+
+def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = sqlite_utils.Database(conn)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    MIGRATIONS[0](db)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old = {"event": "execution_started", "workflow_id": "exec_old", "task": None,
+           "timestamp": "2026-01-01T00:00:00.000Z", "seq": 1, "execution_id": "exec_old",
+           "workflow": "wf", "status": "running"}
+    conn.execute("INSERT INTO executions (id, workflow_id, revision, status) VALUES "
+                 "('exec_old', 'wf', 1, 'running')")
+    conn.execute("INSERT INTO events VALUES (1, 'exec_old', 'wf', 'execution_started', ?)",
+                 (json.dumps(old),))
+    conn.close()
+
+    store = Store(path)
+    assert store._conn().execute(
+        "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(len(MIGRATIONS))
+    new = make_event("execution_failed", "exec_old", "wf", "failed", reason="x")
+    store.commit("exec_old", events=[new], execution={"status": "failed"})
+    assert new["seq"] == 2
+    assert store.events(0) == [old, new]
+    assert store.events(0, workflow="wf") == [old, new]
+    assert [json.loads(t) for _, t in store.events_after(0, execution="exec_old")] == [old, new]
+    indexes = {r[0] for r in store._conn().execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'")}
+    assert indexes == {"idx_events_execution_id"}
