@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .errors import Problem, ValidationError
 from .model import DEFAULT_TRIGGER_RULE, TASK_TYPES, TRIGGER_RULES, TaskSpec, Workflow
@@ -148,71 +148,123 @@ def _check_number(task: dict[str, Any], key: str, where: str, p: _Problems, *,
               f"{value!r} is out of range ({bound} and <= {high})")
 
 
-def _check_params(task: dict[str, Any], where: str, p: _Problems, plain: bool) -> None:
+def _check_params(task: dict[str, Any], i: int, p: _Problems, plain: bool) -> None:
     params = task.get("params", {})
     if not isinstance(params, dict):
-        p.add(f"{where}.params", "type_error", "must be an object")
+        p.add(f"tasks[{i}].params", "type_error", "must be an object")
         return
     for key in ("callable", "code"):
         if key in params and not isinstance(params[key], str):
-            p.add(f"{where}.params.{key}", "type_error", "must be a string")
+            p.add(f"tasks[{i}].params.{key}", "type_error", "must be a string")
     if "kwargs" in params and not isinstance(params["kwargs"], dict):
-        p.add(f"{where}.params.kwargs", "type_error", "must be an object")
-    kind = task.get("type", "python")
-    if kind == "notebook":
+        p.add(f"tasks[{i}].params.kwargs", "type_error", "must be an object")
+    if task.get("type") == "notebook":
+        where = f"tasks[{i}].params"
         path = params.get("path")
         if not isinstance(path, str) or not path:
-            p.add(f"{where}.params.path", "required", "a notebook task needs params.path")
+            p.add(f"{where}.path", "required", "a notebook task needs params.path")
         elif "\x00" in path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) \
                 or ".." in re.split(r"[\\/]", path):
-            p.add(f"{where}.params.path", "path_outside_root",
+            p.add(f"{where}.path", "path_outside_root",
                   f"{path!r} must be a relative path inside the server's root directory")
         if "parameters" in params and not isinstance(params["parameters"], dict):
-            p.add(f"{where}.params.parameters", "type_error", "must be an object")
+            p.add(f"{where}.parameters", "type_error", "must be an object")
     if plain:
         return
     try:
         json.dumps(params, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        p.add(f"{where}.params", "type_error", f"must be plain JSON ({exc})")
+        p.add(f"tasks[{i}].params", "type_error", f"must be plain JSON ({exc})")
+
+
+NUMBER_KEYS = frozenset({"retries", "retry_delay", "retry_backoff", "timeout"})
+
+
+def _nfc(name: str) -> str:
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def _check_task(i: int, task: Any, p: _Problems, limits: Limits, plain: bool) -> str | None:
-    """Check one task's own fields; return its (NFC) name when it has a valid one."""
-    where = f"tasks[{i}]"
+    """Check one task's own fields; return its (NFC) name when it has a valid one.
+    (Paths are formatted only for a problem: this runs once per task of 100,000.)"""
     if not isinstance(task, dict):
-        p.add(where, "type_error", f"must be an object, not {type(task).__name__}")
+        p.add(f"tasks[{i}]", "type_error", f"must be an object, not {type(task).__name__}")
         return None
-    for key in sorted(set(task) - TASK_KEYS):
-        p.add(f"{where}.{key}", "unknown_field",
-              f"unknown key {key!r}; allowed: {', '.join(sorted(TASK_KEYS))}")
+    if not task.keys() <= TASK_KEYS:
+        for key in sorted(task.keys() - TASK_KEYS):
+            p.add(f"tasks[{i}].{key}", "unknown_field",
+                  f"unknown key {key!r}; allowed: {', '.join(sorted(TASK_KEYS))}")
     name = task.get("name")
     why = "is required" if "name" not in task else _name_problem(name, limits)
     if why is not None:
-        p.add(f"{where}.name", "invalid_name", why)
+        p.add(f"tasks[{i}].name", "invalid_name", why)
     kind = task.get("type", "python")
     if kind not in TASK_TYPES:
-        p.add(f"{where}.type", "unknown_task_type",
+        p.add(f"tasks[{i}].type", "unknown_task_type",
               f"unknown task type {kind!r}; allowed: {', '.join(TASK_TYPES)}")
     deps = task.get("dependencies", [])
     if not isinstance(deps, list):
-        p.add(f"{where}.dependencies", "type_error", "must be a list of task names")
+        p.add(f"tasks[{i}].dependencies", "type_error", "must be a list of task names")
     elif len(deps) > limits.max_dependencies:
-        p.add(f"{where}.dependencies", "too_many_edges", f"more than {limits.max_dependencies}")
-    _check_number(task, "retries", where, p, low=0, high=limits.max_retries, integer=True)
-    _check_number(task, "retry_delay", where, p, low=0, high=86_400)
-    _check_number(task, "retry_backoff", where, p, low=1, high=100)
-    _check_number(task, "timeout", where, p, low=0, high=7 * 86_400, low_open=True)
-    rule = task.get("trigger_rule", DEFAULT_TRIGGER_RULE)
-    if rule not in TRIGGER_RULES:
-        p.add(f"{where}.trigger_rule", "unknown_trigger_rule",
-              f"unknown trigger rule {rule!r}; allowed: {', '.join(TRIGGER_RULES)}")
-    _check_params(task, where, p, plain)
-    return unicodedata.normalize("NFC", name) if why is None and isinstance(name, str) else None
+        p.add(f"tasks[{i}].dependencies", "too_many_edges", f"more than {limits.max_dependencies}")
+    if not NUMBER_KEYS.isdisjoint(task):
+        where = f"tasks[{i}]"
+        _check_number(task, "retries", where, p, low=0, high=limits.max_retries, integer=True)
+        _check_number(task, "retry_delay", where, p, low=0, high=86_400)
+        _check_number(task, "retry_backoff", where, p, low=1, high=100)
+        _check_number(task, "timeout", where, p, low=0, high=7 * 86_400, low_open=True)
+    if "trigger_rule" in task and task["trigger_rule"] not in TRIGGER_RULES:
+        p.add(f"tasks[{i}].trigger_rule", "unknown_trigger_rule",
+              f"unknown trigger rule {task['trigger_rule']!r}; allowed: {', '.join(TRIGGER_RULES)}")
+    _check_params(task, i, p, plain)
+    return _nfc(name) if why is None and isinstance(name, str) else None
 
 
-def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> None:
-    """Duplicates, unknown and self dependencies, cycles, branch targets."""
+def _check_dependencies(i: int, name: str, deps: list[Any], index: dict[str, int],
+                        p: _Problems) -> list[str]:
+    """The valid dependencies of one task (NFC); a problem for each other one."""
+    good: list[str] = []
+    seen: set[str] = set()
+    for j, dep in enumerate(deps):
+        where = f"tasks[{i}].dependencies[{j}]"
+        if not isinstance(dep, str):
+            p.add(where, "type_error", f"must be a task name, not {type(dep).__name__}")
+            continue
+        dep = unicodedata.normalize("NFC", dep)
+        if dep == name:
+            p.add(where, "self_dependency", f"task {name!r} depends on itself", task=name)
+        elif dep not in index:
+            p.add(where, "unknown_dependency", f"unknown task {dep!r}", task=dep)
+        elif dep in seen:
+            p.add(where, "duplicate_dependency", f"{dep!r} is listed twice", task=dep)
+        else:
+            good.append(dep)
+        seen.add(dep)
+    return good
+
+
+def _plain_dependencies(i: int, deps: list[Any], index: dict[str, int]) -> bool | None:
+    """The common case in one tight pass: every dependency an ASCII name of another task,
+    none twice. Returns whether one of them comes later in the list (else the order of
+    the list is a topological order: no cycle), or None to check them one by one."""
+    later = False
+    for dep in deps:
+        if dep.__class__ is not str or not dep.isascii():
+            return None
+        k = index.get(dep)
+        if k is None or k == i:
+            return None
+        if k > i:
+            later = True
+    if len(deps) > 1 and len(set(deps)) != len(deps):
+        return None
+    return later
+
+
+def _check_graph(tasks: list[Any], names: list[str | None],
+                 p: _Problems) -> list[list[str]]:
+    """Duplicates, unknown and self dependencies, cycles, branch targets; returns each
+    task's valid dependencies (NFC)."""
     index: dict[str, int] = {}
     for i, name in enumerate(names):
         if name is None:
@@ -223,44 +275,47 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> Non
         else:
             index[name] = i
     graph: dict[str, list[str]] = {}
-    children: dict[str, set[str]] = {n: set() for n in index}
+    out: list[list[str]] = []
+    ordered = True  # every dependency comes earlier in the list than its task
     for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
         deps = task.get("dependencies", []) if isinstance(task, dict) else []
         if name is None or not isinstance(deps, list):
+            out.append([])
             continue
-        good: list[str] = []
-        seen: set[str] = set()
-        for j, dep in enumerate(deps):
-            where = f"tasks[{i}].dependencies[{j}]"
-            if not isinstance(dep, str):
-                p.add(where, "type_error", f"must be a task name, not {type(dep).__name__}")
-                continue
-            dep = unicodedata.normalize("NFC", dep)
-            if dep == name:
-                p.add(where, "self_dependency", f"task {name!r} depends on itself", task=name)
-            elif dep not in index:
-                p.add(where, "unknown_dependency", f"unknown task {dep!r}", task=dep)
-            elif dep in seen:
-                p.add(where, "duplicate_dependency", f"{dep!r} is listed twice", task=dep)
-            else:
-                good.append(dep)
-                children[dep].add(name)
-            seen.add(dep)
+        later = _plain_dependencies(i, deps, index)
+        if later is None:
+            good = _check_dependencies(i, name, deps, index, p)
+            ordered = ordered and all(index[d] < i for d in good)
+        else:
+            good = deps
+            ordered = ordered and not later
+        out.append(good)
         graph.setdefault(name, good)
-    try:
-        graphlib.TopologicalSorter(graph).prepare()
-    except graphlib.CycleError as exc:
-        cycle = list(reversed(exc.args[1]))
-        p.add("tasks", "cycle_detected", "dependency cycle " + " -> ".join(map(repr, cycle))
-              + " (each depends on the next)",
-              cycle=cycle)
-    for i, (task, name) in enumerate(zip(tasks, names, strict=True)):
-        if name is None or not isinstance(task, dict) or task.get("type") != "branch":
-            continue
-        params = task.get("params")
-        if not isinstance(params, dict) or "next" not in params:
-            continue
-        nxt = params["next"]
+    if not ordered:
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as exc:
+            cycle = list(reversed(exc.args[1]))
+            p.add("tasks", "cycle_detected", "dependency cycle "
+                  + " -> ".join(map(repr, cycle)) + " (each depends on the next)", cycle=cycle)
+    _check_branch_targets(tasks, names, out, index, p)
+    return out
+
+
+def _check_branch_targets(tasks: list[Any], names: list[str | None], deps: list[list[str]],
+                          index: dict[str, int], p: _Problems) -> None:
+    branches = {name: i for i, (task, name) in enumerate(zip(tasks, names, strict=True))
+                if name is not None and isinstance(task, dict) and task.get("type") == "branch"
+                and isinstance(task.get("params"), dict) and "next" in task["params"]}
+    if not branches:
+        return
+    children: dict[str, set[str]] = {name: set() for name in branches}
+    for name, good in zip(names, deps, strict=True):
+        for dep in good:
+            if dep in children and name is not None:
+                children[dep].add(name)
+    for name, i in branches.items():
+        nxt = tasks[i]["params"]["next"]
         targets = [nxt] if isinstance(nxt, str) else nxt
         if not isinstance(targets, list):
             p.add(f"tasks[{i}].params.next", "type_error", "must be a task name or a list of them")
@@ -317,26 +372,23 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
         p.add("tasks", "too_many_tasks", f"{len(tasks)} tasks; the limit is {limits.max_tasks}")
     else:
         names = [_check_task(i, t, p, limits, plain) for i, t in enumerate(tasks)]
-        _check_graph(tasks, names, p)
+        deps = _check_graph(tasks, names, p)
     if p.count:
         raise ValidationError("Invalid workflow definition:", p.items, total=p.count)
-    return _build(data)
+    return _build(data, cast("list[str]", names), deps)  # valid: every name is set
 
 
-def _build(data: dict[str, Any]) -> Workflow:
+def _build(data: dict[str, Any], names: list[str], deps: list[list[str]]) -> Workflow:
+    """The ``Workflow`` of a valid definition (``names`` and ``deps`` in NFC, as checked)."""
     specs = tuple(
-        TaskSpec(
-            name=unicodedata.normalize("NFC", t["name"]),
-            type=t.get("type", "python"),
-            params=dict(t.get("params") or {}),
-            dependencies=tuple(unicodedata.normalize("NFC", d) for d in t.get("dependencies", [])),
-            retries=t.get("retries", 0),
-            retry_delay=float(t.get("retry_delay", 1.0)),
-            retry_backoff=float(t.get("retry_backoff", 2.0)),
-            timeout=float(t["timeout"]) if t.get("timeout") is not None else None,
-            trigger_rule=t.get("trigger_rule", DEFAULT_TRIGGER_RULE),
-        )
-        for t in data["tasks"]
+        TaskSpec(name, t.get("type", "python"), dict(t.get("params") or {}), tuple(d))
+        if NUMBER_KEYS.isdisjoint(t) and "trigger_rule" not in t else
+        TaskSpec(name, t.get("type", "python"), dict(t.get("params") or {}), tuple(d),
+                 t.get("retries", 0), float(t.get("retry_delay", 1.0)),
+                 float(t.get("retry_backoff", 2.0)),
+                 float(t["timeout"]) if t.get("timeout") is not None else None,
+                 t.get("trigger_rule", DEFAULT_TRIGGER_RULE))
+        for t, name, d in zip(data["tasks"], names, deps, strict=True)
     )
     return Workflow(
         id=data.get("id") or derive_id(data["name"]),
