@@ -201,7 +201,7 @@ def profile(case: str, workers: int, top: int) -> None:
         start = time.perf_counter()
         prof.enable()
         wf = parse_workflow(data, store.limits)
-        revision = store.save_workflow(wf)["revision"]
+        revision = store.save_workflow(wf)
         wf = store.load_workflow(wf.id, revision)
         execution, _ = store.create_execution(new_execution_id(), wf.id, revision, params={},
                                               owner="bench", executor=executor.name)

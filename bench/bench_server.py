@@ -64,7 +64,7 @@ def seed(db: Path, count: int) -> None:
     for name in ("etl", "report", "train"):
         wf = parse_workflow({"id": name, "name": name, "tasks": [
             {"name": "extract"}, {"name": "load", "dependencies": ["extract"]}]})
-        workflows.append((name, store.save_workflow(wf)["revision"]))
+        workflows.append((name, store.save_workflow(wf)))
     for i in range(count):
         workflow_id, revision = workflows[i % 3]
         execution_id = new_execution_id()

@@ -233,27 +233,30 @@ class ExecutionRun:
         self._fire_timers()
 
     def _handle(self, msg: Any) -> None:
-        if msg is _CANCEL:
+        if isinstance(msg, Outcome):  # the common case first
+            self._outcome(msg)
+        elif msg is _CANCEL:
             self._cancel()
         elif isinstance(msg, Started):
             task = self._tasks.get(msg.task)
             if task is not None and task.row.status == TaskStatus.RUNNING and \
                     task.row.attempts == msg.attempt and not self._cancelled:
                 self._add_timer(task.spec.timeout or 0.0, "timeout", task)
-        elif isinstance(msg, Outcome):
-            task = self._tasks.get(msg.task)
-            if task is None or task.row.status != TaskStatus.RUNNING or \
-                    task.row.attempts != msg.attempt or self._cancelled:
-                return  # late outcome of an attempt given up on (timeout, cancel)
-            self._inflight -= 1
-            task.handle = None
-            if msg.stdout or msg.stderr:
-                self._logs.append((task.spec.name, msg.attempt, msg.stdout, msg.stderr))
-            if msg.ok:
-                self._succeeded(task, msg.result, msg.started, msg.finished)
-            else:
-                self._attempt_failed(task, msg.error or "failed", msg.traceback,
-                                     msg.started, msg.finished)
+
+    def _outcome(self, msg: Outcome) -> None:
+        task = self._tasks.get(msg.task)
+        if task is None or task.row.status != TaskStatus.RUNNING or \
+                task.row.attempts != msg.attempt or self._cancelled:
+            return  # late outcome of an attempt given up on (timeout, cancel)
+        self._inflight -= 1
+        task.handle = None
+        if msg.stdout or msg.stderr:
+            self._logs.append((task.spec.name, msg.attempt, msg.stdout, msg.stderr))
+        if msg.ok:
+            self._succeeded(task, msg.result, msg.started, msg.finished)
+        else:
+            self._attempt_failed(task, msg.error or "failed", msg.traceback,
+                                 msg.started, msg.finished)
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
@@ -354,9 +357,10 @@ class ExecutionRun:
             row.history = [*row.history, row.implied_history()[0]]
         self._results[row.name] = None
         self._mark(task)
-        self._emit("task_started", row.name, TaskStatus.RUNNING, attempt=row.attempts)
-        self._emit("task_completed", row.name, TaskStatus.COMPLETED, attempt=row.attempts,
-                   duration=0.0)
+        self._emit("task_started", row.name, TaskStatus.RUNNING, row.start_time,
+                   attempt=row.attempts)
+        self._emit("task_completed", row.name, TaskStatus.COMPLETED, row.end_time,
+                   attempt=row.attempts, duration=0.0)
         self._finished(task)
 
     def _start_attempts(self) -> list[_Task]:
@@ -371,11 +375,12 @@ class ExecutionRun:
                 TaskStatus.RUNNING, now, None, None)
             self._inflight += 1
             self._mark(task)
-            self._emit("task_started", row.name, TaskStatus.RUNNING, attempt=row.attempts)
+            self._emit("task_started", row.name, TaskStatus.RUNNING, now, attempt=row.attempts)
             started.append(task)
         return started
 
     def _submit(self, started: list[_Task]) -> None:
+        submit, report, results = self.executor.submit, self.report, self._results
         for task in started:
             spec = task.spec
             fn = None
@@ -384,11 +389,11 @@ class ExecutionRun:
                 fn = self.resolve(ref)
             job = Job(self.execution_id, self.workflow.id, spec.name, task.row.attempts,
                       spec.type, spec.params,
-                      {d: self._results.get(d) for d in spec.dependencies}, fn,
+                      {d: results.get(d) for d in spec.dependencies}, fn,
                       self.capture, self.log_limit, self.root_dir, self.params, spec.timeout)
             if spec.timeout is not None and not self.executor.reports_start:
                 self._add_timer(spec.timeout, "timeout", task)
-            task.handle = self.executor.submit(job, self.report)
+            task.handle = submit(job, report)
 
     def _history(self, row: TaskRow, status: str, started: float | None, finished: float,
                  error: str | None = None) -> float | None:
@@ -425,8 +430,8 @@ class ExecutionRun:
         row.result_text = "null" if value is None else encode_result(value)
         self._results[row.name] = value
         self._mark(task)
-        self._emit("task_completed", row.name, TaskStatus.COMPLETED, attempt=row.attempts,
-                   duration=row.duration, **extra)
+        self._emit("task_completed", row.name, TaskStatus.COMPLETED, row.end_time,
+                   attempt=row.attempts, duration=row.duration, **extra)
         self._finished(task)
 
     def _apply_branch(self, task: _Task, selected: list[str]) -> list[str]:
@@ -461,8 +466,8 @@ class ExecutionRun:
             return
         row.status, row.reason = TaskStatus.FAILED, reason
         row.end_time, row.duration = iso(finished), duration
-        self._emit("task_failed", row.name, TaskStatus.FAILED, attempt=row.attempts, error=error,
-                   duration=duration, reason=reason)
+        self._emit("task_failed", row.name, TaskStatus.FAILED, row.end_time,
+                   attempt=row.attempts, error=error, duration=duration, reason=reason)
         self._finished(task)
 
     # -- cancel, finish, commit ------------------------------------------------------------
@@ -550,6 +555,7 @@ class ExecutionRun:
     def _mark(self, task: _Task) -> None:
         self._dirty[task.spec.name] = task.row
 
-    def _emit(self, event: str, task: str | None, status: str, **extra: Any) -> None:
+    def _emit(self, event: str, task: str | None, status: str, timestamp: str | None = None,
+              **extra: Any) -> None:
         self._events.append(make_event(event, self.execution_id, self.workflow.id, status,
-                                       task, **extra))
+                                       task, timestamp, **extra))

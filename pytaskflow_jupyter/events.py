@@ -36,20 +36,23 @@ Subscriber = Callable[[list[Event]], None]
 
 
 def make_event(
-    event: str, execution_id: str, workflow: str, status: str, task: str | None = None, **extra: Any
+    event: str, execution_id: str, workflow: str, status: str, task: str | None = None,
+    timestamp: str | None = None, **extra: Any
 ) -> Event:
-    """One event; ``workflow_id`` carries the execution id, as the documented example does."""
+    """One event; ``workflow_id`` carries the execution id, as the documented example does.
+    ``timestamp`` is when the change happened (ISO 8601; default: now)."""
     msg: Event = {
         "event": event,
         "workflow_id": execution_id,
         "task": task,
-        "timestamp": utcnow(),
+        "timestamp": timestamp or utcnow(),
         "seq": None,
         "execution_id": execution_id,
         "workflow": workflow,
         "status": status,
     }
-    msg.update(extra)
+    if extra:
+        msg.update(extra)
     return msg
 
 

@@ -109,7 +109,8 @@ class Runner:
     # -- workflows ----------------------------------------------------------------------
     def register(self, definition: Any) -> Json:
         """Validate and store a definition; returns it with its revision."""
-        return self.store.save_workflow(parse_workflow(definition, self.limits))
+        wf = parse_workflow(definition, self.limits)
+        return self.store.get_workflow(wf.id, self.store.save_workflow(wf))
 
     def submit(self, definition: Any, *, idempotency_key: str | None = None,
                params: Json | None = None) -> Json:
@@ -125,8 +126,8 @@ class Runner:
                                    f"workflow {earlier['workflowId']!r}",
                                    code="idempotency_key_reused")
                 return earlier
-        saved = self.store.save_workflow(wf)
-        return self.start(wf.id, revision=saved["revision"], params=params,
+        revision = self.store.save_workflow(wf)
+        return self.start(wf.id, revision=revision, params=params,
                           idempotency_key=idempotency_key)
 
     # -- executions ---------------------------------------------------------------------

@@ -221,6 +221,7 @@ TASK_COLUMNS = ("status", "attempts", "start_time", "end_time", "duration", "res
 EXEC_COLUMNS = frozenset({"status", "start_time", "end_time", "owner", "heartbeat", "reason",
                           "executor", "cancel_requested"})
 ACTIVE = ("pending", "running")
+_PENDING = {k: v for k, v in TaskRow("").to_json().items() if k != "name"}
 _TASK_INSERT = "INSERT OR REPLACE INTO task_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
@@ -228,6 +229,7 @@ class Store:
     """The SQLite store shared by the server and kernels (see the module docstring)."""
 
     CACHE_TASKS = 200_000  # parsed definitions kept, counted in tasks (LRU)
+    BEGIN = "BEGIN IMMEDIATE"  # every writer takes the write lock first (module docstring)
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
                  busy_timeout_ms: int = 60_000, limits: Limits | None = None) -> None:
@@ -261,7 +263,7 @@ class Store:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One writer transaction (``BEGIN IMMEDIATE``): all or nothing."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(self.BEGIN)
         try:
             yield conn
         except BaseException:
@@ -292,8 +294,9 @@ class Store:
                          (str(len(MIGRATIONS)),))
 
     # -- workflows ----------------------------------------------------------------------
-    def save_workflow(self, wf: Workflow) -> Json:
-        """Record a definition; a changed one gets a new revision, an unchanged one reuses it."""
+    def save_workflow(self, wf: Workflow) -> int:
+        """Record a definition and return its revision: a changed one gets a new revision,
+        an unchanged one reuses it."""
         source = {**wf.source, "id": wf.id}
         fingerprint = wf.fingerprint()
         now = utcnow()
@@ -309,7 +312,7 @@ class Store:
                 conn.execute("INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
                              (wf.id, revision, wf.name, json.dumps(source), fingerprint, now))
         self._cache_put((wf.id, revision), wf)
-        return self.get_workflow(wf.id, revision)
+        return int(revision)
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
         """A definition as posted plus ``revision``, ``createdAt``, ``updatedAt``."""
@@ -435,7 +438,7 @@ class Store:
         task_rows = self._task_tuples(execution_id, tasks) if tasks else None
         event_rows = [_event_row(event) for event in events] if events else None
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(self.BEGIN)
         try:
             if guard_terminal and self._is_terminal(conn, execution_id):
                 conn.execute("ROLLBACK")
@@ -517,7 +520,10 @@ class Store:
     def _to_json(self, row: Json, *, detail: bool) -> Json:
         wf = self.load_workflow(row["workflow_id"], row["revision"])
         stored = self.task_rows(row["id"])
-        tasks = [(stored.get(t.name) or TaskRow(t.name)).to_json(detail=detail) for t in wf.tasks]
+        tasks = [stored[t.name].to_json(detail=detail) if t.name in stored else
+                 {"name": t.name, **_PENDING, "result": None, "traceback": None, "history": [],
+                  "branch": None} if detail else {"name": t.name, **_PENDING}  # no row yet
+                 for t in wf.tasks]
         return {"id": row["id"], "workflowId": row["workflow_id"], "revision": row["revision"],
                 "status": row["status"], "tasks": tasks, "startTime": row["start_time"],
                 "endTime": row["end_time"], "createdAt": row["created_at"],

@@ -90,15 +90,18 @@ class _Capture(io.TextIOBase):
         self._slot = slot
 
     def write(self, text: str) -> int:
-        buf = getattr(_local, self._slot, None)
-        if buf is None:
+        if not getattr(_local, "capturing", False):
             return int(self._real.write(text))
+        buf = getattr(_local, self._slot)
+        if buf is None:  # the attempt's first write to this stream
+            buf = io.StringIO()
+            setattr(_local, self._slot, buf)
         if buf.tell() < _local.limit:
             buf.write(text[: max(0, _local.limit - buf.tell())])
         return len(text)
 
     def flush(self) -> None:
-        if getattr(_local, self._slot, None) is None:
+        if not getattr(_local, "capturing", False):
             self._real.flush()
 
     def __getattr__(self, name: str) -> Any:
@@ -110,6 +113,8 @@ _install_lock = threading.Lock()
 
 
 def _install_capture() -> None:
+    if isinstance(sys.stdout, _Capture) and isinstance(sys.stderr, _Capture):
+        return
     with _install_lock:
         if not isinstance(sys.stdout, _Capture):
             sys.stdout = _Capture(sys.stdout, "out")
@@ -137,7 +142,7 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
             "run this workflow from the notebook (%taskflow run) or use 'module:function'")
     module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
@@ -147,12 +152,18 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
+_INJECTED = frozenset({"upstream", "context"})
+
+
 def _call(job: Job, fn: Callable[..., Any]) -> Any:
-    kwargs = dict(job.params.get("kwargs") or {})
     try:
         names, var_kw = _signature(fn)
     except TypeError:  # unhashable callable object
         names, var_kw = frozenset(), True
+    kwargs = job.params.get("kwargs")
+    if not kwargs and not job.exec_params and not names & _INJECTED:
+        return fn()  # the common case of a callable taking nothing from the definition
+    kwargs = dict(kwargs or {})
     # execution params override the definition's kwargs for the names the callable takes
     kwargs.update((k, v) for k, v in job.exec_params.items() if var_kw or k in names)
     if "upstream" in names:
@@ -204,7 +215,8 @@ def run_job(job: Job) -> Outcome:
     if job.capture:
         _install_capture()
         _local.limit = job.log_limit
-        _local.out, _local.err = io.StringIO(), io.StringIO()
+        _local.out = _local.err = None  # a buffer is made at the first write
+        _local.capturing = True
     try:
         value = _body(job)
         out = Outcome(job.task, job.attempt, True, value)
@@ -213,7 +225,9 @@ def run_job(job: Job) -> Outcome:
                       traceback=traceback.format_exc(limit=-20))
     finally:
         if job.capture:
-            stdout, stderr = _local.out.getvalue(), _local.err.getvalue()
+            _local.capturing = False
+            stdout = "" if _local.out is None else _local.out.getvalue()
+            stderr = "" if _local.err is None else _local.err.getvalue()
             _local.out = _local.err = None
     if job.capture:
         out.stdout, out.stderr = stdout, stderr
