@@ -9,7 +9,7 @@ import sqlite3
 import sqlite_utils
 
 from pytaskflow_jupyter.events import make_event
-from pytaskflow_jupyter.store import MIGRATIONS, Store
+from pytaskflow_jupyter.store import MIGRATIONS, Store, TaskRow
 from pytaskflow_jupyter.validation import parse_workflow
 
 from .helpers import task, wf
@@ -80,3 +80,29 @@ def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
     indexes = {r[0] for r in store._conn().execute(
         "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'")}
     assert indexes == {"idx_events_execution_id"}
+
+
+def test_task_rows_of_every_shape_read_back_as_written(store):
+    store.save_workflow(parse_workflow(wf(*[task(n) for n in "abcdef"])))
+    store.create_execution("exec_s", "wf", 1)
+    t0, t1 = "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z"
+    rows = [
+        TaskRow("a", "running", 1, t0),  # a started row
+        TaskRow("b", "completed", 1, t0, t1, 1.0, result_text="2"),  # a plain completion
+        TaskRow("c", "completed", 2, t0, t1, 1.0, result_text="null",
+                history=[{"attempt": 1, "status": "failed", "startTime": t0, "endTime": t0,
+                          "duration": 0.0, "error": "x"}]),
+        TaskRow("d", "failed", 1, t0, t1, None, error="E: x", traceback="tb"),
+        TaskRow("e", "skipped", 0, reason="upstream_failed"),
+        TaskRow("f", "running", 2, t0, error="E: earlier attempt"),
+    ]
+    store.commit("exec_s", tasks=rows)
+    back = store.task_rows("exec_s")
+    for row in rows:
+        got = back[row.name]
+        assert (got.status, got.attempts, got.start_time, got.end_time, got.duration,
+                got.error, got.traceback, got.reason) == (
+            row.status, row.attempts, row.start_time, row.end_time, row.duration, row.error,
+            row.traceback, row.reason), row.name
+    assert back["b"].result == 2 and back["b"].history == back["b"].implied_history()
+    assert [h["status"] for h in back["c"].history] == ["failed"]
