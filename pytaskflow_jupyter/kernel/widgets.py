@@ -9,7 +9,7 @@ How it stays live
 -----------------
 It reads the shared database only, so an execution run by this kernel, by the Jupyter
 server or by another kernel looks the same: a snapshot (``get_execution``), then every
-stored event after the snapshot's ``seq`` (``events_after``), applied in order. A
+stored event after the snapshot's ``seq`` (``Store.events``), applied in order. A
 follower thread polls every ``poll_interval`` seconds and is woken at once by the
 kernel's ``EventBus`` for executions running here. Pushes to the frontend are
 throttled (at most one per ``min_interval``, default 0.2 s, so <= 5 per second), sent
@@ -22,7 +22,6 @@ widget from the database.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -232,10 +231,9 @@ class ExecutionWidget(ipywidgets.VBox):
         """Apply the events stored since the last look; True when anything changed."""
         changed, terminal, failed = False, False, False
         while True:
-            batch = self._store.events_after(self._seq, execution=self.execution_id)
-            for seq, payload in batch:
-                self._seq = seq
-                event = json.loads(payload)
+            batch = self._store.events(self._seq, execution=self.execution_id)
+            for event in batch:
+                self._seq = event["seq"]
                 changed = True
                 kind = event["event"]
                 if kind.startswith("execution_"):

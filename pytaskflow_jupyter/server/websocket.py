@@ -9,8 +9,9 @@ So the stream is read from the store, never from memory:
 * One ``EventHub`` per server holds ``last``, the highest ``seq`` it has fanned out. It
   wakes when the in-process ``EventBus`` publishes (bounced onto the loop with
   ``call_soon_threadsafe``, coalesced) and every ``poll_interval`` seconds (to see
-  commits of other processes), reads ``events_after(last)`` in a worker thread and hands
-  the stored JSON text to every live client, in ``seq`` order.
+  commits of other processes), reads the stored events after ``last`` in a worker thread
+  and hands their JSON text (encoded once for every client) to each live client, in
+  ``seq`` order.
 * A client has a cursor ``pos``: the last ``seq`` it has been given or has skipped. A
   new client first catches up from the store (``since=SEQ``, or the store's last seq
   when absent), in pages, until ``pos`` reaches ``hub.last``; it joins the live stream
@@ -213,16 +214,10 @@ class EventHub:
     def fetch(self, after: int, execution: str | None, workflow: str | None,
               limit: int) -> list[Row]:
         """Stored events after ``after`` with their routing keys (worker thread)."""
-        out = []
-        for seq, text in self.store.events_after(after, execution=execution,
-                                                 workflow=workflow, limit=limit):
-            try:
-                event = json.loads(text)
-                route = (event.get("execution_id"), event.get("workflow"))
-            except (ValueError, AttributeError):
-                route = (None, None)
-            out.append((seq, text, *route))
-        return out
+        return [(event["seq"], json.dumps(event), event.get("execution_id"),
+                 event.get("workflow"))
+                for event in self.store.events(after, execution=execution, workflow=workflow,
+                                               limit=limit)]
 
     def _fan_out(self, rows: list[Row]) -> None:
         for client in list(self.clients):

@@ -79,7 +79,8 @@ def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
     assert [json.loads(t) for _, t in store.events_after(0, execution="exec_old")] == [old, new]
     indexes = {r[0] for r in store._conn().execute(
         "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'")}
-    assert indexes == {"idx_events_execution_id"}
+    assert indexes == set()  # replay scans seq from the execution's first_seq instead
+    assert store.execution_row("exec_old")["first_seq"] == 0
 
 
 def test_task_rows_of_every_shape_read_back_as_written(store):
@@ -106,3 +107,22 @@ def test_task_rows_of_every_shape_read_back_as_written(store):
             row.traceback, row.reason), row.name
     assert back["b"].result == 2 and back["b"].history == back["b"].implied_history()
     assert [h["status"] for h in back["c"].history] == ["failed"]
+
+
+def test_events_of_interleaved_executions_are_told_apart(store):
+    store.save_workflow(parse_workflow(wf(task("a"))))
+    store.save_workflow(parse_workflow(wf(task("a"), name="other")))
+    store.create_execution("exec_1", "wf", 1)
+    store.commit("exec_1", events=[make_event("execution_started", "exec_1", "wf", "running")])
+    store.create_execution("exec_2", "other", 1)
+    store.create_execution("exec_3", "wf", 1)
+    for i in range(3):
+        for ex, w in (("exec_1", "wf"), ("exec_2", "other"), ("exec_3", "wf")):
+            store.commit(ex, events=[make_event("task_started", ex, w, "running", "a",
+                                                attempt=i + 1)])
+    assert store.execution_row("exec_2")["first_seq"] == 1  # after exec_1's first event
+    assert [e["seq"] for e in store.events(0, execution="exec_1")] == [1, 2, 5, 8]
+    assert [e["seq"] for e in store.events(0, execution="exec_2")] == [3, 6, 9]
+    assert [e["seq"] for e in store.events(0, workflow="wf")] == [1, 2, 4, 5, 7, 8, 10]
+    assert [e["seq"] for e in store.events(5, workflow="wf", execution="exec_3")] == [7, 10]
+    assert store.events(0, execution="exec_unknown") == []
