@@ -50,6 +50,7 @@ task failed, ``completed`` when every task completed or was skipped.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import queue
@@ -219,18 +220,19 @@ class ExecutionRun:
                        attempt=row.attempts, reason=Reason.INTERRUPTED)
 
     def _wait(self, deadline: float) -> None:
-        timeout = max(0.0, deadline - time.monotonic())
-        try:
-            msg = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
+        q = self._queue
+        if q.empty():
+            timeout = deadline - time.monotonic()
             msg = None
-        while msg is not None:
-            self._handle(msg)
-            try:
-                msg = self._queue.get_nowait()
-            except queue.Empty:
-                msg = None
-        self._fire_timers()
+            if timeout > 0:
+                with contextlib.suppress(queue.Empty):
+                    msg = q.get(timeout=timeout)
+            if msg is not None:
+                self._handle(msg)
+        while not q.empty():  # only this thread takes from the queue
+            self._handle(q.get_nowait())
+        if self._timers:
+            self._fire_timers()
 
     def _handle(self, msg: Any) -> None:
         if isinstance(msg, Outcome):  # the common case first
@@ -366,6 +368,8 @@ class ExecutionRun:
     def _start_attempts(self) -> list[_Task]:
         """Mark as many runnable tasks ``running`` as the window allows."""
         started: list[_Task] = []
+        if not self._runnable:
+            return started
         now = iso(time.time())
         while self._runnable and self._inflight < self.window and not self._cancelled:
             task = self._runnable.popleft()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -143,7 +143,16 @@ class Workflow:
         """Tasks by name."""
         return {t.name: t for t in self.tasks}
 
+    canonical: str | None = field(default=None, repr=False, compare=False)
+
     def fingerprint(self) -> str:
-        """A hash of the definition; an unchanged definition keeps its revision."""
-        text = json.dumps(self.source, sort_keys=True, separators=(",", ":"))
+        """A hash of the definition as posted, whatever the order of its keys; an
+        unchanged definition keeps its revision."""
+        text = self.canonical or canonical_json(self.source)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text that two equal values share: sorted keys, no spaces, no NaN."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True,
+                      separators=(",", ":"))

@@ -480,11 +480,14 @@ class Store:
         conn = self._conn()
         conn.execute(self.BEGIN)
         try:
-            if guard_terminal and self._is_terminal(conn, execution_id):
+            # the execution's status and the last seq, in one statement
+            status, last = conn.execute(
+                "SELECT (SELECT status FROM executions WHERE id=?), "
+                "(SELECT coalesce(max(seq), 0) FROM events)", (execution_id,)).fetchone()
+            if guard_terminal and (status is None or status in TERMINAL_EXECUTION):
                 conn.execute("ROLLBACK")
                 return None
             if event_rows:
-                last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
                 by_sql: dict[str, list[tuple[Any, ...]]] = {}
                 for seq, (sql, row) in enumerate(event_rows, last + 1):
                     by_sql.setdefault(sql, []).append((seq, *row))
@@ -650,6 +653,17 @@ class Store:
                                     "execution_id=? AND name=? ORDER BY attempt",
                                     (execution_id, name)).fetchall()
         return [{"attempt": a, "stdout": o, "stderr": e} for a, o, e in rows]
+
+    def snapshot(self, execution_id: str) -> tuple[int, Json]:
+        """The last event ``seq`` and the execution in full detail, read in one transaction:
+        the execution as it was when that event was the last (separate reads could show a
+        task running in an execution still ``pending``)."""
+        conn = self._conn()
+        conn.execute("BEGIN")  # deferred: a read transaction, no lock taken
+        try:
+            return self.last_seq(), self.get_execution(execution_id, detail=True)
+        finally:
+            conn.execute("COMMIT")
 
     def last_seq(self) -> int:
         """The highest committed event ``seq`` (0 when there is none)."""

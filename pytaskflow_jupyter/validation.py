@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .errors import Problem, ValidationError
-from .model import DEFAULT_TRIGGER_RULE, TASK_TYPES, TRIGGER_RULES, TaskSpec, Workflow
+from .model import (
+    DEFAULT_TRIGGER_RULE,
+    TASK_TYPES,
+    TRIGGER_RULES,
+    TaskSpec,
+    Workflow,
+    canonical_json,
+)
 
 __all__ = ["Limits", "parse_workflow", "walk_strings"]
 
@@ -329,14 +336,16 @@ def _check_branch_targets(tasks: list[Any], names: list[str | None], deps: list[
                       f"branch {name!r} names {target!r}, which is {why}", task=target)
 
 
-def _plain_json(data: Any) -> bool:
-    """True when ``data`` is plain JSON (no NaN, no Python objects) and valid UTF-8: one
-    pass in C for the common case; otherwise the checks find where the problems are."""
+def _plain_json(data: Any) -> str | None:
+    """``data`` as canonical JSON text (``model.canonical_json``) when it is plain JSON
+    (no NaN, no Python objects) and valid UTF-8: one pass in C for the common case, and
+    the text serves the fingerprint; None sends the checks looking for the problems."""
     try:
-        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        text = canonical_json(data)
+        text.encode("utf-8")
     except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
-        return False
-    return True
+        return None
+    return text
 
 
 def _check_strings(data: Any, p: _Problems) -> None:
@@ -356,7 +365,8 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
     if not isinstance(data, dict):
         raise ValidationError("The workflow definition must be a JSON object",
                               [Problem("", "type_error", "must be an object")])
-    plain = _plain_json(data)
+    canonical = _plain_json(data)
+    plain = canonical is not None
     if not plain:
         _check_strings(data, p)
     _check_header(data, p, limits)
@@ -375,11 +385,13 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
         deps = _check_graph(tasks, names, p)
     if p.count:
         raise ValidationError("Invalid workflow definition:", p.items, total=p.count)
-    return _build(data, cast("list[str]", names), deps)  # valid: every name is set
+    return _build(data, cast("list[str]", names), deps, canonical)  # every name is set
 
 
-def _build(data: dict[str, Any], names: list[str], deps: list[list[str]]) -> Workflow:
-    """The ``Workflow`` of a valid definition (``names`` and ``deps`` in NFC, as checked)."""
+def _build(data: dict[str, Any], names: list[str], deps: list[list[str]],
+           canonical: str | None) -> Workflow:
+    """The ``Workflow`` of a valid definition (``names`` and ``deps`` in NFC, as checked;
+    ``canonical``: its text from the plain-JSON check, which the fingerprint reuses)."""
     specs = tuple(
         TaskSpec(name, t.get("type", "python"), dict(t.get("params") or {}), tuple(d))
         if NUMBER_KEYS.isdisjoint(t) and "trigger_rule" not in t else
@@ -400,4 +412,5 @@ def _build(data: dict[str, Any], names: list[str], deps: list[list[str]]) -> Wor
         tags=tuple(data.get("tags", ())),
         owner=data.get("owner"),
         max_parallel=data.get("max_parallel"),
+        canonical=canonical,
     )

@@ -210,8 +210,7 @@ class ExecutionWidget(ipywidgets.VBox):
     # -- reading the database ------------------------------------------------------------
     def _load(self) -> None:
         """Snapshot: the execution and its definition; events after ``_seq`` follow."""
-        seq = self._store.last_seq()  # taken first: later events are re-applied, harmlessly
-        execution = self._store.get_execution(self.execution_id, detail=True)
+        seq, execution = self._store.snapshot(self.execution_id)  # events after seq follow
         wf = self._store.load_workflow(execution["workflowId"], execution["revision"])
         self._order = [(t.name, list(t.dependencies)) for t in wf.tasks]
         self._state = {}

@@ -9,6 +9,7 @@ import sqlite3
 import sqlite_utils
 
 from pytaskflow_jupyter.events import make_event
+from pytaskflow_jupyter.model import Workflow
 from pytaskflow_jupyter.store import MIGRATIONS, Store, TaskRow
 from pytaskflow_jupyter.validation import parse_workflow
 
@@ -126,3 +127,37 @@ def test_events_of_interleaved_executions_are_told_apart(store):
     assert [e["seq"] for e in store.events(0, workflow="wf")] == [1, 2, 4, 5, 7, 8, 10]
     assert [e["seq"] for e in store.events(5, workflow="wf", execution="exec_3")] == [7, 10]
     assert store.events(0, execution="exec_unknown") == []
+
+
+def test_an_unchanged_definition_keeps_its_revision_whatever_its_key_order(store):
+    first = {"id": "w", "name": "W", "tasks": [{"name": "a", "params": {"x": "é", "y": 1}}]}
+    same = {"tasks": [{"params": {"y": 1, "x": "é"}, "name": "a"}], "name": "W", "id": "w"}
+    changed = {"id": "w", "name": "W", "tasks": [{"name": "a", "params": {"x": "e", "y": 1}}]}
+    assert store.save_workflow(parse_workflow(first)) == 1
+    assert store.save_workflow(parse_workflow(same)) == 1
+    assert store.save_workflow(parse_workflow(changed)) == 2
+    # a definition built in Python (not plain JSON text) is fingerprinted the same way
+    assert parse_workflow(same).fingerprint() == Workflow(
+        "w", "W", (), {"id": "w", "name": "W", "tasks": same["tasks"]}).fingerprint()
+
+
+def test_a_snapshot_reads_the_execution_as_it_was_at_its_seq(tmp_path):
+    """A commit landing between the snapshot's reads is not half seen (the widget once
+    showed a task running in an execution still pending)."""
+    path = tmp_path / "s.db"
+    writer = Store(path)
+    writer.save_workflow(parse_workflow(wf(task("a"))))
+    writer.create_execution("exec_s", "wf", 1)
+
+    class Interleaved(Store):
+        def last_seq(self):
+            seq = super().last_seq()
+            writer.commit("exec_s", execution={"status": "running"},
+                          tasks=[TaskRow("a", "running", 1, "2026-01-01T00:00:00.000Z")],
+                          events=[make_event("execution_started", "exec_s", "wf", "running")])
+            return seq
+
+    seq, execution = Interleaved(path).snapshot("exec_s")
+    assert seq == 0
+    assert execution["status"] == "pending" and execution["tasks"][0]["status"] == "pending"
+    assert Store(path).snapshot("exec_s")[1]["tasks"][0]["status"] == "running"
