@@ -142,7 +142,7 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
             "run this workflow from the notebook (%taskflow run) or use 'module:function'")
     module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
+        obj: Any = importlib.import_module(module_name)  # waits for an import in progress
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
