@@ -126,6 +126,8 @@ _EVENT_SQL = ("INSERT INTO events (seq, execution_id, workflow_id, event, task, 
 _EVENT_FULL = _EVENT_SQL.format(",".join("?" * 10))
 _EVENT_STARTED = _EVENT_SQL.format("?,?,?,?,?,?,?,?,NULL,NULL")  # a task event, no duration
 _EVENT_ENDED = _EVENT_SQL.format("?,?,?,?,?,?,?,?,?,NULL")  # a task event with its duration
+_EVENT_REASON = _EVENT_SQL.format("?,?,?,?,?,?,?,NULL,NULL,?")  # task_skipped: its reason
+_REASON_EXTRA: dict[str, str] = {}  # reason -> the extra JSON of a task_skipped event
 
 
 def _event_row(event: Json) -> tuple[str, tuple[Any, ...]]:
@@ -133,6 +135,12 @@ def _event_row(event: Json) -> tuple[str, tuple[Any, ...]]:
     ``duration`` present with a null value goes to ``extra``, so that ``_event_dict``
     gives it back)."""
     attempt, duration, task = event.get("attempt"), event.get("duration"), event["task"]
+    if len(event) == 9 and isinstance(reason := event.get("reason"), str) and task is not None:
+        extra = _REASON_EXTRA.get(reason)
+        if extra is None:
+            extra = _REASON_EXTRA[reason] = json.dumps({"reason": reason})
+        return _EVENT_REASON, (event["execution_id"], event["workflow"], event["event"], task,
+                               event["timestamp"], event["status"], extra)
     if len(event) == 8 + (attempt is not None) + (duration is not None):
         if attempt is not None and task is not None:
             head = (event["execution_id"], event["workflow"], event["event"], task,
@@ -245,6 +253,7 @@ _TASK_SQL = "INSERT OR REPLACE INTO task_runs VALUES ({})"  # NULLs in SQL: see 
 _TASK_FULL = _TASK_SQL.format(",".join("?" * 13))
 _TASK_STARTED = _TASK_SQL.format("?,?,?,?,?" + ",NULL" * 8)  # up to start_time
 _TASK_ENDED = _TASK_SQL.format("?,?,?,?,?,?,?,?" + ",NULL" * 5)  # up to result
+_TASK_SKIPPED = _TASK_SQL.format("?,?,?,?" + ",NULL" * 6 + ",?,NULL,NULL")  # and its reason
 
 
 class Store:
@@ -443,12 +452,17 @@ class Store:
                      rows: Iterable[TaskRow]) -> dict[str, list[tuple[Any, ...]]]:
         """The rows to write, by statement (see ``_TASK_SQL``)."""
         out: dict[str, list[tuple[Any, ...]]] = {_TASK_STARTED: [], _TASK_ENDED: [],
-                                                 _TASK_FULL: []}
-        started, ended, full = out.values()
+                                                 _TASK_SKIPPED: [], _TASK_FULL: []}
+        started, ended, skipped, full = out.values()
         for r in rows:
             result = r.result_text if r.result_text is not None else \
                 None if r.result is None else encode_result(r.result)
             history = None if r.history is None else r.stored_history()
+            if r.error is None and r.traceback is None and history is None and \
+                    r.branch is None and r.start_time is None and r.reason is not None and \
+                    r.end_time is None and r.duration is None and result is None:
+                skipped.append((execution_id, r.name, r.status, r.attempts, r.reason))
+                continue
             if r.error is None and r.traceback is None and r.reason is None and \
                     history is None and r.branch is None and r.start_time is not None:
                 if r.end_time is None and r.duration is None and result is None:
