@@ -133,24 +133,33 @@ _REASON_EXTRA: dict[str, str] = {}  # reason -> the extra JSON of a task_skipped
 def _event_row(event: Json) -> tuple[str, tuple[Any, ...]]:
     """The statement and the values after ``seq`` that store ``event`` (``attempt`` or
     ``duration`` present with a null value goes to ``extra``, so that ``_event_dict``
-    gives it back)."""
-    attempt, duration, task = event.get("attempt"), event.get("duration"), event["task"]
-    if len(event) == 9 and isinstance(reason := event.get("reason"), str) and task is not None:
-        extra = _REASON_EXTRA.get(reason)
-        if extra is None:
-            extra = _REASON_EXTRA[reason] = json.dumps({"reason": reason})
-        return _EVENT_REASON, (event["execution_id"], event["workflow"], event["event"], task,
-                               event["timestamp"], event["status"], extra)
-    if len(event) == 8 + (attempt is not None) + (duration is not None):
-        if attempt is not None and task is not None:
-            head = (event["execution_id"], event["workflow"], event["event"], task,
-                    event["timestamp"], event["status"], attempt)
-            return (_EVENT_STARTED, head) if duration is None else \
-                (_EVENT_ENDED, (*head, duration))
-        extra = None
-    else:
-        extra = json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS or
-                            (v is None and k in ("attempt", "duration"))})
+    gives it back). The task events the engine writes by the thousand come first."""
+    task, size = event["task"], len(event)
+    if task is not None and size < 11:
+        if size == 9:
+            attempt = event.get("attempt")
+            if attempt is not None:  # task_started
+                return _EVENT_STARTED, (event["execution_id"], event["workflow"],
+                                        event["event"], task, event["timestamp"],
+                                        event["status"], attempt)
+            reason = event.get("reason")
+            if isinstance(reason, str):  # task_skipped
+                extra = _REASON_EXTRA.get(reason)
+                if extra is None:
+                    extra = _REASON_EXTRA[reason] = json.dumps({"reason": reason})
+                return _EVENT_REASON, (event["execution_id"], event["workflow"],
+                                       event["event"], task, event["timestamp"],
+                                       event["status"], extra)
+        elif size == 10:
+            attempt, duration = event.get("attempt"), event.get("duration")
+            if attempt is not None and duration is not None:  # task_completed
+                return _EVENT_ENDED, (event["execution_id"], event["workflow"],
+                                      event["event"], task, event["timestamp"],
+                                      event["status"], attempt, duration)
+    attempt, duration = event.get("attempt"), event.get("duration")
+    extra = None if size == 8 + (attempt is not None) + (duration is not None) else \
+        json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS or
+                    (v is None and k in ("attempt", "duration"))})
     return _EVENT_FULL, (event["execution_id"], event["workflow"], event["event"], task,
                          event["timestamp"], event["status"], attempt, duration, extra)
 

@@ -142,7 +142,11 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
             "run this workflow from the notebook (%taskflow run) or use 'module:function'")
     module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)  # waits for an import in progress
+        obj: Any = sys.modules.get(module_name)
+        if obj is None or getattr(getattr(obj, "__spec__", None), "_initializing", False):
+            # not imported yet, or being imported by another thread (import_module waits
+            # for it); else the module is ready, as import_module itself checks first
+            obj = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:

@@ -7,6 +7,8 @@ import json
 import sqlite3
 
 import sqlite_utils
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.model import Workflow
@@ -161,3 +163,29 @@ def test_a_snapshot_reads_the_execution_as_it_was_at_its_seq(tmp_path):
     assert seq == 0
     assert execution["status"] == "pending" and execution["tasks"][0]["status"] == "pending"
     assert Store(path).snapshot("exec_s")[1]["tasks"][0]["status"] == "running"
+
+
+_ABSENT = object()
+_OPTIONAL = {"attempt": st.sampled_from([_ABSENT, None, 1, 3]),
+             "duration": st.sampled_from([_ABSENT, None, 0.0, 1.25]),
+             "reason": st.sampled_from([_ABSENT, _ABSENT, None, "upstream_failed", "é"]),
+             "error": st.sampled_from([_ABSENT, _ABSENT, _ABSENT, 'E: "x"']),
+             "selected": st.sampled_from([_ABSENT, _ABSENT, _ABSENT, [], ["a"]])}
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["task_started", "task_skipped", "execution_failed"]),
+                          st.sampled_from([None, "a"]), st.fixed_dictionaries(_OPTIONAL)),
+                min_size=1, max_size=6))
+def test_any_event_reads_back_as_published(store, specs):
+    """Whatever keys an event has, the row shape chosen for it gives it back unchanged."""
+    if not store.list_workflows():
+        store.save_workflow(parse_workflow(wf(task("a"))))
+    ex = f"exec_{len(store.list_executions(limit=1000)[0])}"
+    store.create_execution(ex, "wf", 1)
+    events = [make_event(name, ex, "wf", "x", task_name,
+                         **{k: v for k, v in extra.items() if v is not _ABSENT})
+              for name, task_name, extra in specs]
+    store.commit(ex, events=events)
+    assert store.events(0, execution=ex) == events
