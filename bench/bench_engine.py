@@ -4,6 +4,7 @@
         [--sizes 100 1000 10000 100000] [--big-shapes SHAPE ...] [--workers N]
         [--repeat R] [--no-fast] [--no-dask]
     python bench/bench_engine.py --profile fanout:10000 chain:10000 [fanout:10000:fast]
+    python bench/bench_engine.py --phases fanout:10000 chain:10000
 
 No-op workflows of four shapes (``bench/_floor.py``: chain, fan-out/fan-in, 10-layer
 grid, branch) run through a ``Runner`` with a real SQLite ``Store`` (WAL,
@@ -30,6 +31,11 @@ saves two of them). The fan-in of fanout and the join of branch have n-2
 dependencies, more than the default ``Limits.max_dependencies`` of 10,000, so the
 store is given a limit of n.
 
+``--phases shape:n`` runs one case (best of ``--repeat``) as the table does, with a timer
+around each phase of the loop's turn, the submission and the worker's call, and prints
+the wall time of each per task (phases nest: ``_flush`` holds ``commit``). Threads
+share the GIL, so a phase's time includes waiting for it.
+
 ``--profile shape:n[:fast]`` runs one case under cProfile with the loop in the main
 thread (the submit path and the loop; the worker threads are not profiled) and prints
 the top functions by own time and by cumulative time.
@@ -50,11 +56,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import pytaskflow_jupyter.executors as executors_module  # noqa: E402
 from bench._floor import SHAPES, dask_graph, definition, graph, run_floor  # noqa: E402
 from pytaskflow_jupyter.engine import ExecutionRun  # noqa: E402
 from pytaskflow_jupyter.events import EventBus  # noqa: E402
@@ -218,6 +227,41 @@ def profile(case: str, workers: int, top: int) -> None:
         stats.sort_stats(key).print_stats(top)
 
 
+def phases(case: str, workers: int, repeat: int) -> None:
+    """Wall time per task of each phase of one case (see the module docstring)."""
+    shape, size = case.split(":")[:2]
+    n = int(size)
+    spent: Counter[str] = Counter()
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    for name in ("_begin", "_handle", "_decide", "_start_attempts", "_flush", "_submit"):
+        timed(ExecutionRun, name, f"loop: {name}")
+    timed(Store, "commit", "loop: _flush > Store.commit")
+    timed(Runner, "submit", "Runner.submit")
+    timed(executors_module, "run_job", "worker: run_job")
+    best: tuple[float, dict[str, float]] | None = None
+    for _ in range(repeat):
+        spent.clear()
+        total, _submit = engine_once(shape, n, workers, False)
+        if best is None or total < best[0]:
+            best = (total, dict(spent))
+    assert best is not None
+    print(f"\n=== phases {shape}:{n}: {best[0] / n * 1e6:.1f} us/task in all ===")
+    for label, seconds in sorted(best[1].items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<30}{seconds / n * 1e6:8.1f} us/task")
+
+
 # -- the table --------------------------------------------------------------------------
 def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
@@ -251,6 +295,7 @@ def main() -> None:
     parser.add_argument("--no-fast", action="store_true", help="skip the fast-path column")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask column")
     parser.add_argument("--profile", nargs="*", metavar="SHAPE:N[:fast]")
+    parser.add_argument("--phases", nargs="*", metavar="SHAPE:N")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SHAPE", "N"),
                         help=argparse.SUPPRESS)
@@ -262,6 +307,10 @@ def main() -> None:
     if args.profile:
         for case in args.profile:
             profile(case, args.workers, args.top)
+        return
+    if args.phases:
+        for case in args.phases:
+            phases(case, args.workers, args.repeat)
         return
     try:
         import dask  # noqa: F401
