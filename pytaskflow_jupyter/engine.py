@@ -60,10 +60,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ._rows import TaskRow, encode_result
 from .events import EventBus, make_event
 from .executors import Executor
 from .model import ExecStatus, Reason, TaskSpec, TaskStatus, Workflow, iso
-from .store import Store, TaskRow, encode_result
+from .store import Store
 from .tasks import Job, Outcome, Started, TaskCodeError
 
 __all__ = ["ExecutionRun"]

@@ -19,7 +19,8 @@ is shared by the Jupyter server and every kernel on the machine. So:
   100,000-task workflow to one row.
 
 Schema changes are append-only migrations (``MIGRATIONS``); a database written by a
-newer schema is refused rather than misread.
+newer schema is refused rather than misread. What a row holds and which statement
+writes it (``TaskRow``, the row shapes of task runs and events) is in ``_rows.py``.
 """
 
 from __future__ import annotations
@@ -31,14 +32,21 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from ._rows import (
+    PENDING,
+    TaskRow,
+    event_dict,
+    event_row,
+    loads,
+    task_writes,
+)
 from .errors import Conflict, InvalidInput, NotFound, StoreError
 from .model import TERMINAL_EXECUTION, TaskStatus, Workflow, utcnow
 from .validation import STORED, Limits, parse_workflow
@@ -96,7 +104,7 @@ def _m1(db: sqlite_utils.Database) -> None:
 
 def _m2(db: sqlite_utils.Database) -> None:
     """Events as columns: the engine writes no JSON document per event (readers build
-    it, see ``_event_dict``); rows written before keep their ``payload``.
+    it, see ``_rows.event_dict``); rows written before keep their ``payload``.
 
     And no index on events: each one cost a B-tree page written per commit (a tenth of a
     chain's step). An execution records ``first_seq``, the last ``seq`` before it was
@@ -113,156 +121,11 @@ def _m2(db: sqlite_utils.Database) -> None:
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2]
 
-# The keys every event has (SPEC §4), stored in columns; ``attempt`` and ``duration``
-# have columns too; any other key goes to ``extra`` (a JSON object, usually NULL).
-_EVENT_BASE = ("event", "workflow_id", "task", "timestamp", "seq", "execution_id", "workflow",
-               "status")
-_EVENT_COLUMNS = frozenset((*_EVENT_BASE, "attempt", "duration"))
-# Binding None costs CPython's sqlite3 about 0.5 us a value (it looks for an adapter
-# first), and most rows the engine writes are half NULLs: the common shapes have their
-# own statements, with NULL written in the SQL; any other row binds every column.
-_EVENT_SQL = ("INSERT INTO events (seq, execution_id, workflow_id, event, task, timestamp, "
-              "status, attempt, duration, extra) VALUES ({})")
-_EVENT_FULL = _EVENT_SQL.format(",".join("?" * 10))
-_EVENT_STARTED = _EVENT_SQL.format("?,?,?,?,?,?,?,?,NULL,NULL")  # a task event, no duration
-_EVENT_ENDED = _EVENT_SQL.format("?,?,?,?,?,?,?,?,?,NULL")  # a task event with its duration
-_EVENT_REASON = _EVENT_SQL.format("?,?,?,?,?,?,?,NULL,NULL,?")  # task_skipped: its reason
-_REASON_EXTRA: dict[str, str] = {}  # reason -> the extra JSON of a task_skipped event
-
-
-def _event_row(event: Json) -> tuple[str, tuple[Any, ...]]:
-    """The statement and the values after ``seq`` that store ``event`` (``attempt`` or
-    ``duration`` present with a null value goes to ``extra``, so that ``_event_dict``
-    gives it back). The task events the engine writes by the thousand come first."""
-    task, size = event["task"], len(event)
-    if task is not None and size < 11:
-        if size == 9:
-            attempt = event.get("attempt")
-            if attempt is not None:  # task_started
-                return _EVENT_STARTED, (event["execution_id"], event["workflow"],
-                                        event["event"], task, event["timestamp"],
-                                        event["status"], attempt)
-            reason = event.get("reason")
-            if isinstance(reason, str):  # task_skipped
-                extra = _REASON_EXTRA.get(reason)
-                if extra is None:
-                    extra = _REASON_EXTRA[reason] = json.dumps({"reason": reason})
-                return _EVENT_REASON, (event["execution_id"], event["workflow"],
-                                       event["event"], task, event["timestamp"],
-                                       event["status"], extra)
-        elif size == 10:
-            attempt, duration = event.get("attempt"), event.get("duration")
-            if attempt is not None and duration is not None:  # task_completed
-                return _EVENT_ENDED, (event["execution_id"], event["workflow"],
-                                      event["event"], task, event["timestamp"],
-                                      event["status"], attempt, duration)
-    attempt, duration = event.get("attempt"), event.get("duration")
-    extra = None if size == 8 + (attempt is not None) + (duration is not None) else \
-        json.dumps({k: v for k, v in event.items() if k not in _EVENT_COLUMNS or
-                    (v is None and k in ("attempt", "duration"))})
-    return _EVENT_FULL, (event["execution_id"], event["workflow"], event["event"], task,
-                         event["timestamp"], event["status"], attempt, duration, extra)
-
-
-def _event_dict(row: tuple[Any, ...]) -> Json:
-    """An event as published, from ``SELECT seq, execution_id, workflow_id, event, task,
-    timestamp, status, attempt, duration, extra``."""
-    seq, execution_id, workflow, name, task, timestamp, status, attempt, duration, extra = row
-    event: Json = {"event": name, "workflow_id": execution_id, "task": task,
-                   "timestamp": timestamp, "seq": seq, "execution_id": execution_id,
-                   "workflow": workflow, "status": status}
-    if attempt is not None:
-        event["attempt"] = attempt
-    if duration is not None:
-        event["duration"] = duration
-    if extra is not None:
-        event.update(json.loads(extra))
-    return event
-
-
-@dataclass
-class TaskRow:
-    """The durable state of one task in one execution (what ``task_runs`` holds)."""
-
-    name: str
-    status: str = TaskStatus.PENDING
-    attempts: int = 0
-    start_time: str | None = None
-    end_time: str | None = None
-    duration: float | None = None
-    result: Any = None
-    error: str | None = None
-    traceback: str | None = None
-    reason: str | None = None
-    history: list[Json] | None = None
-    branch: Json | None = None
-    result_text: str | None = None  # the result as JSON text, when already encoded
-
-    def implied_history(self) -> list[Json]:
-        """The history of a task that completed at its only recorded attempt: not stored
-        (most tasks; it spares a JSON document per task), rebuilt from the row's fields."""
-        return [{"attempt": self.attempts, "status": TaskStatus.COMPLETED,
-                 "startTime": self.start_time, "endTime": self.end_time,
-                 "duration": self.duration}]
-
-    def stored_history(self) -> str | None:
-        """The history as ``task_runs`` keeps it (None when implied: the engine leaves
-        ``history`` None for a task that succeeded at its first recorded attempt)."""
-        if self.history is None or (
-                len(self.history) == 1 and self.status == TaskStatus.COMPLETED
-                and self.history == self.implied_history()):
-            return None
-        return json.dumps(self.history)
-
-    def to_json(self, *, detail: bool = False) -> Json:
-        """The task as REST shows it (camelCase)."""
-        out: Json = {"name": self.name, "status": self.status, "duration": self.duration,
-                     "attempts": self.attempts, "startTime": self.start_time,
-                     "endTime": self.end_time, "error": self.error, "reason": self.reason}
-        if detail:
-            history = self.history if self.history is not None else \
-                self.implied_history() if self.status == TaskStatus.COMPLETED else []
-            out.update(result=self.result, traceback=self.traceback, history=history,
-                       branch=self.branch)
-        return out
-
-
-def encode_result(value: Any, limit: int = 1 << 20) -> str:
-    """JSON text of a result; a summary when it is not JSON or larger than ``limit``."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return json.dumps({"summary": _summary(value), "type": type(value).__name__,
-                           "json": False})
-    if len(text) > limit:
-        return json.dumps({"summary": text[:200] + "...", "type": type(value).__name__,
-                           "json": False, "bytes": len(text)})
-    return text
-
-
-def _summary(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text[:200] + ("..." if len(text) > 200 else "")
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 TASK_COLUMNS = ("status", "attempts", "start_time", "end_time", "duration", "result", "error",
                 "traceback", "reason", "history", "branch")
 EXEC_COLUMNS = frozenset({"status", "start_time", "end_time", "owner", "heartbeat", "reason",
                           "executor", "cancel_requested"})
 ACTIVE = ("pending", "running")
-_PENDING = {k: v for k, v in TaskRow("").to_json().items() if k != "name"}
-_TASK_SQL = "INSERT OR REPLACE INTO task_runs VALUES ({})"  # NULLs in SQL: see _EVENT_SQL
-_TASK_FULL = _TASK_SQL.format(",".join("?" * 13))
-_TASK_STARTED = _TASK_SQL.format("?,?,?,?,?" + ",NULL" * 8)  # up to start_time
-_TASK_ENDED = _TASK_SQL.format("?,?,?,?,?,?,?,?" + ",NULL" * 5)  # up to result
-_TASK_SKIPPED = _TASK_SQL.format("?,?,?,?" + ",NULL" * 6 + ",?,NULL,NULL")  # and its reason
 
 
 class Store:
@@ -445,7 +308,7 @@ class Store:
                     "(SELECT coalesce(max(seq), 0) FROM events))",
                     (execution_id, workflow_id, revision, "pending", json.dumps(params or {}),
                      utcnow(), owner, time.time(), parent_id, idempotency_key, executor))
-                for sql, rows in self._task_writes(execution_id, tasks or []).items():
+                for sql, rows in task_writes(execution_id, tasks or []).items():
                     conn.executemany(sql, rows)
                 existing, created = execution_id, True
         return self.get_execution(existing), created
@@ -455,36 +318,6 @@ class Store:
         row = self._conn().execute("SELECT id FROM executions WHERE idempotency_key=?",
                                    (idempotency_key,)).fetchone()
         return None if row is None else self.get_execution(row[0])
-
-    @staticmethod
-    def _task_writes(execution_id: str,
-                     rows: Iterable[TaskRow]) -> dict[str, list[tuple[Any, ...]]]:
-        """The rows to write, by statement (see ``_TASK_SQL``)."""
-        out: dict[str, list[tuple[Any, ...]]] = {_TASK_STARTED: [], _TASK_ENDED: [],
-                                                 _TASK_SKIPPED: [], _TASK_FULL: []}
-        started, ended, skipped, full = out.values()
-        for r in rows:
-            result = r.result_text if r.result_text is not None else \
-                None if r.result is None else encode_result(r.result)
-            history = None if r.history is None else r.stored_history()
-            if r.error is None and r.traceback is None and history is None and \
-                    r.branch is None and r.start_time is None and r.reason is not None and \
-                    r.end_time is None and r.duration is None and result is None:
-                skipped.append((execution_id, r.name, r.status, r.attempts, r.reason))
-                continue
-            if r.error is None and r.traceback is None and r.reason is None and \
-                    history is None and r.branch is None and r.start_time is not None:
-                if r.end_time is None and r.duration is None and result is None:
-                    started.append((execution_id, r.name, r.status, r.attempts, r.start_time))
-                    continue
-                if r.end_time is not None and r.duration is not None and result is not None:
-                    ended.append((execution_id, r.name, r.status, r.attempts, r.start_time,
-                                  r.end_time, r.duration, result))
-                    continue
-            full.append((execution_id, r.name, r.status, r.attempts, r.start_time, r.end_time,
-                         r.duration, result, r.error, r.traceback, r.reason, history,
-                         None if r.branch is None else json.dumps(r.branch)))
-        return out
 
     def commit(self, execution_id: str, *, tasks: list[TaskRow] = (),  # type: ignore[assignment]
                events: list[Json] = (),  # type: ignore[assignment]
@@ -498,8 +331,8 @@ class Store:
         state) and None is returned.
         """
         # everything but the seq is encoded before the write lock is taken
-        task_rows = self._task_writes(execution_id, tasks) if tasks else None
-        event_rows = [_event_row(event) for event in events] if events else None
+        task_rows = task_writes(execution_id, tasks) if tasks else None
+        event_rows = [event_row(event) for event in events] if events else None
         conn = self._conn()
         conn.execute(self.BEGIN)
         try:
@@ -568,8 +401,8 @@ class Store:
             (execution_id,)).fetchall()
         out = {}
         for r in rows:
-            row = out[r[0]] = TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], _loads(r[6]), r[7],
-                                      r[8], r[9], _loads(r[10]), _loads(r[11]), r[6])
+            row = out[r[0]] = TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]), r[7],
+                                      r[8], r[9], loads(r[10]), loads(r[11]), r[6])
             if row.history is None and row.status == TaskStatus.COMPLETED:
                 row.history = row.implied_history()
         return out
@@ -581,7 +414,7 @@ class Store:
         if row is None:
             raise NotFound(f"unknown execution {execution_id!r}")
         data = dict(zip([c[0] for c in cur.description], row, strict=True))
-        data["params"] = _loads(data["params"]) or {}
+        data["params"] = loads(data["params"]) or {}
         return data
 
     def get_execution(self, execution_id: str, *, detail: bool = False) -> Json:
@@ -592,8 +425,8 @@ class Store:
         wf = self.load_workflow(row["workflow_id"], row["revision"])
         stored = self.task_rows(row["id"])
         tasks = [stored[t.name].to_json(detail=detail) if t.name in stored else
-                 {"name": t.name, **_PENDING, "result": None, "traceback": None, "history": [],
-                  "branch": None} if detail else {"name": t.name, **_PENDING}  # no row yet
+                 {"name": t.name, **PENDING, "result": None, "traceback": None, "history": [],
+                  "branch": None} if detail else {"name": t.name, **PENDING}  # no row yet
                  for t in wf.tasks]
         return {"id": row["id"], "workflowId": row["workflow_id"], "revision": row["revision"],
                 "status": row["status"], "tasks": tasks, "startTime": row["start_time"],
@@ -624,7 +457,7 @@ class Store:
         more = len(rows) > limit
         rows = rows[:limit]
         for row in rows:
-            row["params"] = _loads(row["params"]) or {}
+            row["params"] = loads(row["params"]) or {}
         page = [self._to_json(r, detail=False) for r in rows]
         return page, (rows[-1]["_rowid"] if more else None)
 
@@ -640,7 +473,7 @@ class Store:
         cols = [c[0] for c in cur.description]
         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         for row in rows:
-            row["params"] = _loads(row["params"]) or {}
+            row["params"] = loads(row["params"]) or {}
         return rows
 
     def heartbeat(self, owner: str, execution_ids: list[str]) -> None:
@@ -718,7 +551,7 @@ class Store:
             row = conn.execute(first, args[:1]).fetchone()
             seq = max(seq, row[0] or 0) if row else seq
         rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [seq, *args, limit]).fetchall()
-        return [_event_dict(r[:10]) if r[10] is None else json.loads(r[10]) for r in rows]
+        return [event_dict(r[:10]) if r[10] is None else json.loads(r[10]) for r in rows]
 
     def check_params(self, params: Any) -> Json:
         """Execution parameter overrides must be a JSON object."""
