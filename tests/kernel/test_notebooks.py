@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import websocket
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -201,7 +202,6 @@ def _answers(get) -> bool:
 
 
 def test_server_sharing_the_database_serves_the_kernel_execution(server, kernel_env, tmp_path):
-    websocket = pytest.importorskip("websocket")
     store = Store(kernel_env)
     since = store.last_seq()  # events after this one are replayed, then streamed live
     store.close()

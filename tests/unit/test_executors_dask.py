@@ -7,11 +7,9 @@ import os
 import queue
 import textwrap
 
-import pytest
-
-pytest.importorskip("distributed")
-
 import dask
+import distributed  # noqa: F401 -- its config defaults must load before dask.config.set
+import pytest
 
 from pytaskflow_jupyter.executors import DaskExecutor
 from pytaskflow_jupyter.runner import Runner
