@@ -147,7 +147,7 @@ class _Slot:
             with self.ex._lock:
                 attempt.state, attempt.slot = DONE, None
             if not self.ex._abandon:
-                _deliver(attempt, outcome)
+                self.ex._deliver(attempt, outcome)
 
     def _spawn_quietly(self) -> None:
         try:
@@ -243,11 +243,6 @@ class _Slot:
             conn.close()
 
 
-def _deliver(attempt: Attempt, outcome: Outcome) -> None:
-    try:
-        attempt.report(outcome)
-    except Exception:
-        log.exception("process executor: reporting task %r failed", attempt.job.task)
 
 
 def _read_crash(path: str, limit: int = 16 * 1024) -> str:

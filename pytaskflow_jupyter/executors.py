@@ -130,10 +130,14 @@ class QueueExecutor(Executor):
                 self._stop_running(handle)  # under the lock: the worker cannot move on
                 return
             handle.state = DONE
-        try:  # still queued: it will never run, so report it here
-            handle.report(failed_outcome(handle.job, STOPPED_QUEUED))
+        self._deliver(handle, failed_outcome(handle.job, STOPPED_QUEUED))  # it never runs
+
+    def _deliver(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Report an attempt's outcome; a failing ``report`` is logged, not raised."""
+        try:
+            attempt.report(outcome)
         except Exception:
-            log.exception("%s executor: reporting task %r failed", self.name, handle.job.task)
+            log.exception("%s executor: reporting task %r failed", self.name, attempt.job.task)
 
     def _stop_running(self, handle: Attempt) -> None:
         """Stop a running attempt, if this executor can (called under the lock)."""
