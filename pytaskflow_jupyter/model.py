@@ -137,13 +137,13 @@ class Workflow:
     tags: tuple[str, ...] = ()
     owner: str | None = None
     max_parallel: int | None = None
+    # ``canonical_json(source)`` when validation already has it (the fingerprint's text)
+    canonical: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def task_map(self) -> dict[str, TaskSpec]:
         """Tasks by name."""
         return {t.name: t for t in self.tasks}
-
-    canonical: str | None = field(default=None, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         """A hash of the definition as posted, whatever the order of its keys; an

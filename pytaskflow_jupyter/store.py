@@ -525,12 +525,6 @@ class Store:
         """The highest committed event ``seq`` (0 when there is none)."""
         return int(self._conn().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
-    def events_after(self, seq: int, *, execution: str | None = None,
-                     workflow: str | None = None, limit: int = 1000) -> list[tuple[int, str]]:
-        """Stored events after ``seq`` as ``(seq, json_text)``, oldest first."""
-        return [(event["seq"], json.dumps(event)) for event in
-                self.events(seq, execution=execution, workflow=workflow, limit=limit)]
-
     def events(self, seq: int, *, execution: str | None = None, workflow: str | None = None,
                limit: int = 1000) -> list[Json]:
         """Stored events after ``seq``, oldest first, as published."""

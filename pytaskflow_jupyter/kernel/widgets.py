@@ -8,7 +8,7 @@ error with its traceback one click away).
 How it stays live
 -----------------
 It reads the shared database only, so an execution run by this kernel, by the Jupyter
-server or by another kernel looks the same: a snapshot (``get_execution``), then every
+server or by another kernel looks the same: a snapshot (``Store.snapshot``), then every
 stored event after the snapshot's ``seq`` (``Store.events``), applied in order. A
 follower thread polls every ``poll_interval`` seconds and is woken at once by the
 kernel's ``EventBus`` for executions running here. Pushes to the frontend are

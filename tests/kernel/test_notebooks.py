@@ -145,7 +145,7 @@ def test_cell_magic_and_run_wait_in_a_real_kernel(kernel_env, tmp_path):
         detail = store.get_execution(execution_id, detail=True)
         assert detail["status"] == "completed" and detail["params"] == {"offset": 100}
         assert [t["result"] for t in detail["tasks"]] == [[1, 2, 3, 4], [1, 4, 9, 16], 130]
-        events = [json.loads(p) for _, p in store.events_after(0, execution=execution_id)]
+        events = store.events(0, execution=execution_id)
         assert events[0]["event"] == "execution_started"
         assert events[-1]["event"] == "execution_completed"
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
