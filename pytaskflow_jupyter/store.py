@@ -370,20 +370,15 @@ class Store:
                 event["seq"] = seq
         return list(events)
 
-    @staticmethod
-    def _is_terminal(conn: sqlite3.Connection, execution_id: str) -> bool:
-        row = conn.execute("SELECT status FROM executions WHERE id=?", (execution_id,)).fetchone()
-        return row is None or row[0] in TERMINAL_EXECUTION
-
     def request_cancel(self, execution_id: str) -> None:
         """Ask the owner of an execution (maybe another process) to cancel it."""
         with self.write() as conn:
-            if self._is_terminal(conn, execution_id):
-                status = conn.execute("SELECT status FROM executions WHERE id=?",
-                                      (execution_id,)).fetchone()
-                if status is None:
-                    raise NotFound(f"unknown execution {execution_id!r}")
-                raise Conflict(f"execution {execution_id!r} is already {status[0]}")
+            row = conn.execute("SELECT status FROM executions WHERE id=?",
+                               (execution_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"unknown execution {execution_id!r}")
+            if row[0] in TERMINAL_EXECUTION:
+                raise Conflict(f"execution {execution_id!r} is already {row[0]}")
             conn.execute("UPDATE executions SET cancel_requested=1 WHERE id=?", (execution_id,))
 
     def control(self, execution_id: str) -> tuple[str, bool]:
