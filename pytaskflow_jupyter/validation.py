@@ -237,7 +237,7 @@ def _check_dependencies(i: int, name: str, deps: list[Any], index: dict[str, int
         if not isinstance(dep, str):
             p.add(where, "type_error", f"must be a task name, not {type(dep).__name__}")
             continue
-        dep = unicodedata.normalize("NFC", dep)
+        dep = _nfc(dep)
         if dep == name:
             p.add(where, "self_dependency", f"task {name!r} depends on itself", task=name)
         elif dep not in index:
@@ -393,8 +393,6 @@ def _build(data: dict[str, Any], names: list[str], deps: list[list[str]],
     """The ``Workflow`` of a valid definition (``names`` and ``deps`` in NFC, as checked;
     ``canonical``: its text from the plain-JSON check, which the fingerprint reuses)."""
     specs = tuple(
-        TaskSpec(name, t.get("type", "python"), dict(t.get("params") or {}), tuple(d))
-        if NUMBER_KEYS.isdisjoint(t) and "trigger_rule" not in t else
         TaskSpec(name, t.get("type", "python"), dict(t.get("params") or {}), tuple(d),
                  t.get("retries", 0), float(t.get("retry_delay", 1.0)),
                  float(t.get("retry_backoff", 2.0)),
