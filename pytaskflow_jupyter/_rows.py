@@ -172,8 +172,9 @@ _TASK_SKIPPED = _TASK_SQL.format("?,?,?,?" + ",NULL" * 6 + ",?,NULL,NULL")  # an
 
 
 def task_writes(execution_id: str,
-            rows: Iterable[TaskRow]) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows to write, by statement (see ``_EVENT_SQL``: NULLs in the SQL)."""
+                rows: Iterable[TaskRow]) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows to write, by statement (see ``_EVENT_SQL``: NULLs in the SQL); only the
+    statements that have rows."""
     out: dict[str, list[tuple[Any, ...]]] = {_TASK_STARTED: [], _TASK_ENDED: [],
                                              _TASK_SKIPPED: [], _TASK_FULL: []}
     started, ended, skipped, full = out.values()
@@ -181,21 +182,20 @@ def task_writes(execution_id: str,
         result = r.result_text if r.result_text is not None else \
             None if r.result is None else encode_result(r.result)
         history = None if r.history is None else r.stored_history()
-        if r.error is None and r.traceback is None and history is None and \
-                r.branch is None and r.start_time is None and r.reason is not None and \
-                r.end_time is None and r.duration is None and result is None:
-            skipped.append((execution_id, r.name, r.status, r.attempts, r.reason))
-            continue
-        if r.error is None and r.traceback is None and r.reason is None and \
-                history is None and r.branch is None and r.start_time is not None:
-            if r.end_time is None and r.duration is None and result is None:
-                started.append((execution_id, r.name, r.status, r.attempts, r.start_time))
+        if r.error is None and r.traceback is None and history is None and r.branch is None:
+            if r.start_time is None and r.end_time is None and r.duration is None and \
+                    result is None and r.reason is not None:
+                skipped.append((execution_id, r.name, r.status, r.attempts, r.reason))
                 continue
-            if r.end_time is not None and r.duration is not None and result is not None:
-                ended.append((execution_id, r.name, r.status, r.attempts, r.start_time,
-                              r.end_time, r.duration, result))
-                continue
+            if r.start_time is not None and r.reason is None:
+                if r.end_time is None and r.duration is None and result is None:
+                    started.append((execution_id, r.name, r.status, r.attempts, r.start_time))
+                    continue
+                if r.end_time is not None and r.duration is not None and result is not None:
+                    ended.append((execution_id, r.name, r.status, r.attempts, r.start_time,
+                                  r.end_time, r.duration, result))
+                    continue
         full.append((execution_id, r.name, r.status, r.attempts, r.start_time, r.end_time,
                      r.duration, result, r.error, r.traceback, r.reason, history,
                      None if r.branch is None else json.dumps(r.branch)))
-    return out
+    return {sql: batch for sql, batch in out.items() if batch}

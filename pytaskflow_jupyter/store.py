@@ -351,8 +351,7 @@ class Store:
                     conn.executemany(sql, rows)
             if task_rows:
                 for sql, rows in task_rows.items():
-                    if rows:
-                        conn.executemany(sql, rows)
+                    conn.executemany(sql, rows)
             if logs:
                 conn.executemany("INSERT OR REPLACE INTO task_logs VALUES (?,?,?,?,?)",
                                  [(execution_id, *entry) for entry in logs])
