@@ -49,25 +49,34 @@ def graph(shape: str, n: int) -> Graph:
         return [(f"t{i}", [f"t{i - 1}"] if i else [], "python") for i in range(n)]
     if shape == "fanout":
         mid = [f"t{i}" for i in range(n - 2)]
-        return [("root", [], "python"), *((m, ["root"], "python") for m in mid),
-                ("sink", mid, "python")]
+        return [
+            ("root", [], "python"),
+            *((m, ["root"], "python") for m in mid),
+            ("sink", mid, "python"),
+        ]
     if shape == "grid":
         width = max(1, n // LAYERS)
         out: Graph = []
         for layer in range(LAYERS):
             for i in range(width):
-                deps = [] if layer == 0 else [f"g{layer - 1}_{j}" for j in (i - 1, i, i + 1)
-                                              if 0 <= j < width]
+                deps = (
+                    []
+                    if layer == 0
+                    else [f"g{layer - 1}_{j}" for j in (i - 1, i, i + 1) if 0 <= j < width]
+                )
                 out.append((f"g{layer}_{i}", deps, "python"))
         return out
     if shape == "branch":
         k = (n - 4) // 2
         left, right = [f"l{i}" for i in range(k)], [f"r{i}" for i in range(k)]
-        return [("choose", [], "branch"), ("left", ["choose"], "python"),
-                ("right", ["choose"], "python"),
-                *((x, ["left"], "python") for x in left),
-                *((x, ["right"], "python") for x in right),
-                ("join", left + right, "python")]
+        return [
+            ("choose", [], "branch"),
+            ("left", ["choose"], "python"),
+            ("right", ["choose"], "python"),
+            *((x, ["left"], "python") for x in left),
+            *((x, ["right"], "python") for x in right),
+            ("join", left + right, "python"),
+        ]
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
@@ -88,8 +97,11 @@ def definition(shape: str, n: int, *, fast: bool = False) -> dict[str, Any]:
         else:
             params = {} if fast else {"callable": NOOP}
         tasks.append({"name": name, "type": kind, "params": params, "dependencies": deps})
-    return {"id": f"bench_{shape}_{n}{'_fast' if fast else ''}", "name": f"bench {shape} {n}",
-            "tasks": tasks}
+    return {
+        "id": f"bench_{shape}_{n}{'_fast' if fast else ''}",
+        "name": f"bench {shape} {n}",
+        "tasks": tasks,
+    }
 
 
 def dask_graph(shape: str, n: int) -> tuple[dict[str, Any], list[str]]:
@@ -114,8 +126,10 @@ def run_floor(shape: str, n: int, workers: int, db: Path) -> float:
     conn.execute("PRAGMA busy_timeout=60000")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS task_runs (execution_id TEXT, name TEXT, "
-                 "status TEXT, time REAL, PRIMARY KEY (execution_id, name)) WITHOUT ROWID")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS task_runs (execution_id TEXT, name TEXT, "
+        "status TEXT, time REAL, PRIMARY KEY (execution_id, name)) WITHOUT ROWID"
+    )
     sql = "INSERT OR REPLACE INTO task_runs VALUES ('floor', ?, ?, ?)"
     done: queue.SimpleQueue[str] = queue.SimpleQueue()
     pool = ThreadPoolExecutor(workers)

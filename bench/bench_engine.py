@@ -137,9 +137,13 @@ def check(store: Store, ex_id: str, shape: str, n: int) -> None:
     """The run did the work: every task in the status it should have. Counted in SQL,
     not through ``task_rows``, which would build every row and raise the peak measured."""
     status = store.control(ex_id)[0]
-    counts = dict(store._conn().execute(
-        "SELECT status, count(*) FROM task_runs WHERE execution_id=? GROUP BY status",
-        (ex_id,)).fetchall())
+    counts = dict(
+        store._conn()
+        .execute(
+            "SELECT status, count(*) FROM task_runs WHERE execution_id=? GROUP BY status", (ex_id,)
+        )
+        .fetchall()
+    )
     want = expected_counts(shape, n)
     if status != "completed" or counts != want:
         raise AssertionError(f"{shape} {n}: execution {status}, tasks {counts}, want {want}")
@@ -152,8 +156,11 @@ def floor_case(shape: str, n: int, workers: int, repeat: int) -> dict:
             db = Path(tmp) / "floor.db"
             best = min(best, run_floor(shape, n, workers, db))
             with sqlite3.connect(db) as conn:
-                counts = dict(conn.execute("SELECT status, count(*) FROM task_runs "
-                                           "GROUP BY status").fetchall())
+                counts = dict(
+                    conn.execute(
+                        "SELECT status, count(*) FROM task_runs GROUP BY status"
+                    ).fetchall()
+                )
             conn.close()
             if counts != expected_counts(shape, n):
                 raise AssertionError(f"floor {shape} {n}: {counts}")
@@ -187,8 +194,18 @@ def child(kind: str, shape: str, n: int, workers: int, repeat: int) -> None:
 
 
 def spawn(kind: str, shape: str, n: int, workers: int, repeat: int) -> dict | None:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, shape, str(n),
-           "--workers", str(workers), "--repeat", str(repeat)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        shape,
+        str(n),
+        "--workers",
+        str(workers),
+        "--repeat",
+        str(repeat),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200, check=False)
     if proc.returncode != 0:
         print(f"  {kind} {shape} {n} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -212,15 +229,18 @@ def profile(case: str, workers: int, top: int) -> None:
         wf = parse_workflow(data, store.limits)
         revision = store.save_workflow(wf)
         wf = store.load_workflow(wf.id, revision)
-        execution, _ = store.create_execution(new_execution_id(), wf.id, revision, params={},
-                                              owner="bench", executor=executor.name)
+        execution, _ = store.create_execution(
+            new_execution_id(), wf.id, revision, params={}, owner="bench", executor=executor.name
+        )
         status = ExecutionRun(store, executor, EventBus(), wf, execution["id"]).run()
         prof.disable()
         elapsed = time.perf_counter() - start
         executor.shutdown(wait=True)
         store.close()
-    print(f"\n=== profile {case}: {status} in {elapsed:.2f} s under cProfile "
-          f"({elapsed / n * 1e6:.0f} us/task) ===")
+    print(
+        f"\n=== profile {case}: {status} in {elapsed:.2f} s under cProfile "
+        f"({elapsed / n * 1e6:.0f} us/task) ==="
+    )
     stats = pstats.Stats(prof).strip_dirs()
     for key in ("tottime", "cumulative"):
         print(f"\n--- by {key} ---")
@@ -268,18 +288,36 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def header(args: argparse.Namespace) -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                            "pytaskflow_jupyter"], capture_output=True, text=True,
-                           check=False).stdout.strip()
-    print(f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite "
-          f"{sqlite3.sqlite_version}, {args.workers} worker threads, git {head}"
-          f"{' + uncommitted changes in pytaskflow_jupyter/' if dirty else ''}, load average "
-          + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "pytaskflow_jupyter"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    print(
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}, {args.workers} worker threads, git {head}"
+        f"{' + uncommitted changes in pytaskflow_jupyter/' if dirty else ''}, load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    )
     print("command: python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
 
 
@@ -287,18 +325,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=SHAPES)
     parser.add_argument("--sizes", nargs="*", type=int, default=list(SIZES))
-    parser.add_argument("--big-shapes", nargs="*", default=list(SHAPES), choices=SHAPES,
-                        help=f"shapes that also run at n >= {BIG:,}")
+    parser.add_argument(
+        "--big-shapes",
+        nargs="*",
+        default=list(SHAPES),
+        choices=SHAPES,
+        help=f"shapes that also run at n >= {BIG:,}",
+    )
     parser.add_argument("--workers", type=int, default=min(32, (os.cpu_count() or 1) + 4))
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="best of this many runs for n <= 10,000")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="best of this many runs for n <= 10,000"
+    )
     parser.add_argument("--no-fast", action="store_true", help="skip the fast-path column")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask column")
     parser.add_argument("--profile", nargs="*", metavar="SHAPE:N[:fast]")
     parser.add_argument("--phases", nargs="*", metavar="SHAPE:N")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "SHAPE", "N"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "SHAPE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, shape, n = args.child
@@ -314,15 +357,18 @@ def main() -> None:
         return
     try:
         import dask  # noqa: F401
+
         with_dask = not args.no_dask
     except ImportError:
         with_dask = False
     header(args)
     idle = spawn("idle", "chain", 1, args.workers, 1)
     print(f"idle peak (imports only): {idle['peak_kib'] / 1024:.0f} MiB" if idle else "")
-    cols = (f"{'shape':<8}{'n':>8}{'engine us/t':>13}{'submit s':>10}{'fast us/t':>11}"
-            f"{'floor us/t':>12}{'ratio':>7}{'dask us/t':>11}{'peak MiB':>10}"
-            f"{'fast MiB':>10}{'wall s':>8}")
+    cols = (
+        f"{'shape':<8}{'n':>8}{'engine us/t':>13}{'submit s':>10}{'fast us/t':>11}"
+        f"{'floor us/t':>12}{'ratio':>7}{'dask us/t':>11}{'peak MiB':>10}"
+        f"{'fast MiB':>10}{'wall s':>8}"
+    )
     print("\n" + cols + "\n" + "-" * len(cols))
     for shape in args.shapes:
         for n in args.sizes:
@@ -332,19 +378,26 @@ def main() -> None:
             eng = spawn("engine", shape, n, args.workers, repeat)
             fast = None if args.no_fast else spawn("fast", shape, n, args.workers, repeat)
             flo = spawn("floor", shape, n, args.workers, repeat)
-            dsk = spawn("dask", shape, n, args.workers, repeat) \
-                if with_dask and shape != "branch" else None
-            per = {name: None if r is None else r["seconds"] / n * 1e6
-                   for name, r in (("engine", eng), ("fast", fast), ("floor", flo),
-                                   ("dask", dsk))}
+            dsk = (
+                spawn("dask", shape, n, args.workers, repeat)
+                if with_dask and shape != "branch"
+                else None
+            )
+            per = {
+                name: None if r is None else r["seconds"] / n * 1e6
+                for name, r in (("engine", eng), ("fast", fast), ("floor", flo), ("dask", dsk))
+            }
             ratio = per["engine"] / per["floor"] if per["engine"] and per["floor"] else None
-            print(f"{shape:<8}{n:>8}{fmt(per['engine'], '.0f'):>13}"
-                  f"{fmt(eng and eng['submit'], '.2f'):>10}{fmt(per['fast'], '.0f'):>11}"
-                  f"{fmt(per['floor'], '.0f'):>12}{fmt(ratio, '.1f'):>7}"
-                  f"{fmt(per['dask'], '.0f'):>11}"
-                  f"{fmt(eng and eng['peak_kib'] / 1024, '.0f'):>10}"
-                  f"{fmt(fast and fast['peak_kib'] / 1024, '.0f'):>10}"
-                  f"{fmt(eng and eng['seconds'], '.2f'):>8}", flush=True)
+            print(
+                f"{shape:<8}{n:>8}{fmt(per['engine'], '.0f'):>13}"
+                f"{fmt(eng and eng['submit'], '.2f'):>10}{fmt(per['fast'], '.0f'):>11}"
+                f"{fmt(per['floor'], '.0f'):>12}{fmt(ratio, '.1f'):>7}"
+                f"{fmt(per['dask'], '.0f'):>11}"
+                f"{fmt(eng and eng['peak_kib'] / 1024, '.0f'):>10}"
+                f"{fmt(fast and fast['peak_kib'] / 1024, '.0f'):>10}"
+                f"{fmt(eng and eng['seconds'], '.2f'):>8}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,19 @@ def free_port() -> int:
 
 def definition(workflow_id: str, tasks: int = 1000) -> dict[str, Any]:
     """``tasks`` no-op python tasks in chains of 10 (1000 tasks, 900 edges)."""
-    return {"id": workflow_id, "name": workflow_id, "tasks": [
-        {"name": f"t{i}", "type": "python", "params": {},
-         "dependencies": [f"t{i - 1}"] if i % 10 else []} for i in range(tasks)]}
+    return {
+        "id": workflow_id,
+        "name": workflow_id,
+        "tasks": [
+            {
+                "name": f"t{i}",
+                "type": "python",
+                "params": {},
+                "dependencies": [f"t{i - 1}"] if i % 10 else [],
+            }
+            for i in range(tasks)
+        ],
+    }
 
 
 def seed(db: Path, count: int) -> None:
@@ -62,8 +72,13 @@ def seed(db: Path, count: int) -> None:
     store = Store(db)
     workflows = []
     for name in ("etl", "report", "train"):
-        wf = parse_workflow({"id": name, "name": name, "tasks": [
-            {"name": "extract"}, {"name": "load", "dependencies": ["extract"]}]})
+        wf = parse_workflow(
+            {
+                "id": name,
+                "name": name,
+                "tasks": [{"name": "extract"}, {"name": "load", "dependencies": ["extract"]}],
+            }
+        )
         workflows.append((name, store.save_workflow(wf)))
     for i in range(count):
         workflow_id, revision = workflows[i % 3]
@@ -71,11 +86,16 @@ def seed(db: Path, count: int) -> None:
         store.create_execution(execution_id, workflow_id, revision)
         now = utcnow()
         rows = [TaskRow(name, "completed", 1, now, now, 0.01) for name in ("extract", "load")]
-        store.commit(execution_id, tasks=rows,
-                     events=[make_event("execution_completed", execution_id, workflow_id,
-                                        "completed")],
-                     execution={"status": "failed" if i % 10 == 0 else "completed",
-                                "start_time": now, "end_time": now})
+        store.commit(
+            execution_id,
+            tasks=rows,
+            events=[make_event("execution_completed", execution_id, workflow_id, "completed")],
+            execution={
+                "status": "failed" if i % 10 == 0 else "completed",
+                "start_time": now,
+                "end_time": now,
+            },
+        )
     store.close()
 
 
@@ -83,15 +103,32 @@ class Server:
     def __init__(self, tmp: Path, db: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
-               "JUPYTER_RUNTIME_DIR": str(tmp / "rt"), "JUPYTER_DATA_DIR": str(tmp / "data")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
+            "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
+            "JUPYTER_DATA_DIR": str(tmp / "data"),
+        }
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from pytaskflow_jupyter.server.app import main; main()",
-             "--allow-root", f"--port={self.port}", f"--IdentityProvider.token={TOKEN}",
-             f"--ServerApp.root_dir={tmp}", f"--TaskFlowApp.db_path={db}",
-             "--TaskFlowApp.executor=thread", "--ServerApp.log_level=WARN"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp)
+            [
+                sys.executable,
+                "-c",
+                "from pytaskflow_jupyter.server.app import main; main()",
+                "--allow-root",
+                f"--port={self.port}",
+                f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={tmp}",
+                f"--TaskFlowApp.db_path={db}",
+                "--TaskFlowApp.executor=thread",
+                "--ServerApp.log_level=WARN",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         deadline = time.monotonic() + 60
         while True:
@@ -104,8 +141,9 @@ class Server:
                 raise RuntimeError(f"server did not start; see {tmp / 'server.log'}")
             time.sleep(0.2)
 
-    def request(self, method: str, path: str, body: bytes | None = None
-                ) -> tuple[int, bytes, float]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None
+    ) -> tuple[int, bytes, float]:
         headers = {"Authorization": f"token {TOKEN}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -127,12 +165,14 @@ class Server:
 def summary(name: str, samples: list[float], extra: str = "") -> str:
     ms = sorted(s * 1000 for s in samples)
     p99 = ms[min(len(ms) - 1, max(0, round(0.99 * len(ms)) - 1))]
-    return (f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {p99:.1f} | {ms[-1]:.1f} "
-            f"| {extra} |")
+    return (
+        f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {p99:.1f} | {ms[-1]:.1f} | {extra} |"
+    )
 
 
-def measure(server: Server, method: str, path: str, n: int, body=None, warmup: int = 3,
-            expect: int = 200) -> list[float]:
+def measure(
+    server: Server, method: str, path: str, n: int, body=None, warmup: int = 3, expect: int = 200
+) -> list[float]:
     times = []
     for i in range(warmup + n):
         payload = body(i) if callable(body) else body
@@ -152,14 +192,27 @@ def bench_reads(tmp: Path, count: int, n: int) -> list[str]:
     server = Server(tmp / "reads", db)
     rows = []
     try:
-        rows.append(summary("GET /executions (first page, limit 100)",
-                            measure(server, "GET", "/executions", n), f"{count} stored"))
-        rows.append(summary("GET /executions?workflow_id=etl",
-                            measure(server, "GET", "/executions?workflow_id=etl", n),
-                            "a third of them match"))
-        rows.append(summary("GET /executions?status=failed",
-                            measure(server, "GET", "/executions?status=failed", n),
-                            "a tenth of them match"))
+        rows.append(
+            summary(
+                "GET /executions (first page, limit 100)",
+                measure(server, "GET", "/executions", n),
+                f"{count} stored",
+            )
+        )
+        rows.append(
+            summary(
+                "GET /executions?workflow_id=etl",
+                measure(server, "GET", "/executions?workflow_id=etl", n),
+                "a third of them match",
+            )
+        )
+        rows.append(
+            summary(
+                "GET /executions?status=failed",
+                measure(server, "GET", "/executions?status=failed", n),
+                "a tenth of them match",
+            )
+        )
         path = "/executions?limit=100"
         for _ in range(50):
             server.conn.request("GET", path, headers={"Authorization": f"token {TOKEN}"})
@@ -169,11 +222,18 @@ def bench_reads(tmp: Path, count: int, n: int) -> list[str]:
             if cursor is None:
                 break
             path = f"/executions?limit=100&cursor={cursor}"
-        rows.append(summary("GET /executions, 51st page by cursor",
-                            measure(server, "GET", path, n), "limit 100"))
-        rows.append(summary("GET /executions?limit=1000",
-                            measure(server, "GET", "/executions?limit=1000", max(20, n // 10)),
-                            "1000 per page"))
+        rows.append(
+            summary(
+                "GET /executions, 51st page by cursor", measure(server, "GET", path, n), "limit 100"
+            )
+        )
+        rows.append(
+            summary(
+                "GET /executions?limit=1000",
+                measure(server, "GET", "/executions?limit=1000", max(20, n // 10)),
+                "1000 per page",
+            )
+        )
     finally:
         server.stop()
     return rows
@@ -184,23 +244,43 @@ def bench_posts(tmp: Path, n: int) -> list[str]:
     rows = []
     try:
         size = len(json.dumps(definition("x")))
-        rows.append(summary("POST /workflows, 1,000 tasks, a new workflow each time",
-                            measure(server, "POST", "/workflows", n,
-                                    lambda i: json.dumps(definition(f"w{i}")).encode()),
-                            f"{size / 1024:.0f} KiB body"))
+        rows.append(
+            summary(
+                "POST /workflows, 1,000 tasks, a new workflow each time",
+                measure(
+                    server,
+                    "POST",
+                    "/workflows",
+                    n,
+                    lambda i: json.dumps(definition(f"w{i}")).encode(),
+                ),
+                f"{size / 1024:.0f} KiB body",
+            )
+        )
         same = json.dumps(definition("same")).encode()
-        rows.append(summary("POST /workflows, 1,000 tasks, the same definition again",
-                            measure(server, "POST", "/workflows", n, same), "no new revision"))
+        rows.append(
+            summary(
+                "POST /workflows, 1,000 tasks, the same definition again",
+                measure(server, "POST", "/workflows", n, same),
+                "no new revision",
+            )
+        )
         deadline = time.monotonic() + 600  # let the executions finish before reading
         while time.monotonic() < deadline:
-            active = [server.request("GET", f"/executions?status={s}&limit=1")[1]
-                      for s in ("pending", "running")]
+            active = [
+                server.request("GET", f"/executions?status={s}&limit=1")[1]
+                for s in ("pending", "running")
+            ]
             if active == [b"[]", b"[]"]:
                 break
             time.sleep(0.5)
-        rows.append(summary("GET /executions, a page of 100 executions of 1,000 tasks",
-                            measure(server, "GET", "/executions", max(20, n // 5)),
-                            "every task's summary is in the list"))
+        rows.append(
+            summary(
+                "GET /executions, a page of 100 executions of 1,000 tasks",
+                measure(server, "GET", "/executions", max(20, n // 5)),
+                "every task's summary is in the list",
+            )
+        )
     finally:
         server.stop()
     return rows
@@ -210,10 +290,14 @@ def machine() -> str:
     cpu = platform.processor()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info
-                        if line.startswith("model name")), cpu)
-    return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                cpu,
+            )
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def main() -> None:

@@ -38,24 +38,42 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--executor", choices=("thread", "process"), default="thread")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--task-seconds", type=float, default=None,
-                        help="mean sleep of a task (default: ~1 s of work per kill)")
+    parser.add_argument(
+        "--task-seconds",
+        type=float,
+        default=None,
+        help="mean sleep of a task (default: ~1 s of work per kill)",
+    )
     parser.add_argument("--control", choices=CONTROLS, default=None)
-    parser.add_argument("--finish-timeout", type=float, default=180.0,
-                        help="seconds the last life may take to finish the executions")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="work directory (kept; default: a temporary one, removed)")
+    parser.add_argument(
+        "--finish-timeout",
+        type=float,
+        default=180.0,
+        help="seconds the last life may take to finish the executions",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="work directory (kept; default: a temporary one, removed)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crash-inject-") as tmp:
         workdir = args.dir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        report = run_crash_injection(workdir, kills=args.kills, seed=args.seed,
-                                     executor=args.executor, workers=args.workers,
-                                     task_seconds=args.task_seconds, control=args.control,
-                                     finish_timeout=args.finish_timeout, say=print)
-    print(f"machine: {platform.node()}, {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs")
+        report = run_crash_injection(
+            workdir,
+            kills=args.kills,
+            seed=args.seed,
+            executor=args.executor,
+            workers=args.workers,
+            task_seconds=args.task_seconds,
+            control=args.control,
+            finish_timeout=args.finish_timeout,
+            say=print,
+        )
+    print(f"machine: {platform.node()}, {platform.python_version()}, {os.cpu_count()} CPUs")
     if args.json:
         print(json.dumps(report.figures()))
     print("OK" if report.ok else f"FAILED ({len(report.problems)} problems)")

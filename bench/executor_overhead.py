@@ -35,8 +35,10 @@ def direct(executor, n: int) -> float:
     q: queue.SimpleQueue = queue.SimpleQueue()
     start = time.perf_counter()
     for i in range(n):
-        executor.submit(Job("e", "w", f"t{i}", 1, "python",
-                            {"callable": NOOP, "kwargs": {"a": i, "b": 1}}), q.put)
+        executor.submit(
+            Job("e", "w", f"t{i}", 1, "python", {"callable": NOOP, "kwargs": {"a": i, "b": 1}}),
+            q.put,
+        )
     outs = [q.get(timeout=120) for _ in range(n)]
     elapsed = time.perf_counter() - start
     assert all(o.ok for o in outs)
@@ -47,9 +49,17 @@ def through_runner(executor, n: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
         runner = Runner(store, executor)
-        definition = {"name": "overhead", "tasks": [
-            {"name": f"t{i}", "type": "python",
-             "params": {"callable": NOOP, "kwargs": {"a": i, "b": 1}}} for i in range(n)]}
+        definition = {
+            "name": "overhead",
+            "tasks": [
+                {
+                    "name": f"t{i}",
+                    "type": "python",
+                    "params": {"callable": NOOP, "kwargs": {"a": i, "b": 1}},
+                }
+                for i in range(n)
+            ],
+        }
         start = time.perf_counter()
         ex = runner.submit(definition)
         done = runner.wait(ex["id"], 600)
@@ -71,8 +81,10 @@ def alive(pid: int) -> bool:
 def stop_latency(executor) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         pid_file = Path(tmp) / "pid"
-        code = (f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                "time.sleep(600)")
+        code = (
+            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "time.sleep(600)"
+        )
         q: queue.SimpleQueue = queue.SimpleQueue()
         handle = executor.submit(Job("e", "w", "sleepy", 1, "python", {"code": code}), q.put)
         while not (pid_file.exists() and pid_file.read_text()):
@@ -88,10 +100,11 @@ def stop_latency(executor) -> float:
 
 
 def sleeper(pid_file: Path, **fields: object) -> dict:
-    code = (f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-            "time.sleep(600)")
-    return {"name": "sleeper", "tasks": [{"name": "sleepy", "type": "python",
-                                          "params": {"code": code}, **fields}]}
+    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"
+    return {
+        "name": "sleeper",
+        "tasks": [{"name": "sleepy", "type": "python", "params": {"code": code}, **fields}],
+    }
 
 
 def wait_pid(pid_file: Path) -> tuple[int, float]:
@@ -131,8 +144,10 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="*", default=["thread", "process", "dask"])
     args = parser.parse_args()
     print(f"{args.tasks} no-op attempts, {args.workers} workers, {os.cpu_count()} CPUs\n")
-    print(f"{'executor':<10}{'direct us/task':>16}{'runner us/task':>16}{'stop -> gone s':>16}"
-          f"{'timeout 1 s':>13}{'cancel s':>10}")
+    print(
+        f"{'executor':<10}{'direct us/task':>16}{'runner us/task':>16}{'stop -> gone s':>16}"
+        f"{'timeout 1 s':>13}{'cancel s':>10}"
+    )
     for kind in args.kinds:
         if kind not in EXECUTORS:
             continue

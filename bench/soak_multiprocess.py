@@ -55,33 +55,59 @@ TERMINAL = {"completed", "failed", "cancelled"}
 # -- workloads -----------------------------------------------------------------------------
 def t(name: str, *deps: str, **fields: Any) -> dict[str, Any]:
     params = {k: fields.pop(k) for k in ("code", "next") if k in fields}
-    return {"name": name, "type": fields.pop("type", "python"), "params": params,
-            "dependencies": list(deps), **fields}
+    return {
+        "name": name,
+        "type": fields.pop("type", "python"),
+        "params": params,
+        "dependencies": list(deps),
+        **fields,
+    }
 
 
 def workflows(prefix: str) -> list[dict[str, Any]]:
     flaky = "if context['attempt'] == 1:\n    raise ValueError('first attempt fails')\nresult = 1"
     return [
-        {"name": f"{prefix}-diamond", "tasks": [
-            t("a", code="print('a says hi')\nresult = sum(range(1000))"),
-            t("b", "a", code="result = upstream['a'] + 1"),
-            t("c", "a", code="result = upstream['a'] + 2"),
-            t("d", "b", "c", code="result = upstream['b'] + upstream['c']")]},
-        {"name": f"{prefix}-fanout", "tasks": [
-            t("src", code="result = 1"),
-            *(t(f"f{i}", "src", code=f"result = {i}") for i in range(16)),
-            t("sink", *(f"f{i}" for i in range(16)), code="result = sum(upstream.values())")]},
-        {"name": f"{prefix}-branch", "tasks": [
-            t("pick", type="branch", code="result = 'left'"),
-            t("left", "pick", code="result = 'L'"), t("right", "pick", code="result = 'R'"),
-            t("join", "left", "right")]},
-        {"name": f"{prefix}-retry", "tasks": [
-            t("flaky", code=flaky, retries=2, retry_delay=0.01),
-            t("broken", code="raise RuntimeError('always')", retries=1, retry_delay=0.01),
-            t("after", "flaky", "broken", trigger_rule="all_done", code="result = 'done'")]},
-        {"name": f"{prefix}-slow", "tasks": [
-            t("s1", code="import time\ntime.sleep(0.3)\nresult = 1"),
-            t("s2", "s1", code="import time\ntime.sleep(0.3)\nresult = 2")]},
+        {
+            "name": f"{prefix}-diamond",
+            "tasks": [
+                t("a", code="print('a says hi')\nresult = sum(range(1000))"),
+                t("b", "a", code="result = upstream['a'] + 1"),
+                t("c", "a", code="result = upstream['a'] + 2"),
+                t("d", "b", "c", code="result = upstream['b'] + upstream['c']"),
+            ],
+        },
+        {
+            "name": f"{prefix}-fanout",
+            "tasks": [
+                t("src", code="result = 1"),
+                *(t(f"f{i}", "src", code=f"result = {i}") for i in range(16)),
+                t("sink", *(f"f{i}" for i in range(16)), code="result = sum(upstream.values())"),
+            ],
+        },
+        {
+            "name": f"{prefix}-branch",
+            "tasks": [
+                t("pick", type="branch", code="result = 'left'"),
+                t("left", "pick", code="result = 'L'"),
+                t("right", "pick", code="result = 'R'"),
+                t("join", "left", "right"),
+            ],
+        },
+        {
+            "name": f"{prefix}-retry",
+            "tasks": [
+                t("flaky", code=flaky, retries=2, retry_delay=0.01),
+                t("broken", code="raise RuntimeError('always')", retries=1, retry_delay=0.01),
+                t("after", "flaky", "broken", trigger_rule="all_done", code="result = 'done'"),
+            ],
+        },
+        {
+            "name": f"{prefix}-slow",
+            "tasks": [
+                t("s1", code="import time\ntime.sleep(0.3)\nresult = 1"),
+                t("s2", "s1", code="import time\ntime.sleep(0.3)\nresult = 2"),
+            ],
+        },
     ]
 
 
@@ -136,21 +162,34 @@ class DeferredStore(Store):
     BEGIN = "BEGIN"
 
 
-def setup(db: str, probe: Probe, executor: str, workers: int, control: str,
-          role: str) -> Runner:
+def setup(db: str, probe: Probe, executor: str, workers: int, control: str, role: str) -> Runner:
     logging.getLogger().addHandler(probe)
     store = DeferredStore(db) if control == "deferred" else Store(db)
     probe.timed(store)
-    runner = Runner(store, make_executor(executor, workers=workers), heartbeat_interval=0.5,
-                    stale_after=10.0, role=role)
+    runner = Runner(
+        store,
+        make_executor(executor, workers=workers),
+        heartbeat_interval=0.5,
+        stale_after=10.0,
+        role=role,
+    )
     runner.bus.subscribe(probe.on_events)
     return runner
 
 
 def write_result(path: str, role: str, probe: Probe, **extra: Any) -> None:
-    Path(path).write_text(json.dumps({
-        "role": role, "locked": probe.locked, "logged_errors": probe.logged_errors,
-        "published": probe.published, "commit_ms": probe.commit_ms, **extra}))
+    Path(path).write_text(
+        json.dumps(
+            {
+                "role": role,
+                "locked": probe.locked,
+                "logged_errors": probe.logged_errors,
+                "published": probe.published,
+                "commit_ms": probe.commit_ms,
+                **extra,
+            }
+        )
+    )
 
 
 # -- roles ---------------------------------------------------------------------------------
@@ -188,8 +227,15 @@ def kernel(args: argparse.Namespace) -> None:
         probe.call(runner.wait, exec_id, patience)
     runner.close()
     runner.executor.shutdown()
-    write_result(args.out, f"kernel {args.index}", probe, executions=ran, enqueued=enqueued,
-                 cancels=cancels, adopted=0)
+    write_result(
+        args.out,
+        f"kernel {args.index}",
+        probe,
+        executions=ran,
+        enqueued=enqueued,
+        cancels=cancels,
+        adopted=0,
+    )
 
 
 def server(args: argparse.Namespace) -> None:
@@ -225,13 +271,28 @@ def server(args: argparse.Namespace) -> None:
 
 
 # -- the coordinator ------------------------------------------------------------------------
-def spawn(role: str, db: str, out: str, args: argparse.Namespace,
-          **extra: Any) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, __file__, "--role", role, "--db", db, "--out", out,
-           "--seconds", str(args.seconds), "--control", args.control]
+def spawn(
+    role: str, db: str, out: str, args: argparse.Namespace, **extra: Any
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--role",
+        role,
+        "--db",
+        db,
+        "--out",
+        out,
+        "--seconds",
+        str(args.seconds),
+        "--control",
+        args.control,
+    ]
     for key, value in extra.items():
-        cmd += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, list)
-                                                     else [value])]
+        cmd += [
+            f"--{key.replace('_', '-')}",
+            *map(str, value if isinstance(value, list) else [value]),
+        ]
     return subprocess.Popen(cmd, cwd=ROOT)
 
 
@@ -240,8 +301,9 @@ def verify(db: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     store = Store(db)
     conn = sqlite3.connect(db)
     n, low, high = conn.execute("SELECT count(*), min(seq), max(seq) FROM events").fetchone()
-    stored = {seq: (ex, ev) for seq, ex, ev in
-              conn.execute("SELECT seq, execution_id, event FROM events")}
+    stored = {
+        seq: (ex, ev) for seq, ex, ev in conn.execute("SELECT seq, execution_id, event FROM events")
+    }
     published = [tuple(p) for r in results for p in r["published"]]
     seqs = Counter(p[0] for p in published)
     problems: dict[str, list[Any]] = defaultdict(list)
@@ -271,11 +333,13 @@ def verify(db: str, results: list[dict[str, Any]]) -> dict[str, Any]:
         if len(rows) != len(execution["tasks"]):
             problems["tasks_without_row"].append(ex_id)
         for name, row in rows.items():
-            expected = {"task_started": row.attempts,
-                        "task_retrying": max(0, row.attempts - 1),
-                        "task_completed": int(row.status == "completed"),
-                        "task_failed": int(row.status == "failed"),
-                        "task_skipped": int(row.status == "skipped")}
+            expected = {
+                "task_started": row.attempts,
+                "task_retrying": max(0, row.attempts - 1),
+                "task_completed": int(row.status == "completed"),
+                "task_failed": int(row.status == "failed"),
+                "task_skipped": int(row.status == "skipped"),
+            }
             if row.status == "cancelled":  # a cancel ends an attempt without a task event
                 expected["task_retrying"] = kinds[("task_retrying", name)]
                 if kinds[("task_retrying", name)] not in (row.attempts, max(0, row.attempts - 1)):
@@ -283,10 +347,14 @@ def verify(db: str, results: list[dict[str, Any]]) -> dict[str, Any]:
             got = {kind: kinds[(kind, name)] for kind in expected}
             if got != expected:
                 problems["task_events"].append((ex_id, name, row.status, got, expected))
-    return {"problems": {k: v for k, v in problems.items() if v}, "events": n or 0,
-            "executions": len(executions), "tasks": tasks_total,
-            "statuses": dict(Counter(s for _, s, _ in executions)),
-            "db_mib": Path(db).stat().st_size / 2**20}
+    return {
+        "problems": {k: v for k, v in problems.items() if v},
+        "events": n or 0,
+        "executions": len(executions),
+        "tasks": tasks_total,
+        "statuses": dict(Counter(s for _, s, _ in executions)),
+        "db_mib": Path(db).stat().st_size / 2**20,
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -296,33 +364,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(results: list[dict[str, Any]], summary: dict[str, Any], seconds: float,
-           elapsed: float) -> None:
-    print(f"\nsoak: 1 server + {len(results) - 1} kernels, {seconds:g} s of load, "
-          f"{elapsed:.1f} s in all, one database\n")
-    head = f"{'process':<10}{'executions':>11}{'events':>9}{'locked':>8}{'errors':>8}" \
-           f"{'commits':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}"
+def report(
+    results: list[dict[str, Any]], summary: dict[str, Any], seconds: float, elapsed: float
+) -> None:
+    print(
+        f"\nsoak: 1 server + {len(results) - 1} kernels, {seconds:g} s of load, "
+        f"{elapsed:.1f} s in all, one database\n"
+    )
+    head = (
+        f"{'process':<10}{'executions':>11}{'events':>9}{'locked':>8}{'errors':>8}"
+        f"{'commits':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>9}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         ms = r["commit_ms"]
-        print(f"{r['role']:<10}{r['executions'] + r['adopted']:>11}{len(r['published']):>9}"
-              f"{len(r['locked']):>8}{len(r['logged_errors']):>8}{len(ms):>9}"
-              f"{percentile(ms, .5):>8.2f}{percentile(ms, .99):>8.2f}{max(ms or [0]):>9.1f}")
-    print(f"\nexecutions {summary['executions']} {summary['statuses']}, task rows "
-          f"{summary['tasks']}, events {summary['events']} "
-          f"({summary['events'] / max(seconds, 1e-9):.0f}/s), db {summary['db_mib']:.1f} MiB, "
-          f"largest WAL seen {summary['wal_max_mib']:.1f} MiB")
+        print(
+            f"{r['role']:<10}{r['executions'] + r['adopted']:>11}{len(r['published']):>9}"
+            f"{len(r['locked']):>8}{len(r['logged_errors']):>8}{len(ms):>9}"
+            f"{percentile(ms, 0.5):>8.2f}{percentile(ms, 0.99):>8.2f}{max(ms or [0]):>9.1f}"
+        )
+    print(
+        f"\nexecutions {summary['executions']} {summary['statuses']}, task rows "
+        f"{summary['tasks']}, events {summary['events']} "
+        f"({summary['events'] / max(seconds, 1e-9):.0f}/s), db {summary['db_mib']:.1f} MiB, "
+        f"largest WAL seen {summary['wal_max_mib']:.1f} MiB"
+    )
     server = next(r for r in results if r["role"] == "server")
-    print(f"server: adopted {server['adopted']} submitted executions, took over "
-          f"{server['taken_over']} (must be 0: every kernel was alive)")
+    print(
+        f"server: adopted {server['adopted']} submitted executions, took over "
+        f"{server['taken_over']} (must be 0: every kernel was alive)"
+    )
     if summary["problems"]:
         print("\nFAILED checks:")
         for key, value in summary["problems"].items():
             print(f"  {key}: {len(value)}, e.g. {str(value[:3])[:300]}")
     else:
-        print("\nall checks passed: 0 'database is locked', 0 lost events, every execution "
-              "terminal, events match task rows")
+        print(
+            "\nall checks passed: 0 'database is locked', 0 lost events, every execution "
+            "terminal, events match task rows"
+        )
 
 
 def coordinate(args: argparse.Namespace) -> int:
@@ -349,8 +430,9 @@ def coordinate(args: argparse.Namespace) -> int:
     summary["taken_over"] = results[0]["taken_over"]
     summary["exit_codes"] = codes
     summary["wal_max_mib"] = wal_max / 2**20
-    crashed = [f"{r['role']}: {r['crashed'].strip().splitlines()[-1]}" for r in results
-               if r.get("crashed")]
+    crashed = [
+        f"{r['role']}: {r['crashed'].strip().splitlines()[-1]}" for r in results if r.get("crashed")
+    ]
     if crashed:
         summary["problems"]["crashed"] = crashed
     for key in ("locked", "logged_errors"):
@@ -374,8 +456,12 @@ def main() -> int:
     parser.add_argument("--kernels", type=int, default=4)
     parser.add_argument("--db", help="database file (default: a new temporary one)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--control", choices=("none", "deferred"), default="none",
-                        help="'deferred': the negative control (expected to fail)")
+    parser.add_argument(
+        "--control",
+        choices=("none", "deferred"),
+        default="none",
+        help="'deferred': the negative control (expected to fail)",
+    )
     parser.add_argument("--role", choices=("server", "kernel"), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
@@ -388,12 +474,21 @@ def main() -> int:
     except BaseException as exc:  # the coordinator must hear of it, not wait for it
         import traceback
 
-        Path(args.out).write_text(json.dumps({
-            "role": "server" if args.role == "server" else f"kernel {args.index}",
-            "crashed": traceback.format_exc(),
-            "locked": [str(exc)] if isinstance(exc, sqlite3.OperationalError) else [],
-            "logged_errors": [], "published": [], "commit_ms": [], "executions": 0,
-            "adopted": 0, "taken_over": 0}))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "role": "server" if args.role == "server" else f"kernel {args.index}",
+                    "crashed": traceback.format_exc(),
+                    "locked": [str(exc)] if isinstance(exc, sqlite3.OperationalError) else [],
+                    "logged_errors": [],
+                    "published": [],
+                    "commit_ms": [],
+                    "executions": 0,
+                    "adopted": 0,
+                    "taken_over": 0,
+                }
+            )
+        )
         raise
     return 0
 

@@ -55,8 +55,13 @@ __all__ = [
 # The notebook API imports ipywidgets and IPython: loaded on first use, so the server
 # (which never needs them) does not pay for them.
 # So do the process and Dask executors (loky, distributed).
-_LAZY = {"Workflow": ".kernel.api", "Run": ".kernel.api", "ExecutionWidget": ".kernel.widgets",
-         "ProcessExecutor": "._process", "DaskExecutor": "._dask"}
+_LAZY = {
+    "Workflow": ".kernel.api",
+    "Run": ".kernel.api",
+    "ExecutionWidget": ".kernel.widgets",
+    "ProcessExecutor": "._process",
+    "DaskExecutor": "._dask",
+}
 
 
 def __getattr__(name: str) -> Any:

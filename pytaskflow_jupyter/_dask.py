@@ -78,9 +78,15 @@ class DaskExecutor(Executor):
     name = "dask"
     OPTIONS = frozenset({"kill_running", "connect_timeout", "cluster_options"})
 
-    def __init__(self, workers: int | None = None, *, address: str | None = None,
-                 kill_running: bool | None = None, connect_timeout: float = 30.0,
-                 cluster_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        kill_running: bool | None = None,
+        connect_timeout: float = 30.0,
+        cluster_options: dict[str, Any] | None = None,
+    ) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.address = address
         self.kill_running = address is None if kill_running is None else kill_running
@@ -99,26 +105,34 @@ class DaskExecutor(Executor):
     def start(self) -> Any:
         """Connect (or start the LocalCluster) now; ``submit`` does it when first called."""
         with self._start_lock:
-            if self.client is not None and (self.cluster is not None or
-                                            self.client.status not in ("closing", "closed")):
+            if self.client is not None and (
+                self.cluster is not None or self.client.status not in ("closing", "closed")
+            ):
                 return self.client
             if self._closed:
                 raise RuntimeError("the Dask executor is shut down")
             from distributed import Client, LocalCluster
 
             if self.address:  # (again, after the scheduler was lost: the client closes)
-                self.client = Client(self.address, set_as_default=False,
-                                     timeout=self.connect_timeout)
+                self.client = Client(
+                    self.address, set_as_default=False, timeout=self.connect_timeout
+                )
             else:
                 # no dashboard; the scheduler's small HTTP server (health, metrics) on a
                 # free port, not 8787: another cluster may have that one
-                options = {"n_workers": self.workers, "threads_per_worker": 1,
-                           "processes": True, "dashboard_address": None,
-                           "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
-                           "silence_logs": logging.ERROR, **self.cluster_options}
+                options = {
+                    "n_workers": self.workers,
+                    "threads_per_worker": 1,
+                    "processes": True,
+                    "dashboard_address": None,
+                    "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+                    "silence_logs": logging.ERROR,
+                    **self.cluster_options,
+                }
                 self.cluster = LocalCluster(**options)
-                self.client = Client(self.cluster, set_as_default=False,
-                                     timeout=self.connect_timeout)
+                self.client = Client(
+                    self.cluster, set_as_default=False, timeout=self.connect_timeout
+                )
             return self.client
 
     def shutdown(self, *, wait: bool = True) -> None:
@@ -146,15 +160,21 @@ class DaskExecutor(Executor):
         key = f"taskflow-{job.task}-{job.attempt}-{uuid.uuid4().hex[:12]}"
         handle = _Handle(job, report, key)
         if self._closed:
-            log.warning("Dask executor is shut down; attempt %s of task %r abandoned",
-                        job.attempt, job.task)
+            log.warning(
+                "Dask executor is shut down; attempt %s of task %r abandoned", job.attempt, job.task
+            )
             return handle
         try:
             client = self.start()
         except Exception as exc:
             where = self.address or "a LocalCluster"
-            report(_failed(job, f"DaskUnavailable: cannot use the Dask cluster at {where}: "
-                           f"{type(exc).__name__}: {exc}"))
+            report(
+                _failed(
+                    job,
+                    f"DaskUnavailable: cannot use the Dask cluster at {where}: "
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
             return handle
         with self._lock:
             self._inflight[key] = handle
@@ -163,8 +183,13 @@ class DaskExecutor(Executor):
         except Exception as exc:  # job not serialisable, client closed
             with self._lock:
                 self._inflight.pop(key, None)
-            report(_failed(job, f"{type(exc).__name__}: task {job.task!r} cannot be sent to "
-                           f"Dask: {exc}", tb.format_exc()))
+            report(
+                _failed(
+                    job,
+                    f"{type(exc).__name__}: task {job.task!r} cannot be sent to Dask: {exc}",
+                    tb.format_exc(),
+                )
+            )
             return handle
         handle.future = future  # held until reported: Dask cancels collected futures
         future.add_done_callback(lambda fut, h=handle: self._done(h, fut))
@@ -190,21 +215,31 @@ class DaskExecutor(Executor):
             try:
                 result = future.result()
             except Exception as exc:
-                return _failed(job, f"{type(exc).__name__}: cannot fetch the result of task "
-                               f"{job.task!r} from Dask: {exc}", tb.format_exc())
+                return _failed(
+                    job,
+                    f"{type(exc).__name__}: cannot fetch the result of task "
+                    f"{job.task!r} from Dask: {exc}",
+                    tb.format_exc(),
+                )
             if isinstance(result, Outcome):
                 return result
-            return _failed(job, f"TypeError: Dask returned {type(result).__name__}, "
-                           "not an Outcome")
+            return _failed(job, f"TypeError: Dask returned {type(result).__name__}, not an Outcome")
         if status == "cancelled" or handle.stopped:
-            return _failed(job, "Stopped: the Dask future was cancelled" if handle.stopped
-                           else "Cancelled: Dask cancelled the attempt (client or scheduler "
-                           "lost?)")
+            return _failed(
+                job,
+                "Stopped: the Dask future was cancelled"
+                if handle.stopped
+                else "Cancelled: Dask cancelled the attempt (client or scheduler lost?)",
+            )
         error = future.exception()
         text = "".join(tb.format_tb(future.traceback())) if future.traceback() else None
         if type(error).__name__ == "KilledWorker":
-            return _failed(job, f"WorkerDied: Dask lost every worker that ran task "
-                           f"{job.task!r} (KilledWorker: {error})", text)
+            return _failed(
+                job,
+                f"WorkerDied: Dask lost every worker that ran task "
+                f"{job.task!r} (KilledWorker: {error})",
+                text,
+            )
         return _failed(job, f"{type(error).__name__}: {error}", text)
 
     def stop(self, handle: _Handle | None) -> None:
@@ -219,8 +254,12 @@ class DaskExecutor(Executor):
             return
         if self.kill_running:
             # asking the cluster takes round trips: not on the engine's loop thread
-            thread = threading.Thread(target=self._stop_running, args=(future, handle.key),
-                                      name="taskflow-dask-stop", daemon=True)
+            thread = threading.Thread(
+                target=self._stop_running,
+                args=(future, handle.key),
+                name="taskflow-dask-stop",
+                daemon=True,
+            )
             with self._lock:
                 self._stoppers = [t for t in self._stoppers if t.is_alive()] + [thread]
             thread.start()

@@ -58,6 +58,7 @@ __all__ = ["ProcessExecutor"]
 
 log = logging.getLogger(__name__)
 
+
 def _signal_name(code: int | None) -> str:
     if code is None or code >= 0:
         return ""
@@ -79,8 +80,13 @@ class ProcessExecutor(QueueExecutor):
     name = "process"
     can_stop = True
 
-    def __init__(self, workers: int | None = None, *, memory_limit: int | None = None,
-                 max_tasks_per_worker: int | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        memory_limit: int | None = None,
+        max_tasks_per_worker: int | None = None,
+    ) -> None:
         super().__init__()
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.memory_limit = memory_limit
@@ -130,8 +136,9 @@ class _Slot:
         self.conn: Connection | None = None
         self.tasks_run = 0
         self.crash_path = os.path.join(executor._dir, f"worker-{index}.crash")
-        self.thread = threading.Thread(target=self._serve, daemon=True,
-                                       name=f"taskflow-process-slot-{index}")
+        self.thread = threading.Thread(
+            target=self._serve, daemon=True, name=f"taskflow-process-slot-{index}"
+        )
 
     # -- the slot's thread ------------------------------------------------------------
     def _serve(self) -> None:
@@ -161,9 +168,12 @@ class _Slot:
 
         ctx = get_context("loky")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, name=f"taskflow-worker-{self.index}",
-                           args=(child, os.getpid(), self.crash_path, self.ex.memory_limit),
-                           daemon=True)
+        proc = ctx.Process(
+            target=_worker_main,
+            name=f"taskflow-worker-{self.index}",
+            args=(child, os.getpid(), self.crash_path, self.ex.memory_limit),
+            daemon=True,
+        )
         proc.start()
         child.close()
         with self.ex._lock:
@@ -174,14 +184,21 @@ class _Slot:
         try:
             payload = cloudpickle.dumps(job)
         except Exception as exc:
-            return _failed(job, f"PicklingError: task {job.task!r} cannot be sent to a worker "
-                           f"process: {type(exc).__name__}: {exc}")
+            return _failed(
+                job,
+                f"PicklingError: task {job.task!r} cannot be sent to a worker "
+                f"process: {type(exc).__name__}: {exc}",
+            )
         if self.proc is None:
             self._spawn_quietly()
         proc, conn = self.proc, self.conn
         if proc is None or conn is None or attempt.stopped:
-            return _failed(job, "WorkerDied: no worker process could be started"
-                           if not attempt.stopped else "Stopped: the attempt was stopped")
+            return _failed(
+                job,
+                "WorkerDied: no worker process could be started"
+                if not attempt.stopped
+                else "Stopped: the attempt was stopped",
+            )
         try:
             conn.send_bytes(payload)
             # a reply is in the pipe before the sentinel fires; the sentinel alone means
@@ -194,8 +211,14 @@ class _Slot:
         try:
             outcome, retire = pickle.loads(reply)
         except Exception as exc:
-            outcome, retire = _failed(job, f"UnpicklingError: the result of task {job.task!r} "
-                                      f"cannot be loaded here: {type(exc).__name__}: {exc}"), False
+            outcome, retire = (
+                _failed(
+                    job,
+                    f"UnpicklingError: the result of task {job.task!r} "
+                    f"cannot be loaded here: {type(exc).__name__}: {exc}",
+                ),
+                False,
+            )
         outcome.task, outcome.attempt = job.task, job.attempt
         self.tasks_run += 1
         limit = self.ex.max_tasks_per_worker
@@ -210,11 +233,14 @@ class _Slot:
         self.discard()
         code = proc.exitcode if proc is not None else None
         if attempt.stopped:
-            return _failed(attempt.job, "Stopped: the attempt was stopped and its worker "
-                           f"process {pid} killed")
+            return _failed(
+                attempt.job, f"Stopped: the attempt was stopped and its worker process {pid} killed"
+            )
         crash = _read_crash(self.crash_path)
-        error = (f"WorkerDied: worker process {pid} died (exit code {code}"
-                 f"{_signal_name(code)}) while running task {attempt.job.task!r}")
+        error = (
+            f"WorkerDied: worker process {pid} died (exit code {code}"
+            f"{_signal_name(code)}) while running task {attempt.job.task!r}"
+        )
         if code == -signal.SIGKILL:
             error += "; killed from outside (out of memory?)"
         return _failed(attempt.job, error, crash or None, crash)
@@ -243,8 +269,6 @@ class _Slot:
             conn.close()
 
 
-
-
 def _read_crash(path: str, limit: int = 16 * 1024) -> str:
     try:
         with open(path, errors="replace") as fh:
@@ -254,8 +278,9 @@ def _read_crash(path: str, limit: int = 16 * 1024) -> str:
 
 
 # -- the worker process -----------------------------------------------------------------
-def _worker_main(conn: Connection, parent_pid: int, crash_path: str,
-                 memory_limit: int | None) -> None:
+def _worker_main(
+    conn: Connection, parent_pid: int, crash_path: str, memory_limit: int | None
+) -> None:
     """Serve attempts until the pipe closes; runs in the worker process."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -280,8 +305,10 @@ def _worker_main(conn: Connection, parent_pid: int, crash_path: str,
             reply = cloudpickle.dumps((outcome, retire))
         except Exception as exc:
             outcome.ok, outcome.result = False, None
-            outcome.error = (f"PicklingError: the result of task {outcome.task!r} cannot be "
-                             f"sent back from its worker process: {type(exc).__name__}: {exc}")
+            outcome.error = (
+                f"PicklingError: the result of task {outcome.task!r} cannot be "
+                f"sent back from its worker process: {type(exc).__name__}: {exc}"
+            )
             reply = cloudpickle.dumps((outcome, retire))
         conn.send_bytes(reply)
         if retire:
@@ -294,9 +321,14 @@ def _run_payload(data: bytes) -> Outcome:
     except Exception as exc:
         import traceback
 
-        return Outcome("?", 0, False, error=f"UnpicklingError: the task cannot be loaded in "
-                       f"its worker process: {type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc())
+        return Outcome(
+            "?",
+            0,
+            False,
+            error=f"UnpicklingError: the task cannot be loaded in "
+            f"its worker process: {type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
     return run_job(job)
 
 

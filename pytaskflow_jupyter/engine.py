@@ -94,12 +94,24 @@ class _Task:
 class ExecutionRun:
     """Runs one stored execution to its end (see the module docstring)."""
 
-    def __init__(self, store: Store, executor: Executor, bus: EventBus, workflow: Workflow,
-                 execution_id: str, *, params: dict[str, Any] | None = None,
-                 prior: dict[str, TaskRow] | None = None, resolve: Resolver | None = None,
-                 window: int = 2048, fast_noop: bool = True, capture: bool = True,
-                 log_limit: int = 64 * 1024, root_dir: str | None = None,
-                 control_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        bus: EventBus,
+        workflow: Workflow,
+        execution_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        prior: dict[str, TaskRow] | None = None,
+        resolve: Resolver | None = None,
+        window: int = 2048,
+        fast_noop: bool = True,
+        capture: bool = True,
+        log_limit: int = 64 * 1024,
+        root_dir: str | None = None,
+        control_interval: float = 0.5,
+    ) -> None:
         self.store, self.executor, self.bus = store, executor, bus
         self.workflow = workflow
         self.execution_id = execution_id
@@ -112,8 +124,9 @@ class ExecutionRun:
         self.status = ExecStatus.PENDING
         self.done = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._tasks = {s.name: _Task(s, (prior or {}).get(s.name) or TaskRow(s.name))
-                       for s in workflow.tasks}
+        self._tasks = {
+            s.name: _Task(s, (prior or {}).get(s.name) or TaskRow(s.name)) for s in workflow.tasks
+        }
         self._results: dict[str, Any] = {}
         self._ready: deque[_Task] = deque()
         self._runnable: deque[_Task] = deque()
@@ -139,8 +152,9 @@ class ExecutionRun:
 
     def start(self) -> threading.Thread:
         """Run the loop in a daemon thread."""
-        thread = threading.Thread(target=self.run, name=f"taskflow-{self.execution_id}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self.run, name=f"taskflow-{self.execution_id}", daemon=True
+        )
         thread.start()
         return thread
 
@@ -179,8 +193,12 @@ class ExecutionRun:
                 self._tasks[dep].children.append(task)
         for task in self._tasks.values():
             row = task.row
-            if row.status in (TaskStatus.COMPLETED, TaskStatus.SKIPPED, TaskStatus.FAILED,
-                              TaskStatus.CANCELLED):
+            if row.status in (
+                TaskStatus.COMPLETED,
+                TaskStatus.SKIPPED,
+                TaskStatus.FAILED,
+                TaskStatus.CANCELLED,
+            ):
                 self._open -= 1
                 self._results[row.name] = row.result
                 if row.branch:
@@ -195,8 +213,11 @@ class ExecutionRun:
                     task.counts[self._kind(drow)] += 1
                 else:
                     task.remaining += 1
-        self._ready.extend(t for t in self._tasks.values()
-                           if t.remaining == 0 and t.row.status == TaskStatus.PENDING)
+        self._ready.extend(
+            t
+            for t in self._tasks.values()
+            if t.remaining == 0 and t.row.status == TaskStatus.PENDING
+        )
         first = self.store.execution_row(self.execution_id)
         self.status = ExecStatus.RUNNING
         if first["status"] == ExecStatus.PENDING:
@@ -217,8 +238,14 @@ class ExecutionRun:
             row.end_time = row.end_time or iso(time.time())
             self._open -= 1
             self._mark(task)
-            self._emit("task_failed", row.name, TaskStatus.FAILED, error=row.error,
-                       attempt=row.attempts, reason=Reason.INTERRUPTED)
+            self._emit(
+                "task_failed",
+                row.name,
+                TaskStatus.FAILED,
+                error=row.error,
+                attempt=row.attempts,
+                reason=Reason.INTERRUPTED,
+            )
 
     def _wait(self, deadline: float) -> None:
         q = self._queue
@@ -242,14 +269,22 @@ class ExecutionRun:
             self._cancel()
         elif isinstance(msg, Started):
             task = self._tasks.get(msg.task)
-            if task is not None and task.row.status == TaskStatus.RUNNING and \
-                    task.row.attempts == msg.attempt and not self._cancelled:
+            if (
+                task is not None
+                and task.row.status == TaskStatus.RUNNING
+                and task.row.attempts == msg.attempt
+                and not self._cancelled
+            ):
                 self._add_timer(task.spec.timeout or 0.0, "timeout", task)
 
     def _outcome(self, msg: Outcome) -> None:
         task = self._tasks.get(msg.task)
-        if task is None or task.row.status != TaskStatus.RUNNING or \
-                task.row.attempts != msg.attempt or self._cancelled:
+        if (
+            task is None
+            or task.row.status != TaskStatus.RUNNING
+            or task.row.attempts != msg.attempt
+            or self._cancelled
+        ):
             return  # late outcome of an attempt given up on (timeout, cancel)
         self._inflight -= 1
         task.handle = None
@@ -258,8 +293,9 @@ class ExecutionRun:
         if msg.ok:
             self._succeeded(task, msg.result, msg.started, msg.finished)
         else:
-            self._attempt_failed(task, msg.error or "failed", msg.traceback,
-                                 msg.started, msg.finished)
+            self._attempt_failed(
+                task, msg.error or "failed", msg.traceback, msg.started, msg.finished
+            )
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
@@ -275,14 +311,22 @@ class ExecutionRun:
                 self.executor.stop(task.handle)
                 task.handle = None
                 started = task.row.start_time
-                self._attempt_failed(task, f"TimeoutError: task exceeded its timeout of "
-                                     f"{task.spec.timeout:g}s", None, None, time.time(),
-                                     reason=Reason.TIMEOUT, started_iso=started)
+                self._attempt_failed(
+                    task,
+                    f"TimeoutError: task exceeded its timeout of {task.spec.timeout:g}s",
+                    None,
+                    None,
+                    time.time(),
+                    reason=Reason.TIMEOUT,
+                    started_iso=started,
+                )
 
     def _add_timer(self, delay: float, kind: str, task: _Task) -> None:
         self._timer_seq += 1
-        heapq.heappush(self._timers, (time.monotonic() + delay, self._timer_seq, kind,
-                                      task.row.attempts, task.spec.name))
+        heapq.heappush(
+            self._timers,
+            (time.monotonic() + delay, self._timer_seq, kind, task.row.attempts, task.spec.name),
+        )
 
     # -- decisions ------------------------------------------------------------------------
     def _decide(self) -> None:
@@ -295,8 +339,13 @@ class ExecutionRun:
             verdict = self._verdict(task)
             if verdict is None:
                 spec = task.spec
-                if self.fast_noop and spec.type == "python" and not spec.params.get("callable") \
-                        and not spec.params.get("code") and spec.timeout is None:
+                if (
+                    self.fast_noop
+                    and spec.type == "python"
+                    and not spec.params.get("callable")
+                    and not spec.params.get("code")
+                    and spec.timeout is None
+                ):
                     self._noop(task)
                 else:
                     self._runnable.append(task)
@@ -360,10 +409,17 @@ class ExecutionRun:
             row.history = [*row.history, row.implied_history()[0]]
         self._results[row.name] = None
         self._mark(task)
-        self._emit("task_started", row.name, TaskStatus.RUNNING, row.start_time,
-                   attempt=row.attempts)
-        self._emit("task_completed", row.name, TaskStatus.COMPLETED, row.end_time,
-                   attempt=row.attempts, duration=0.0)
+        self._emit(
+            "task_started", row.name, TaskStatus.RUNNING, row.start_time, attempt=row.attempts
+        )
+        self._emit(
+            "task_completed",
+            row.name,
+            TaskStatus.COMPLETED,
+            row.end_time,
+            attempt=row.attempts,
+            duration=0.0,
+        )
         self._finished(task)
 
     def _start_attempts(self) -> list[_Task]:
@@ -377,7 +433,11 @@ class ExecutionRun:
             row = task.row
             row.attempts += 1
             row.status, row.start_time, row.end_time, row.duration = (
-                TaskStatus.RUNNING, now, None, None)
+                TaskStatus.RUNNING,
+                now,
+                None,
+                None,
+            )
             self._inflight += 1
             self._mark(task)
             self._emit("task_started", row.name, TaskStatus.RUNNING, now, attempt=row.attempts)
@@ -392,20 +452,41 @@ class ExecutionRun:
             ref = spec.params.get("callable")
             if ref and ":" not in ref and self.resolve is not None:
                 fn = self.resolve(ref)
-            job = Job(self.execution_id, self.workflow.id, spec.name, task.row.attempts,
-                      spec.type, spec.params,
-                      {d: results.get(d) for d in spec.dependencies}, fn,
-                      self.capture, self.log_limit, self.root_dir, self.params, spec.timeout)
+            job = Job(
+                self.execution_id,
+                self.workflow.id,
+                spec.name,
+                task.row.attempts,
+                spec.type,
+                spec.params,
+                {d: results.get(d) for d in spec.dependencies},
+                fn,
+                self.capture,
+                self.log_limit,
+                self.root_dir,
+                self.params,
+                spec.timeout,
+            )
             if spec.timeout is not None and not self.executor.reports_start:
                 self._add_timer(spec.timeout, "timeout", task)
             task.handle = submit(job, report)
 
-    def _history(self, row: TaskRow, status: str, started: float | None, finished: float,
-                 error: str | None = None) -> float | None:
+    def _history(
+        self,
+        row: TaskRow,
+        status: str,
+        started: float | None,
+        finished: float,
+        error: str | None = None,
+    ) -> float | None:
         duration = None if started is None else round(finished - started, 6)
-        entry = {"attempt": row.attempts, "status": status,
-                 "startTime": iso(started) if started else row.start_time,
-                 "endTime": iso(finished), "duration": duration}
+        entry = {
+            "attempt": row.attempts,
+            "status": status,
+            "startTime": iso(started) if started else row.start_time,
+            "endTime": iso(finished),
+            "duration": duration,
+        }
         if error is not None:
             entry["error"] = error
         row.history = [*(row.history or []), entry]
@@ -418,9 +499,11 @@ class ExecutionRun:
             children = {c.spec.name for c in task.children}
             wrong = [name for name in value if name not in children]
             if wrong:
-                error = TaskCodeError(f"branch {row.name!r} selected {wrong!r}, which "
-                                      f"{'is not a' if len(wrong) == 1 else 'are not'} direct "
-                                      f"downstream task(s); allowed: {sorted(children)!r}")
+                error = TaskCodeError(
+                    f"branch {row.name!r} selected {wrong!r}, which "
+                    f"{'is not a' if len(wrong) == 1 else 'are not'} direct "
+                    f"downstream task(s); allowed: {sorted(children)!r}"
+                )
                 self._attempt_failed(task, f"TaskCodeError: {error}", None, started, finished)
                 return
             row.branch = {"selected": list(value), "skipped": self._apply_branch(task, value)}
@@ -435,8 +518,15 @@ class ExecutionRun:
         row.result_text = "null" if value is None else encode_result(value)
         self._results[row.name] = value
         self._mark(task)
-        self._emit("task_completed", row.name, TaskStatus.COMPLETED, row.end_time,
-                   attempt=row.attempts, duration=row.duration, **extra)
+        self._emit(
+            "task_completed",
+            row.name,
+            TaskStatus.COMPLETED,
+            row.end_time,
+            attempt=row.attempts,
+            duration=row.duration,
+            **extra,
+        )
         self._finished(task)
 
     def _apply_branch(self, task: _Task, selected: list[str]) -> list[str]:
@@ -455,9 +545,17 @@ class ExecutionRun:
                 skipped.append(child.spec.name)
         return skipped
 
-    def _attempt_failed(self, task: _Task, error: str, tb: str | None, started: float | None,
-                        finished: float, *, reason: str | None = None,
-                        started_iso: str | None = None) -> None:
+    def _attempt_failed(
+        self,
+        task: _Task,
+        error: str,
+        tb: str | None,
+        started: float | None,
+        finished: float,
+        *,
+        reason: str | None = None,
+        started_iso: str | None = None,
+    ) -> None:
         row = task.row
         duration = self._history(row, TaskStatus.FAILED, started, finished, error)
         row.error, row.traceback = error, tb
@@ -465,14 +563,28 @@ class ExecutionRun:
         if row.attempts < task.spec.retries + 1 and not self._cancelled:
             delay = task.spec.retry_wait(row.attempts)
             row.status = TaskStatus.PENDING
-            self._emit("task_retrying", row.name, TaskStatus.PENDING, attempt=row.attempts,
-                       error=error, delay=delay)
+            self._emit(
+                "task_retrying",
+                row.name,
+                TaskStatus.PENDING,
+                attempt=row.attempts,
+                error=error,
+                delay=delay,
+            )
             self._add_timer(delay, "retry", task)
             return
         row.status, row.reason = TaskStatus.FAILED, reason
         row.end_time, row.duration = iso(finished), duration
-        self._emit("task_failed", row.name, TaskStatus.FAILED, row.end_time,
-                   attempt=row.attempts, error=error, duration=duration, reason=reason)
+        self._emit(
+            "task_failed",
+            row.name,
+            TaskStatus.FAILED,
+            row.end_time,
+            attempt=row.attempts,
+            error=error,
+            duration=duration,
+            reason=reason,
+        )
         self._finished(task)
 
     # -- cancel, finish, commit ------------------------------------------------------------
@@ -511,9 +623,13 @@ class ExecutionRun:
         elsewhere (its row is already terminal), so this loop must stop."""
         if not (self._dirty or self._events or self._exec_update or self._logs):
             return True
-        events = self.store.commit(self.execution_id, tasks=list(self._dirty.values()),
-                                   events=self._events, execution=self._exec_update,
-                                   logs=self._logs)
+        events = self.store.commit(
+            self.execution_id,
+            tasks=list(self._dirty.values()),
+            events=self._events,
+            execution=self._exec_update,
+            logs=self._logs,
+        )
         self._dirty, self._events, self._exec_update, self._logs = {}, [], {}, []
         if events is None:
             self._stop_foreign()
@@ -543,24 +659,36 @@ class ExecutionRun:
         for delay in (0.1, 0.5, 2.0, None):
             try:
                 self._dirty, self._logs = {}, []
-                self._events = [make_event("execution_failed", self.execution_id,
-                                           self.workflow.id, ExecStatus.FAILED,
-                                           error="internal engine error")]
-                self._exec_update = {"status": ExecStatus.FAILED,
-                                     "end_time": iso(time.time()), "reason": "engine_error"}
+                self._events = [
+                    make_event(
+                        "execution_failed",
+                        self.execution_id,
+                        self.workflow.id,
+                        ExecStatus.FAILED,
+                        error="internal engine error",
+                    )
+                ]
+                self._exec_update = {
+                    "status": ExecStatus.FAILED,
+                    "end_time": iso(time.time()),
+                    "reason": "engine_error",
+                }
                 if self._flush():
                     self.status = ExecStatus.FAILED
                 return
             except Exception:
-                log.exception("execution %s: could not record the engine failure",
-                              self.execution_id)
+                log.exception(
+                    "execution %s: could not record the engine failure", self.execution_id
+                )
                 if delay is not None:
                     time.sleep(delay)
 
     def _mark(self, task: _Task) -> None:
         self._dirty[task.spec.name] = task.row
 
-    def _emit(self, event: str, task: str | None, status: str, timestamp: str | None = None,
-              **extra: Any) -> None:
-        self._events.append(make_event(event, self.execution_id, self.workflow.id, status,
-                                       task, timestamp, **extra))
+    def _emit(
+        self, event: str, task: str | None, status: str, timestamp: str | None = None, **extra: Any
+    ) -> None:
+        self._events.append(
+            make_event(event, self.execution_id, self.workflow.id, status, task, timestamp, **extra)
+        )

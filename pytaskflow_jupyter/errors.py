@@ -77,7 +77,11 @@ class InvalidInput(TaskFlowError):
     code = "invalid_input"
 
     def __init__(
-        self, message: str, problems: list[Problem] | None = None, *, code: str | None = None,
+        self,
+        message: str,
+        problems: list[Problem] | None = None,
+        *,
+        code: str | None = None,
         total: int | None = None,
     ) -> None:
         self._problems = list(problems or [])

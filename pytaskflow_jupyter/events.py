@@ -36,8 +36,13 @@ Subscriber = Callable[[list[Event]], None]
 
 
 def make_event(
-    event: str, execution_id: str, workflow: str, status: str, task: str | None = None,
-    timestamp: str | None = None, **extra: Any
+    event: str,
+    execution_id: str,
+    workflow: str,
+    status: str,
+    task: str | None = None,
+    timestamp: str | None = None,
+    **extra: Any,
 ) -> Event:
     """One event; ``workflow_id`` carries the execution id, as the documented example does.
     ``timestamp`` is when the change happened (ISO 8601; default: now)."""

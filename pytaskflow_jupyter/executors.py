@@ -36,8 +36,17 @@ if TYPE_CHECKING:
     from ._dask import DaskExecutor
     from ._process import ProcessExecutor
 
-__all__ = ["EXECUTORS", "Attempt", "DaskExecutor", "Executor", "InlineExecutor",
-           "ProcessExecutor", "QueueExecutor", "ThreadExecutor", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Attempt",
+    "DaskExecutor",
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "QueueExecutor",
+    "ThreadExecutor",
+    "make_executor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +111,12 @@ class QueueExecutor(Executor):
     def submit(self, job: Job, report: Report) -> Attempt:
         attempt = Attempt(job, report)
         if self._closed:
-            log.warning("%s executor is shut down; attempt %s of task %r abandoned",
-                        self.name, job.attempt, job.task)
+            log.warning(
+                "%s executor is shut down; attempt %s of task %r abandoned",
+                self.name,
+                job.attempt,
+                job.task,
+            )
         else:
             self._queue.put(attempt)
         return attempt
@@ -155,8 +168,10 @@ class ThreadExecutor(QueueExecutor):
     def __init__(self, workers: int | None = None) -> None:
         super().__init__()
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
-        self._threads = [threading.Thread(target=self._serve, name=f"taskflow-{i}",
-                                          daemon=True) for i in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"taskflow-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -184,19 +199,25 @@ class ThreadExecutor(QueueExecutor):
                     thread.join()
 
 
-def _process(workers: int | None = None, memory_limit: int | None = None,
-             max_tasks_per_worker: int | None = None, **_: Any) -> Executor:
+def _process(
+    workers: int | None = None,
+    memory_limit: int | None = None,
+    max_tasks_per_worker: int | None = None,
+    **_: Any,
+) -> Executor:
     from ._process import ProcessExecutor
 
-    return ProcessExecutor(workers, memory_limit=memory_limit,
-                           max_tasks_per_worker=max_tasks_per_worker)
+    return ProcessExecutor(
+        workers, memory_limit=memory_limit, max_tasks_per_worker=max_tasks_per_worker
+    )
 
 
 def _dask(workers: int | None = None, address: str | None = None, **options: Any) -> Executor:
     from ._dask import DaskExecutor
 
-    return DaskExecutor(workers, address=address,
-                        **{k: v for k, v in options.items() if k in DaskExecutor.OPTIONS})
+    return DaskExecutor(
+        workers, address=address, **{k: v for k, v in options.items() if k in DaskExecutor.OPTIONS}
+    )
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {

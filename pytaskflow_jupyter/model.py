@@ -91,8 +91,10 @@ def iso(ts: float) -> str:
     second, frac = divmod(ms, 1000)
     last = _last_second
     if last[0] != second:
-        last = _last_second = (second, datetime.fromtimestamp(second, timezone.utc)
-                               .strftime("%Y-%m-%dT%H:%M:%S"))
+        last = _last_second = (
+            second,
+            datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
     return f"{last[1]}.{frac:03d}Z"
 
 
@@ -154,5 +156,6 @@ class Workflow:
 
 def canonical_json(value: Any) -> str:
     """JSON text that two equal values share: sorted keys, no spaces, no NaN."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True,
-                      separators=(",", ":"))
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+    )

@@ -82,12 +82,23 @@ def new_execution_id() -> str:
 class Runner:
     """Registers workflows and runs their executions on one executor."""
 
-    def __init__(self, store: Store, executor: Executor, bus: EventBus | None = None, *,
-                 limits: Limits | None = None,
-                 resolve: Callable[[str], Callable[..., Any] | None] | None = None,
-                 heartbeat_interval: float = 5.0, stale_after: float = 30.0,
-                 capture: bool = True, log_limit: int = 64 * 1024, root_dir: str | None = None,
-                 fast_noop: bool = True, window: int = 2048, role: str = "server") -> None:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        bus: EventBus | None = None,
+        *,
+        limits: Limits | None = None,
+        resolve: Callable[[str], Callable[..., Any] | None] | None = None,
+        heartbeat_interval: float = 5.0,
+        stale_after: float = 30.0,
+        capture: bool = True,
+        log_limit: int = 64 * 1024,
+        root_dir: str | None = None,
+        fast_noop: bool = True,
+        window: int = 2048,
+        role: str = "server",
+    ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         self.store, self.executor = store, executor
@@ -97,8 +108,13 @@ class Runner:
         self.resolve = resolve
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{role}"
         self.heartbeat_interval, self.stale_after = heartbeat_interval, stale_after
-        self.run_options: Json = {"capture": capture, "log_limit": log_limit,
-                                  "root_dir": root_dir, "fast_noop": fast_noop, "window": window}
+        self.run_options: Json = {
+            "capture": capture,
+            "log_limit": log_limit,
+            "root_dir": root_dir,
+            "fast_noop": fast_noop,
+            "window": window,
+        }
         _LIVE_OWNERS.add(self.owner)
         self._runs: dict[str, ExecutionRun] = {}
         self._lock = threading.Lock()
@@ -112,8 +128,9 @@ class Runner:
         wf = parse_workflow(definition, self.limits)
         return self.store.get_workflow(wf.id, self.store.save_workflow(wf))
 
-    def submit(self, definition: Any, *, idempotency_key: str | None = None,
-               params: Json | None = None) -> Json:
+    def submit(
+        self, definition: Any, *, idempotency_key: str | None = None, params: Json | None = None
+    ) -> Json:
         """Register a definition and start an execution of it (``POST /workflows``)."""
         wf = parse_workflow(definition, self.limits)
         if idempotency_key is not None:
@@ -122,39 +139,65 @@ class Runner:
             earlier = self.store.execution_for_key(idempotency_key)
             if earlier is not None:
                 if earlier["workflowId"] != wf.id:
-                    raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used for "
-                                   f"workflow {earlier['workflowId']!r}",
-                                   code="idempotency_key_reused")
+                    raise Conflict(
+                        f"Idempotency-Key {idempotency_key!r} was already used for "
+                        f"workflow {earlier['workflowId']!r}",
+                        code="idempotency_key_reused",
+                    )
                 return earlier
         revision = self.store.save_workflow(wf)
-        return self.start(wf.id, revision=revision, params=params,
-                          idempotency_key=idempotency_key)
+        return self.start(wf.id, revision=revision, params=params, idempotency_key=idempotency_key)
 
     # -- executions ---------------------------------------------------------------------
-    def start(self, workflow_id: str, *, revision: int | None = None, params: Json | None = None,
-              idempotency_key: str | None = None, parent_id: str | None = None,
-              prior: dict[str, TaskRow] | None = None) -> Json:
+    def start(
+        self,
+        workflow_id: str,
+        *,
+        revision: int | None = None,
+        params: Json | None = None,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        prior: dict[str, TaskRow] | None = None,
+    ) -> Json:
         """Record a new execution durably, start running it, and return it (``pending``)."""
         params = self.store.check_params(params)
         if revision is None:
             revision = self.store.get_workflow(workflow_id)["revision"]
         wf = self.store.load_workflow(workflow_id, revision)
         execution, created = self.store.create_execution(
-            new_execution_id(), workflow_id, revision, params=params, owner=self.owner,
-            parent_id=parent_id, idempotency_key=idempotency_key, executor=self.executor.name,
-            tasks=list((prior or {}).values()))
+            new_execution_id(),
+            workflow_id,
+            revision,
+            params=params,
+            owner=self.owner,
+            parent_id=parent_id,
+            idempotency_key=idempotency_key,
+            executor=self.executor.name,
+            tasks=list((prior or {}).values()),
+        )
         if created:
             self._launch(wf, execution["id"], params, prior)
         return execution
 
-    def _launch(self, wf: Workflow, execution_id: str, params: Json,
-                prior: dict[str, TaskRow] | None) -> ExecutionRun:
-        run = ExecutionRun(self.store, self.executor, self.bus, wf, execution_id, params=params,
-                           prior=prior, resolve=self.resolve, **self.run_options)
+    def _launch(
+        self, wf: Workflow, execution_id: str, params: Json, prior: dict[str, TaskRow] | None
+    ) -> ExecutionRun:
+        run = ExecutionRun(
+            self.store,
+            self.executor,
+            self.bus,
+            wf,
+            execution_id,
+            params=params,
+            prior=prior,
+            resolve=self.resolve,
+            **self.run_options,
+        )
         with self._lock:
             self._runs[execution_id] = run
-        thread = threading.Thread(target=self._drive, args=(run,), daemon=True,
-                                  name=f"taskflow-{execution_id}")
+        thread = threading.Thread(
+            target=self._drive, args=(run,), daemon=True, name=f"taskflow-{execution_id}"
+        )
         thread.start()
         return run
 
@@ -208,25 +251,44 @@ class Runner:
         rest; branch decisions are replayed; failed tasks get a fresh retry budget."""
         row = self.store.execution_row(execution_id)
         if row["status"] not in TERMINAL_EXECUTION:
-            raise Conflict(f"execution {execution_id!r} is still {row['status']}; "
-                           "cancel it or wait for it to end before retrying")
+            raise Conflict(
+                f"execution {execution_id!r} is still {row['status']}; "
+                "cancel it or wait for it to end before retrying"
+            )
         prior = {}
         for name, task in self.store.task_rows(execution_id).items():
             if task.status == TaskStatus.COMPLETED:
                 prior[name] = task
-        return self.start(row["workflow_id"], revision=row["revision"], params=row["params"],
-                          parent_id=execution_id, prior=prior, idempotency_key=idempotency_key)
+        return self.start(
+            row["workflow_id"],
+            revision=row["revision"],
+            params=row["params"],
+            parent_id=execution_id,
+            prior=prior,
+            idempotency_key=idempotency_key,
+        )
 
-    def enqueue(self, workflow_id: str, *, revision: int | None = None,
-                params: Json | None = None, idempotency_key: str | None = None) -> Json:
+    def enqueue(
+        self,
+        workflow_id: str,
+        *,
+        revision: int | None = None,
+        params: Json | None = None,
+        idempotency_key: str | None = None,
+    ) -> Json:
         """Record an execution for the SERVER to run (``%taskflow submit``): it is stored
         ``pending`` with owner ``SUBMITTED`` and adopted by the server's runner."""
         params = self.store.check_params(params)
         if revision is None:
             revision = self.store.get_workflow(workflow_id)["revision"]
         execution, _ = self.store.create_execution(
-            new_execution_id(), workflow_id, revision, params=params, owner=SUBMITTED,
-            idempotency_key=idempotency_key)
+            new_execution_id(),
+            workflow_id,
+            revision,
+            params=params,
+            owner=SUBMITTED,
+            idempotency_key=idempotency_key,
+        )
         return execution
 
     def adopt_submitted(self) -> list[str]:
@@ -264,8 +326,9 @@ class Runner:
             resume = _role(owner) == "server"
             if resume and self.role != "server":
                 continue  # the next server resumes it
-            if not self.store.claim(row["id"], self.owner, owner,
-                                    self.executor.name if resume else None):
+            if not self.store.claim(
+                row["id"], self.owner, owner, self.executor.name if resume else None
+            ):
                 continue
             taken.append(row["id"])
             if resume:
@@ -285,10 +348,15 @@ class Runner:
                 task.status, task.reason, task.end_time = TaskStatus.FAILED, Reason.OWNER_LOST, now
                 task.error = "the process that ran this execution stopped"
                 tasks.append(task)
-        event = make_event("execution_failed", exec_id, wf_id, ExecStatus.FAILED,
-                           reason=Reason.OWNER_LOST)
-        events = self.store.commit(exec_id, tasks=tasks, events=[event], execution={
-            "status": ExecStatus.FAILED, "end_time": now, "reason": Reason.OWNER_LOST})
+        event = make_event(
+            "execution_failed", exec_id, wf_id, ExecStatus.FAILED, reason=Reason.OWNER_LOST
+        )
+        events = self.store.commit(
+            exec_id,
+            tasks=tasks,
+            events=[event],
+            execution={"status": ExecStatus.FAILED, "end_time": now, "reason": Reason.OWNER_LOST},
+        )
         self.bus.publish(events or [])
 
     def active(self) -> list[str]:
@@ -305,4 +373,3 @@ class Runner:
             self._release_owner()
         for run in runs:
             run.done.wait(wait / max(1, len(runs)))
-

@@ -70,15 +70,35 @@ def default_db_path() -> Path:
 
 def _m1(db: sqlite_utils.Database) -> None:
     db.table("workflows").create(
-        {"id": str, "revision": int, "name": str, "definition": str, "fingerprint": str,
-         "created_at": str, "deleted": int},
+        {
+            "id": str,
+            "revision": int,
+            "name": str,
+            "definition": str,
+            "fingerprint": str,
+            "created_at": str,
+            "deleted": int,
+        },
         pk=("id", "revision"),
     )
     db.table("executions").create(
-        {"id": str, "workflow_id": str, "revision": int, "status": str, "params": str,
-         "start_time": str, "end_time": str, "created_at": str, "owner": str,
-         "heartbeat": float, "parent_id": str, "idempotency_key": str, "reason": str,
-         "executor": str, "cancel_requested": int},
+        {
+            "id": str,
+            "workflow_id": str,
+            "revision": int,
+            "status": str,
+            "params": str,
+            "start_time": str,
+            "end_time": str,
+            "created_at": str,
+            "owner": str,
+            "heartbeat": float,
+            "parent_id": str,
+            "idempotency_key": str,
+            "reason": str,
+            "executor": str,
+            "cancel_requested": int,
+        },
         pk="id",
     )
     db.table("executions").create_index(["workflow_id"])
@@ -109,22 +129,51 @@ def _m2(db: sqlite_utils.Database) -> None:
     And no index on events: each one cost a B-tree page written per commit (a tenth of a
     chain's step). An execution records ``first_seq``, the last ``seq`` before it was
     created: its events all come later, so reading them scans ``seq`` from there."""
-    for column, kind in (("task", "TEXT"), ("timestamp", "TEXT"), ("status", "TEXT"),
-                         ("attempt", "INTEGER"), ("duration", "REAL"), ("extra", "TEXT")):
+    for column, kind in (
+        ("task", "TEXT"),
+        ("timestamp", "TEXT"),
+        ("status", "TEXT"),
+        ("attempt", "INTEGER"),
+        ("duration", "REAL"),
+        ("extra", "TEXT"),
+    ):
         db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
     db.execute("ALTER TABLE executions ADD COLUMN first_seq INTEGER")
-    db.execute("UPDATE executions SET first_seq = coalesce((SELECT min(seq) - 1 FROM events "
-               "WHERE execution_id = executions.id), (SELECT coalesce(max(seq), 0) FROM events))")
+    db.execute(
+        "UPDATE executions SET first_seq = coalesce((SELECT min(seq) - 1 FROM events "
+        "WHERE execution_id = executions.id), (SELECT coalesce(max(seq), 0) FROM events))"
+    )
     db.execute("DROP INDEX IF EXISTS idx_events_workflow_id")
     db.execute("DROP INDEX IF EXISTS idx_events_execution_id")
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2]
 
-TASK_COLUMNS = ("status", "attempts", "start_time", "end_time", "duration", "result", "error",
-                "traceback", "reason", "history", "branch")
-EXEC_COLUMNS = frozenset({"status", "start_time", "end_time", "owner", "heartbeat", "reason",
-                          "executor", "cancel_requested"})
+TASK_COLUMNS = (
+    "status",
+    "attempts",
+    "start_time",
+    "end_time",
+    "duration",
+    "result",
+    "error",
+    "traceback",
+    "reason",
+    "history",
+    "branch",
+)
+EXEC_COLUMNS = frozenset(
+    {
+        "status",
+        "start_time",
+        "end_time",
+        "owner",
+        "heartbeat",
+        "reason",
+        "executor",
+        "cancel_requested",
+    }
+)
 ACTIVE = ("pending", "running")
 
 
@@ -134,8 +183,14 @@ class Store:
     CACHE_TASKS = 200_000  # parsed definitions kept, counted in tasks (LRU)
     BEGIN = "BEGIN IMMEDIATE"  # every writer takes the write lock first (module docstring)
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
-                 busy_timeout_ms: int = 60_000, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 60_000,
+        limits: Limits | None = None,
+    ) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
@@ -154,8 +209,12 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=self.busy_timeout_ms / 1000)
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self.busy_timeout_ms / 1000,
+            )
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -189,12 +248,15 @@ class Store:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version > len(MIGRATIONS):
-                raise StoreError(f"{self.path} has schema version {version}; this version of "
-                                 f"pytaskflow-jupyter knows up to {len(MIGRATIONS)}")
+                raise StoreError(
+                    f"{self.path} has schema version {version}; this version of "
+                    f"pytaskflow-jupyter knows up to {len(MIGRATIONS)}"
+                )
             for number in range(version, len(MIGRATIONS)):
                 MIGRATIONS[number](db)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                         (str(len(MIGRATIONS)),))
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(len(MIGRATIONS)),)
+            )
 
     # -- workflows ----------------------------------------------------------------------
     def save_workflow(self, wf: Workflow) -> int:
@@ -206,31 +268,44 @@ class Store:
         with self.write() as conn:
             last = conn.execute(
                 "SELECT revision, fingerprint, deleted FROM workflows WHERE id=? "
-                "ORDER BY revision DESC LIMIT 1", (wf.id,)).fetchone()
+                "ORDER BY revision DESC LIMIT 1",
+                (wf.id,),
+            ).fetchone()
             if last and last[1] == fingerprint and not last[2]:
                 revision = last[0]
             else:
                 revision = (last[0] if last else 0) + 1
                 conn.execute("UPDATE workflows SET deleted=0 WHERE id=?", (wf.id,))
-                conn.execute("INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
-                             (wf.id, revision, wf.name, json.dumps(source), fingerprint, now))
+                conn.execute(
+                    "INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
+                    (wf.id, revision, wf.name, json.dumps(source), fingerprint, now),
+                )
         self._cache_put((wf.id, revision), wf)
         return int(revision)
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
         """A definition as posted plus ``revision``, ``createdAt``, ``updatedAt``."""
         conn = self._conn()
-        first = conn.execute("SELECT min(created_at), max(created_at), max(revision) FROM "
-                             "workflows WHERE id=? AND deleted=0", (workflow_id,)).fetchone()
+        first = conn.execute(
+            "SELECT min(created_at), max(created_at), max(revision) FROM "
+            "workflows WHERE id=? AND deleted=0",
+            (workflow_id,),
+        ).fetchone()
         if first[2] is None:
             raise NotFound(f"unknown workflow {workflow_id!r}")
         rev = first[2] if revision is None else revision
-        row = conn.execute("SELECT definition, created_at FROM workflows WHERE id=? AND "
-                           "revision=?", (workflow_id, rev)).fetchone()
+        row = conn.execute(
+            "SELECT definition, created_at FROM workflows WHERE id=? AND revision=?",
+            (workflow_id, rev),
+        ).fetchone()
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
-        return {**json.loads(row[0]), "revision": rev, "createdAt": first[0],
-                "updatedAt": first[1] if revision is None else row[1]}
+        return {
+            **json.loads(row[0]),
+            "revision": rev,
+            "createdAt": first[0],
+            "updatedAt": first[1] if revision is None else row[1],
+        }
 
     def load_workflow(self, workflow_id: str, revision: int) -> Workflow:
         """The parsed definition of one revision (deleted ones included: executions keep theirs)."""
@@ -239,8 +314,11 @@ class Store:
             if key in self._workflow_cache:
                 self._workflow_cache.move_to_end(key)
                 return self._workflow_cache[key]
-        row = self._conn().execute("SELECT definition FROM workflows WHERE id=? AND revision=?",
-                                   key).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT definition FROM workflows WHERE id=? AND revision=?", key)
+            .fetchone()
+        )
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
         wf = parse_workflow(json.loads(row[0]), STORED)
@@ -258,33 +336,51 @@ class Store:
 
     def list_workflows(self) -> list[Json]:
         """Every registered definition (latest revision), by id."""
-        rows = self._conn().execute(
-            "SELECT w.definition, w.revision, f.created, w.created_at FROM workflows w JOIN "
-            "(SELECT id, max(revision) AS rev, min(created_at) AS created FROM workflows "
-            " WHERE deleted=0 GROUP BY id) f ON w.id=f.id AND w.revision=f.rev ORDER BY w.id"
-        ).fetchall()
-        return [{**json.loads(d), "revision": r, "createdAt": c, "updatedAt": u}
-                for d, r, c, u in rows]
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT w.definition, w.revision, f.created, w.created_at FROM workflows w JOIN "
+                "(SELECT id, max(revision) AS rev, min(created_at) AS created FROM workflows "
+                " WHERE deleted=0 GROUP BY id) f ON w.id=f.id AND w.revision=f.rev ORDER BY w.id"
+            )
+            .fetchall()
+        )
+        return [
+            {**json.loads(d), "revision": r, "createdAt": c, "updatedAt": u} for d, r, c, u in rows
+        ]
 
     def delete_workflow(self, workflow_id: str) -> None:
         """Remove a definition; its executions stay readable. 409 while one is active."""
         with self.write() as conn:
-            if not conn.execute("SELECT 1 FROM workflows WHERE id=? AND deleted=0",
-                                (workflow_id,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM workflows WHERE id=? AND deleted=0", (workflow_id,)
+            ).fetchone():
                 raise NotFound(f"unknown workflow {workflow_id!r}")
-            active = conn.execute("SELECT id FROM executions WHERE workflow_id=? AND status IN "
-                                  "(?,?) LIMIT 1", (workflow_id, *ACTIVE)).fetchone()
+            active = conn.execute(
+                "SELECT id FROM executions WHERE workflow_id=? AND status IN (?,?) LIMIT 1",
+                (workflow_id, *ACTIVE),
+            ).fetchone()
             if active:
-                raise Conflict(f"workflow {workflow_id!r} has an active execution {active[0]!r}; "
-                               "cancel it first")
+                raise Conflict(
+                    f"workflow {workflow_id!r} has an active execution {active[0]!r}; "
+                    "cancel it first"
+                )
             conn.execute("UPDATE workflows SET deleted=1 WHERE id=?", (workflow_id,))
 
     # -- executions ---------------------------------------------------------------------
-    def create_execution(self, execution_id: str, workflow_id: str, revision: int, *,
-                         params: Json | None = None, owner: str | None = None,
-                         parent_id: str | None = None, idempotency_key: str | None = None,
-                         executor: str | None = None,
-                         tasks: list[TaskRow] | None = None) -> tuple[Json, bool]:
+    def create_execution(
+        self,
+        execution_id: str,
+        workflow_id: str,
+        revision: int,
+        *,
+        params: Json | None = None,
+        owner: str | None = None,
+        parent_id: str | None = None,
+        idempotency_key: str | None = None,
+        executor: str | None = None,
+        tasks: list[TaskRow] | None = None,
+    ) -> tuple[Json, bool]:
         """Record a new ``pending`` execution; returns ``(execution, created)``.
 
         With an ``idempotency_key`` already used, the earlier execution is returned and
@@ -292,12 +388,17 @@ class Store:
         """
         with self.write() as conn:
             if idempotency_key is not None:
-                row = conn.execute("SELECT id, workflow_id FROM executions WHERE "
-                                   "idempotency_key=?", (idempotency_key,)).fetchone()
+                row = conn.execute(
+                    "SELECT id, workflow_id FROM executions WHERE idempotency_key=?",
+                    (idempotency_key,),
+                ).fetchone()
                 if row is not None:
                     if row[1] != workflow_id:
-                        raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used "
-                                       f"for workflow {row[1]!r}", code="idempotency_key_reused")
+                        raise Conflict(
+                            f"Idempotency-Key {idempotency_key!r} was already used "
+                            f"for workflow {row[1]!r}",
+                            code="idempotency_key_reused",
+                        )
                     existing = row[0]
                     created = False
             if idempotency_key is None or row is None:
@@ -306,8 +407,20 @@ class Store:
                     "created_at, owner, heartbeat, parent_id, idempotency_key, executor, "
                     "first_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,"
                     "(SELECT coalesce(max(seq), 0) FROM events))",
-                    (execution_id, workflow_id, revision, "pending", json.dumps(params or {}),
-                     utcnow(), owner, time.time(), parent_id, idempotency_key, executor))
+                    (
+                        execution_id,
+                        workflow_id,
+                        revision,
+                        "pending",
+                        json.dumps(params or {}),
+                        utcnow(),
+                        owner,
+                        time.time(),
+                        parent_id,
+                        idempotency_key,
+                        executor,
+                    ),
+                )
                 for sql, rows in task_writes(execution_id, tasks or []).items():
                     conn.executemany(sql, rows)
                 existing, created = execution_id, True
@@ -315,14 +428,23 @@ class Store:
 
     def execution_for_key(self, idempotency_key: str) -> Json | None:
         """The execution recorded with ``idempotency_key``, if any."""
-        row = self._conn().execute("SELECT id FROM executions WHERE idempotency_key=?",
-                                   (idempotency_key,)).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT id FROM executions WHERE idempotency_key=?", (idempotency_key,))
+            .fetchone()
+        )
         return None if row is None else self.get_execution(row[0])
 
-    def commit(self, execution_id: str, *, tasks: list[TaskRow] = (),  # type: ignore[assignment]
-               events: list[Json] = (),  # type: ignore[assignment]
-               execution: Json | None = None, logs: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
-               guard_terminal: bool = True) -> list[Json] | None:
+    def commit(
+        self,
+        execution_id: str,
+        *,
+        tasks: list[TaskRow] = (),  # type: ignore[assignment]
+        events: list[Json] = (),  # type: ignore[assignment]
+        execution: Json | None = None,
+        logs: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
+        guard_terminal: bool = True,
+    ) -> list[Json] | None:
         """Write one batch of state changes of an execution in one transaction.
 
         Events get their ``seq`` here. ``task.result`` must already be JSON text (see
@@ -339,7 +461,9 @@ class Store:
             # the execution's status and the last seq, in one statement
             status, last = conn.execute(
                 "SELECT (SELECT status FROM executions WHERE id=?), "
-                "(SELECT coalesce(max(seq), 0) FROM events)", (execution_id,)).fetchone()
+                "(SELECT coalesce(max(seq), 0) FROM events)",
+                (execution_id,),
+            ).fetchone()
             if guard_terminal and (status is None or status in TERMINAL_EXECUTION):
                 conn.execute("ROLLBACK")
                 return None
@@ -353,12 +477,16 @@ class Store:
                 for sql, rows in task_rows.items():
                     conn.executemany(sql, rows)
             if logs:
-                conn.executemany("INSERT OR REPLACE INTO task_logs VALUES (?,?,?,?,?)",
-                                 [(execution_id, *entry) for entry in logs])
+                conn.executemany(
+                    "INSERT OR REPLACE INTO task_logs VALUES (?,?,?,?,?)",
+                    [(execution_id, *entry) for entry in logs],
+                )
             if execution:
                 cols = sorted(set(execution) & EXEC_COLUMNS)
-                conn.execute(f"UPDATE executions SET {', '.join(c + '=?' for c in cols)} "
-                             "WHERE id=?", [execution[c] for c in cols] + [execution_id])
+                conn.execute(
+                    f"UPDATE executions SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
+                    [execution[c] for c in cols] + [execution_id],
+                )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -372,8 +500,9 @@ class Store:
     def request_cancel(self, execution_id: str) -> None:
         """Ask the owner of an execution (maybe another process) to cancel it."""
         with self.write() as conn:
-            row = conn.execute("SELECT status FROM executions WHERE id=?",
-                               (execution_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status FROM executions WHERE id=?", (execution_id,)
+            ).fetchone()
             if row is None:
                 raise NotFound(f"unknown execution {execution_id!r}")
             if row[0] in TERMINAL_EXECUTION:
@@ -382,21 +511,42 @@ class Store:
 
     def control(self, execution_id: str) -> tuple[str, bool]:
         """``(status, cancel_requested)`` of an execution, for its owner's loop to poll."""
-        row = self._conn().execute("SELECT status, cancel_requested FROM executions WHERE id=?",
-                                   (execution_id,)).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT status, cancel_requested FROM executions WHERE id=?", (execution_id,))
+            .fetchone()
+        )
         if row is None:
             raise NotFound(f"unknown execution {execution_id!r}")
         return row[0], bool(row[1])
 
     def task_rows(self, execution_id: str) -> dict[str, TaskRow]:
         """Stored task rows of an execution (tasks with no row are pending)."""
-        rows = self._conn().execute(
-            f"SELECT name, {', '.join(TASK_COLUMNS)} FROM task_runs WHERE execution_id=?",
-            (execution_id,)).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT name, {', '.join(TASK_COLUMNS)} FROM task_runs WHERE execution_id=?",
+                (execution_id,),
+            )
+            .fetchall()
+        )
         out = {}
         for r in rows:
-            row = out[r[0]] = TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]), r[7],
-                                      r[8], r[9], loads(r[10]), loads(r[11]), r[6])
+            row = out[r[0]] = TaskRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                loads(r[6]),
+                r[7],
+                r[8],
+                r[9],
+                loads(r[10]),
+                loads(r[11]),
+                r[6],
+            )
             if row.history is None and row.status == TaskStatus.COMPLETED:
                 row.history = row.implied_history()
         return out
@@ -418,19 +568,44 @@ class Store:
     def _to_json(self, row: Json, *, detail: bool) -> Json:
         wf = self.load_workflow(row["workflow_id"], row["revision"])
         stored = self.task_rows(row["id"])
-        tasks = [stored[t.name].to_json(detail=detail) if t.name in stored else
-                 {"name": t.name, **PENDING, "result": None, "traceback": None, "history": [],
-                  "branch": None} if detail else {"name": t.name, **PENDING}  # no row yet
-                 for t in wf.tasks]
-        return {"id": row["id"], "workflowId": row["workflow_id"], "revision": row["revision"],
-                "status": row["status"], "tasks": tasks, "startTime": row["start_time"],
-                "endTime": row["end_time"], "createdAt": row["created_at"],
-                "params": row["params"], "parentId": row["parent_id"],
-                "reason": row["reason"], "executor": row["executor"]}
+        tasks = [
+            stored[t.name].to_json(detail=detail)
+            if t.name in stored
+            else {
+                "name": t.name,
+                **PENDING,
+                "result": None,
+                "traceback": None,
+                "history": [],
+                "branch": None,
+            }
+            if detail
+            else {"name": t.name, **PENDING}  # no row yet
+            for t in wf.tasks
+        ]
+        return {
+            "id": row["id"],
+            "workflowId": row["workflow_id"],
+            "revision": row["revision"],
+            "status": row["status"],
+            "tasks": tasks,
+            "startTime": row["start_time"],
+            "endTime": row["end_time"],
+            "createdAt": row["created_at"],
+            "params": row["params"],
+            "parentId": row["parent_id"],
+            "reason": row["reason"],
+            "executor": row["executor"],
+        }
 
-    def list_executions(self, *, workflow_id: str | None = None, status: str | None = None,
-                        limit: int = 100,
-                        cursor: int | None = None) -> tuple[list[Json], int | None]:
+    def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: int | None = None,
+    ) -> tuple[list[Json], int | None]:
         """Executions newest first; returns ``(page, next_cursor)``."""
         where = ["1=1"]
         args: list[Any] = []
@@ -445,7 +620,9 @@ class Store:
             args.append(cursor)
         cur = self._conn().execute(
             f"SELECT rowid AS _rowid, * FROM executions WHERE {' AND '.join(where)} "
-            "ORDER BY rowid DESC LIMIT ?", [*args, limit + 1])
+            "ORDER BY rowid DESC LIMIT ?",
+            [*args, limit + 1],
+        )
         cols = [c[0] for c in cur.description]
         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         more = len(rows) > limit
@@ -455,8 +632,9 @@ class Store:
         page = [self._to_json(r, detail=False) for r in rows]
         return page, (rows[-1]["_rowid"] if more else None)
 
-    def executions_where(self, *, statuses: tuple[str, ...] = ACTIVE,
-                         owner: str | None = None) -> list[Json]:
+    def executions_where(
+        self, *, statuses: tuple[str, ...] = ACTIVE, owner: str | None = None
+    ) -> list[Json]:
         """Raw rows of executions in ``statuses`` (optionally of one owner)."""
         sql = f"SELECT * FROM executions WHERE status IN ({','.join('?' * len(statuses))})"
         args: list[Any] = list(statuses)
@@ -477,20 +655,25 @@ class Store:
         now = time.time()
         with self.write() as conn:
             for i in range(0, len(execution_ids), 500):
-                chunk = execution_ids[i:i + 500]
-                conn.execute(f"UPDATE executions SET heartbeat=? WHERE owner=? AND status IN "
-                             f"(?,?) AND id IN ({','.join('?' * len(chunk))})",
-                             (now, owner, *ACTIVE, *chunk))
+                chunk = execution_ids[i : i + 500]
+                conn.execute(
+                    f"UPDATE executions SET heartbeat=? WHERE owner=? AND status IN "
+                    f"(?,?) AND id IN ({','.join('?' * len(chunk))})",
+                    (now, owner, *ACTIVE, *chunk),
+                )
 
-    def claim(self, execution_id: str, owner: str, previous: str | None,
-              executor: str | None = None) -> bool:
+    def claim(
+        self, execution_id: str, owner: str, previous: str | None, executor: str | None = None
+    ) -> bool:
         """Take ownership of an active execution if ``previous`` still owns it (and
         record the ``executor`` that runs it from now on)."""
         with self.write() as conn:
-            cur = conn.execute("UPDATE executions SET owner=?, heartbeat=?, "
-                               "executor=COALESCE(?, executor) WHERE id=? AND "
-                               "owner IS ? AND status IN (?,?)",
-                               (owner, time.time(), executor, execution_id, previous, *ACTIVE))
+            cur = conn.execute(
+                "UPDATE executions SET owner=?, heartbeat=?, "
+                "executor=COALESCE(?, executor) WHERE id=? AND "
+                "owner IS ? AND status IN (?,?)",
+                (owner, time.time(), executor, execution_id, previous, *ACTIVE),
+            )
             return cur.rowcount == 1
 
     # -- logs and events ----------------------------------------------------------------
@@ -499,9 +682,15 @@ class Store:
         row = self.execution_row(execution_id)
         if name not in self.load_workflow(row["workflow_id"], row["revision"]).task_map:
             raise NotFound(f"execution {execution_id!r} has no task {name!r}")
-        rows = self._conn().execute("SELECT attempt, stdout, stderr FROM task_logs WHERE "
-                                    "execution_id=? AND name=? ORDER BY attempt",
-                                    (execution_id, name)).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT attempt, stdout, stderr FROM task_logs WHERE "
+                "execution_id=? AND name=? ORDER BY attempt",
+                (execution_id, name),
+            )
+            .fetchall()
+        )
         return [{"attempt": a, "stdout": o, "stderr": e} for a, o, e in rows]
 
     def snapshot(self, execution_id: str) -> tuple[int, Json]:
@@ -519,12 +708,20 @@ class Store:
         """The highest committed event ``seq`` (0 when there is none)."""
         return int(self._conn().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
-    def events(self, seq: int, *, execution: str | None = None, workflow: str | None = None,
-               limit: int = 1000) -> list[Json]:
+    def events(
+        self,
+        seq: int,
+        *,
+        execution: str | None = None,
+        workflow: str | None = None,
+        limit: int = 1000,
+    ) -> list[Json]:
         """Stored events after ``seq``, oldest first, as published."""
         conn = self._conn()
-        sql = ("SELECT seq, execution_id, workflow_id, event, task, timestamp, status, attempt,"
-               " duration, extra, payload FROM events WHERE seq>?")
+        sql = (
+            "SELECT seq, execution_id, workflow_id, event, task, timestamp, status, attempt,"
+            " duration, extra, payload FROM events WHERE seq>?"
+        )
         args: list[Any] = []
         if execution is not None:
             sql += " AND execution_id=?"

@@ -73,12 +73,19 @@ class Outcome:
     timed_out: bool = False
 
 
-def failed_outcome(job: Job, error: str, traceback: str | None = None,
-                   stderr: str = "") -> Outcome:
+def failed_outcome(job: Job, error: str, traceback: str | None = None, stderr: str = "") -> Outcome:
     """A failed attempt that the executor, not the task, reports (a crash, a stop)."""
     now = time.time()
-    return Outcome(job.task, job.attempt, False, error=error, traceback=traceback,
-                   stderr=stderr, started=now, finished=now)
+    return Outcome(
+        job.task,
+        job.attempt,
+        False,
+        error=error,
+        traceback=traceback,
+        stderr=stderr,
+        started=now,
+        finished=now,
+    )
 
 
 class _Capture(io.TextIOBase):
@@ -129,8 +136,7 @@ def _signature(fn: Callable[..., Any]) -> tuple[frozenset[str], bool]:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return frozenset(), False
-    names = frozenset(p.name for p in params
-                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    names = frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
     return names, any(p.kind == p.VAR_KEYWORD for p in params)
 
 
@@ -139,7 +145,8 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
     if ":" not in spec:
         raise TaskCodeError(
             f"callable {spec!r} names a notebook function, which exists only in a kernel; "
-            "run this workflow from the notebook (%taskflow run) or use 'module:function'")
+            "run this workflow from the notebook (%taskflow run) or use 'module:function'"
+        )
     module_name, _, attr = spec.partition(":")
     try:
         obj: Any = sys.modules.get(module_name)
@@ -173,8 +180,12 @@ def _call(job: Job, fn: Callable[..., Any]) -> Any:
     if "upstream" in names:
         kwargs["upstream"] = job.upstream
     if "context" in names:
-        kwargs["context"] = {"execution_id": job.execution_id, "workflow": job.workflow,
-                             "task": job.task, "attempt": job.attempt}
+        kwargs["context"] = {
+            "execution_id": job.execution_id,
+            "workflow": job.workflow,
+            "task": job.task,
+            "attempt": job.attempt,
+        }
     return fn(**kwargs)
 
 
@@ -189,10 +200,13 @@ def _body(job: Job) -> Any:
     elif params.get("callable"):
         value = _call(job, resolve_callable(params["callable"]))
     elif params.get("code"):
-        scope = {"__name__": "__taskflow__", "params": {**params, **job.exec_params},
-                 "upstream": job.upstream,
-                 "context": {"execution_id": job.execution_id, "task": job.task,
-                             "attempt": job.attempt}, "result": None}
+        scope = {
+            "__name__": "__taskflow__",
+            "params": {**params, **job.exec_params},
+            "upstream": job.upstream,
+            "context": {"execution_id": job.execution_id, "task": job.task, "attempt": job.attempt},
+            "result": None,
+        }
         exec(compile(params["code"], f"<task {job.task}>", "exec"), scope)
         value = scope.get("result")
     elif job.type == "branch":
@@ -225,8 +239,13 @@ def run_job(job: Job) -> Outcome:
         value = _body(job)
         out = Outcome(job.task, job.attempt, True, value)
     except Exception as exc:
-        out = Outcome(job.task, job.attempt, False, error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=-20))
+        out = Outcome(
+            job.task,
+            job.attempt,
+            False,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=-20),
+        )
     finally:
         if job.capture:
             _local.capturing = False

@@ -31,8 +31,17 @@ WORKFLOW_KEYS = frozenset(
     {"id", "name", "description", "version", "tags", "owner", "tasks", "max_parallel"}
 )
 TASK_KEYS = frozenset(
-    {"name", "type", "params", "dependencies", "retries", "retry_delay", "retry_backoff",
-     "timeout", "trigger_rule"}
+    {
+        "name",
+        "type",
+        "params",
+        "dependencies",
+        "retries",
+        "retry_delay",
+        "retry_backoff",
+        "timeout",
+        "trigger_rule",
+    }
 )
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 MAX_PROBLEMS = 100
@@ -50,8 +59,7 @@ class Limits:
 
 # Definitions read back from the store were checked against the limits of the day they
 # were posted; a store with lower limits (another process, a restart) must still run them.
-STORED = Limits(max_tasks=10**9, max_name_length=10**9, max_retries=10**9,
-                max_dependencies=10**9)
+STORED = Limits(max_tasks=10**9, max_name_length=10**9, max_retries=10**9, max_dependencies=10**9)
 
 
 class _Problems:
@@ -114,19 +122,29 @@ def derive_id(name: str) -> str:
 
 def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
     for key in sorted(set(data) - WORKFLOW_KEYS):
-        p.add(key, "unknown_field",
-              f"unknown key {key!r}; allowed: {', '.join(sorted(WORKFLOW_KEYS))}")
+        p.add(
+            key,
+            "unknown_field",
+            f"unknown key {key!r}; allowed: {', '.join(sorted(WORKFLOW_KEYS))}",
+        )
     if "name" not in data:
         p.add("name", "required", "is required")
     elif (why := _name_problem(data["name"], limits)) is not None:
         p.add("name", "invalid_name", why)
     if "id" in data:
         wid = data["id"]
-        if not isinstance(wid, str) or not ID_PATTERN.match(wid) \
-                or len(wid) > limits.max_name_length:
-            p.add("id", "invalid_id", f"{wid!r} is not a valid id: use letters, digits, "
-                  f"'_', '.', '-' (at most {limits.max_name_length}), "
-                  "starting with a letter or digit")
+        if (
+            not isinstance(wid, str)
+            or not ID_PATTERN.match(wid)
+            or len(wid) > limits.max_name_length
+        ):
+            p.add(
+                "id",
+                "invalid_id",
+                f"{wid!r} is not a valid id: use letters, digits, "
+                f"'_', '.', '-' (at most {limits.max_name_length}), "
+                "starting with a letter or digit",
+            )
     for key in ("description", "owner"):
         if data.get(key) is not None and not isinstance(data[key], str):
             p.add(key, "type_error", f"must be a string, not {type(data[key]).__name__}")
@@ -140,8 +158,17 @@ def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
         p.add("max_parallel", "out_of_range", "must be a positive integer")
 
 
-def _check_number(task: dict[str, Any], key: str, where: str, p: _Problems, *,
-                  low: float, high: float, integer: bool = False, low_open: bool = False) -> None:
+def _check_number(
+    task: dict[str, Any],
+    key: str,
+    where: str,
+    p: _Problems,
+    *,
+    low: float,
+    high: float,
+    integer: bool = False,
+    low_open: bool = False,
+) -> None:
     if key not in task or (key == "timeout" and task[key] is None):
         return
     value = task[key]
@@ -151,8 +178,9 @@ def _check_number(task: dict[str, Any], key: str, where: str, p: _Problems, *,
         p.add(f"{where}.{key}", "type_error", f"must be {kind}, not {type(value).__name__}")
     elif value != value or value < low or value > high or (low_open and value == low):
         bound = f"> {low}" if low_open else f">= {low}"
-        p.add(f"{where}.{key}", "out_of_range",
-              f"{value!r} is out of range ({bound} and <= {high})")
+        p.add(
+            f"{where}.{key}", "out_of_range", f"{value!r} is out of range ({bound} and <= {high})"
+        )
 
 
 def _check_params(task: dict[str, Any], i: int, p: _Problems, plain: bool) -> None:
@@ -170,10 +198,17 @@ def _check_params(task: dict[str, Any], i: int, p: _Problems, plain: bool) -> No
         path = params.get("path")
         if not isinstance(path, str) or not path:
             p.add(f"{where}.path", "required", "a notebook task needs params.path")
-        elif "\x00" in path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) \
-                or ".." in re.split(r"[\\/]", path):
-            p.add(f"{where}.path", "path_outside_root",
-                  f"{path!r} must be a relative path inside the server's root directory")
+        elif (
+            "\x00" in path
+            or path.startswith(("/", "\\"))
+            or re.match(r"^[A-Za-z]:", path)
+            or ".." in re.split(r"[\\/]", path)
+        ):
+            p.add(
+                f"{where}.path",
+                "path_outside_root",
+                f"{path!r} must be a relative path inside the server's root directory",
+            )
         if "parameters" in params and not isinstance(params["parameters"], dict):
             p.add(f"{where}.parameters", "type_error", "must be an object")
     if plain:
@@ -199,16 +234,22 @@ def _check_task(i: int, task: Any, p: _Problems, limits: Limits, plain: bool) ->
         return None
     if not task.keys() <= TASK_KEYS:
         for key in sorted(task.keys() - TASK_KEYS):
-            p.add(f"tasks[{i}].{key}", "unknown_field",
-                  f"unknown key {key!r}; allowed: {', '.join(sorted(TASK_KEYS))}")
+            p.add(
+                f"tasks[{i}].{key}",
+                "unknown_field",
+                f"unknown key {key!r}; allowed: {', '.join(sorted(TASK_KEYS))}",
+            )
     name = task.get("name")
     why = "is required" if "name" not in task else _name_problem(name, limits)
     if why is not None:
         p.add(f"tasks[{i}].name", "invalid_name", why)
     kind = task.get("type", "python")
     if kind not in TASK_TYPES:
-        p.add(f"tasks[{i}].type", "unknown_task_type",
-              f"unknown task type {kind!r}; allowed: {', '.join(TASK_TYPES)}")
+        p.add(
+            f"tasks[{i}].type",
+            "unknown_task_type",
+            f"unknown task type {kind!r}; allowed: {', '.join(TASK_TYPES)}",
+        )
     deps = task.get("dependencies", [])
     if not isinstance(deps, list):
         p.add(f"tasks[{i}].dependencies", "type_error", "must be a list of task names")
@@ -221,14 +262,18 @@ def _check_task(i: int, task: Any, p: _Problems, limits: Limits, plain: bool) ->
         _check_number(task, "retry_backoff", where, p, low=1, high=100)
         _check_number(task, "timeout", where, p, low=0, high=7 * 86_400, low_open=True)
     if "trigger_rule" in task and task["trigger_rule"] not in TRIGGER_RULES:
-        p.add(f"tasks[{i}].trigger_rule", "unknown_trigger_rule",
-              f"unknown trigger rule {task['trigger_rule']!r}; allowed: {', '.join(TRIGGER_RULES)}")
+        p.add(
+            f"tasks[{i}].trigger_rule",
+            "unknown_trigger_rule",
+            f"unknown trigger rule {task['trigger_rule']!r}; allowed: {', '.join(TRIGGER_RULES)}",
+        )
     _check_params(task, i, p, plain)
     return _nfc(name) if why is None and isinstance(name, str) else None
 
 
-def _check_dependencies(i: int, name: str, deps: list[Any], index: dict[str, int],
-                        p: _Problems) -> list[str]:
+def _check_dependencies(
+    i: int, name: str, deps: list[Any], index: dict[str, int], p: _Problems
+) -> list[str]:
     """The valid dependencies of one task (NFC); a problem for each other one."""
     good: list[str] = []
     seen: set[str] = set()
@@ -268,8 +313,7 @@ def _plain_dependencies(i: int, deps: list[Any], index: dict[str, int]) -> bool 
     return later
 
 
-def _check_graph(tasks: list[Any], names: list[str | None],
-                 p: _Problems) -> list[list[str]]:
+def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> list[list[str]]:
     """Duplicates, unknown and self dependencies, cycles, branch targets; returns each
     task's valid dependencies (NFC)."""
     index: dict[str, int] = {}
@@ -277,8 +321,12 @@ def _check_graph(tasks: list[Any], names: list[str | None],
         if name is None:
             continue
         if name in index:
-            p.add(f"tasks[{i}].name", "duplicate_task_name",
-                  f"duplicate task name {name!r} (also tasks[{index[name]}])", task=name)
+            p.add(
+                f"tasks[{i}].name",
+                "duplicate_task_name",
+                f"duplicate task name {name!r} (also tasks[{index[name]}])",
+                task=name,
+            )
         else:
             index[name] = i
     graph: dict[str, list[str]] = {}
@@ -303,17 +351,32 @@ def _check_graph(tasks: list[Any], names: list[str | None],
             graphlib.TopologicalSorter(graph).prepare()
         except graphlib.CycleError as exc:
             cycle = list(reversed(exc.args[1]))
-            p.add("tasks", "cycle_detected", "dependency cycle "
-                  + " -> ".join(map(repr, cycle)) + " (each depends on the next)", cycle=cycle)
+            p.add(
+                "tasks",
+                "cycle_detected",
+                "dependency cycle " + " -> ".join(map(repr, cycle)) + " (each depends on the next)",
+                cycle=cycle,
+            )
     _check_branch_targets(tasks, names, out, index, p)
     return out
 
 
-def _check_branch_targets(tasks: list[Any], names: list[str | None], deps: list[list[str]],
-                          index: dict[str, int], p: _Problems) -> None:
-    branches = {name: i for i, (task, name) in enumerate(zip(tasks, names, strict=True))
-                if name is not None and isinstance(task, dict) and task.get("type") == "branch"
-                and isinstance(task.get("params"), dict) and "next" in task["params"]}
+def _check_branch_targets(
+    tasks: list[Any],
+    names: list[str | None],
+    deps: list[list[str]],
+    index: dict[str, int],
+    p: _Problems,
+) -> None:
+    branches = {
+        name: i
+        for i, (task, name) in enumerate(zip(tasks, names, strict=True))
+        if name is not None
+        and isinstance(task, dict)
+        and task.get("type") == "branch"
+        and isinstance(task.get("params"), dict)
+        and "next" in task["params"]
+    }
     if not branches:
         return
     children: dict[str, set[str]] = {name: set() for name in branches}
@@ -329,11 +392,20 @@ def _check_branch_targets(tasks: list[Any], names: list[str | None], deps: list[
             continue
         for j, target in enumerate(targets):
             if target not in children[name]:
-                why = "not a task of this workflow" if target not in index else \
-                    (f"not a direct downstream task of {name!r} "
-                     f"(it must list {name!r} in its dependencies)")
-                p.add(f"tasks[{i}].params.next[{j}]", "invalid_branch_target",
-                      f"branch {name!r} names {target!r}, which is {why}", task=target)
+                why = (
+                    "not a task of this workflow"
+                    if target not in index
+                    else (
+                        f"not a direct downstream task of {name!r} "
+                        f"(it must list {name!r} in its dependencies)"
+                    )
+                )
+                p.add(
+                    f"tasks[{i}].params.next[{j}]",
+                    "invalid_branch_target",
+                    f"branch {name!r} names {target!r}, which is {why}",
+                    task=target,
+                )
 
 
 def _plain_json(data: Any) -> str | None:
@@ -363,8 +435,10 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
     limits = limits or Limits()
     p = _Problems()
     if not isinstance(data, dict):
-        raise ValidationError("The workflow definition must be a JSON object",
-                              [Problem("", "type_error", "must be an object")])
+        raise ValidationError(
+            "The workflow definition must be a JSON object",
+            [Problem("", "type_error", "must be an object")],
+        )
     canonical = _plain_json(data)
     plain = canonical is not None
     if not plain:
@@ -388,16 +462,23 @@ def parse_workflow(data: Any, limits: Limits | None = None) -> Workflow:
     return _build(data, cast("list[str]", names), deps, canonical)  # every name is set
 
 
-def _build(data: dict[str, Any], names: list[str], deps: list[list[str]],
-           canonical: str | None) -> Workflow:
+def _build(
+    data: dict[str, Any], names: list[str], deps: list[list[str]], canonical: str | None
+) -> Workflow:
     """The ``Workflow`` of a valid definition (``names`` and ``deps`` in NFC, as checked;
     ``canonical``: its text from the plain-JSON check, which the fingerprint reuses)."""
     specs = tuple(
-        TaskSpec(name, t.get("type", "python"), dict(t.get("params") or {}), tuple(d),
-                 t.get("retries", 0), float(t.get("retry_delay", 1.0)),
-                 float(t.get("retry_backoff", 2.0)),
-                 float(t["timeout"]) if t.get("timeout") is not None else None,
-                 t.get("trigger_rule", DEFAULT_TRIGGER_RULE))
+        TaskSpec(
+            name,
+            t.get("type", "python"),
+            dict(t.get("params") or {}),
+            tuple(d),
+            t.get("retries", 0),
+            float(t.get("retry_delay", 1.0)),
+            float(t.get("retry_backoff", 2.0)),
+            float(t["timeout"]) if t.get("timeout") is not None else None,
+            t.get("trigger_rule", DEFAULT_TRIGGER_RULE),
+        )
         for t, name, d in zip(data["tasks"], names, deps, strict=True)
     )
     return Workflow(

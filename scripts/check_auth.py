@@ -37,8 +37,12 @@ def main() -> int:
         app.config.TaskFlowApp.executor = "thread"
         app.initialize(argv=[], find_extensions=False, new_httpserver=False)
         loaded = "taskflow" in app.web_app.settings
-        ours = [str(w.message) for w in caught if issubclass(w.category, JupyterServerAuthWarning)
-                and "authorizer unspecified" not in str(w.message)]
+        ours = [
+            str(w.message)
+            for w in caught
+            if issubclass(w.category, JupyterServerAuthWarning)
+            and "authorizer unspecified" not in str(w.message)
+        ]
     if not loaded:
         print("the pytaskflow_jupyter extension did not load", file=sys.stderr)  # noqa: T201
         return 1

@@ -81,12 +81,18 @@ def current_hashes(wf: WorkflowModel) -> dict[str, str]:
 
 
 def _topological(wf: WorkflowModel) -> list[str]:
-    return list(graphlib.TopologicalSorter(
-        {t.name: t.dependencies for t in wf.tasks}).static_order())
+    return list(
+        graphlib.TopologicalSorter({t.name: t.dependencies for t in wf.tasks}).static_order()
+    )
 
 
-def plan_reuse(parent_id: str, wf: WorkflowModel, *, rerun: Iterable[str] = (),
-               hashes: dict[str, str] | None = None) -> dict[str, TaskRow]:
+def plan_reuse(
+    parent_id: str,
+    wf: WorkflowModel,
+    *,
+    rerun: Iterable[str] = (),
+    hashes: dict[str, str] | None = None,
+) -> dict[str, TaskRow]:
     """The completed task rows of ``parent_id`` that a new execution of ``wf`` may reuse.
 
     A task is unchanged when its definition entry is equal, it is not in ``rerun``, all
@@ -96,8 +102,10 @@ def plan_reuse(parent_id: str, wf: WorkflowModel, *, rerun: Iterable[str] = (),
     store = get_session().store
     row = store.execution_row(parent_id)
     if row["workflow_id"] != wf.id:
-        raise InvalidInput(f"execution {parent_id!r} ran workflow {row['workflow_id']!r}, "
-                           f"not {wf.id!r}; cannot reuse its results")
+        raise InvalidInput(
+            f"execution {parent_id!r} ran workflow {row['workflow_id']!r}, "
+            f"not {wf.id!r}; cannot reuse its results"
+        )
     forced = set(rerun)
     unknown = sorted(forced - set(wf.task_map))
     if unknown:
@@ -107,8 +115,11 @@ def plan_reuse(parent_id: str, wf: WorkflowModel, *, rerun: Iterable[str] = (),
     unchanged: set[str] = set()
     for name in _topological(wf):
         spec = wf.task_map[name]
-        same = before.get(name) == spec and name not in forced and \
-            all(d in unchanged for d in spec.dependencies)
+        same = (
+            before.get(name) == spec
+            and name not in forced
+            and all(d in unchanged for d in spec.dependencies)
+        )
         if same and hashes is not None and old_hashes is not None and name in hashes:
             same = old_hashes.get(name) == hashes[name]
         if same:
@@ -117,8 +128,9 @@ def plan_reuse(parent_id: str, wf: WorkflowModel, *, rerun: Iterable[str] = (),
     return {n: rows[n] for n in unchanged if n in rows and rows[n].status == TaskStatus.COMPLETED}
 
 
-def _record_hashes(execution_id: str, now: dict[str, str], reused: Iterable[str],
-                   parent_id: str | None) -> None:
+def _record_hashes(
+    execution_id: str, now: dict[str, str], reused: Iterable[str], parent_id: str | None
+) -> None:
     """Remember which code produced each result: a reused result keeps its parent's."""
     old = _code_hashes.get(parent_id or "", {})
     _code_hashes[execution_id] = {**now, **{n: old[n] for n in reused if n in old}}
@@ -140,46 +152,86 @@ def _execution_id(ref: Run | str) -> str:
 class Workflow:
     """A workflow built from notebook functions (see the module docstring)."""
 
-    def __init__(self, name: str, *, id: str | None = None,
-                 description: str | None = None, version: str | int | None = None,
-                 tags: list[str] | None = None, owner: str | None = None,
-                 max_parallel: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        version: str | int | None = None,
+        tags: list[str] | None = None,
+        owner: str | None = None,
+        max_parallel: int | None = None,
+    ) -> None:
         self.name = name
         self.id = id or derive_id(name)
-        self._header = {k: v for k, v in {"description": description, "version": version,
-                                          "tags": tags, "owner": owner,
-                                          "max_parallel": max_parallel}.items() if v is not None}
+        self._header = {
+            k: v
+            for k, v in {
+                "description": description,
+                "version": version,
+                "tags": tags,
+                "owner": owner,
+                "max_parallel": max_parallel,
+            }.items()
+            if v is not None
+        }
         self._tasks: dict[str, dict[str, Any]] = {}
         self._functions: dict[str, Callable[..., Any]] = {}
 
     # -- building ------------------------------------------------------------------------
-    def task(self, fn: Callable[..., Any] | str | None = None, *, name: str | None = None,
-             depends_on: TaskRef | Iterable[TaskRef] = (), kwargs: dict[str, Any] | None = None,
-             retries: int | None = None, retry_delay: float | None = None,
-             retry_backoff: float | None = None, timeout: float | None = None,
-             trigger_rule: str | None = None) -> Any:
+    def task(
+        self,
+        fn: Callable[..., Any] | str | None = None,
+        *,
+        name: str | None = None,
+        depends_on: TaskRef | Iterable[TaskRef] = (),
+        kwargs: dict[str, Any] | None = None,
+        retries: int | None = None,
+        retry_delay: float | None = None,
+        retry_backoff: float | None = None,
+        timeout: float | None = None,
+        trigger_rule: str | None = None,
+    ) -> Any:
         """Decorator: the function becomes a python task (named after it unless ``name``).
 
         Use bare (``@wf.task``) or with options. The function is returned unchanged, so
         it can still be called directly. Defining a task again replaces it.
         """
-        fields = {"retries": retries, "retry_delay": retry_delay,
-                  "retry_backoff": retry_backoff, "timeout": timeout,
-                  "trigger_rule": trigger_rule}
+        fields = {
+            "retries": retries,
+            "retry_delay": retry_delay,
+            "retry_backoff": retry_backoff,
+            "timeout": timeout,
+            "trigger_rule": trigger_rule,
+        }
         return self._decorator("python", fn, name, depends_on, kwargs, fields, {})
 
-    def branch(self, fn: Callable[..., Any] | str | None = None, *, name: str | None = None,
-               depends_on: TaskRef | Iterable[TaskRef] = (), kwargs: dict[str, Any] | None = None,
-               retries: int | None = None, timeout: float | None = None,
-               trigger_rule: str | None = None) -> Any:
+    def branch(
+        self,
+        fn: Callable[..., Any] | str | None = None,
+        *,
+        name: str | None = None,
+        depends_on: TaskRef | Iterable[TaskRef] = (),
+        kwargs: dict[str, Any] | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        trigger_rule: str | None = None,
+    ) -> Any:
         """Decorator: the function becomes a branch task. It returns the name (or list of
         names) of the direct downstream tasks to run; the others are skipped."""
         fields = {"retries": retries, "timeout": timeout, "trigger_rule": trigger_rule}
         return self._decorator("branch", fn, name, depends_on, kwargs, fields, {})
 
-    def add(self, name: str, *, type: str = "python",
-            depends_on: TaskRef | Iterable[TaskRef] = (), params: dict[str, Any] | None = None,
-            **fields: Any) -> Workflow:
+    def add(
+        self,
+        name: str,
+        *,
+        type: str = "python",
+        depends_on: TaskRef | Iterable[TaskRef] = (),
+        params: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Workflow:
         """Add a task given as the definition spells it (``params`` with ``code``,
         ``callable: "module:function"``, ``next``, a notebook ``path``...); returns the
         workflow, so calls chain."""
@@ -190,9 +242,16 @@ class Workflow:
         self._functions.pop(name, None)
         return self
 
-    def _decorator(self, kind: str, fn: Any, name: str | None, depends_on: Any,
-                   kwargs: dict[str, Any] | None, fields: dict[str, Any],
-                   params: dict[str, Any]) -> Any:
+    def _decorator(
+        self,
+        kind: str,
+        fn: Any,
+        name: str | None,
+        depends_on: Any,
+        kwargs: dict[str, Any] | None,
+        fields: dict[str, Any],
+        params: dict[str, Any],
+    ) -> Any:
         if isinstance(fn, str):  # @wf.task("name")
             name, fn = fn, None
 
@@ -211,16 +270,24 @@ class Workflow:
 
         return decorate(fn) if fn is not None else decorate
 
-    def _put(self, name: str, kind: str, depends_on: Any, params: dict[str, Any],
-             fields: dict[str, Any]) -> None:
-        task: dict[str, Any] = {"name": name, "type": kind, "params": params,
-                                "dependencies": self._dep_names(depends_on)}
+    def _put(
+        self, name: str, kind: str, depends_on: Any, params: dict[str, Any], fields: dict[str, Any]
+    ) -> None:
+        task: dict[str, Any] = {
+            "name": name,
+            "type": kind,
+            "params": params,
+            "dependencies": self._dep_names(depends_on),
+        }
         task.update((k, v) for k, v in fields.items() if v is not None)
         self._tasks[name] = task
 
     def _dep_names(self, depends_on: Any) -> list[str]:
-        items = [depends_on] if isinstance(depends_on, str) or callable(depends_on) \
+        items = (
+            [depends_on]
+            if isinstance(depends_on, str) or callable(depends_on)
             else list(depends_on or ())
+        )
         names = []
         for item in items:
             if isinstance(item, str):
@@ -234,8 +301,12 @@ class Workflow:
     @property
     def definition(self) -> dict[str, Any]:
         """The definition, as ``POST /workflows`` takes it."""
-        return {"id": self.id, "name": self.name, **self._header,
-                "tasks": [dict(t) for t in self._tasks.values()]}
+        return {
+            "id": self.id,
+            "name": self.name,
+            **self._header,
+            "tasks": [dict(t) for t in self._tasks.values()],
+        }
 
     @property
     def tasks(self) -> list[str]:
@@ -251,9 +322,16 @@ class Workflow:
         return get_session().runner().register(self.definition)
 
     # -- running -------------------------------------------------------------------------
-    def run(self, params: dict[str, Any] | None = None, *, executor: str = "thread",
-            reuse: Run | str | None = None, rerun: Iterable[str] = (), wait: bool = False,
-            timeout: float | None = None) -> Run:
+    def run(
+        self,
+        params: dict[str, Any] | None = None,
+        *,
+        executor: str = "thread",
+        reuse: Run | str | None = None,
+        rerun: Iterable[str] = (),
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Run:
         """Register the definition and start an execution in this kernel; returns its
         ``Run`` at once (or when it has ended, with ``wait=True``).
 
@@ -268,8 +346,9 @@ class Workflow:
         hashes = current_hashes(model)
         parent = _execution_id(reuse) if reuse is not None else None
         prior = plan_reuse(parent, model, rerun=rerun, hashes=hashes) if parent else None
-        execution = runner.start(self.id, revision=saved["revision"], params=params,
-                                 parent_id=parent, prior=prior)
+        execution = runner.start(
+            self.id, revision=saved["revision"], params=params, parent_id=parent, prior=prior
+        )
         _record_hashes(execution["id"], hashes, prior or (), parent)
         run = Run(execution["id"])
         return run.wait(timeout) if wait else run
@@ -361,8 +440,10 @@ class Run:
         ended = threading.Event()
 
         def on_events(events: list[dict[str, Any]]) -> None:
-            if any(e.get("execution_id") == self.id and e["event"].startswith("execution_")
-                   for e in events):
+            if any(
+                e.get("execution_id") == self.id and e["event"].startswith("execution_")
+                for e in events
+            ):
                 ended.set()
 
         unsubscribe = session.bus.subscribe(on_events)
@@ -383,28 +464,45 @@ class Run:
         get_session().cancel(self.id)
         return self
 
-    def retry(self, rerun: Iterable[str] = (), *, executor: str | None = None,
-              wait: bool = False, timeout: float | None = None) -> Run:
+    def retry(
+        self,
+        rerun: Iterable[str] = (),
+        *,
+        executor: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Run:
         """A new execution in this kernel that reuses the completed tasks' results and
         runs the rest (and the ``rerun`` tasks and their downstream tasks) again."""
         session = get_session()
         row = session.store.execution_row(self.id)
-        kind = executor or (row["executor"] if row["executor"] in ("thread", "process")
-                            else "thread")
+        kind = executor or (
+            row["executor"] if row["executor"] in ("thread", "process") else "thread"
+        )
         runner = session.runner(kind)
         rerun = list(rerun)
         model = session.store.load_workflow(row["workflow_id"], row["revision"])
         if not rerun:
             execution = runner.retry(self.id)
-            reused = [n for n, t in session.store.task_rows(self.id).items()
-                      if t.status == TaskStatus.COMPLETED]
+            reused = [
+                n
+                for n, t in session.store.task_rows(self.id).items()
+                if t.status == TaskStatus.COMPLETED
+            ]
         else:
             if row["status"] not in TERMINAL_EXECUTION:
-                raise Conflict(f"execution {self.id!r} is still {row['status']}; cancel it or "
-                               "wait for it to end before retrying")
+                raise Conflict(
+                    f"execution {self.id!r} is still {row['status']}; cancel it or "
+                    "wait for it to end before retrying"
+                )
             prior = plan_reuse(self.id, model, rerun=rerun)
-            execution = runner.start(row["workflow_id"], revision=row["revision"],
-                                     params=row["params"], parent_id=self.id, prior=prior)
+            execution = runner.start(
+                row["workflow_id"],
+                revision=row["revision"],
+                params=row["params"],
+                parent_id=self.id,
+                prior=prior,
+            )
             reused = list(prior)
         _record_hashes(execution["id"], current_hashes(model), reused, self.id)
         run = Run(execution["id"])

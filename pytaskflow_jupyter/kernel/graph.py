@@ -90,16 +90,19 @@ def _tooltip(name: str, state: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_svg(tasks: Sequence[tuple[str, Sequence[str]]],
-               states: Mapping[str, Mapping[str, Any]]) -> str:
+def render_svg(
+    tasks: Sequence[tuple[str, Sequence[str]]], states: Mapping[str, Mapping[str, Any]]
+) -> str:
     """The DAG as an SVG string, each node filled by its task's status.
 
     ``states[name]`` holds at least ``status`` (a key of ``STATUS_COLORS``), and
     optionally ``attempts``, ``duration``, ``reason``, ``error`` for the hover text.
     """
     if len(tasks) > MAX_NODES:
-        return (f'<div class="taskflow-graph-omitted">graph omitted: {len(tasks)} tasks '
-                f"(drawn up to {MAX_NODES})</div>")
+        return (
+            f'<div class="taskflow-graph-omitted">graph omitted: {len(tasks)} tasks '
+            f"(drawn up to {MAX_NODES})</div>"
+        )
     pos = layout(tasks)
     width = PAD * 2 + (max((p[0] for p in pos.values()), default=0) + 1) * (NODE_W + GAP_X) - GAP_X
     height = PAD * 2 + (max((p[1] for p in pos.values()), default=0) + 1) * (NODE_H + GAP_Y) - GAP_Y
@@ -108,9 +111,11 @@ def render_svg(tasks: Sequence[tuple[str, Sequence[str]]],
         col, line = pos[name]
         return PAD + col * (NODE_W + GAP_X), PAD + line * (NODE_H + GAP_Y)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="taskflow-graph" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" font-family="var(--jp-ui-font-'
-             f'family, sans-serif)" font-size="12">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="taskflow-graph" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="var(--jp-ui-font-'
+        f'family, sans-serif)" font-size="12">'
+    ]
     for name, deps in tasks:
         x2, y2 = anchor(name)
         for dep in deps:
@@ -120,26 +125,36 @@ def render_svg(tasks: Sequence[tuple[str, Sequence[str]]],
             sx, sy, ex, ey = x1 + NODE_W, y1 + NODE_H // 2, x2, y2 + NODE_H // 2
             mid = (sx + ex) / 2
             dash = DASH if states.get(name, {}).get("status") == "skipped" else ""
-            parts.append(f'<path d="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex - 4},{ey}" fill="none" '
-                         f'stroke="#8c959f" stroke-width="1.3"{dash} '
-                         'marker-end="url(#taskflow-arrow)"/>')
-    parts.insert(1, '<defs><marker id="taskflow-arrow" viewBox="0 0 8 8" refX="4" refY="4" '
-                    'markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z" '
-                    'fill="#8c959f"/></marker></defs>')
+            parts.append(
+                f'<path d="M{sx},{sy} C{mid},{sy} {mid},{ey} {ex - 4},{ey}" fill="none" '
+                f'stroke="#8c959f" stroke-width="1.3"{dash} '
+                'marker-end="url(#taskflow-arrow)"/>'
+            )
+    parts.insert(
+        1,
+        '<defs><marker id="taskflow-arrow" viewBox="0 0 8 8" refX="4" refY="4" '
+        'markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z" '
+        'fill="#8c959f"/></marker></defs>',
+    )
     for name, _ in tasks:
         state = states.get(name, {})
         status = str(state.get("status", "pending"))
         fill, stroke, ink = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
         x, y = anchor(name)
         dash = DASH if status == "skipped" else ""
-        pulse = ('<animate attributeName="stroke-opacity" values="1;0.3;1" dur="1.2s" '
-                 'repeatCount="indefinite"/>' if status == "running" else "")
+        pulse = (
+            '<animate attributeName="stroke-opacity" values="1;0.3;1" dur="1.2s" '
+            'repeatCount="indefinite"/>'
+            if status == "running"
+            else ""
+        )
         parts.append(
             f'<g class="taskflow-node" data-task="{escape(name)}" data-status="{escape(status)}">'
             f"<title>{escape(_tooltip(name, state))}</title>"
             f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="1.5"{dash}>{pulse}</rect>'
             f'<text x="{x + NODE_W // 2}" y="{y + NODE_H // 2 + 4}" text-anchor="middle" '
-            f'fill="{ink}">{escape(_label(name))}</text></g>')
+            f'fill="{ink}">{escape(_label(name))}</text></g>'
+        )
     parts.append("</svg>")
     return "".join(parts)

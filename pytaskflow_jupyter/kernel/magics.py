@@ -125,8 +125,9 @@ class _Table:
             return self.empty
         cells = [self.columns, *[["" if v is None else str(v) for v in r] for r in self.rows]]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
-        return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-                         for r in cells)
+        return "\n".join(
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells
+        )
 
     def _repr_html_(self) -> str:
         from html import escape
@@ -134,8 +135,12 @@ class _Table:
         if not self.rows:
             return f"<i>{escape(self.empty)}</i>"
         head = "".join(f"<th style='text-align:left'>{escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{escape(str(v or ''))}</td>"
-                                        for v in row) + "</tr>" for row in self.rows)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td style='text-align:left'>{escape(str(v or ''))}</td>" for v in row)
+            + "</tr>"
+            for row in self.rows
+        )
         return f"<table class='taskflow-list'><tr>{head}</tr>{body}</table>"
 
 
@@ -165,10 +170,13 @@ class TaskFlowMagics(Magics):
         print(HELP)
 
     def _cmd_list(self, args: argparse.Namespace) -> _Table:
-        rows = [[w["id"], w.get("name"), w["revision"], len(w.get("tasks", [])), w["updatedAt"]]
-                for w in get_session().store.list_workflows()]
-        return _Table(["id", "name", "revision", "tasks", "updated"], rows,
-                      "no workflows registered yet")
+        rows = [
+            [w["id"], w.get("name"), w["revision"], len(w.get("tasks", [])), w["updatedAt"]]
+            for w in get_session().store.list_workflows()
+        ]
+        return _Table(
+            ["id", "name", "revision", "tasks", "updated"], rows, "no workflows registered yet"
+        )
 
     def _cmd_run(self, args: argparse.Namespace) -> Run:
         session = get_session()
@@ -188,10 +196,21 @@ class TaskFlowMagics(Magics):
         rows = []
         for e in page:
             done = sum(t["status"] in ("completed", "skipped") for t in e["tasks"])
-            rows.append([e["id"], e["workflowId"], e["status"], f"{done}/{len(e['tasks'])}",
-                         e["startTime"] or e["createdAt"], e["executor"] or ""])
-        return _Table(["execution", "workflow", "status", "done", "started", "executor"], rows,
-                      "no executions yet")
+            rows.append(
+                [
+                    e["id"],
+                    e["workflowId"],
+                    e["status"],
+                    f"{done}/{len(e['tasks'])}",
+                    e["startTime"] or e["createdAt"],
+                    e["executor"] or "",
+                ]
+            )
+        return _Table(
+            ["execution", "workflow", "status", "done", "started", "executor"],
+            rows,
+            "no executions yet",
+        )
 
     def _cmd_cancel(self, args: argparse.Namespace) -> None:
         run = Run(args.execution).cancel()
@@ -215,14 +234,18 @@ class TaskFlowMagics(Magics):
     def _cmd_submit(self, args: argparse.Namespace) -> Run:
         session = get_session()
         definition = session.store.get_workflow(args.workflow)
-        local = [t["name"] for t in definition.get("tasks", [])
-                 if (t.get("params") or {}).get("callable")
-                 and ":" not in t["params"]["callable"]]
+        local = [
+            t["name"]
+            for t in definition.get("tasks", [])
+            if (t.get("params") or {}).get("callable") and ":" not in t["params"]["callable"]
+        ]
         execution = session.runner().enqueue(args.workflow, params=parse_params(args.param))
         note = ""
         if local:
-            note = (f"; note: {', '.join(local[:5])} name notebook functions, which the server "
-                    "cannot run (those tasks will fail)")
+            note = (
+                f"; note: {', '.join(local[:5])} name notebook functions, which the server "
+                "cannot run (those tasks will fail)"
+            )
         if not _server_running():
             note += "; no Jupyter server is running: it starts when one using this database does"
         print(f"submitted {execution['id']} ({args.workflow}) to the Jupyter server{note}")
@@ -243,12 +266,15 @@ class TaskFlowMagics(Magics):
         session = get_session()
         runner = session.runner(args.executor)
         saved = runner.register(definition)
-        print(f"registered workflow {saved['id']!r} (revision {saved['revision']}, "
-              f"{len(saved.get('tasks', []))} tasks)")
+        print(
+            f"registered workflow {saved['id']!r} (revision {saved['revision']}, "
+            f"{len(saved.get('tasks', []))} tasks)"
+        )
         if not args.run:
             return None
-        execution = runner.start(saved["id"], revision=saved["revision"],
-                                 params=parse_params(args.param))
+        execution = runner.start(
+            saved["id"], revision=saved["revision"], params=parse_params(args.param)
+        )
         run = Run(execution["id"])
         return run.wait() if args.wait else run
 
@@ -265,4 +291,3 @@ def _server_running() -> bool:
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext pytaskflow_jupyter``)."""
     ipython.register_magics(TaskFlowMagics)
-

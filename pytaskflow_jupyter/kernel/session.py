@@ -91,8 +91,10 @@ def find_function(name: str) -> Callable[..., Any] | None:
 
 def _missing(name: str) -> Callable[..., Any]:
     def missing(**_: Any) -> Any:
-        raise NameError(f"notebook function {name!r} is not defined in this kernel; run the "
-                        "cell that defines it, then retry")
+        raise NameError(
+            f"notebook function {name!r} is not defined in this kernel; run the "
+            "cell that defines it, then retry"
+        )
 
     return missing
 
@@ -168,8 +170,9 @@ def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
     names = {p.name for p in sig.parameters.values() if p.kind in kinds}
     var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
 
-    def task_call(upstream: dict[str, Any] | None = None,
-                  context: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def task_call(
+        upstream: dict[str, Any] | None = None, context: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
         upstream = dict(upstream or {})
         context = dict(context or {})
         execution_id = context.get("execution_id", "")
@@ -191,10 +194,16 @@ def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     # names are all the core reads; defaults and annotations stay off (they may not pickle)
-    params = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY)
-              for p in sig.parameters.values() if p.kind in kinds]
-    params += [inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, default=None)
-               for extra in ("upstream", "context") if extra not in names]
+    params = [
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY)
+        for p in sig.parameters.values()
+        if p.kind in kinds
+    ]
+    params += [
+        inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, default=None)
+        for extra in ("upstream", "context")
+        if extra not in names
+    ]
     if var_kw:
         params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
     task_call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -221,8 +230,9 @@ class Session:
             runner = self._runners.get(executor)
             if runner is None:
                 first = not self._runners
-                runner = Runner(self.store, self._executor(executor), self.bus, resolve=resolve,
-                                role="kernel")
+                runner = Runner(
+                    self.store, self._executor(executor), self.bus, resolve=resolve, role="kernel"
+                )
                 self._runners[executor] = runner
                 if first:
                     self._recover(runner)
@@ -238,8 +248,11 @@ class Session:
             log.exception("could not check for executions of dead owners")
             return
         if lost:
-            log.info("marked %d execution(s) of stopped processes owner_lost: %s",
-                     len(lost), ", ".join(lost))
+            log.info(
+                "marked %d execution(s) of stopped processes owner_lost: %s",
+                len(lost),
+                ", ".join(lost),
+            )
 
     def _executor(self, kind: str) -> Executor:
         if kind == "thread":

@@ -42,10 +42,22 @@ __all__ = ["ExecutionWidget", "render_text"]
 
 log = logging.getLogger(__name__)
 
-BAR_STYLES = {"running": "info", "completed": "success", "failed": "danger",
-              "cancelled": "warning", "pending": ""}
-SYMBOLS = {"pending": "\u00b7", "retrying": "\u21bb", "running": "\u25b6", "completed": "\u2714",
-           "failed": "\u2718", "skipped": "\u21b7", "cancelled": "\u25a0"}
+BAR_STYLES = {
+    "running": "info",
+    "completed": "success",
+    "failed": "danger",
+    "cancelled": "warning",
+    "pending": "",
+}
+SYMBOLS = {
+    "pending": "\u00b7",
+    "retrying": "\u21bb",
+    "running": "\u25b6",
+    "completed": "\u2714",
+    "failed": "\u2718",
+    "skipped": "\u21b7",
+    "cancelled": "\u25a0",
+}
 MAX_ROWS = 200
 
 
@@ -86,8 +98,10 @@ def shown_status(task: dict[str, Any]) -> str:
 def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed: float) -> str:
     """The execution as plain text: a header line and a line per task."""
     done = sum(t["status"] in TERMINAL_TASK for t in tasks)
-    lines = [f"{execution.get('workflowId')}  {execution.get('id')}  {execution.get('status')}  "
-             f"{fmt_seconds(elapsed)}  {done}/{len(tasks)} tasks"]
+    lines = [
+        f"{execution.get('workflowId')}  {execution.get('id')}  {execution.get('status')}  "
+        f"{fmt_seconds(elapsed)}  {done}/{len(tasks)} tasks"
+    ]
     width = min(30, max((len(t["name"]) for t in tasks), default=4))
     for t in tasks[:MAX_ROWS]:
         status = shown_status(t)
@@ -100,8 +114,9 @@ def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed:
             extra.append(f"({t['reason']})")
         if t.get("error") and status in ("failed", "retrying"):
             extra.append(str(t["error"]).splitlines()[0][:120])
-        lines.append(f"  {SYMBOLS.get(status, '?')} {t['name']:<{width}}  {status:<9}  "
-                     + "  ".join(extra))
+        lines.append(
+            f"  {SYMBOLS.get(status, '?')} {t['name']:<{width}}  {status:<9}  " + "  ".join(extra)
+        )
     if len(tasks) > MAX_ROWS:
         lines.append(f"  ... and {len(tasks) - MAX_ROWS} more tasks")
     return "\n".join(line.rstrip() for line in lines)
@@ -109,8 +124,10 @@ def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed:
 
 def _badge(status: str) -> str:
     fill, stroke, ink = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
-    return (f'<span class="taskflow-status" style="background:{fill};color:{ink};border:1px solid '
-            f'{stroke};border-radius:10px;padding:1px 8px;font-weight:600">{escape(status)}</span>')
+    return (
+        f'<span class="taskflow-status" style="background:{fill};color:{ink};border:1px solid '
+        f'{stroke};border-radius:10px;padding:1px 8px;font-weight:600">{escape(status)}</span>'
+    )
 
 
 def _error_html(task: dict[str, Any]) -> str:
@@ -120,9 +137,11 @@ def _error_html(task: dict[str, Any]) -> str:
     first = str(task["error"]).splitlines()[0]
     short = escape(first[:100] + ("\u2026" if len(first) > 100 else ""))
     detail = escape(task.get("traceback") or str(task["error"]))
-    return (f'<details title="{escape(str(task["error"]))}"><summary style="cursor:pointer;'
-            f'color:#cf222e">{short}</summary><pre style="white-space:pre-wrap;font-size:11px;'
-            f'margin:2px 0">{detail}</pre></details>')
+    return (
+        f'<details title="{escape(str(task["error"]))}"><summary style="cursor:pointer;'
+        f'color:#cf222e">{short}</summary><pre style="white-space:pre-wrap;font-size:11px;'
+        f'margin:2px 0">{detail}</pre></details>'
+    )
 
 
 class ExecutionWidget(ipywidgets.VBox):
@@ -134,20 +153,30 @@ class ExecutionWidget(ipywidgets.VBox):
     elapsed = traitlets.Float(0.0, help="seconds since the execution started (to its end)")
     tasks: traitlets.List[dict[str, Any]] = traitlets.List(
         help="one dict per task: name, status, attempts, duration, error, reason, retrying, "
-             "dependencies, traceback")
+        "dependencies, traceback"
+    )
     parent_id = traitlets.Unicode(None, allow_none=True, help="the execution this one retries")
 
-    def __init__(self, execution_id: str, *, store: Store | None = None,
-                 bus: EventBus | None = None, follow: bool = True,
-                 min_interval: float = 0.2, poll_interval: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        execution_id: str,
+        *,
+        store: Store | None = None,
+        bus: EventBus | None = None,
+        follow: bool = True,
+        min_interval: float = 0.2,
+        poll_interval: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         if store is None:
             from .session import get_session
 
             session = get_session()
             store, bus = session.store, bus or session.bus
         self.header = ipywidgets.HTML()
-        self.progress = ipywidgets.IntProgress(value=0, min=0, max=1,
-                                               layout=ipywidgets.Layout(width="100%"))
+        self.progress = ipywidgets.IntProgress(
+            value=0, min=0, max=1, layout=ipywidgets.Layout(width="100%")
+        )
         self.graph = ipywidgets.HTML(layout=ipywidgets.Layout(overflow="auto", max_height="420px"))
         self.table = ipywidgets.HTML(layout=ipywidgets.Layout(overflow="auto", max_height="480px"))
         super().__init__(children=[self.header, self.progress, self.graph, self.table], **kwargs)
@@ -167,8 +196,9 @@ class ExecutionWidget(ipywidgets.VBox):
         if follow and self.status not in TERMINAL_EXECUTION:
             if bus is not None:
                 self._unsubscribe = bus.subscribe(self._on_events)
-            threading.Thread(target=self._follow, daemon=True,
-                             name=f"taskflow-widget-{execution_id}").start()
+            threading.Thread(
+                target=self._follow, daemon=True, name=f"taskflow-widget-{execution_id}"
+            ).start()
         else:
             self._finished.set()
 
@@ -218,12 +248,29 @@ class ExecutionWidget(ipywidgets.VBox):
         for task in execution["tasks"]:
             retrying = task["status"] == "pending" and bool(task.get("error"))
             self._state[task["name"]] = {
-                "name": task["name"], "status": task["status"], "attempts": task["attempts"],
-                "duration": task["duration"], "error": task["error"], "reason": task["reason"],
-                "traceback": task.get("traceback"), "retrying": retrying,
-                "dependencies": deps[task["name"]]}
-        self._exec = {k: execution.get(k) for k in ("id", "workflowId", "status", "startTime",
-                                                    "endTime", "parentId", "reason", "params")}
+                "name": task["name"],
+                "status": task["status"],
+                "attempts": task["attempts"],
+                "duration": task["duration"],
+                "error": task["error"],
+                "reason": task["reason"],
+                "traceback": task.get("traceback"),
+                "retrying": retrying,
+                "dependencies": deps[task["name"]],
+            }
+        self._exec = {
+            k: execution.get(k)
+            for k in (
+                "id",
+                "workflowId",
+                "status",
+                "startTime",
+                "endTime",
+                "parentId",
+                "reason",
+                "params",
+            )
+        }
         self._seq = max(self._seq, seq)
 
     def _pull(self) -> bool:
@@ -262,11 +309,21 @@ class ExecutionWidget(ipywidgets.VBox):
         elif kind == "task_retrying":
             task.update(status="pending", retrying=True, error=event.get("error"))
         elif kind == "task_completed":
-            task.update(status="completed", duration=event.get("duration"), error=None,
-                        traceback=None, retrying=False)
+            task.update(
+                status="completed",
+                duration=event.get("duration"),
+                error=None,
+                traceback=None,
+                retrying=False,
+            )
         elif kind == "task_failed":
-            task.update(status="failed", duration=event.get("duration"), retrying=False,
-                        error=event.get("error"), reason=event.get("reason"))
+            task.update(
+                status="failed",
+                duration=event.get("duration"),
+                retrying=False,
+                error=event.get("error"),
+                reason=event.get("reason"),
+            )
             return True
         elif kind == "task_skipped":
             task.update(status="skipped", reason=event.get("reason"))
@@ -291,22 +348,28 @@ class ExecutionWidget(ipywidgets.VBox):
             self.progress.description = f"{done}/{len(tasks)}"
             self.header.value = self._header_html(done, len(tasks))
             self.graph.value = render_svg(
-                self._order, {t["name"]: {**t, "status": shown_status(t)} for t in tasks})
+                self._order, {t["name"]: {**t, "status": shown_status(t)} for t in tasks}
+            )
             self.table.value = self._table_html(tasks)
 
     def _header_html(self, done: int, total: int) -> str:
         status = self._exec.get("status") or "pending"
-        parts = [_badge(status), f"<b>{escape(self.workflow)}</b>",
-                 f"<code>{escape(self.execution_id)}</code>",
-                 f'<span class="taskflow-elapsed">{escape(fmt_seconds(self.elapsed))}</span>',
-                 f"<span>{done}/{total} tasks</span>"]
+        parts = [
+            _badge(status),
+            f"<b>{escape(self.workflow)}</b>",
+            f"<code>{escape(self.execution_id)}</code>",
+            f'<span class="taskflow-elapsed">{escape(fmt_seconds(self.elapsed))}</span>',
+            f"<span>{done}/{total} tasks</span>",
+        ]
         if self._exec.get("parentId"):
             parts.append(f"<span>retry of <code>{escape(self._exec['parentId'])}</code></span>")
         if self._exec.get("reason"):
             parts.append(f"<span>({escape(str(self._exec['reason']))})</span>")
-        return (f'<div class="taskflow-header" data-status="{escape(status)}" style="display:flex;'
-                'flex-wrap:wrap;gap:10px;align-items:center;font-family:var(--jp-ui-font-family);'
-                'font-size:13px">' + "".join(parts) + "</div>")
+        return (
+            f'<div class="taskflow-header" data-status="{escape(status)}" style="display:flex;'
+            "flex-wrap:wrap;gap:10px;align-items:center;font-family:var(--jp-ui-font-family);"
+            'font-size:13px">' + "".join(parts) + "</div>"
+        )
 
     @staticmethod
     def _table_html(tasks: list[dict[str, Any]]) -> str:
@@ -316,8 +379,10 @@ class ExecutionWidget(ipywidgets.VBox):
             status = shown_status(t)
             fill, stroke, _ = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
             note = t.get("reason") if status != "failed" else None
-            dot = (f'<span style="display:inline-block;width:10px;height:10px;border-radius:50%;'
-                   f'background:{fill};border:1px solid {stroke}"></span>')
+            dot = (
+                f'<span style="display:inline-block;width:10px;height:10px;border-radius:50%;'
+                f'background:{fill};border:1px solid {stroke}"></span>'
+            )
             values = [
                 ("left", dot),
                 ("left", f"<b>{escape(t['name'])}</b>"),
@@ -326,19 +391,38 @@ class ExecutionWidget(ipywidgets.VBox):
                 ("right", escape(fmt_seconds(t.get("duration")))),
                 ("left", _error_html(t)),
             ]
-            rows.append(f'<tr class="taskflow-task" data-task="{escape(t["name"])}" '
-                        f'data-status="{escape(status)}">'
-                        + "".join(f'<td style="{cell};text-align:{align}">{value}</td>'
-                                  for align, value in values) + "</tr>")
+            rows.append(
+                f'<tr class="taskflow-task" data-task="{escape(t["name"])}" '
+                f'data-status="{escape(status)}">'
+                + "".join(
+                    f'<td style="{cell};text-align:{align}">{value}</td>' for align, value in values
+                )
+                + "</tr>"
+            )
         if len(tasks) > MAX_ROWS:
-            rows.append(f'<tr><td colspan="6" style="{cell}">\u2026 and '
-                        f"{len(tasks) - MAX_ROWS} more tasks</td></tr>")
-        head = "".join(f'<th style="{cell};text-align:{align}">{title}</th>' for title, align in (
-            ("", "left"), ("task", "left"), ("status", "left"), ("attempts", "right"),
-            ("duration", "right"), ("error", "left")))
-        return ('<table class="taskflow-tasks" style="border-collapse:collapse;font-size:12px;'
-                'font-family:var(--jp-ui-font-family)"><thead><tr>' + head + "</tr></thead><tbody>"
-                + "".join(rows) + "</tbody></table>")
+            rows.append(
+                f'<tr><td colspan="6" style="{cell}">\u2026 and '
+                f"{len(tasks) - MAX_ROWS} more tasks</td></tr>"
+            )
+        head = "".join(
+            f'<th style="{cell};text-align:{align}">{title}</th>'
+            for title, align in (
+                ("", "left"),
+                ("task", "left"),
+                ("status", "left"),
+                ("attempts", "right"),
+                ("duration", "right"),
+                ("error", "left"),
+            )
+        )
+        return (
+            '<table class="taskflow-tasks" style="border-collapse:collapse;font-size:12px;'
+            'font-family:var(--jp-ui-font-family)"><thead><tr>'
+            + head
+            + "</tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table>"
+        )
 
     # -- following -----------------------------------------------------------------------
     def _on_events(self, events: list[dict[str, Any]]) -> None:

@@ -75,75 +75,89 @@ class TaskFlowApp(ExtensionApp):
     # -- traits ----------------------------------------------------------------------------
     db_path = Unicode(
         help="SQLite database file shared by the server and its kernels. Default: "
-             "$PYTASKFLOW_DB, else <jupyter data dir>/pytaskflow/taskflow.db.",
+        "$PYTASKFLOW_DB, else <jupyter data dir>/pytaskflow/taskflow.db.",
     ).tag(config=True)
     db_synchronous = CaselessStrEnum(
-        ["NORMAL", "FULL"], "NORMAL",
+        ["NORMAL", "FULL"],
+        "NORMAL",
         help="SQLite `synchronous` pragma. NORMAL survives a crash of the process; FULL "
-             "also survives a power loss, at the cost of an fsync per commit.",
+        "also survives a power loss, at the cost of an fsync per commit.",
     ).tag(config=True)
     db_threads = Integer(
-        8, help="Worker threads for database work and request decoding (never the loop).",
+        8,
+        help="Worker threads for database work and request decoding (never the loop).",
     ).tag(config=True)
     executor = Unicode(
         "process",
         help="Default executor of the server's executions: 'process' (falls back to "
-             "'thread' when not available), 'thread', 'inline' or 'dask'.",
+        "'thread' when not available), 'thread', 'inline' or 'dask'.",
     ).tag(config=True)
     workers = Integer(
-        0, help="Concurrency limit of the executor (0: the executor's default).",
+        0,
+        help="Concurrency limit of the executor (0: the executor's default).",
     ).tag(config=True)
     executor_options = Dict(
         help="Extra keyword options of the executor, e.g. {'memory_limit': 2**30} for "
-             "'process' (bytes per worker).",
+        "'process' (bytes per worker).",
     ).tag(config=True)
     dask_address = Unicode(
-        "", help="Dask scheduler address for executor='dask' ('' starts a LocalCluster).",
+        "",
+        help="Dask scheduler address for executor='dask' ('' starts a LocalCluster).",
     ).tag(config=True)
     max_tasks = Integer(100_000, help="Most tasks a definition may have.").tag(config=True)
     max_body_bytes = Integer(
-        32 * 1024 * 1024, help="Largest request body accepted (413 above it).",
+        32 * 1024 * 1024,
+        help="Largest request body accepted (413 above it).",
     ).tag(config=True)
     max_json_depth = Integer(
-        64, help="Deepest nesting of arrays/objects accepted in a body (400 above it).",
+        64,
+        help="Deepest nesting of arrays/objects accepted in a body (400 above it).",
     ).tag(config=True)
     log_limit = Integer(
-        64 * 1024, help="Bytes of stdout and of stderr kept per task attempt.",
+        64 * 1024,
+        help="Bytes of stdout and of stderr kept per task attempt.",
     ).tag(config=True)
     ws_queue_size = Integer(
         10_000,
         help="Events a /ws client may have waiting to be sent; a client further behind is "
-             "closed with code 1013 and reconnects with since=<last seq>.",
+        "closed with code 1013 and reconnects with since=<last seq>.",
     ).tag(config=True)
     ws_poll_interval = Float(
-        0.2, help="Seconds between reads of the event table for events committed by other "
-                  "processes (kernels).",
+        0.2,
+        help="Seconds between reads of the event table for events committed by other "
+        "processes (kernels).",
     ).tag(config=True)
     heartbeat_interval = Float(
-        5.0, help="Seconds between heartbeats of the executions this server owns.",
+        5.0,
+        help="Seconds between heartbeats of the executions this server owns.",
     ).tag(config=True)
     stale_after = Float(
-        30.0, help="Seconds without heartbeat after which another process takes over an "
-                   "execution whose owner is gone.",
+        30.0,
+        help="Seconds without heartbeat after which another process takes over an "
+        "execution whose owner is gone.",
     ).tag(config=True)
     adopt_interval = Float(
-        1.0, help="Seconds between looks for executions kernels enqueued for the server.",
+        1.0,
+        help="Seconds between looks for executions kernels enqueued for the server.",
     ).tag(config=True)
     recover_on_start = Bool(
-        True, help="Resume, at start, the executions a previous server left running, and "
-                   "keep taking over those of processes that die (a kernel's: owner_lost).",
+        True,
+        help="Resume, at start, the executions a previous server left running, and "
+        "keep taking over those of processes that die (a kernel's: owner_lost).",
     ).tag(config=True)
     shutdown_timeout = Float(
-        5.0, help="Seconds the server waits at shutdown for running executions to finish "
-                  "(those still running are resumed by the next server).",
+        5.0,
+        help="Seconds the server waits at shutdown for running executions to finish "
+        "(those still running are resumed by the next server).",
     ).tag(config=True)
 
     @default("db_path")
     def _default_db_path(self) -> str:
         return str(default_db_path())
 
-    @validate("db_threads", "max_tasks", "max_body_bytes", "max_json_depth", "ws_queue_size",
-              "log_limit")
+    @validate(
+        "db_threads", "max_tasks", "max_body_bytes", "max_json_depth", "ws_queue_size", "log_limit"
+    )
     def _positive(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"TaskFlowApp.{proposal['trait'].name} must be at least 1")
@@ -172,16 +186,24 @@ class TaskFlowApp(ExtensionApp):
         self.bus = EventBus()
         self.task_executor = self._make_executor()
         root_dir = getattr(self.serverapp, "root_dir", None)
-        self.runner = Runner(self.store, self.task_executor, self.bus, limits=limits,
-                             heartbeat_interval=self.heartbeat_interval,
-                             stale_after=self.stale_after, log_limit=self.log_limit,
-                             root_dir=root_dir)
-        self.hub = EventHub(self.store, self.run, poll_interval=self.ws_poll_interval,
-                            queue_size=self.ws_queue_size)
+        self.runner = Runner(
+            self.store,
+            self.task_executor,
+            self.bus,
+            limits=limits,
+            heartbeat_interval=self.heartbeat_interval,
+            stale_after=self.stale_after,
+            log_limit=self.log_limit,
+            root_dir=root_dir,
+        )
+        self.hub = EventHub(
+            self.store, self.run, poll_interval=self.ws_poll_interval, queue_size=self.ws_queue_size
+        )
         self._unsubscribe = self.bus.subscribe(self.hub.notify)
         self._background: list[asyncio.Task[Any]] = []
-        self.log.info("PyTaskFlow %s: database %s, executor %s", __version__, path,
-                      self.task_executor.name)
+        self.log.info(
+            "PyTaskFlow %s: database %s, executor %s", __version__, path, self.task_executor.name
+        )
 
     def _make_executor(self) -> Any:
         kind = self.executor
@@ -218,8 +240,11 @@ class TaskFlowApp(ExtensionApp):
                 self.log.exception("PyTaskFlow: taking over executions of dead owners failed")
             else:
                 if taken:
-                    self.log.info("PyTaskFlow: took over %d execution(s) of dead owners: %s",
-                                  len(taken), ", ".join(taken))
+                    self.log.info(
+                        "PyTaskFlow: took over %d execution(s) of dead owners: %s",
+                        len(taken),
+                        ", ".join(taken),
+                    )
             await asyncio.sleep(max(1.0, self.stale_after / 2))
 
     async def _adopt_forever(self) -> None:

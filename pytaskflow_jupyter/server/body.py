@@ -52,13 +52,17 @@ def check_media_type(content_type: str | None) -> None:
     if media.strip().lower() != "application/json":
         shown = media.strip() or "none"
         raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not {shown}", code="unsupported_media_type")
+            f"Content-Type must be application/json, not {shown}", code="unsupported_media_type"
+        )
     for param in rest.split(";"):
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
-                "utf-8", "utf8"):
-            raise UnsupportedMediaType(f"charset must be utf-8, not {value.strip()}",
-                                       code="unsupported_media_type")
+            "utf-8",
+            "utf8",
+        ):
+            raise UnsupportedMediaType(
+                f"charset must be utf-8, not {value.strip()}", code="unsupported_media_type"
+            )
 
 
 def max_depth(raw: bytes) -> int:
@@ -92,8 +96,10 @@ def _float(text: str) -> float:
 
 def _int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _Reject("invalid_number",
-                      f"an integer of {len(text)} digits is too long (limit {MAX_INT_DIGITS})")
+        raise _Reject(
+            "invalid_number",
+            f"an integer of {len(text)} digits is too long (limit {MAX_INT_DIGITS})",
+        )
     return int(text)
 
 
@@ -131,8 +137,13 @@ def parse_json(raw: bytes, *, depth_limit: int = 64) -> Any:
     if depth > depth_limit:
         raise _fail("json_too_deep", f"nesting depth {depth} exceeds the limit {depth_limit}")
     try:
-        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant,
-                           parse_float=_float, parse_int=_int)
+        value = json.loads(
+            text,
+            object_pairs_hook=_pairs,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+        )
     except _Reject as exc:
         raise _fail(exc.code, exc.detail) from None
     except json.JSONDecodeError as exc:
@@ -146,6 +157,7 @@ def parse_json(raw: bytes, *, depth_limit: int = 64) -> Any:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         path = _surrogate_path(value)
-        raise _fail("invalid_string", "contains a lone surrogate (not valid Unicode)",
-                    path) from None
+        raise _fail(
+            "invalid_string", "contains a lone surrogate (not valid Unicode)", path
+        ) from None
     return value

@@ -42,16 +42,23 @@ __all__ = ["AUTH_RESOURCE", "ErrorMixin", "TaskFlowHandler", "default_handlers"]
 AUTH_RESOURCE = "taskflow"
 # Query parameters Jupyter itself reads on any URL; never an error.
 JUPYTER_QUERY = frozenset({"token", "_xsrf", "no_track_activity"})
-HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-              415: "unsupported_media_type"}
+HTTP_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 _KEY_CHARS = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,254}$")
 Json = dict[str, Any]
 
 
 def _problem(where: str, code: str, detail: str) -> InvalidInput:
-    return InvalidInput(f"{where}: {detail}" if where else detail, [Problem(where, code, detail)],
-                        code=code)
+    return InvalidInput(
+        f"{where}: {detail}" if where else detail, [Problem(where, code, detail)], code=code
+    )
 
 
 class ErrorMixin:
@@ -59,6 +66,9 @@ class ErrorMixin:
 
     request: Any
     log: Any
+    set_status: Any
+    set_header: Any
+    finish: Any
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
@@ -76,14 +86,27 @@ class ErrorMixin:
         else:
             status, code = 500, "internal_error"
             message = "Internal server error; the server log has the details"
-        self.set_status(status)  # type: ignore[attr-defined]
-        self.set_header("Content-Type", "application/json")  # type: ignore[attr-defined]
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
         if status == 405:  # RFC 9110: a 405 names the methods the resource has
-            self.set_header("Allow", ", ".join(  # type: ignore[attr-defined]
-                m for m in ("GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS")
-                if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())))
-        self.finish(json.dumps({"message": message, "reason": responses.get(status),  # type: ignore[attr-defined]
-                                "code": code, "errors": errors}))
+            self.set_header(
+                "Allow",
+                ", ".join(
+                    m
+                    for m in ("GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS")
+                    if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())
+                ),
+            )
+        self.finish(
+            json.dumps(
+                {
+                    "message": message,
+                    "reason": responses.get(status),
+                    "code": code,
+                    "errors": errors,
+                }
+            )
+        )
 
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
         # Never the query string (it may carry ?token=) nor the headers.
@@ -131,8 +154,10 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
     async def json_body(self, *, optional: bool = False) -> Any:
         """The decoded body (in the pool); ``None`` when optional and absent."""
         if self._too_large:
-            raise PayloadTooLarge(f"the body has more than {self.app.max_body_bytes} bytes; "
-                                  f"the limit is {self.app.max_body_bytes}")
+            raise PayloadTooLarge(
+                f"the body has more than {self.app.max_body_bytes} bytes; "
+                f"the limit is {self.app.max_body_bytes}"
+            )
         raw = b"".join(self._chunks)
         if optional and not raw:
             return None
@@ -145,11 +170,17 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
         if body is None:
             return {}
         if not isinstance(body, dict):
-            raise _problem("", "type_error", f"the body must be a JSON object, not "
-                           f"{type(body).__name__}")
-        problems = [Problem(k, "unknown_field", f"unknown key {k!r}; allowed: "
-                            f"{', '.join(sorted(allowed)) or 'none'}")
-                    for k in sorted(set(body) - set(allowed))]
+            raise _problem(
+                "", "type_error", f"the body must be a JSON object, not {type(body).__name__}"
+            )
+        problems = [
+            Problem(
+                k,
+                "unknown_field",
+                f"unknown key {k!r}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+            )
+            for k in sorted(set(body) - set(allowed))
+        ]
         if problems:
             raise InvalidInput("Invalid body:", problems, code="unknown_field")
         return {k: allowed[k](k, v) for k, v in body.items()}
@@ -162,8 +193,14 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
             if key in JUPYTER_QUERY or _cache_buster(key, values):
                 continue
             if key not in allowed:
-                problems.append(Problem(key, "invalid_query", f"unknown query parameter {key!r}; "
-                                        f"allowed: {', '.join(sorted(allowed)) or 'none'}"))
+                problems.append(
+                    Problem(
+                        key,
+                        "invalid_query",
+                        f"unknown query parameter {key!r}; "
+                        f"allowed: {', '.join(sorted(allowed)) or 'none'}",
+                    )
+                )
                 continue
             if len(values) != 1:
                 problems.append(Problem(key, "invalid_query", "must be given once"))
@@ -187,13 +224,15 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
         if key is None:
             return None
         if not _KEY_CHARS.match(key):
-            raise _problem("Idempotency-Key", "invalid_header",
-                           "must be 1 to 255 printable ASCII characters")
+            raise _problem(
+                "Idempotency-Key", "invalid_header", "must be 1 to 255 printable ASCII characters"
+            )
         return key
 
     # -- outputs -------------------------------------------------------------------------
-    async def reply(self, fn: Callable[..., Any], *args: Any, status: int = 200,
-                    **kwargs: Any) -> None:
+    async def reply(
+        self, fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any
+    ) -> None:
         """Run ``fn`` in the pool, encode its result there too, and send it."""
         text = await self.app.run(lambda: json.dumps(fn(*args, **kwargs)))
         self.set_status(status)
@@ -214,6 +253,7 @@ def _cache_buster(key: str, values: list[bytes]) -> bool:
 def int_range(low: int, high: int, *, text: bool = True) -> Callable[[str, Any], int]:
     """Checker of an integer in ``[low, high]``: from a query string (``text``) or a JSON
     body value (an integer, never a string or a boolean)."""
+
     def check(key: str, value: Any) -> int:
         if text:
             if not re.fullmatch(r"[0-9]{1,12}", value):
@@ -222,6 +262,7 @@ def int_range(low: int, high: int, *, text: bool = True) -> Callable[[str, Any],
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise _problem(key, "out_of_range", f"must be an integer from {low} to {high}")
         return value
+
     return check
 
 
@@ -233,8 +274,11 @@ def nonempty(key: str, value: str) -> str:
 
 def status_value(key: str, value: str) -> str:
     if value not in EXECUTION_STATUSES:
-        raise _problem(key, "invalid_query", f"unknown status {value!r}; allowed: "
-                       f"{', '.join(EXECUTION_STATUSES)}")
+        raise _problem(
+            key,
+            "invalid_query",
+            f"unknown status {value!r}; allowed: {', '.join(EXECUTION_STATUSES)}",
+        )
     return value
 
 
@@ -304,14 +348,16 @@ class WorkflowExecutionsHandler(TaskFlowHandler):
     async def post(self, workflow_id: str) -> None:
         self.query({})
         key = self.idempotency_key()
-        body = await self.object_body({"params": params_value,
-                                       "revision": int_range(1, 10**12, text=False)})
+        body = await self.object_body(
+            {"params": params_value, "revision": int_range(1, 10**12, text=False)}
+        )
 
         def start() -> Json:
             revision = body.get("revision")
             self.runner.store.get_workflow(workflow_id, revision)  # 404 for deleted/unknown
-            return self.runner.start(workflow_id, revision=revision, params=body.get("params"),
-                                     idempotency_key=key)
+            return self.runner.start(
+                workflow_id, revision=revision, params=body.get("params"), idempotency_key=key
+            )
 
         await self.reply(start)
 
@@ -322,23 +368,38 @@ class ExecutionsHandler(TaskFlowHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        q = self.query({"workflow_id": nonempty, "status": status_value,
-                        "limit": int_range(1, 1000), "cursor": cursor_value})
+        q = self.query(
+            {
+                "workflow_id": nonempty,
+                "status": status_value,
+                "limit": int_range(1, 1000),
+                "cursor": cursor_value,
+            }
+        )
         limit = q.get("limit", 100)
 
         def page() -> tuple[str, int | None]:
             rows, after = self.runner.store.list_executions(
-                workflow_id=q.get("workflow_id"), status=q.get("status"), limit=limit,
-                cursor=q.get("cursor"))
+                workflow_id=q.get("workflow_id"),
+                status=q.get("status"),
+                limit=limit,
+                cursor=q.get("cursor"),
+            )
             return json.dumps(rows), after
 
         text, after = await self.app.run(page)
         if after is not None:
             cursor = encode_cursor(after)
-            args = {k: v for k, v in (("workflow_id", q.get("workflow_id")),
-                                      ("status", q.get("status"))) if v is not None}
-            link = url_path_join(self.base_url, "executions") + "?" + urlencode(
-                {**args, "limit": limit, "cursor": cursor})
+            args = {
+                k: v
+                for k, v in (("workflow_id", q.get("workflow_id")), ("status", q.get("status")))
+                if v is not None
+            }
+            link = (
+                url_path_join(self.base_url, "executions")
+                + "?"
+                + urlencode({**args, "limit": limit, "cursor": cursor})
+            )
             self.set_header("X-Next-Cursor", cursor)
             self.set_header("Link", f'<{link}>; rel="next"')
         self.finish(text)
@@ -386,8 +447,11 @@ class LogsHandler(TaskFlowHandler):
         self.query({})
 
         def logs() -> Json:
-            return {"executionId": execution_id, "task": task,
-                    "attempts": self.runner.store.get_logs(execution_id, task)}
+            return {
+                "executionId": execution_id,
+                "task": task,
+                "attempts": self.runner.store.get_logs(execution_id, task),
+            }
 
         await self.reply(logs)
 

@@ -41,13 +41,14 @@ TASK_DEFINITION: Json = {
         "params": {
             "type": "object",
             "description": "python: `callable` ('pkg.mod:func') or `code`, and `kwargs`; "
-                           "branch: `next` (a task name or a list of them, each a direct "
-                           "downstream task); notebook: `path` (relative, inside the server's "
-                           "root), `parameters` (object), `kernel`. Other keys are kept and "
-                           "passed to the task.",
+            "branch: `next` (a task name or a list of them, each a direct "
+            "downstream task); notebook: `path` (relative, inside the server's "
+            "root), `parameters` (object), `kernel`. Other keys are kept and "
+            "passed to the task.",
             "additionalProperties": True,
             "properties": {
-                "callable": STR, "code": STR,
+                "callable": STR,
+                "code": STR,
                 "kwargs": {"type": "object", "additionalProperties": True},
             },
         },
@@ -55,10 +56,14 @@ TASK_DEFINITION: Json = {
         "retries": {"type": "integer", "minimum": 0, "maximum": 100, "default": 0},
         "retry_delay": {"type": "number", "minimum": 0, "maximum": 86_400, "default": 1},
         "retry_backoff": {"type": "number", "minimum": 1, "maximum": 100, "default": 2},
-        "timeout": _nullable({"type": "number", "exclusiveMinimum": True, "minimum": 0,
-                              "maximum": 604_800}),
-        "trigger_rule": {"type": "string", "enum": list(TRIGGER_RULES),
-                         "default": TRIGGER_RULES[0]},
+        "timeout": _nullable(
+            {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 604_800}
+        ),
+        "trigger_rule": {
+            "type": "string",
+            "enum": list(TRIGGER_RULES),
+            "default": TRIGGER_RULES[0],
+        },
     },
 }
 
@@ -109,63 +114,106 @@ def _execution(task: str) -> Json:
 SCHEMAS: Json = {
     "TaskDefinition": TASK_DEFINITION,
     "WorkflowDefinition": {
-        "type": "object", "additionalProperties": False, "required": ["name", "tasks"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "tasks"],
         "properties": DEFINITION_PROPERTIES,
     },
     "Workflow": {
-        "type": "object", "required": ["id", "name", "tasks", "revision", "createdAt", "updatedAt"],
-        "properties": {**DEFINITION_PROPERTIES,
-                       "revision": {"type": "integer", "minimum": 1},
-                       "createdAt": {"type": "string", "format": "date-time"},
-                       "updatedAt": {"type": "string", "format": "date-time"}},
+        "type": "object",
+        "required": ["id", "name", "tasks", "revision", "createdAt", "updatedAt"],
+        "properties": {
+            **DEFINITION_PROPERTIES,
+            "revision": {"type": "integer", "minimum": 1},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
     },
     "Task": {"type": "object", "required": list(TASK_PROPERTIES), "properties": TASK_PROPERTIES},
     "TaskDetail": {
-        "type": "object", "required": list(TASK_PROPERTIES),
-        "properties": {**TASK_PROPERTIES, "result": {}, "traceback": _nullable(STR),
-                       "history": {"type": "array", "items": {"type": "object"}},
-                       "branch": {}},
+        "type": "object",
+        "required": list(TASK_PROPERTIES),
+        "properties": {
+            **TASK_PROPERTIES,
+            "result": {},
+            "traceback": _nullable(STR),
+            "history": {"type": "array", "items": {"type": "object"}},
+            "branch": {},
+        },
     },
     "Execution": _execution("Task"),
     "ExecutionDetail": _execution("TaskDetail"),
     "ExecutionRequest": {
-        "type": "object", "additionalProperties": False,
-        "properties": {"params": {"type": "object", "additionalProperties": True},
-                       "revision": {"type": "integer", "minimum": 1}},
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "params": {"type": "object", "additionalProperties": True},
+            "revision": {"type": "integer", "minimum": 1},
+        },
     },
     "TaskLogs": {
-        "type": "object", "required": ["executionId", "task", "attempts"],
+        "type": "object",
+        "required": ["executionId", "task", "attempts"],
         "properties": {
-            "executionId": STR, "task": STR,
-            "attempts": {"type": "array", "items": {
-                "type": "object", "required": ["attempt"],
-                "properties": {"attempt": {"type": "integer"}, "stdout": _nullable(STR),
-                               "stderr": _nullable(STR)}}},
+            "executionId": STR,
+            "task": STR,
+            "attempts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["attempt"],
+                    "properties": {
+                        "attempt": {"type": "integer"},
+                        "stdout": _nullable(STR),
+                        "stderr": _nullable(STR),
+                    },
+                },
+            },
         },
     },
     "Event": {
         "type": "object",
         "description": "One /ws message. `workflow_id` carries the execution id (as in the "
-                       "documented example); `workflow` is the definition id.",
-        "required": ["event", "workflow_id", "task", "timestamp", "seq", "execution_id",
-                     "workflow", "status"],
+        "documented example); `workflow` is the definition id.",
+        "required": [
+            "event",
+            "workflow_id",
+            "task",
+            "timestamp",
+            "seq",
+            "execution_id",
+            "workflow",
+            "status",
+        ],
         "properties": {
             "event": {"type": "string", "enum": list(EVENT_TYPES)},
-            "workflow_id": STR, "execution_id": STR, "workflow": STR,
-            "task": _nullable(STR), "timestamp": {"type": "string", "format": "date-time"},
-            "seq": {"type": "integer", "minimum": 1}, "status": STR,
-            "attempt": {"type": "integer"}, "duration": _nullable({"type": "number"}),
-            "error": _nullable(STR), "reason": _nullable(STR),
+            "workflow_id": STR,
+            "execution_id": STR,
+            "workflow": STR,
+            "task": _nullable(STR),
+            "timestamp": {"type": "string", "format": "date-time"},
+            "seq": {"type": "integer", "minimum": 1},
+            "status": STR,
+            "attempt": {"type": "integer"},
+            "duration": _nullable({"type": "number"}),
+            "error": _nullable(STR),
+            "reason": _nullable(STR),
         },
     },
     "Problem": {
-        "type": "object", "required": ["path", "code", "detail"],
+        "type": "object",
+        "required": ["path", "code", "detail"],
         "properties": {"path": STR, "code": STR, "detail": STR},
     },
     "Error": {
-        "type": "object", "required": ["message", "reason", "code", "errors"],
-        "properties": {"message": STR, "reason": _nullable(STR), "code": STR,
-                       "errors": {"type": "array", "items": _ref("Problem")}},
+        "type": "object",
+        "required": ["message", "reason", "code", "errors"],
+        "properties": {
+            "message": STR,
+            "reason": _nullable(STR),
+            "code": STR,
+            "errors": {"type": "array", "items": _ref("Problem")},
+        },
     },
 }
 
@@ -188,130 +236,215 @@ def _responses(ok: str, schema: Json | None, *errors: str, headers: Json | None 
         if headers:
             out[ok]["headers"] = headers
     for status in ("400", "403", *errors):
-        out[status] = {"description": ERRORS[status],
-                       "content": {"application/json": {"schema": _ref("Error")}}}
+        out[status] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
     return out
 
 
 def _path(name: str, description: str, schema: Json | None = None) -> Json:
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": schema or {"type": "string", "minLength": 1}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema or {"type": "string", "minLength": 1},
+    }
 
 
 def _query(name: str, description: str, schema: Json) -> Json:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
-IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
-               "description": "the same key returns the same execution instead of starting "
-                              "another",
-               "schema": {"type": "string", "minLength": 1, "maxLength": 255,
-                          "pattern": r"^[!-~][ -~]*$"}}
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "the same key returns the same execution instead of starting another",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[!-~][ -~]*$"},
+}
 WORKFLOW_ID = _path("workflow_id", "workflow id", ID)
 EXECUTION_ID = _path("execution_id", "execution id (exec_...)")
-BODY_EXECUTION = {"required": False, "content": {"application/json": {
-    "schema": _ref("ExecutionRequest")}}}
-EMPTY_BODY = {"required": False, "content": {"application/json": {
-    "schema": {"type": "object", "additionalProperties": False}}}}
+BODY_EXECUTION = {
+    "required": False,
+    "content": {"application/json": {"schema": _ref("ExecutionRequest")}},
+}
+EMPTY_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False}}},
+}
 
 PATHS: Json = {
     "/workflows": {
-        "get": {"operationId": "listWorkflows", "summary": "registered workflow definitions",
-                "responses": _responses("200", {"type": "array", "items": _ref("Workflow")})},
-        "post": {"operationId": "submitWorkflow",
-                 "summary": "register a definition and trigger an execution (returns as soon "
-                            "as it is recorded)",
-                 "parameters": [IDEMPOTENCY],
-                 "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": _ref("WorkflowDefinition")}}},
-                 "responses": _responses("200", _ref("Execution"), "409", "413", "415")},
+        "get": {
+            "operationId": "listWorkflows",
+            "summary": "registered workflow definitions",
+            "responses": _responses("200", {"type": "array", "items": _ref("Workflow")}),
+        },
+        "post": {
+            "operationId": "submitWorkflow",
+            "summary": "register a definition and trigger an execution (returns as soon "
+            "as it is recorded)",
+            "parameters": [IDEMPOTENCY],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("WorkflowDefinition")}},
+            },
+            "responses": _responses("200", _ref("Execution"), "409", "413", "415"),
+        },
     },
     "/workflows/{workflow_id}": {
         "parameters": [WORKFLOW_ID],
-        "get": {"operationId": "getWorkflow", "summary": "one definition (latest revision)",
-                "parameters": [_query("revision", "another revision",
-                                      {"type": "integer", "minimum": 1})],
-                "responses": _responses("200", _ref("Workflow"), "404")},
-        "delete": {"operationId": "deleteWorkflow",
-                   "summary": "remove a definition (409 while an execution is active)",
-                   "responses": _responses("204", None, "404", "409")},
+        "get": {
+            "operationId": "getWorkflow",
+            "summary": "one definition (latest revision)",
+            "parameters": [
+                _query("revision", "another revision", {"type": "integer", "minimum": 1})
+            ],
+            "responses": _responses("200", _ref("Workflow"), "404"),
+        },
+        "delete": {
+            "operationId": "deleteWorkflow",
+            "summary": "remove a definition (409 while an execution is active)",
+            "responses": _responses("204", None, "404", "409"),
+        },
     },
     "/workflows/{workflow_id}/executions": {
         "parameters": [WORKFLOW_ID],
-        "post": {"operationId": "startExecution",
-                 "summary": "trigger a new execution of a registered workflow",
-                 "parameters": [IDEMPOTENCY], "requestBody": BODY_EXECUTION,
-                 "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415")},
+        "post": {
+            "operationId": "startExecution",
+            "summary": "trigger a new execution of a registered workflow",
+            "parameters": [IDEMPOTENCY],
+            "requestBody": BODY_EXECUTION,
+            "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415"),
+        },
     },
     "/executions": {
-        "get": {"operationId": "listExecutions", "summary": "executions, newest first",
-                "parameters": [
-                    _query("workflow_id", "only executions of this workflow",
-                           {"type": "string", "minLength": 1, "maxLength": 1000}),
-                    _query("status", "only executions with this status",
-                           {"type": "string", "enum": list(EXECUTION_STATUSES)}),
-                    _query("limit", "page size",
-                           {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
-                    _query("cursor", "the X-Next-Cursor of the previous page (opaque)",
-                           {"type": "string", "minLength": 1, "maxLength": 100,
-                            "pattern": "^[A-Za-z0-9_-]+$"}),
-                ],
-                "responses": _responses(
-                    "200", {"type": "array", "items": _ref("Execution")},
-                    headers={"X-Next-Cursor": {"description": "cursor of the next page (absent "
-                                               "on the last page)", "schema": STR},
-                             "Link": {"description": 'rel="next" URL of the next page',
-                                      "schema": STR}})},
+        "get": {
+            "operationId": "listExecutions",
+            "summary": "executions, newest first",
+            "parameters": [
+                _query(
+                    "workflow_id",
+                    "only executions of this workflow",
+                    {"type": "string", "minLength": 1, "maxLength": 1000},
+                ),
+                _query(
+                    "status",
+                    "only executions with this status",
+                    {"type": "string", "enum": list(EXECUTION_STATUSES)},
+                ),
+                _query(
+                    "limit",
+                    "page size",
+                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                ),
+                _query(
+                    "cursor",
+                    "the X-Next-Cursor of the previous page (opaque)",
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "pattern": "^[A-Za-z0-9_-]+$",
+                    },
+                ),
+            ],
+            "responses": _responses(
+                "200",
+                {"type": "array", "items": _ref("Execution")},
+                headers={
+                    "X-Next-Cursor": {
+                        "description": "cursor of the next page (absent on the last page)",
+                        "schema": STR,
+                    },
+                    "Link": {"description": 'rel="next" URL of the next page', "schema": STR},
+                },
+            ),
+        },
     },
     "/executions/{execution_id}": {
         "parameters": [EXECUTION_ID],
-        "get": {"operationId": "getExecution", "summary": "one execution with full task detail",
-                "responses": _responses("200", _ref("ExecutionDetail"), "404")},
+        "get": {
+            "operationId": "getExecution",
+            "summary": "one execution with full task detail",
+            "responses": _responses("200", _ref("ExecutionDetail"), "404"),
+        },
     },
     "/executions/{execution_id}/cancel": {
         "parameters": [EXECUTION_ID],
-        "post": {"operationId": "cancelExecution", "summary": "cancel (409 when finished)",
-                 "requestBody": EMPTY_BODY,
-                 "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415")},
+        "post": {
+            "operationId": "cancelExecution",
+            "summary": "cancel (409 when finished)",
+            "requestBody": EMPTY_BODY,
+            "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415"),
+        },
     },
     "/executions/{execution_id}/retry": {
         "parameters": [EXECUTION_ID],
-        "post": {"operationId": "retryExecution",
-                 "summary": "new execution reusing completed results (409 while active)",
-                 "parameters": [IDEMPOTENCY], "requestBody": EMPTY_BODY,
-                 "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415")},
+        "post": {
+            "operationId": "retryExecution",
+            "summary": "new execution reusing completed results (409 while active)",
+            "parameters": [IDEMPOTENCY],
+            "requestBody": EMPTY_BODY,
+            "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415"),
+        },
     },
     "/executions/{execution_id}/tasks/{task}/logs": {
         "parameters": [EXECUTION_ID, _path("task", "task name", NAME)],
-        "get": {"operationId": "getTaskLogs", "summary": "captured stdout/stderr per attempt",
-                "responses": _responses("200", _ref("TaskLogs"), "404")},
+        "get": {
+            "operationId": "getTaskLogs",
+            "summary": "captured stdout/stderr per attempt",
+            "responses": _responses("200", _ref("TaskLogs"), "404"),
+        },
     },
     "/taskflow/openapi.json": {
-        "get": {"operationId": "getOpenAPI", "summary": "this document",
-                "responses": _responses("200", {"type": "object"})},
+        "get": {
+            "operationId": "getOpenAPI",
+            "summary": "this document",
+            "responses": _responses("200", {"type": "object"}),
+        },
     },
     "/ws": {
-        "get": {"operationId": "events",
-                "summary": "WebSocket stream of events (one Event object per message)",
-                "description": "Upgrade to a WebSocket. Replays every stored event after "
-                               "`since`, then continues live, with no gap and no duplicate. "
-                               "A client that falls behind is closed with code 1013; it "
-                               "reconnects with `since` set to the last seq it received.",
-                "parameters": [
-                    _query("execution", "only events of this execution",
-                           {"type": "string", "minLength": 1, "maxLength": 1000}),
-                    _query("workflow", "only events of this workflow",
-                           {"type": "string", "minLength": 1, "maxLength": 1000}),
-                    _query("since", "replay stored events after this seq first",
-                           {"type": "integer", "minimum": 0}),
-                ],
-                "responses": {
-                    "101": {"description": "Switching Protocols; then messages that are "
-                                           "Event objects",
-                            "content": {"application/json": {"schema": _ref("Event")}}},
-                    **{k: v for k, v in _responses("101", None).items() if k != "101"},
-                }},
+        "get": {
+            "operationId": "events",
+            "summary": "WebSocket stream of events (one Event object per message)",
+            "description": "Upgrade to a WebSocket. Replays every stored event after "
+            "`since`, then continues live, with no gap and no duplicate. "
+            "A client that falls behind is closed with code 1013; it "
+            "reconnects with `since` set to the last seq it received.",
+            "parameters": [
+                _query(
+                    "execution",
+                    "only events of this execution",
+                    {"type": "string", "minLength": 1, "maxLength": 1000},
+                ),
+                _query(
+                    "workflow",
+                    "only events of this workflow",
+                    {"type": "string", "minLength": 1, "maxLength": 1000},
+                ),
+                _query(
+                    "since",
+                    "replay stored events after this seq first",
+                    {"type": "integer", "minimum": 0},
+                ),
+            ],
+            "responses": {
+                "101": {
+                    "description": "Switching Protocols; then messages that are Event objects",
+                    "content": {"application/json": {"schema": _ref("Event")}},
+                },
+                **{k: v for k, v in _responses("101", None).items() if k != "101"},
+            },
+        },
     },
 }
 
@@ -322,19 +455,26 @@ def _document(base_url: str) -> Json:
 
     return {
         "openapi": "3.0.3",
-        "info": {"title": "PyTaskFlow for Jupyter", "version": __version__,
-                 "description": "Workflow (DAG) orchestration on the Jupyter server. "
-                                "Every route needs Jupyter's authentication."},
+        "info": {
+            "title": "PyTaskFlow for Jupyter",
+            "version": __version__,
+            "description": "Workflow (DAG) orchestration on the Jupyter server. "
+            "Every route needs Jupyter's authentication.",
+        },
         "servers": [{"url": base_url.rstrip("/") or "/"}],
         "security": [{"token": []}],
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "token": {"type": "apiKey", "in": "header", "name": "Authorization",
-                          "description": "`Authorization: token <TOKEN>`. Browsers may use "
-                                         "Jupyter's login cookie instead, with an "
-                                         "`X-XSRFToken` header equal to the `_xsrf` cookie "
-                                         "on POST and DELETE."},
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`Authorization: token <TOKEN>`. Browsers may use "
+                    "Jupyter's login cookie instead, with an "
+                    "`X-XSRFToken` header equal to the `_xsrf` cookie "
+                    "on POST and DELETE.",
+                },
             },
         },
         "paths": PATHS,

@@ -63,8 +63,15 @@ GOING_AWAY = 1001
 class Client:
     """One subscriber: filters, cursor, bounded queue, writer task."""
 
-    def __init__(self, send: Callable[[str], Any], close: Callable[[int, str], None],
-                 *, execution: str | None, workflow: str | None, queue_size: int) -> None:
+    def __init__(
+        self,
+        send: Callable[[str], Any],
+        close: Callable[[int, str], None],
+        *,
+        execution: str | None,
+        workflow: str | None,
+        queue_size: int,
+    ) -> None:
         self.send, self.close = send, close
         self.execution, self.workflow = execution, workflow
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
@@ -74,8 +81,9 @@ class Client:
         self.tasks: list[asyncio.Task[None]] = []
 
     def wants(self, execution: Any, workflow: Any) -> bool:
-        return ((self.execution is None or execution == self.execution)
-                and (self.workflow is None or workflow == self.workflow))
+        return (self.execution is None or execution == self.execution) and (
+            self.workflow is None or workflow == self.workflow
+        )
 
     async def write_loop(self) -> None:
         """Hand everything queued to the socket at once, then wait for it to flush."""
@@ -98,9 +106,15 @@ class Client:
 class EventHub:
     """Reads committed events from the store and fans them out (see the module docstring)."""
 
-    def __init__(self, store: Store, run: Callable[..., Awaitable[Any]], *,
-                 poll_interval: float = 0.2, page_size: int = 1000,
-                 queue_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run: Callable[..., Awaitable[Any]],
+        *,
+        poll_interval: float = 0.2,
+        page_size: int = 1000,
+        queue_size: int = 10_000,
+    ) -> None:
         self.store, self.run = store, run
         self.poll_interval, self.page_size, self.queue_size = poll_interval, page_size, queue_size
         self.last = 0
@@ -203,7 +217,7 @@ class EventHub:
             smallest = min((c.queue.maxsize for c in self.clients), default=self.queue_size)
             step = max(1, min(self.page_size, smallest // 2))
             for start in range(0, len(rows), step):
-                chunk = rows[start:start + step]
+                chunk = rows[start : start + step]
                 self._fan_out(chunk)
                 self.last = chunk[-1][0]  # a client joining live now starts after this
                 if start + step < len(rows):
@@ -211,13 +225,16 @@ class EventHub:
             if len(rows) < self.page_size:
                 return
 
-    def fetch(self, after: int, execution: str | None, workflow: str | None,
-              limit: int) -> list[Row]:
+    def fetch(
+        self, after: int, execution: str | None, workflow: str | None, limit: int
+    ) -> list[Row]:
         """Stored events after ``after`` with their routing keys (worker thread)."""
-        return [(event["seq"], json.dumps(event), event.get("execution_id"),
-                 event.get("workflow"))
-                for event in self.store.events(after, execution=execution, workflow=workflow,
-                                               limit=limit)]
+        return [
+            (event["seq"], json.dumps(event), event.get("execution_id"), event.get("workflow"))
+            for event in self.store.events(
+                after, execution=execution, workflow=workflow, limit=limit
+            )
+        ]
 
     def _fan_out(self, rows: list[Row]) -> None:
         for client in list(self.clients):
@@ -232,8 +249,9 @@ class EventHub:
                 try:
                     client.queue.put_nowait(text)
                 except asyncio.QueueFull:
-                    log.warning("closing a /ws client that fell %d events behind",
-                                client.queue.maxsize)
+                    log.warning(
+                        "closing a /ws client that fell %d events behind", client.queue.maxsize
+                    )
                     client.close(SLOW_CLIENT, "too slow; reconnect with since=<last seq received>")
                     self.detach(client)
                     break
@@ -245,8 +263,10 @@ class EventHub:
             client.close(GOING_AWAY, "server shutting down")
             return
         self.clients.add(client)
-        client.tasks = [asyncio.ensure_future(client.write_loop()),
-                        asyncio.ensure_future(self._catch_up(client, since))]
+        client.tasks = [
+            asyncio.ensure_future(client.write_loop()),
+            asyncio.ensure_future(self._catch_up(client, since)),
+        ]
 
     def detach(self, client: Client) -> None:
         client.closed = True
@@ -262,8 +282,9 @@ class EventHub:
             if client.pos >= target:
                 client.live = True  # no await since reading self.last: nothing slips between
                 return
-            rows = await self.run(self.fetch, client.pos, client.execution, client.workflow,
-                                  self.page_size)
+            rows = await self.run(
+                self.fetch, client.pos, client.execution, client.workflow, self.page_size
+            )
             complete = len(rows) < self.page_size
             for seq, text, _, _ in rows:
                 if seq > target:
@@ -287,14 +308,20 @@ def _ws_query(arguments: dict[str, list[bytes]]) -> dict[str, Any]:
         except UnicodeDecodeError:
             text = None
         if key not in ("execution", "workflow", "since"):
-            problems.append(Problem(key, "invalid_query", f"unknown query parameter {key!r}; "
-                                    "allowed: execution, since, workflow"))
+            problems.append(
+                Problem(
+                    key,
+                    "invalid_query",
+                    f"unknown query parameter {key!r}; allowed: execution, since, workflow",
+                )
+            )
         elif text is None:
             problems.append(Problem(key, "invalid_query", "must be given once, in UTF-8"))
         elif key == "since":
             if not text.isascii() or not text.isdigit() or len(text) > 18:
-                problems.append(Problem(key, "invalid_query",
-                                        "must be a non-negative integer (an event seq)"))
+                problems.append(
+                    Problem(key, "invalid_query", "must be a non-negative integer (an event seq)")
+                )
             else:
                 out[key] = int(text)
         elif not text or len(text) > 1000:
@@ -306,8 +333,9 @@ def _ws_query(arguments: dict[str, list[bytes]]) -> dict[str, Any]:
     return out
 
 
-class EventsWebSocket(ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler,
-                      JupyterHandler):
+class EventsWebSocket(
+    ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, WebSocketHandler, JupyterHandler
+):
     """``WS /ws[?execution=ID][&workflow=ID][&since=SEQ]``.
 
     Authenticated with ``@ws_authenticated`` (403, no redirect), authorized for ``read``
@@ -326,17 +354,20 @@ class EventsWebSocket(ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, WebSock
 
     async def pre_get(self) -> None:
         user = self.current_user
-        allowed = await ensure_async(self.authorizer.is_authorized(self, user, "read",
-                                                                   AUTH_RESOURCE))
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, user, "read", AUTH_RESOURCE)
+        )
         if not allowed:
-            raise web.HTTPError(403, f"User is not authorized to read on resource: "
-                                f"{AUTH_RESOURCE}.")
+            raise web.HTTPError(
+                403, f"User is not authorized to read on resource: {AUTH_RESOURCE}."
+            )
         self.filters = _ws_query(self.request.query_arguments)
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            raise InvalidInput("/ws is a WebSocket: send an Upgrade: websocket request",
-                               [Problem("Upgrade", "upgrade_required",
-                                        "the request is not a WebSocket upgrade")],
-                               code="upgrade_required")
+            raise InvalidInput(
+                "/ws is a WebSocket: send an Upgrade: websocket request",
+                [Problem("Upgrade", "upgrade_required", "the request is not a WebSocket upgrade")],
+                code="upgrade_required",
+            )
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -347,12 +378,15 @@ class EventsWebSocket(ErrorMixin, ExtensionHandlerMixin, WebSocketMixin, WebSock
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # WebSocketMixin: keep-alive pings
-        app = self.extensionapp
-        self.client = Client(self.write_message, self.close,
-                             execution=self.filters.get("execution"),
-                             workflow=self.filters.get("workflow"),
-                             queue_size=app.hub.queue_size)  # type: ignore[attr-defined]
-        app.hub.attach(self.client, self.filters.get("since"))  # type: ignore[attr-defined]
+        app: Any = self.extensionapp
+        self.client = Client(
+            self.write_message,
+            self.close,
+            execution=self.filters.get("execution"),
+            workflow=self.filters.get("workflow"),
+            queue_size=app.hub.queue_size,
+        )
+        app.hub.attach(self.client, self.filters.get("since"))
 
     def on_message(self, message: str | bytes) -> None:
         """The stream takes no messages; they are ignored."""

@@ -117,8 +117,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
-                    "does) runs this test")
+        pytest.skip(
+            f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
+            "does) runs this test"
+        )
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
@@ -174,6 +176,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture
 def page(lab: Lab) -> Iterator[object]:
     from playwright import sync_api  # in the test extra
+
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 900})

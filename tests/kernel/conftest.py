@@ -21,7 +21,8 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child process (kernel, server) that must import this package."""
     env = dict(os.environ, **extra)
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+        p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
+    )
     return env
 
 

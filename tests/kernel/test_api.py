@@ -43,12 +43,21 @@ def test_decorators_build_the_post_body_and_register_it(session):
     body = wf.definition
     assert body["tags"] == ["etl"] and body["max_parallel"] == 4
     assert body["tasks"][1] == {
-        "name": "transform", "type": "python", "dependencies": ["extract"], "retries": 2,
-        "retry_delay": 0, "timeout": 30,
-        "params": {"callable": "sales_etl.transform", "kwargs": {"scale": 3}}}
+        "name": "transform",
+        "type": "python",
+        "dependencies": ["extract"],
+        "retries": 2,
+        "retry_delay": 0,
+        "timeout": 30,
+        "params": {"callable": "sales_etl.transform", "kwargs": {"scale": 3}},
+    }
     assert body["tasks"][2]["type"] == "branch"
-    assert body["tasks"][4] == {"name": "archive", "type": "python", "dependencies": ["route"],
-                                "params": {"code": "result = 'kept'"}}
+    assert body["tasks"][4] == {
+        "name": "archive",
+        "type": "python",
+        "dependencies": ["route"],
+        "params": {"code": "result = 'kept'"},
+    }
     saved = wf.register()
     assert saved["revision"] == 1
     assert [w["id"] for w in session.store.list_workflows()] == ["sales_etl"]
@@ -72,9 +81,11 @@ def test_results_flow_downstream_by_name_upstream_params_and_context(session):
 
     run = wf.run(params={"factor": 10}).wait(30)
     assert run.status == "completed"
-    assert run.results == {"numbers": [1, 2, 3], "total": 60,
-                           "report": {"seen": ["numbers", "total"], "task": "report",
-                                      "total": 60}}
+    assert run.results == {
+        "numbers": [1, 2, 3],
+        "total": 60,
+        "report": {"seen": ["numbers", "total"], "task": "report", "total": 60},
+    }
     stored = run.execution
     assert stored["params"] == {"factor": 10}
     assert [t["result"] for t in stored["tasks"]] == [[1, 2, 3], 60, run.results["report"]]
@@ -104,8 +115,13 @@ def test_branch_skips_the_tasks_it_did_not_select(session):
         return upstream["small"]
 
     run = wf.run(wait=True, timeout=30)
-    assert statuses(run) == {"size": "completed", "route": "completed", "small": "completed",
-                             "large": "skipped", "join": "completed"}
+    assert statuses(run) == {
+        "size": "completed",
+        "route": "completed",
+        "small": "completed",
+        "large": "skipped",
+        "join": "completed",
+    }
     assert {t["name"]: t["reason"] for t in run.execution["tasks"]}["large"] == "not_selected"
     assert run.results["join"] == "s"
 
@@ -211,8 +227,7 @@ def test_run_with_reuse_reruns_only_the_edited_function_and_downstream(session):
     second = wf.run(reuse=first, wait=True, timeout=30)
     assert second.status == "completed"
     assert sorted(calls) == ["report", "transform v2"]
-    assert second.results == {"extract": [1, 2], "transform": [100, 200], "report": 300,
-                              "audit": 2}
+    assert second.results == {"extract": [1, 2], "transform": [100, 200], "report": 300, "audit": 2}
     calls.clear()
     third = wf.run(reuse=second, wait=True, timeout=30)  # nothing changed: all reused
     assert calls == [] and third.results == second.results
@@ -293,8 +308,12 @@ def test_runs_are_visible_to_every_reader_of_the_database(session, db_path):
         assert [e["id"] for e in page] == [run.id]
         assert other.get_execution(run.id, detail=True)["tasks"][0]["result"] == 1
         kinds = [e["event"] for e in other.events(0, execution=run.id)]
-        assert kinds == ["execution_started", "task_started", "task_completed",
-                         "execution_completed"]
+        assert kinds == [
+            "execution_started",
+            "task_started",
+            "task_completed",
+            "execution_completed",
+        ]
     finally:
         other.close()
     assert [r.id for r in wf.runs()] == [run.id]
@@ -329,7 +348,8 @@ def test_process_executor_runs_decorated_functions_and_retries_there(session, sh
         "def second(first, bad=False):\n"
         "    if bad:\n"
         "        raise RuntimeError('asked to fail')\n"
-        "    return {'first': first, 'second': os.getpid()}\n")
+        "    return {'first': first, 'second': os.getpid()}\n"
+    )
     wf = shell.user_ns["procs"]
     failed = wf.run(params={"bad": True}, executor="process", wait=True, timeout=120)
     assert failed.status == "failed"
@@ -345,15 +365,20 @@ def test_process_executor_runs_decorated_functions_and_retries_there(session, sh
 
 def test_a_new_kernel_session_marks_executions_of_dead_kernels_lost(db_path):
     """Executions a dead kernel was running are failed with reason owner_lost."""
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     store = Store(db_path)
     try:
         store.save_workflow(parse_workflow({"name": "orphan", "tasks": [{"name": "a"}]}))
         owner = f"{socket.gethostname()}:{dead.stdout.strip()}:x:kernel"
         execution, _ = store.create_execution("exec_orphan", "orphan", 1, owner=owner)
-        store.commit(execution["id"], execution={"status": "running"},
-                     tasks=[TaskRow("a", "running", 1)])
+        store.commit(
+            execution["id"], execution={"status": "running"}, tasks=[TaskRow("a", "running", 1)]
+        )
     finally:
         store.close()
     get_session().runner()  # the first use in a new kernel

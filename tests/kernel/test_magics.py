@@ -57,8 +57,18 @@ def tf(shell, session, capsys):
 def test_help_lists_every_command(tf):
     _, out, err = tf("help")
     assert err == ""
-    for command in ("list", "run ID", "status", "executions", "cancel", "retry", "logs",
-                    "submit", "help", "%%taskflow"):
+    for command in (
+        "list",
+        "run ID",
+        "status",
+        "executions",
+        "cancel",
+        "retry",
+        "logs",
+        "submit",
+        "help",
+        "%%taskflow",
+    ):
         assert command in out
     assert tf("")[1] == out  # no command: the help
 
@@ -75,8 +85,7 @@ def test_cell_registers_a_definition_in_the_shared_database(tf, db_path):
     assert stored["tasks"][0]["params"] == {"callable": "make_numbers", "kwargs": {"n": 4}}
     table, _, _ = tf("list")
     assert "magic_demo" in repr(table) and "Magic Demo" in table._repr_html_()
-    as_json = json.dumps({"name": "Magic Demo", "id": "magic_demo",
-                          "tasks": [{"name": "only"}]})
+    as_json = json.dumps({"name": "Magic Demo", "id": "magic_demo", "tasks": [{"name": "only"}]})
     assert "revision 2, 1 tasks" in tf("", as_json)[1]
 
 
@@ -146,21 +155,27 @@ def test_submit_hands_the_execution_to_the_server(tf, db_path):
     assert "numbers, total name notebook functions, which the server cannot run" in out
 
 
-@pytest.mark.parametrize(("line", "cell", "message"), [
-    ("run no_such_workflow", None, "unknown workflow 'no_such_workflow'"),
-    ("status exec_doesnotexist", None, "unknown execution 'exec_doesnotexist'"),
-    ("frobnicate", None, "invalid choice: 'frobnicate'"),
-    ("run magic_demo --param novalue", None, "--param 'novalue' must look like key=value"),
-    ("run magic_demo --executor warp", None, "unknown executor 'warp'"),
-    ("run", None, "the following arguments are required: workflow"),
-    ("run 'unclosed", None, "No closing quotation"),
-    ("executions nope", None, "unknown workflow 'nope'"),
-    ("", "name: x\ntasks: [", "the cell is not valid YAML or JSON (line 3, column 1)"),
-    ("", "name: x\ntasks:\n  - {name: a, dependancies: [b]}\n", "unknown key 'dependancies'"),
-    ("", "name: c\ntasks:\n  - {name: a, dependencies: [b]}\n  - {name: b, dependencies: [a]}\n",
-     "dependency cycle"),
-    ("--frob", "name: x\ntasks: [{name: a}]", "unrecognized arguments: --frob"),
-])
+@pytest.mark.parametrize(
+    ("line", "cell", "message"),
+    [
+        ("run no_such_workflow", None, "unknown workflow 'no_such_workflow'"),
+        ("status exec_doesnotexist", None, "unknown execution 'exec_doesnotexist'"),
+        ("frobnicate", None, "invalid choice: 'frobnicate'"),
+        ("run magic_demo --param novalue", None, "--param 'novalue' must look like key=value"),
+        ("run magic_demo --executor warp", None, "unknown executor 'warp'"),
+        ("run", None, "the following arguments are required: workflow"),
+        ("run 'unclosed", None, "No closing quotation"),
+        ("executions nope", None, "unknown workflow 'nope'"),
+        ("", "name: x\ntasks: [", "the cell is not valid YAML or JSON (line 3, column 1)"),
+        ("", "name: x\ntasks:\n  - {name: a, dependancies: [b]}\n", "unknown key 'dependancies'"),
+        (
+            "",
+            "name: c\ntasks:\n  - {name: a, dependencies: [b]}\n  - {name: b, dependencies: [a]}\n",
+            "dependency cycle",
+        ),
+        ("--frob", "name: x\ntasks: [{name: a}]", "unrecognized arguments: --frob"),
+    ],
+)
 def test_bad_input_prints_one_clear_line(shell, tf, capsys, line, cell, message):
     tf("", YAML)
     source = f"%%taskflow {line}\n{cell}" if cell is not None else f"%taskflow {line}"
@@ -190,8 +205,9 @@ def test_status_without_any_execution(tf):
 
 def test_notebook_functions_run_in_worker_processes(tf, shell):
     """``--executor process``: the notebook functions travel by cloudpickle."""
-    shell.run_cell("import os\ndef where(numbers):\n    return {'pid': os.getpid(), "
-                   "'total': sum(numbers)}")
+    shell.run_cell(
+        "import os\ndef where(numbers):\n    return {'pid': os.getpid(), 'total': sum(numbers)}"
+    )
     definition = YAML.replace("params: {callable: add_up}", "params: {callable: where}")
     run, _, err = tf("--run --wait --executor process", definition)
     assert err == ""

@@ -32,8 +32,14 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOTS = REPO / "ci-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 NOTEBOOK = "getting-started.ipynb"
 
 
@@ -47,8 +53,10 @@ def _settings(settings: Path) -> None:
     """Render every cell (no virtual scrolling) and keep news toasts off the screenshot."""
     for plugin, values in {
         "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
-                                                        "checkForUpdates": False},
+        "@jupyterlab/apputils-extension/notification": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
     }.items():
         path = settings / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,37 +66,58 @@ def _settings(settings: Path) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
-                    "does) runs this test")
+        pytest.skip(
+            f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
+            "does) runs this test"
+        )
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / NOTEBOOK, root / NOTEBOOK)  # never edit the original
     (tmp / "config" / "labconfig").mkdir(parents=True)
-    (tmp / "config" / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    (tmp / "config" / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     _settings(tmp / "settings")
     port, token = _free_port(), secrets.token_hex(16)
-    env = child_env(PYTASKFLOW_DB=str(tmp / "taskflow.db"), JUPYTER_CONFIG_DIR=str(tmp / "config"),
-                    JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-                    JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
-                    JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"))
+    env = child_env(
+        PYTASKFLOW_DB=str(tmp / "taskflow.db"),
+        JUPYTER_CONFIG_DIR=str(tmp / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
+    )
     log_path = tmp / "jupyter-lab.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
     url = f"http://127.0.0.1:{port}/"
 
     def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError("jupyter lab exited:\n" + log_path.read_text()[-3000:])
-        request = urllib.request.Request(url + "api/status",
-                                         headers={"Authorization": f"token {token}"})
+        request = urllib.request.Request(
+            url + "api/status", headers={"Authorization": f"token {token}"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=5):
                 return True
@@ -125,6 +154,7 @@ FINAL_STATES = """() => Array.from(
 
 def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
     from playwright import sync_api  # in the test extra
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -143,8 +173,11 @@ def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.wait_for_function(ALL_RAN, polling=500)
             # the widgets keep updating after the cells end: wait for their final states
-            page.wait_for_function(f"""() => JSON.stringify(({FINAL_STATES})()) ===
-                '["completed","failed","completed"]'""", polling=250)
+            page.wait_for_function(
+                f"""() => JSON.stringify(({FINAL_STATES})()) ===
+                '["completed","failed","completed"]'""",
+                polling=250,
+            )
             page.evaluate("""() => document.querySelectorAll('.taskflow-execution')[0]
                 .closest('.jp-Cell').scrollIntoView({block: 'start'})""")
             page.screenshot(path=str(SCREENSHOTS / "getting-started.png"))
@@ -156,10 +189,14 @@ def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
             first, failed, fixed = (widgets.nth(i) for i in range(3))
             assert first.locator("g.taskflow-node").count() == 6
             assert first.locator('g.taskflow-node[data-status="completed"]').count() == 6
-            assert failed.locator('g.taskflow-node[data-task="check"]').get_attribute(
-                "data-status") == "failed"
-            assert failed.locator('tr.taskflow-task[data-task="report"]').get_attribute(
-                "data-status") == "skipped"
+            assert (
+                failed.locator('g.taskflow-node[data-task="check"]').get_attribute("data-status")
+                == "failed"
+            )
+            assert (
+                failed.locator('tr.taskflow-task[data-task="report"]').get_attribute("data-status")
+                == "skipped"
+            )
             assert "ValueError: mean" in failed.locator("table.taskflow-tasks").inner_text()
             assert "retry of" in fixed.locator(".taskflow-header").inner_text()
             assert first.locator(".widget-hprogress").count() == 1

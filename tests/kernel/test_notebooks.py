@@ -37,8 +37,13 @@ def kernel_env(db_path, monkeypatch):
 
 
 def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
-    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=False,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=False,
+        resources={"metadata": {"path": str(cwd)}},
+    ).execute()
     return nb
 
 
@@ -55,8 +60,9 @@ def problems(nb: nbformat.NotebookNode) -> list[str]:
 
 
 def widget_views(nb: nbformat.NotebookNode) -> int:
-    return sum(WIDGET_VIEW in out.get("data", {}) for cell in nb.cells
-               for out in cell.get("outputs", []))
+    return sum(
+        WIDGET_VIEW in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", [])
+    )
 
 
 def test_the_notebooks_are_found():
@@ -64,8 +70,9 @@ def test_the_notebooks_are_found():
 
 
 def test_getting_started_runs_clean(kernel_env, tmp_path):
-    nb = execute(nbformat.read(REPO / "notebooks" / "getting-started.ipynb", as_version=4),
-                 tmp_path)
+    nb = execute(
+        nbformat.read(REPO / "notebooks" / "getting-started.ipynb", as_version=4), tmp_path
+    )
     assert problems(nb) == []
     assert widget_views(nb) == 3  # run, failed, fixed
     store = Store(kernel_env)
@@ -98,10 +105,14 @@ def test_etl_example_runs_clean(kernel_env, tmp_path):
         page, _ = store.list_executions(workflow_id="sales_etl")
         assert [e["status"] for e in page] == ["completed"] * 3
         again, strict, clean = page
-        skipped = {e["id"]: [t["name"] for t in e["tasks"] if t["status"] == "skipped"]
-                   for e in page}
-        assert skipped == {clean["id"]: ["quarantine"], strict["id"]: ["publish"],
-                           again["id"]: ["quarantine"]}
+        skipped = {
+            e["id"]: [t["name"] for t in e["tasks"] if t["status"] == "skipped"] for e in page
+        }
+        assert skipped == {
+            clean["id"]: ["quarantine"],
+            strict["id"]: ["publish"],
+            again["id"]: ["quarantine"],
+        }
         assert again["parentId"] == clean["id"]
     finally:
         store.close()
@@ -126,9 +137,15 @@ FLOW = [
 
 
 def run_flow(tmp_path: Path) -> tuple[str, nbformat.NotebookNode]:
-    nb = execute(new_notebook(cells=[new_code_cell(c) for c in FLOW], metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}),
-        tmp_path)
+    nb = execute(
+        new_notebook(
+            cells=[new_code_cell(c) for c in FLOW],
+            metadata={
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+        ),
+        tmp_path,
+    )
     assert problems(nb) == []
     registered = nb.cells[2].outputs[0]["text"]
     assert registered == "registered workflow 'magic_flow' (revision 1, 3 tasks)\n"
@@ -165,17 +182,33 @@ def server(kernel_env, tmp_path):
     """``jupyter server`` with the extension, on the test's database."""
     config = tmp_path / "config"
     config.mkdir()
-    (config / "jupyter_server_config.json").write_text(json.dumps(
-        {"ServerApp": {"jpserver_extensions": {"pytaskflow_jupyter": True}}}))
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"pytaskflow_jupyter": True}}})
+    )
     port, token = _free_port(), secrets.token_hex(16)
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
-         f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}"],
-        env=child_env(JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
-                      PYTASKFLOW_DB=str(kernel_env)),
-        stdout=log, stderr=subprocess.STDOUT, cwd=PACKAGE_ROOT)
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--allow-root",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+        ],
+        env=child_env(
+            JUPYTER_CONFIG_DIR=str(config),
+            JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+            PYTASKFLOW_DB=str(kernel_env),
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=PACKAGE_ROOT,
+    )
     base = f"http://127.0.0.1:{port}/"
 
     def get(path: str):
@@ -205,9 +238,11 @@ def test_server_sharing_the_database_serves_the_kernel_execution(server, kernel_
     store = Store(kernel_env)
     since = store.last_seq()  # events after this one are replayed, then streamed live
     store.close()
-    conn = websocket.create_connection(f"{server['ws']}?workflow=magic_flow&since={since}",
-                                       header=[f"Authorization: token {server['token']}"],
-                                       timeout=60)
+    conn = websocket.create_connection(
+        f"{server['ws']}?workflow=magic_flow&since={since}",
+        header=[f"Authorization: token {server['token']}"],
+        timeout=60,
+    )
     received: list[dict] = []
 
     def listen() -> None:
@@ -233,9 +268,11 @@ def test_server_sharing_the_database_serves_the_kernel_execution(server, kernel_
 
 def test_submit_from_the_notebook_runs_on_the_server(server, shell, session, capsys):
     """``%taskflow submit``: no URL, no token; the server adopts and runs it."""
-    shell.run_cell("%%taskflow\nname: on server\ntasks:\n"
-                   "  - {name: a, params: {code: 'import os; result = os.getpid()'}}\n"
-                   "  - {name: b, dependencies: [a], params: {code: \"result = upstream['a']\"}}\n")
+    shell.run_cell(
+        "%%taskflow\nname: on server\ntasks:\n"
+        "  - {name: a, params: {code: 'import os; result = os.getpid()'}}\n"
+        "  - {name: b, dependencies: [a], params: {code: \"result = upstream['a']\"}}\n"
+    )
     run = shell.run_line_magic("taskflow", "submit on_server")
     assert "to the Jupyter server" in capsys.readouterr().out
     widget = run.widget()

@@ -74,8 +74,13 @@ def test_widget_through_a_failure_a_retry_and_a_skipped_branch(session):
     assert (widget.progress.value, widget.progress.max) == (6, 6)
     tasks = by_name(widget)
     assert {n: t["status"] for n, t in tasks.items()} == {
-        "extract": "completed", "flaky": "completed", "route": "completed",
-        "big": "completed", "small": "skipped", "load": "failed"}
+        "extract": "completed",
+        "flaky": "completed",
+        "route": "completed",
+        "big": "completed",
+        "small": "skipped",
+        "load": "failed",
+    }
     assert tasks["flaky"]["attempts"] == 2
     assert tasks["small"]["reason"] == "not_selected"
     assert tasks["load"]["error"] == "ValueError: warehouse <offline> & unreachable"
@@ -97,8 +102,13 @@ def test_widget_through_a_failure_a_retry_and_a_skipped_branch(session):
     assert retried.progress.value == retried.progress.max == 6
     tasks = by_name(retried)
     assert {n: t["status"] for n, t in tasks.items()} == {
-        "extract": "completed", "flaky": "completed", "route": "completed",
-        "big": "completed", "small": "skipped", "load": "completed"}
+        "extract": "completed",
+        "flaky": "completed",
+        "route": "completed",
+        "big": "completed",
+        "small": "skipped",
+        "load": "completed",
+    }
     assert tasks["flaky"]["attempts"] == 2  # reused, not run again
     assert tasks["load"]["error"] is None
     assert f"retry of <code>{run.id}</code>" in retried.header.value
@@ -161,7 +171,9 @@ def test_cancelled_execution(session, gate):
     assert widget.status == "cancelled"
     assert widget.progress.bar_style == "warning"
     assert {n: t["status"] for n, t in by_name(widget).items()} == {
-        "hold": "cancelled", "never": "cancelled"}
+        "hold": "cancelled",
+        "never": "cancelled",
+    }
 
 
 def test_widget_is_redrawn_from_the_database(session, db_path):
@@ -200,10 +212,17 @@ SERVER = textwrap.dedent("""
 
 
 def test_widget_follows_an_execution_run_by_another_process(session, db_path, tmp_path):
-    definition = {"name": "elsewhere", "tasks": [
-        {"name": "produce", "params": {"code": "result = 21"}},
-        {"name": "double", "dependencies": ["produce"],
-         "params": {"code": "result = upstream['produce'] * 2"}}]}
+    definition = {
+        "name": "elsewhere",
+        "tasks": [
+            {"name": "produce", "params": {"code": "result = 21"}},
+            {
+                "name": "double",
+                "dependencies": ["produce"],
+                "params": {"code": "result = upstream['produce'] * 2"},
+            },
+        ],
+    }
     runner = session.runner()
     runner.register(definition)
     execution = runner.enqueue("elsewhere")  # what %taskflow submit does
@@ -211,8 +230,14 @@ def test_widget_follows_an_execution_run_by_another_process(session, db_path, tm
     assert widget.following and widget.status == "pending"
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    done = subprocess.run([sys.executable, str(script), str(db_path)], env=child_env(),
-                          timeout=120, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), str(db_path)],
+        env=child_env(),
+        timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert widget.wait(30)
     assert widget.status == "completed"
@@ -244,8 +269,7 @@ def test_text_fallback_without_a_widget_frontend(session):
 
 
 def test_layout_layers_by_dependency_depth():
-    tasks = [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"]), ("e", []),
-             ("f", ["e", "d"])]
+    tasks = [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"]), ("e", []), ("f", ["e", "d"])]
     pos = layout(tasks)
     assert {n: p[0] for n, p in pos.items()} == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 0, "f": 3}
     assert len(set(pos.values())) == len(tasks)  # no two nodes on one spot
@@ -261,8 +285,10 @@ def test_layout_orders_a_layer_by_its_parents():
 
 
 def test_svg_colours_nodes_and_escapes_names():
-    svg = render_svg([("<a>", []), ("b", ["<a>"])],
-                     {"<a>": {"status": "failed", "error": "x < y"}, "b": {"status": "skipped"}})
+    svg = render_svg(
+        [("<a>", []), ("b", ["<a>"])],
+        {"<a>": {"status": "failed", "error": "x < y"}, "b": {"status": "skipped"}},
+    )
     assert drawn(svg) == {"&lt;a&gt;": "failed", "b": "skipped"}
     assert "#cf222e" in svg and "x &lt; y" in svg and "<a>" not in svg
     assert svg.count("marker-end=") == 1  # one edge
@@ -271,13 +297,19 @@ def test_svg_colours_nodes_and_escapes_names():
 
 
 def test_render_text_lists_every_task():
-    text = render_text({"id": "exec_1", "workflowId": "w", "status": "running"},
-                       [{"name": "a", "status": "running", "attempts": 1, "duration": None},
-                        {"name": "b", "status": "pending", "attempts": 1, "retrying": True,
-                         "error": "boom"}], 2.5)
-    assert text.splitlines() == ["w  exec_1  running  2.50s  0/2 tasks",
-                                 "  \u25b6 a  running",
-                                 "  \u21bb b  retrying   boom"]
+    text = render_text(
+        {"id": "exec_1", "workflowId": "w", "status": "running"},
+        [
+            {"name": "a", "status": "running", "attempts": 1, "duration": None},
+            {"name": "b", "status": "pending", "attempts": 1, "retrying": True, "error": "boom"},
+        ],
+        2.5,
+    )
+    assert text.splitlines() == [
+        "w  exec_1  running  2.50s  0/2 tasks",
+        "  \u25b6 a  running",
+        "  \u21bb b  retrying   boom",
+    ]
 
 
 def test_runner_fixture_executions_show_in_widgets(store, bus, runner: Runner):
@@ -291,17 +323,29 @@ def test_runner_fixture_executions_show_in_widgets(store, bus, runner: Runner):
 
 def test_cancel_reaches_an_execution_run_by_another_process(session, db_path, tmp_path):
     flag = tmp_path / "release"
-    code = (f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.02)\n"
-            "result = 'released'")
+    code = (
+        f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.02)\n"
+        "result = 'released'"
+    )
     runner = session.runner()
-    runner.register({"name": "remote hold", "tasks": [
-        {"name": "hold", "params": {"code": code}},
-        {"name": "after", "dependencies": ["hold"]}]})
+    runner.register(
+        {
+            "name": "remote hold",
+            "tasks": [
+                {"name": "hold", "params": {"code": code}},
+                {"name": "after", "dependencies": ["hold"]},
+            ],
+        }
+    )
     execution = runner.enqueue("remote_hold")
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    server = subprocess.Popen([sys.executable, str(script), str(db_path)], env=child_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, str(script), str(db_path)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         run = Run(execution["id"])
         widget = run.widget()

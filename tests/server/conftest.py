@@ -40,23 +40,33 @@ def server_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def jp_server_config(db_path: Path, taskflow_config: dict[str, Any],
-                     server_config: dict[str, Any]) -> Config:
-    return Config({
-        "ServerApp": {
-            **server_config,
-            # terminals' TermSocket lacks @ws_authenticated: with it, the auth warning
-            # (an error here) would not be about our handlers
-            "jpserver_extensions": {"pytaskflow_jupyter": True,
-                                    "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-            "reraise_server_extension_failures": True,
-        },
-        "TaskFlowApp": {"db_path": str(db_path), "executor": "thread",
-                        "ws_poll_interval": 0.05, "adopt_interval": 0.1,
-                        "shutdown_timeout": 0.2, "heartbeat_interval": 0.5,
-                        **taskflow_config},
-    })
+def jp_server_config(
+    db_path: Path, taskflow_config: dict[str, Any], server_config: dict[str, Any]
+) -> Config:
+    return Config(
+        {
+            "ServerApp": {
+                **server_config,
+                # terminals' TermSocket lacks @ws_authenticated: with it, the auth warning
+                # (an error here) would not be about our handlers
+                "jpserver_extensions": {
+                    "pytaskflow_jupyter": True,
+                    "jupyter_server_terminals": False,
+                },
+                "allow_unauthenticated_access": False,
+                "reraise_server_extension_failures": True,
+            },
+            "TaskFlowApp": {
+                "db_path": str(db_path),
+                "executor": "thread",
+                "ws_poll_interval": 0.05,
+                "adopt_interval": 0.1,
+                "shutdown_timeout": 0.2,
+                "heartbeat_interval": 0.5,
+                **taskflow_config,
+            },
+        }
+    )
 
 
 class Api:
@@ -65,9 +75,15 @@ class Api:
     def __init__(self, fetch: Any, app: Any) -> None:
         self._fetch, self.app = fetch, app
 
-    async def __call__(self, method: str, *parts: str, body: Any = None, raw: bytes | None = None,
-                       params: dict[str, Any] | None = None,
-                       headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    async def __call__(
+        self,
+        method: str,
+        *parts: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, Any]:
         headers = dict(headers or {})
         data = raw
         if body is not None:
@@ -75,9 +91,15 @@ class Api:
             headers.setdefault("Content-Type", "application/json")
         if data is None and method in ("POST", "PUT", "PATCH"):
             data = b""
-        resp = await self._fetch(*parts, method=method, body=data, params=params,
-                                 headers=headers, raise_error=False,
-                                 allow_nonstandard_methods=True)
+        resp = await self._fetch(
+            *parts,
+            method=method,
+            body=data,
+            params=params,
+            headers=headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+        )
         text = resp.body.decode() if resp.body else ""
         try:
             payload = json.loads(text) if text else None
@@ -90,8 +112,12 @@ class Api:
         assert status == 200, body
         return body
 
-    async def wait(self, execution_id: str, statuses=("completed", "failed", "cancelled"),
-                   timeout: float = 30.0) -> dict[str, Any]:
+    async def wait(
+        self,
+        execution_id: str,
+        statuses=("completed", "failed", "cancelled"),
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         """Poll ``GET /executions/{id}`` until the status is one of ``statuses``."""
         import asyncio
 

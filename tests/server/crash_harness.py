@@ -116,15 +116,30 @@ def _shape(tasks: int) -> list[tuple[str, list[str]]]:
     return shape
 
 
-def workflow_definition(marker: Path, *, tasks: int = 1000, task_seconds: float = 0.02,
-                        retries: int = 100) -> dict[str, Any]:
+def workflow_definition(
+    marker: Path, *, tasks: int = 1000, task_seconds: float = 0.02, retries: int = 100
+) -> dict[str, Any]:
     """The workflow the run posts; task ``i`` sleeps around ``task_seconds``."""
-    return {"id": WORKFLOW_ID, "name": WORKFLOW_ID, "tasks": [
-        {"name": name, "type": "python", "dependencies": deps, "retries": retries,
-         "retry_delay": 0,
-         "params": {"code": TASK_CODE, "marker": str(marker), "n": n + 1,
-                    "sleep": round(task_seconds * (0.5 + (n * 7919 % 100) / 100), 4)}}
-        for n, (name, deps) in enumerate(_shape(tasks))]}
+    return {
+        "id": WORKFLOW_ID,
+        "name": WORKFLOW_ID,
+        "tasks": [
+            {
+                "name": name,
+                "type": "python",
+                "dependencies": deps,
+                "retries": retries,
+                "retry_delay": 0,
+                "params": {
+                    "code": TASK_CODE,
+                    "marker": str(marker),
+                    "n": n + 1,
+                    "sleep": round(task_seconds * (0.5 + (n * 7919 % 100) / 100), 4),
+                },
+            }
+            for n, (name, deps) in enumerate(_shape(tasks))
+        ],
+    }
 
 
 def expected_results(definition: dict[str, Any]) -> dict[str, int]:
@@ -137,8 +152,10 @@ def expected_results(definition: dict[str, Any]) -> dict[str, int]:
 
 # -- the server ------------------------------------------------------------------------------
 def _launch_code(control: str) -> str:
-    return (f"from tests.server.crash_harness import _sabotage; _sabotage({control!r}); "
-            "from pytaskflow_jupyter.server.app import main; main()")
+    return (
+        f"from tests.server.crash_harness import _sabotage; _sabotage({control!r}); "
+        "from pytaskflow_jupyter.server.app import main; main()"
+    )
 
 
 def _sabotage(control: str) -> None:
@@ -170,30 +187,48 @@ class ServerExited(RuntimeError):
 class Server:
     """One life of ``jupyter taskflow`` on the run's database, in its own process group."""
 
-    def __init__(self, workdir: Path, *, executor: str, workers: int, control: str | None,
-                 life: int) -> None:
+    def __init__(
+        self, workdir: Path, *, executor: str, workers: int, control: str | None, life: int
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
-            "PYTHONPATH", "")]), "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "JUPYTER_CONFIG_DIR": str(workdir / "config"),
             "JUPYTER_DATA_DIR": str(workdir / "data"),
-            "JUPYTER_RUNTIME_DIR": str(workdir / "runtime")}
+            "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        }
         env.pop("JUPYTER_PORT", None)
         env.pop("PYTASKFLOW_DB", None)
-        launcher = (["-m", "jupyter", "taskflow"] if control is None
-                    else ["-c", _launch_code(control)])
-        cmd = [sys.executable, *launcher, "--allow-root", f"--port={self.port}",
-               "--ServerApp.port_retries=0",  # never answer from another server's port
-               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={workdir}",
-               f"--TaskFlowApp.db_path={workdir / 'taskflow.db'}",
-               f"--TaskFlowApp.executor={executor}", f"--TaskFlowApp.workers={workers}"]
+        launcher = (
+            ["-m", "jupyter", "taskflow"] if control is None else ["-c", _launch_code(control)]
+        )
+        cmd = [
+            sys.executable,
+            *launcher,
+            "--allow-root",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",  # never answer from another server's port
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={workdir}",
+            f"--TaskFlowApp.db_path={workdir / 'taskflow.db'}",
+            f"--TaskFlowApp.executor={executor}",
+            f"--TaskFlowApp.workers={workers}",
+        ]
         self.log = workdir / "server.log"
         with open(self.log, "ab") as out:
             out.write(f"\n===== life {life}: {' '.join(cmd)}\n".encode())
             out.flush()
             self.log_offset = out.tell()
-            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=workdir, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                start_new_session=True,
+            )
         self.started = time.monotonic()
         self.ready_at: float | None = None
 
@@ -293,8 +328,8 @@ def read_db(db: Path) -> tuple[dict[str, str], dict[Key, Row]]:
         executions = dict(conn.execute("SELECT id, status FROM executions"))
         rows = {}
         for eid, name, status, attempts, result, end, history in conn.execute(
-                "SELECT execution_id, name, status, attempts, result, end_time, history "
-                "FROM task_runs"):
+            "SELECT execution_id, name, status, attempts, result, end_time, history FROM task_runs"
+        ):
             if history is None and status == "completed":
                 done = 1  # a task completed at its only attempt: its history is implied
             else:
@@ -361,28 +396,51 @@ class Report:
     def figures(self) -> dict[str, Any]:
         counted = [k for k in self.kills if k.counted and not k.early]
         return {
-            "seed": self.seed, "executor": self.executor, "control": self.control,
-            "kills": len(self.kills), "kills_mid_run": len(counted),
+            "seed": self.seed,
+            "executor": self.executor,
+            "control": self.control,
+            "kills": len(self.kills),
+            "kills_mid_run": len(counted),
             "kills_during_startup": sum(k.early for k in self.kills),
             "executions": len(self.executions),
             "final_status": sorted(Counter(self.final_status.values()).items()),
             "completed_before_each_kill": [k.completed for k in self.kills],
             "running_at_each_kill": [k.running for k in self.kills],
-            **{name: self.counts[name] for name in (
-                "interrupted_attempts", "tasks_rerun", "reruns", "duplicate_runs",
-                "lost_records", "phantom_completions", "double_starts_in_one_life",
-                "tasks_completed", "tasks_expected", "wrong_results", "orphans_killed",
-                "server_tracebacks")},
+            **{
+                name: self.counts[name]
+                for name in (
+                    "interrupted_attempts",
+                    "tasks_rerun",
+                    "reruns",
+                    "duplicate_runs",
+                    "lost_records",
+                    "phantom_completions",
+                    "double_starts_in_one_life",
+                    "tasks_completed",
+                    "tasks_expected",
+                    "wrong_results",
+                    "orphans_killed",
+                    "server_tracebacks",
+                )
+            },
             "startup_seconds_median": round(statistics.median(self.ready_times), 2)
-            if self.ready_times else None,
-            "finish_seconds": round(self.finish_seconds, 1), "wall_seconds": round(self.wall, 1),
+            if self.ready_times
+            else None,
+            "finish_seconds": round(self.finish_seconds, 1),
+            "wall_seconds": round(self.wall, 1),
         }
 
     def table(self) -> str:
-        lines = [" kill  when              delay  completed  running",
-                 *(f" {k.number:4d}  {'start-up' if k.early else 'running ':8s}"
-                   f"{'' if k.counted else ' (late)':8s}{k.delay:6.2f}s  {k.completed:9d}"
-                   f"  {k.running:7d}" for k in self.kills), ""]
+        lines = [
+            " kill  when              delay  completed  running",
+            *(
+                f" {k.number:4d}  {'start-up' if k.early else 'running ':8s}"
+                f"{'' if k.counted else ' (late)':8s}{k.delay:6.2f}s  {k.completed:9d}"
+                f"  {k.running:7d}"
+                for k in self.kills
+            ),
+            "",
+        ]
         for name, value in self.figures().items():
             if name not in ("completed_before_each_kill", "running_at_each_kill"):
                 lines.append(f"{name:28s} {value}")
@@ -392,11 +450,20 @@ class Report:
         return "\n".join(lines)
 
 
-def run_crash_injection(workdir: Path, *, kills: int = 20, seed: int | None = None,
-                        executor: str = "thread", workers: int = 4, tasks: int = 1000,
-                        task_seconds: float | None = None, early_fraction: float = 0.1,
-                        finish_timeout: float = 180.0, control: str | None = None,
-                        say: Callable[[str], None] = log.info) -> Report:
+def run_crash_injection(
+    workdir: Path,
+    *,
+    kills: int = 20,
+    seed: int | None = None,
+    executor: str = "thread",
+    workers: int = 4,
+    tasks: int = 1000,
+    task_seconds: float | None = None,
+    early_fraction: float = 0.1,
+    finish_timeout: float = 180.0,
+    control: str | None = None,
+    say: Callable[[str], None] = log.info,
+) -> Report:
     """Run the fault injection in ``workdir`` (see the module docstring); never raises for
     a failed check: ``Report.problems`` lists them. ``task_seconds`` (the mean sleep of a
     task) defaults to what gives about one second of work per kill."""
@@ -418,13 +485,22 @@ def run_crash_injection(workdir: Path, *, kills: int = 20, seed: int | None = No
     finally:
         run.close()
     report.wall = time.monotonic() - started
-    report.counts["server_tracebacks"] = (workdir / "server.log").read_text(
-        errors="replace").count("Traceback (most recent call last)")
+    report.counts["server_tracebacks"] = (
+        (workdir / "server.log")
+        .read_text(errors="replace")
+        .count("Traceback (most recent call last)")
+    )
     if report.counts["server_tracebacks"]:
-        report.problems.append(f"the server logged {report.counts['server_tracebacks']} "
-                               f"traceback(s): see {workdir / 'server.log'}")
-    check(report, read_db(db), read_marker(marker, [k.offset for k in report.kills]),
-          expected_results(definition))
+        report.problems.append(
+            f"the server logged {report.counts['server_tracebacks']} "
+            f"traceback(s): see {workdir / 'server.log'}"
+        )
+    check(
+        report,
+        read_db(db),
+        read_marker(marker, [k.offset for k in report.kills]),
+        expected_results(definition),
+    )
     say(report.table())
     return report
 
@@ -432,8 +508,16 @@ def run_crash_injection(workdir: Path, *, kills: int = 20, seed: int | None = No
 class _Run:
     """The kill/restart loop's state (one server at a time)."""
 
-    def __init__(self, workdir: Path, report: Report, rng: random.Random, executor: str,
-                 workers: int, control: str | None, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        report: Report,
+        rng: random.Random,
+        executor: str,
+        workers: int,
+        control: str | None,
+        say: Callable[[str], None],
+    ) -> None:
         self.workdir, self.report, self.rng, self.say = workdir, report, rng, say
         self.options = {"executor": executor, "workers": workers, "control": control}
         self.db, self.marker = workdir / "taskflow.db", workdir / "marker.log"
@@ -458,8 +542,7 @@ class _Run:
                 if not exc.busy_port:
                     raise
                 self.say(f"port {server.port} was taken; starting again on another one")
-                server = self.server = Server(self.workdir, life=self.life,
-                                              **self.options)  # type: ignore[arg-type]
+                server = self.server = Server(self.workdir, life=self.life, **self.options)  # type: ignore[arg-type]
         raise RuntimeError("no free port after 5 tries")
 
     def first_life(self, definition: dict[str, Any]) -> None:
@@ -501,10 +584,13 @@ class _Run:
         deadline = time.monotonic() + delay
         while (now := time.monotonic()) < deadline:
             time.sleep(min(0.05, deadline - now))
-            if more and all(s in ("completed", "failed", "cancelled")
-                            for s in read_db_executions(self.db).values()):
-                status, execution = server.request("POST", f"/workflows/{WORKFLOW_ID}/executions",
-                                                   {})
+            if more and all(
+                s in ("completed", "failed", "cancelled")
+                for s in read_db_executions(self.db).values()
+            ):
+                status, execution = server.request(
+                    "POST", f"/workflows/{WORKFLOW_ID}/executions", {}
+                )
                 if status != 200:
                     raise RuntimeError(f"POST .../executions answered {status}: {execution}")
                 self.report.executions.append(execution["id"])
@@ -517,15 +603,25 @@ class _Run:
         offset = self.marker.stat().st_size if self.marker.exists() else 0
         executions, rows = read_db(self.db)
         completed = sum(r.status == "completed" for r in rows.values())
-        kill = Kill(len(self.report.kills) + 1, early, delay,
-                    any(s in ("pending", "running") for s in executions.values()), completed,
-                    sum(r.status == "running" for r in rows.values()), offset, executions, rows)
+        kill = Kill(
+            len(self.report.kills) + 1,
+            early,
+            delay,
+            any(s in ("pending", "running") for s in executions.values()),
+            completed,
+            sum(r.status == "running" for r in rows.values()),
+            offset,
+            executions,
+            rows,
+        )
         if not early:
             self.busy_seconds += uptime
         self.done_before = completed
         self.report.kills.append(kill)
-        self.say(f"kill {kill.number}: {'start-up' if early else 'running'} +{delay:.2f}s, "
-                 f"{completed} completed, {kill.running} running")
+        self.say(
+            f"kill {kill.number}: {'start-up' if early else 'running'} +{delay:.2f}s, "
+            f"{completed} completed, {kill.running} running"
+        )
         return kill
 
     def finish(self, timeout: float) -> None:
@@ -535,8 +631,10 @@ class _Run:
             server = self.ready(server)
         start = time.monotonic()
         while time.monotonic() - start < timeout:
-            statuses = {e: server.request("GET", f"/executions/{e}")[1]["status"]
-                        for e in self.report.executions}
+            statuses = {
+                e: server.request("GET", f"/executions/{e}")[1]["status"]
+                for e in self.report.executions
+            }
             self.report.final_status = statuses
             if all(s in ("completed", "failed", "cancelled") for s in statuses.values()):
                 break
@@ -558,15 +656,21 @@ def read_db_executions(db: Path) -> dict[str, str]:
 
 
 # -- the checks ------------------------------------------------------------------------------
-def check(report: Report, final: tuple[dict[str, str], dict[Key, Row]], marks: list[Mark],
-          expected: dict[str, int]) -> None:
+def check(
+    report: Report,
+    final: tuple[dict[str, str], dict[Key, Row]],
+    marks: list[Mark],
+    expected: dict[str, int],
+) -> None:
     """Fill ``report.counts`` and ``report.problems`` (see the module docstring)."""
     statuses, rows = final
     counts, problems = report.counts, report.problems
     for eid in report.executions:
         if report.final_status.get(eid) != "completed" or statuses.get(eid) != "completed":
-            problems.append(f"execution {eid} ended {report.final_status.get(eid)!r} "
-                            f"(database: {statuses.get(eid)!r}), not completed")
+            problems.append(
+                f"execution {eid} ended {report.final_status.get(eid)!r} "
+                f"(database: {statuses.get(eid)!r}), not completed"
+            )
     _check_final_rows(report, rows, marks, expected)
     starts: dict[Key, list[int]] = defaultdict(list)
     for m in marks:
@@ -589,18 +693,22 @@ def check(report: Report, final: tuple[dict[str, str], dict[Key, Row]], marks: l
             first_seen.setdefault(key, index)
             if rows.get(key) != row:
                 counts["lost_records"] += 1
-                problems.append(f"kill {kill.number}: {key[1]} ({key[0]}) was completed "
-                                f"{row}, now {rows.get(key)}")
+                problems.append(
+                    f"kill {kill.number}: {key[1]} ({key[0]}) was completed "
+                    f"{row}, now {rows.get(key)}"
+                )
     for key, index in first_seen.items():
         again = [life for life in starts.get(key, []) if life > index]
         counts["duplicate_runs"] += len(again)
         if again:
-            problems.append(f"{key[1]} ({key[0]}), completed at kill {index + 1}, started "
-                            f"again in life {again}")
+            problems.append(
+                f"{key[1]} ({key[0]}), completed at kill {index + 1}, started again in life {again}"
+            )
 
 
-def _check_final_rows(report: Report, rows: dict[Key, Row], marks: list[Mark],
-                      expected: dict[str, int]) -> None:
+def _check_final_rows(
+    report: Report, rows: dict[Key, Row], marks: list[Mark], expected: dict[str, int]
+) -> None:
     counts, problems = report.counts, report.problems
     ran = {(m.key, m.attempt) for m in marks if m.what == "end"}
     counts["tasks_expected"] = len(expected) * len(report.executions)

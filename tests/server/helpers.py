@@ -24,8 +24,13 @@ def task(name: str, *deps: str, code: str | None = None, **extra: Any) -> dict[s
     params = dict(extra.pop("params", {}))
     if code is not None:
         params["code"] = code
-    return {"name": name, "type": extra.pop("type", "python"), "params": params,
-            "dependencies": list(deps), **extra}
+    return {
+        "name": name,
+        "type": extra.pop("type", "python"),
+        "params": params,
+        "dependencies": list(deps),
+        **extra,
+    }
 
 
 # -- a real `jupyter taskflow` in a subprocess (schemathesis, bench) --------------------------
@@ -35,12 +40,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_json(url: str, token: str, method: str = "GET", body: Any = None,
-              timeout: float = 30) -> tuple[int, Any]:
+def http_json(
+    url: str, token: str, method: str = "GET", body: Any = None, timeout: float = 30
+) -> tuple[int, Any]:
     """One JSON request with a token; ``(status, decoded body)`` (text when not JSON)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"token {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
@@ -55,23 +65,42 @@ def http_json(url: str, token: str, method: str = "GET", body: Any = None,
 class LiveServer:
     """``jupyter taskflow`` started as a user would, on a free port, with a token."""
 
-    def __init__(self, tmp: Path, *, token: str = "secret-token", base_url: str = "/",
-                 extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        token: str = "secret-token",
+        base_url: str = "/",
+        extra: list[str] | None = None,
+    ) -> None:
         self.port, self.token, self.base_url = free_port(), token, base_url
         self.url = f"http://127.0.0.1:{self.port}{base_url.rstrip('/')}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
-            "PYTHONPATH", "")]), "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-            "JUPYTER_DATA_DIR": str(tmp / "data"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-            "PYTASKFLOW_DB": str(tmp / "live.db")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+            "JUPYTER_DATA_DIR": str(tmp / "data"),
+            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+            "PYTASKFLOW_DB": str(tmp / "live.db"),
+        }
         env.pop("JUPYTER_PORT", None)
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
-        cmd = [sys.executable, "-c", "from pytaskflow_jupyter.server.app import main; main()",
-               "--allow-root", f"--port={self.port}", f"--IdentityProvider.token={token}",
-               f"--ServerApp.base_url={base_url}", f"--ServerApp.root_dir={tmp}",
-               "--ServerApp.jpserver_extensions=pytaskflow_jupyter=True",
-               "--TaskFlowApp.executor=thread", *(extra or [])]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=tmp)
+        cmd = [
+            sys.executable,
+            "-c",
+            "from pytaskflow_jupyter.server.app import main; main()",
+            "--allow-root",
+            f"--port={self.port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.base_url={base_url}",
+            f"--ServerApp.root_dir={tmp}",
+            "--ServerApp.jpserver_extensions=pytaskflow_jupyter=True",
+            "--TaskFlowApp.executor=thread",
+            *(extra or []),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60.0) -> None:

@@ -33,8 +33,9 @@ def test_trait_defaults(monkeypatch, tmp_path):
     assert TaskFlowApp(db_path="/x/y.db").db_path == "/x/y.db"
 
 
-@pytest.mark.parametrize("trait", ["max_body_bytes", "max_tasks", "ws_queue_size",
-                                   "max_json_depth", "db_threads"])
+@pytest.mark.parametrize(
+    "trait", ["max_body_bytes", "max_tasks", "ws_queue_size", "max_json_depth", "db_threads"]
+)
 def test_limits_must_be_positive(trait):
     with pytest.raises(TraitError):
         TaskFlowApp(**{trait: 0})
@@ -67,9 +68,13 @@ class TestProcessExecutor:
 
     async def test_runs_with_the_process_executor(self, api, taskflow_app):
         assert taskflow_app.task_executor.name == "process"
-        execution = await api.submit(wf("in processes", task("pid", code="import os\n"
-                                                                       "result = os.getpid()"),
-                                        task("crash", code="import os; os._exit(3)")))
+        execution = await api.submit(
+            wf(
+                "in processes",
+                task("pid", code="import os\nresult = os.getpid()"),
+                task("crash", code="import os; os._exit(3)"),
+            )
+        )
         done = await api.wait(execution["id"], timeout=60)
         pid = done["tasks"][0]["result"]
         assert done["tasks"][0]["status"] == "completed" and pid != os.getpid()
@@ -102,13 +107,24 @@ async def test_stop_extension_stops_everything(api, taskflow_app, ws_connect):
 def test_the_shipped_config_enables_the_extension(tmp_path):
     """The jupyter-config file makes any Jupyter server load us, and the install put it
     where every Jupyter of this environment reads it."""
-    code = ("from jupyter_server.serverapp import ServerApp; app = ServerApp(); "
-            "app.find_server_extensions(); print(app.jpserver_extensions.get("
-            "'pytaskflow_jupyter'))")
-    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(REPO / "jupyter-config"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "user")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=tmp_path)
+    code = (
+        "from jupyter_server.serverapp import ServerApp; app = ServerApp(); "
+        "app.find_server_extensions(); print(app.jpserver_extensions.get("
+        "'pytaskflow_jupyter'))"
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_PATH": str(REPO / "jupyter-config"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "user"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.stdout.strip() == "True", proc.stderr
     name = "jupyter_server_config.d/pytaskflow_jupyter.json"
     installed = Path(sys.prefix, "etc", "jupyter", name)
@@ -143,17 +159,31 @@ def test_jupyter_taskflow_listens_on_8000_by_default(tmp_path, command):
     if command == "jupyter taskflow":
         assert shutil.which("jupyter-taskflow"), "the install puts jupyter-taskflow on PATH"
     if not _port_free(8000):
-        pytest.skip("port 8000 is taken by another program on this machine (the test checks "
-                    "the default port itself); free port 8000 to run it")
+        pytest.skip(
+            "port 8000 is taken by another program on this machine (the test checks "
+            "the default port itself); free port 8000 to run it"
+        )
     runtime = tmp_path / "runtime"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_CONFIG_DIR": str(tmp_path),
-           "PYTASKFLOW_DB": str(tmp_path / "t.db"), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTER_CONFIG_DIR": str(tmp_path),
+        "PYTASKFLOW_DB": str(tmp_path / "t.db"),
+        "PYTHONPATH": str(REPO),
+    }
     env.pop("JUPYTER_PORT", None)
-    argv = (["jupyter", "taskflow"] if command != "main" else
-            [sys.executable, "-c", "from pytaskflow_jupyter.server.app import main; main()"])
-    proc = subprocess.Popen([*argv, "--allow-root", "--IdentityProvider.token=x",
-                             "--TaskFlowApp.executor=thread"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = (
+        ["jupyter", "taskflow"]
+        if command != "main"
+        else [sys.executable, "-c", "from pytaskflow_jupyter.server.app import main; main()"]
+    )
+    proc = subprocess.Popen(
+        [*argv, "--allow-root", "--IdentityProvider.token=x", "--TaskFlowApp.executor=thread"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert _runtime_port(runtime, proc) == 8000
     finally:
@@ -164,8 +194,12 @@ def test_jupyter_taskflow_listens_on_8000_by_default(tmp_path, command):
 def test_serverapp_options_apply(tmp_path):
     """--port, --ServerApp.base_url, --IdentityProvider.token and a TaskFlowApp trait on the
     command line of `jupyter taskflow`; the REST API and the database follow them."""
-    server = LiveServer(tmp_path, token="t0k", base_url="/tf/",
-                        extra=[f"--TaskFlowApp.db_path={tmp_path / 'cli.db'}"])
+    server = LiveServer(
+        tmp_path,
+        token="t0k",
+        base_url="/tf/",
+        extra=[f"--TaskFlowApp.db_path={tmp_path / 'cli.db'}"],
+    )
     try:
         assert server.request("GET", "/workflows") == (200, [])
         status, execution = server.request("POST", "/workflows", wf("cli", task("a")))

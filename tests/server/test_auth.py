@@ -61,15 +61,22 @@ def test_the_route_table_covers_every_handler_and_verb():
 async def _fetch(client, url: str, method: str, headers: dict[str, str], body: bytes | None = None):
     if method in ("POST", "PUT") and body is None:
         body = BODY
-    return await client.fetch(url, method=method, headers=headers, body=body,
-                              raise_error=False, follow_redirects=False,
-                              allow_nonstandard_methods=True)
+    return await client.fetch(
+        url,
+        method=method,
+        headers=headers,
+        body=body,
+        raise_error=False,
+        follow_redirects=False,
+        allow_nonstandard_methods=True,
+    )
 
 
 @pytest.mark.parametrize("auth", [None, "token wrong", "Bearer x", "token "])
 @pytest.mark.parametrize(("method", "path", "action"), ROUTES)
-async def test_without_valid_token_every_route_is_403(api, http_server_client, jp_base_url,
-                                                      method, path, action, auth):
+async def test_without_valid_token_every_route_is_403(
+    api, http_server_client, jp_base_url, method, path, action, auth
+):
     await api.submit(wf("w", task("a")))
     headers = {"Content-Type": "application/json"}
     if auth is not None:
@@ -90,8 +97,9 @@ async def test_ws_without_token_is_403(api, jp_ws_fetch):
         assert info.value.code == 403
 
 
-async def test_token_in_query_is_jupyters_and_not_an_unknown_parameter(api, http_server_client,
-                                                                       jp_base_url, jp_serverapp):
+async def test_token_in_query_is_jupyters_and_not_an_unknown_parameter(
+    api, http_server_client, jp_base_url, jp_serverapp
+):
     token = jp_serverapp.identity_provider.token
     resp = await http_server_client.fetch(f"{jp_base_url}executions?token={token}&limit=5")
     assert resp.code == 200 and json.loads(resp.body) == []
@@ -118,8 +126,9 @@ def server_config():
 
 
 @pytest.mark.parametrize(("method", "path", "action"), ROUTES)
-async def test_each_route_asks_for_its_action(api, http_server_client, jp_base_url,
-                                              jp_auth_header, method, path, action):
+async def test_each_route_asks_for_its_action(
+    api, http_server_client, jp_base_url, jp_auth_header, method, path, action
+):
     RecordingAuthorizer.calls.clear()
     headers = {**jp_auth_header, "Content-Type": "application/json"}
     await _fetch(http_server_client, jp_base_url + path, method, headers)
@@ -127,8 +136,9 @@ async def test_each_route_asks_for_its_action(api, http_server_client, jp_base_u
 
 
 @pytest.mark.parametrize("denied", ["read", "write", "execute"])
-async def test_denied_actions_are_403(api, http_server_client, jp_base_url, jp_auth_header,
-                                      jp_ws_fetch, denied):
+async def test_denied_actions_are_403(
+    api, http_server_client, jp_base_url, jp_auth_header, jp_ws_fetch, denied
+):
     RecordingAuthorizer.deny = {denied}
     headers = {**jp_auth_header, "Content-Type": "application/json"}
     for method, path, action in ROUTES:
@@ -165,21 +175,39 @@ class Browser:
         return {"Cookie": jar, **(extra or {})}
 
     async def login(self, token: str) -> None:
-        resp = await self.client.fetch(self.base_url + "login", headers=self.headers(),
-                                       raise_error=False)
+        resp = await self.client.fetch(
+            self.base_url + "login", headers=self.headers(), raise_error=False
+        )
         self._remember(resp)
         form = urlencode({"_xsrf": self.cookies["_xsrf"], "password": token})
-        resp = await self.client.fetch(self.base_url + "login", method="POST", body=form,
-                                       headers=self.headers(), follow_redirects=False,
-                                       raise_error=False)
+        resp = await self.client.fetch(
+            self.base_url + "login",
+            method="POST",
+            body=form,
+            headers=self.headers(),
+            follow_redirects=False,
+            raise_error=False,
+        )
         assert resp.code == 302, resp.body
         self._remember(resp)
 
-    async def fetch(self, method: str, path: str, *, body: bytes | None = None,
-                    headers: dict[str, str] | None = None) -> Any:
-        resp = await self.client.fetch(self.base_url + path, method=method, body=body,
-                                       headers=self.headers(headers), raise_error=False,
-                                       follow_redirects=False, allow_nonstandard_methods=True)
+    async def fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        resp = await self.client.fetch(
+            self.base_url + path,
+            method=method,
+            body=body,
+            headers=self.headers(headers),
+            raise_error=False,
+            follow_redirects=False,
+            allow_nonstandard_methods=True,
+        )
         self._remember(resp)
         return resp
 
@@ -195,8 +223,9 @@ async def test_browser_needs_cookie_and_xsrf(api, http_server_client, jp_base_ur
     no_xsrf = await browser.fetch("POST", "workflows", body=BODY, headers=json_type)
     assert no_xsrf.code == 403
     assert "_xsrf" in json.loads(no_xsrf.body)["message"]
-    wrong = await browser.fetch("POST", "workflows", body=BODY,
-                                headers={**json_type, "X-XSRFToken": "2|00|11|22"})
+    wrong = await browser.fetch(
+        "POST", "workflows", body=BODY, headers={**json_type, "X-XSRFToken": "2|00|11|22"}
+    )
     assert wrong.code == 403
     xsrf = {**json_type, "X-XSRFToken": browser.cookies["_xsrf"]}
     ok = await browser.fetch("POST", "workflows", body=BODY, headers=xsrf)
@@ -204,8 +233,12 @@ async def test_browser_needs_cookie_and_xsrf(api, http_server_client, jp_base_ur
     execution = json.loads(ok.body)
     await api.wait(execution["id"])
     # an HTML form can send the XSRF field but never application/json: 415
-    form = await browser.fetch("POST", f"workflows?_xsrf={browser.cookies['_xsrf']}", body=BODY,
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = await browser.fetch(
+        "POST",
+        f"workflows?_xsrf={browser.cookies['_xsrf']}",
+        body=BODY,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert form.code == 415
     assert (await browser.fetch("DELETE", "workflows/w")).code == 403
     assert (await browser.fetch("DELETE", "workflows/w", headers=xsrf)).code == 204
@@ -214,9 +247,9 @@ async def test_browser_needs_cookie_and_xsrf(api, http_server_client, jp_base_ur
     assert foreign.code in (403, 404)
 
 
-async def test_ws_refuses_a_foreign_origin_with_a_browser_cookie(api, http_server_client,
-                                                                 jp_base_url, jp_serverapp,
-                                                                 jp_http_port):
+async def test_ws_refuses_a_foreign_origin_with_a_browser_cookie(
+    api, http_server_client, jp_base_url, jp_serverapp, jp_http_port
+):
     browser = Browser(http_server_client, jp_base_url)
     await browser.login(jp_serverapp.identity_provider.token)
     url = f"ws://127.0.0.1:{jp_http_port}{jp_base_url}ws"  # the login cookie is per host
@@ -241,8 +274,13 @@ async def test_ws_refuses_a_foreign_origin_with_a_browser_cookie(api, http_serve
 
 # -- every handler is decorated: the check_auth script, and a control that it can fail -----------
 def test_check_auth_script_passes():
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "check_auth.py")],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_auth.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "routes are authenticated" in proc.stdout
 
@@ -257,5 +295,7 @@ async def test_jupyter_flags_an_undecorated_handler(api, jp_serverapp):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         jp_serverapp.web_app.add_handlers(".*$", [("/undecorated", Undecorated)])
-    assert any(issubclass(w.category, JupyterServerAuthWarning) and "undecorated" in
-               str(w.message) for w in caught)
+    assert any(
+        issubclass(w.category, JupyterServerAuthWarning) and "undecorated" in str(w.message)
+        for w in caught
+    )

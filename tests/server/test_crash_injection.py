@@ -42,8 +42,9 @@ def test_sigkill_at_random_moments_of_a_1000_task_workflow(tmp_path):
 @pytest.mark.timeout(600)
 def test_the_checks_fail_when_recovery_reruns_completed_tasks(tmp_path):
     """Negative control: a server whose resume forgets completed tasks must be caught."""
-    report = run_crash_injection(tmp_path, kills=2, seed=_seed(), control="rerun-completed",
-                                 early_fraction=0)
+    report = run_crash_injection(
+        tmp_path, kills=2, seed=_seed(), control="rerun-completed", early_fraction=0
+    )
     figures = report.figures()
     assert not report.ok, report.table()
     assert figures["duplicate_runs"] > 0 and figures["lost_records"] > 0, report.table()

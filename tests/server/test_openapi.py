@@ -50,35 +50,48 @@ CASES: Counter[str] = Counter()
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("live"), base_url="/a%40b/",
-                        extra=["--TaskFlowApp.max_body_bytes=1048576"])
+    server = LiveServer(
+        tmp_path_factory.mktemp("live"),
+        base_url="/a%40b/",
+        extra=["--TaskFlowApp.max_body_bytes=1048576"],
+    )
     # a few real objects so that generated ids sometimes exist
     server.request("POST", "/workflows", wf("seed", task("a"), task("b", "a")))
     yield server
     server.stop()
-    print(f"\nschemathesis: {sum(CASES.values())} cases, by status: "  # noqa: T201
-          f"{dict(sorted(CASES.items()))}")
+    counts = dict(sorted(CASES.items()))
+    print(f"\nschemathesis: {sum(CASES.values())} cases, by status: {counts}")  # noqa: T201
 
 
 @pytest.fixture(scope="module")
 def live_schema(live):
     # negative data may also be refused with 413: a body over max_body_bytes is refused
     # before it is parsed, whatever else is wrong with it
-    config = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {
-        "expected-statuses": ["400", "403", "404", "405", "409", "413", "415", "422"]}}})
-    return schemathesis.openapi.from_url(f"{live.url}/taskflow/openapi.json", config=config,
-                                         headers={"Authorization": f"token {live.token}"})
+    config = SchemathesisConfig.from_dict(
+        {
+            "checks": {
+                "negative_data_rejection": {
+                    "expected-statuses": ["400", "403", "404", "405", "409", "413", "415", "422"]
+                }
+            }
+        }
+    )
+    return schemathesis.openapi.from_url(
+        f"{live.url}/taskflow/openapi.json",
+        config=config,
+        headers={"Authorization": f"token {live.token}"},
+    )
 
 
 schema = schemathesis.pytest.from_fixture("live_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_and_never_fails(case, live):
     response = case.call_and_validate(
-        headers={"Authorization": f"token {live.token}"}, timeout=30,
+        headers={"Authorization": f"token {live.token}"},
+        timeout=30,
         excluded_checks=[
             # SPEC §3: an unauthenticated request is 403 (Jupyter's answer) where this check
             # wants 401; test_auth.py checks the 403 on every route.
@@ -87,6 +100,7 @@ def test_api_conforms_and_never_fails(case, live):
             # (cycles, unknown dependencies, branch targets), an opaque cursor or an id that
             # names nothing cannot be written in JSON Schema.
             schemathesis.checks.positive_data_acceptance,
-        ])
+        ],
+    )
     CASES[str(response.status_code)] += 1
     assert response.status_code < 500, response.text

@@ -33,8 +33,13 @@ def db_path(tmp_path):
     path = tmp_path / "db" / "taskflow.db"
     path.parent.mkdir()
     code = DIE_MID_RUN.format(repo=str(REPO), db=str(path))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env={"DIE": "1", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"DIE": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.stdout.strip(), proc.stderr
     path.with_suffix(".id").write_text(proc.stdout.split()[0])
     return path

@@ -19,8 +19,12 @@ SPEC_EXAMPLE = {
     "owner": "devops-team",
     "tasks": [
         {"name": "TaskA", "type": "python", "params": {}, "dependencies": []},
-        {"name": "TaskB", "type": "branch", "params": {"next": ["TaskC"]},
-         "dependencies": ["TaskA"]},
+        {
+            "name": "TaskB",
+            "type": "branch",
+            "params": {"next": ["TaskC"]},
+            "dependencies": ["TaskA"],
+        },
     ],
 }
 EXEC_ID = re.compile(r"^exec_[0-9a-f]+$")
@@ -43,8 +47,13 @@ async def test_documented_example_is_rejected_naming_taskc(api):
 
 
 async def test_post_workflows_returns_the_execution_at_once(api):
-    fixed = {**SPEC_EXAMPLE, "tasks": [*SPEC_EXAMPLE["tasks"], {
-        "name": "TaskC", "type": "python", "params": {}, "dependencies": ["TaskB"]}]}
+    fixed = {
+        **SPEC_EXAMPLE,
+        "tasks": [
+            *SPEC_EXAMPLE["tasks"],
+            {"name": "TaskC", "type": "python", "params": {}, "dependencies": ["TaskB"]},
+        ],
+    }
     status, execution, _ = await api("POST", "workflows", body=fixed)
     assert status == 200
     assert EXEC_ID.match(execution["id"])
@@ -52,12 +61,23 @@ async def test_post_workflows_returns_the_execution_at_once(api):
     assert execution["revision"] == 1
     assert execution["status"] in ("pending", "running", "completed")
     assert [t["name"] for t in execution["tasks"]] == ["TaskA", "TaskB", "TaskC"]
-    assert set(execution["tasks"][0]) >= {"name", "status", "duration", "attempts",
-                                          "startTime", "endTime", "error", "reason"}
+    assert set(execution["tasks"][0]) >= {
+        "name",
+        "status",
+        "duration",
+        "attempts",
+        "startTime",
+        "endTime",
+        "error",
+        "reason",
+    }
     done = await api.wait(execution["id"])
     assert done["status"] == "completed"
     assert {t["name"]: t["status"] for t in done["tasks"]} == {
-        "TaskA": "completed", "TaskB": "completed", "TaskC": "completed"}
+        "TaskA": "completed",
+        "TaskB": "completed",
+        "TaskC": "completed",
+    }
     assert done["endTime"].endswith("Z")
 
 
@@ -110,8 +130,9 @@ async def test_start_registered_workflow_with_params(api):
     definition = wf("params flow", task("echo", code="result = params.get('x')"))
     first = await api.submit(definition)
     await api.wait(first["id"])
-    status, execution, _ = await api("POST", "workflows", "params_flow", "executions",
-                                     body={"params": {"x": 42}})
+    status, execution, _ = await api(
+        "POST", "workflows", "params_flow", "executions", body={"params": {"x": 42}}
+    )
     assert status == 200
     assert execution["params"] == {"x": 42}
     done = await api.wait(execution["id"])
@@ -120,19 +141,26 @@ async def test_start_registered_workflow_with_params(api):
     status, again, _ = await api("POST", "workflows", "params_flow", "executions")
     assert status == 200 and again["params"] == {}
     # an explicit revision
-    status, rev, _ = await api("POST", "workflows", "params_flow", "executions",
-                               body={"revision": 1})
+    status, rev, _ = await api(
+        "POST", "workflows", "params_flow", "executions", body={"revision": 1}
+    )
     assert status == 200 and rev["revision"] == 1
-    status, body, _ = await api("POST", "workflows", "params_flow", "executions",
-                                body={"revision": 9})
+    status, body, _ = await api(
+        "POST", "workflows", "params_flow", "executions", body={"revision": 9}
+    )
     assert status == 404
     status, body, _ = await api("POST", "workflows", "unknown", "executions")
     assert status == 404 and body["code"] == "not_found"
 
 
 async def test_get_execution_detail(api):
-    execution = await api.submit(wf("detail", task("a", code="print('hi'); result = {'n': 1}"),
-                                    task("b", "a", code="raise ValueError('boom')")))
+    execution = await api.submit(
+        wf(
+            "detail",
+            task("a", code="print('hi'); result = {'n': 1}"),
+            task("b", "a", code="raise ValueError('boom')"),
+        )
+    )
     done = await api.wait(execution["id"])
     status, detail, _ = await api("GET", "executions", execution["id"])
     assert status == 200
@@ -146,8 +174,12 @@ async def test_get_execution_detail(api):
 
 
 async def test_logs_route(api):
-    execution = await api.submit(wf("logs", task(
-        "talk", code="import sys; print('out line'); print('err line', file=sys.stderr)")))
+    execution = await api.submit(
+        wf(
+            "logs",
+            task("talk", code="import sys; print('out line'); print('err line', file=sys.stderr)"),
+        )
+    )
     await api.wait(execution["id"])
     status, logs, _ = await api("GET", "executions", execution["id"], "tasks", "talk", "logs")
     assert status == 200
@@ -160,8 +192,9 @@ async def test_logs_route(api):
     assert (await api("GET", "executions", "exec_ffff", "tasks", "talk", "logs"))[0] == 404
 
 
-async def test_logs_of_a_task_name_with_slash_and_unicode(api, http_server_client, jp_base_url,
-                                                         jp_auth_header):
+async def test_logs_of_a_task_name_with_slash_and_unicode(
+    api, http_server_client, jp_base_url, jp_auth_header
+):
     name = "a/b é"
     execution = await api.submit(wf("odd names", task(name, code="print('x')")))
     await api.wait(execution["id"])
@@ -174,8 +207,9 @@ async def test_logs_of_a_task_name_with_slash_and_unicode(api, http_server_clien
 
 
 async def test_cancel_and_conflicts(api):
-    execution = await api.submit(wf("cancel me", task("nap", code="import time; time.sleep(10)"),
-                                    task("after", "nap")))
+    execution = await api.submit(
+        wf("cancel me", task("nap", code="import time; time.sleep(10)"), task("after", "nap"))
+    )
     await api.wait(execution["id"], statuses=("running",))
     # a running workflow cannot be deleted
     status, body, _ = await api("DELETE", "workflows", "cancel_me")
@@ -206,16 +240,20 @@ async def test_retry_resumes_from_failure(api, tmp_path):
     failed = await api.wait(execution["id"])
     assert failed["status"] == "failed"
     flag.write_text("ok")
-    status, retry, _ = await api("POST", "executions", execution["id"], "retry",
-                                 headers={"Idempotency-Key": "retry-1"})
+    status, retry, _ = await api(
+        "POST", "executions", execution["id"], "retry", headers={"Idempotency-Key": "retry-1"}
+    )
     assert status == 200 and retry["id"] != execution["id"]
     assert retry["parentId"] == execution["id"]
     done = await api.wait(retry["id"])
     assert done["status"] == "completed"
     first = done["tasks"][0]
     assert first["status"] == "completed" and first["result"] == 1
-    again = (await api("POST", "executions", execution["id"], "retry",
-                       headers={"Idempotency-Key": "retry-1"}))[1]
+    again = (
+        await api(
+            "POST", "executions", execution["id"], "retry", headers={"Idempotency-Key": "retry-1"}
+        )
+    )[1]
     assert again["id"] == retry["id"]
     assert (await api("POST", "executions", "exec_0", "retry"))[0] == 404
 
@@ -228,10 +266,12 @@ async def test_idempotency_key(api):
     assert one["id"] == two["id"]
     three = await api.submit(definition)
     assert three["id"] != one["id"]
-    status, four, _ = await api("POST", "workflows", "idem", "executions",
-                                headers={"Idempotency-Key": "k-456"})
-    status, five, _ = await api("POST", "workflows", "idem", "executions",
-                                headers={"Idempotency-Key": "k-456"})
+    status, four, _ = await api(
+        "POST", "workflows", "idem", "executions", headers={"Idempotency-Key": "k-456"}
+    )
+    status, five, _ = await api(
+        "POST", "workflows", "idem", "executions", headers={"Idempotency-Key": "k-456"}
+    )
     assert four["id"] == five["id"]
     # the same key for another workflow is a conflict
     status, body, _ = await api("POST", "workflows", body=wf("other", task("a")), headers=key)
@@ -247,9 +287,12 @@ async def test_idempotency_key(api):
 
 async def test_concurrent_idempotent_posts_start_one_execution(api):
     definition = wf("race", task("a"))
-    results = await asyncio.gather(*[
-        api("POST", "workflows", body=definition, headers={"Idempotency-Key": "same"})
-        for _ in range(8)])
+    results = await asyncio.gather(
+        *[
+            api("POST", "workflows", body=definition, headers={"Idempotency-Key": "same"})
+            for _ in range(8)
+        ]
+    )
     ids = {body["id"] for status, body, _ in results if status == 200}
     assert len(ids) == 1, results
 
@@ -268,8 +311,9 @@ async def test_list_executions_filters_and_order(api):
     assert [e["id"] for e in alphas] == [a2["id"], a1["id"]]
     failed = (await api("GET", "executions", params={"status": "failed"}))[1]
     assert [e["id"] for e in failed] == [b1["id"]]
-    both = (await api("GET", "executions", params={"status": "completed",
-                                                   "workflow_id": "alpha"}))[1]
+    both = (await api("GET", "executions", params={"status": "completed", "workflow_id": "alpha"}))[
+        1
+    ]
     assert len(both) == 2
     assert (await api("GET", "executions", params={"workflow_id": "nope"}))[1] == []
 
@@ -311,14 +355,19 @@ async def test_openapi_route(api):
 
 async def test_error_body_never_leaks_a_traceback(api, taskflow_app, monkeypatch):
     """An unexpected exception is a generic 500 with no detail (and is logged)."""
+
     def broken():
         raise RuntimeError("secret internal detail /etc/passwd")
 
     monkeypatch.setattr(taskflow_app.store, "list_workflows", broken)
     status, body, _ = await api("GET", "workflows")
     assert status == 500
-    assert body == {"message": "Internal server error; the server log has the details",
-                    "reason": "Internal Server Error", "code": "internal_error", "errors": []}
+    assert body == {
+        "message": "Internal server error; the server log has the details",
+        "reason": "Internal Server Error",
+        "code": "internal_error",
+        "errors": [],
+    }
 
 
 async def test_database_path_is_exported_for_kernels(api, db_path):

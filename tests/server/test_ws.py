@@ -18,8 +18,16 @@ from pytaskflow_jupyter.store import Store
 
 from .helpers import REPO, task, wf
 
-REQUIRED = {"event", "workflow_id", "task", "timestamp", "seq", "execution_id", "workflow",
-            "status"}
+REQUIRED = {
+    "event",
+    "workflow_id",
+    "task",
+    "timestamp",
+    "seq",
+    "execution_id",
+    "workflow",
+    "status",
+}
 FINAL = {"execution_completed", "execution_failed", "execution_cancelled"}
 
 
@@ -45,11 +53,15 @@ def contiguous(seqs: list[int]) -> bool:
 
 async def test_message_shape_matches_spec(api, ws_connect):
     ws = await ws_connect()
-    definition = wf("shape", task("ok", code="result = 1"),
-                    task("bad", "ok", code="raise ValueError('nope')", retries=1, retry_delay=0),
-                    task("after", "bad"),
-                    task("br", "ok", type="branch", params={"next": ["chosen"]}),
-                    task("chosen", "br"), task("other", "br"))
+    definition = wf(
+        "shape",
+        task("ok", code="result = 1"),
+        task("bad", "ok", code="raise ValueError('nope')", retries=1, retry_delay=0),
+        task("after", "bad"),
+        task("br", "ok", type="branch", params={"next": ["chosen"]}),
+        task("chosen", "br"),
+        task("other", "br"),
+    )
     execution = await api.submit(definition)
     messages = await read_until(ws, ends(execution["id"]))
     ws.close()
@@ -63,8 +75,14 @@ async def test_message_shape_matches_spec(api, ws_connect):
     for m in messages:
         by_event.setdefault(m["event"], []).append(m)
     assert by_event["execution_started"][0]["task"] is None
-    assert {"task_started", "task_completed", "task_failed", "task_retrying", "task_skipped",
-            "execution_failed"} <= set(by_event)
+    assert {
+        "task_started",
+        "task_completed",
+        "task_failed",
+        "task_retrying",
+        "task_skipped",
+        "execution_failed",
+    } <= set(by_event)
     completed = next(m for m in by_event["task_completed"] if m["task"] == "ok")
     assert completed["status"] == "completed" and completed["attempt"] == 1
     assert isinstance(completed["duration"], float)
@@ -91,7 +109,7 @@ async def test_since_replays_then_continues_live(api, jp_ws_fetch):
     assert got[-1]["execution_id"] == second["id"]
     # the client connected before the second run sees exactly the same live events
     live = await read_until(everything, ends(second["id"]))
-    assert [m["seq"] for m in live] == got_seqs[-len(live):]
+    assert [m["seq"] for m in live] == got_seqs[-len(live) :]
     assert live[0]["seq"] == seqs[-1] + 1
     ws.close()
     everything.close()
@@ -105,13 +123,15 @@ async def test_since_in_the_future_waits_for_that_seq(api, jp_ws_fetch):
     ws.close()
 
 
-async def test_replay_racing_live_events_has_no_gap_and_no_duplicate(api, jp_ws_fetch,
-                                                                     taskflow_app):
+async def test_replay_racing_live_events_has_no_gap_and_no_duplicate(
+    api, jp_ws_fetch, taskflow_app
+):
     """Clients join with since=0 while a 300-task execution commits events; each must see
     1..N exactly once, in order. A tiny page size forces many replay rounds."""
     taskflow_app.hub.page_size = 7
-    definition = wf("race", *[task(f"t{i}", *([f"t{i - 1}"] if i % 10 else []))
-                              for i in range(300)])
+    definition = wf(
+        "race", *[task(f"t{i}", *([f"t{i - 1}"] if i % 10 else [])) for i in range(300)]
+    )
     execution = await api.submit(definition)
     clients = []
     for _ in range(6):
@@ -141,8 +161,7 @@ async def test_filters(api, jp_ws_fetch, ws_connect):
     assert {m["execution_id"] for m in got_b1} == {b1["id"]}
     assert got_b1[0]["event"] == "execution_started"
     # both filters at once, replayed: nothing of beta under workflow=alpha
-    both = await jp_ws_fetch("ws", params={"workflow": "alpha", "execution": a1["id"],
-                                           "since": 0})
+    both = await jp_ws_fetch("ws", params={"workflow": "alpha", "execution": a1["id"], "since": 0})
     got_both = await read_until(both, ends(a1["id"]))
     assert {m["execution_id"] for m in got_both} == {a1["id"]}
     for ws in (alpha, only_b1, both):
@@ -167,18 +186,28 @@ def _seed_events(db_path, count: int, pad: int) -> list[int]:
     seqs = []
     try:
         for start in range(0, count, 500):
-            events = [make_event("task_completed", "exec_other", "bulk", "completed",
-                                 task=f"t{i}", padding="x" * pad)
-                      for i in range(start, min(count, start + 500))]
-            seqs += [e["seq"] for e in store.commit("exec_other", events=events,
-                                                    guard_terminal=False)]
+            events = [
+                make_event(
+                    "task_completed",
+                    "exec_other",
+                    "bulk",
+                    "completed",
+                    task=f"t{i}",
+                    padding="x" * pad,
+                )
+                for i in range(start, min(count, start + 500))
+            ]
+            seqs += [
+                e["seq"] for e in store.commit("exec_other", events=events, guard_terminal=False)
+            ]
     finally:
         store.close()
     return seqs
 
 
-async def test_slow_client_is_closed_and_resumes_with_since(api, jp_ws_fetch, ws_connect,
-                                                            taskflow_app, db_path):
+async def test_slow_client_is_closed_and_resumes_with_since(
+    api, jp_ws_fetch, ws_connect, taskflow_app, db_path
+):
     """A client that stops reading is closed (1013) once its queue overflows, while a
     reading client gets every event; the slow one reconnects with since and gets the rest."""
     hub = taskflow_app.hub
@@ -210,7 +239,7 @@ async def test_slow_client_is_closed_and_resumes_with_since(api, jp_ws_fetch, ws
     assert slow.close_code == 1013, (slow.close_code, slow.close_reason)
     seqs = await seeding
     assert await fast_reader == seqs
-    assert partial == seqs[:len(partial)] and len(partial) < count
+    assert partial == seqs[: len(partial)] and len(partial) < count
     resumed = await jp_ws_fetch("ws", params={"since": partial[-1] if partial else 0})
     rest = []
     while len(rest) < count - len(partial):
@@ -243,8 +272,9 @@ SCRIPT = textwrap.dedent("""
 
 async def _other_process(db_path, mode: str) -> str:
     code = SCRIPT.format(repo=str(REPO), db=str(db_path), mode=mode)
-    proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code],
-                                   capture_output=True, text=True, timeout=120)
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1]
 
@@ -262,8 +292,9 @@ async def test_events_of_another_process_reach_ws(api, ws_connect, db_path):
     ws.close()
 
 
-async def test_executions_enqueued_by_a_kernel_are_run_by_the_server(api, ws_connect,
-                                                                    db_path, taskflow_app):
+async def test_executions_enqueued_by_a_kernel_are_run_by_the_server(
+    api, ws_connect, db_path, taskflow_app
+):
     ws = await ws_connect(params={"workflow": "queued"})
     execution_id = await _other_process(db_path, "enqueue")
     got = await read_until(ws, ends(execution_id))
@@ -303,8 +334,10 @@ async def test_server_stop_closes_clients_going_away(api, ws_connect, taskflow_a
     assert ws.close_code == 1001
 
 
-@pytest.mark.parametrize("params", [{"since": "-1"}, {"since": "abc"}, {"since": "1.5"},
-                                    {"execution": ""}, {"topic": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"since": "-1"}, {"since": "abc"}, {"since": "1.5"}, {"execution": ""}, {"topic": "x"}],
+)
 async def test_bad_ws_queries_are_400(api, jp_ws_fetch, params):
     with pytest.raises(HTTPClientError) as info:
         await jp_ws_fetch("ws", params=params)
@@ -336,11 +369,18 @@ async def test_a_client_joining_while_the_idle_hub_catches_up_misses_nothing(tmp
     store = Store(tmp_path / "t.db")
     store.save_workflow(parse_workflow(wf("w", task("a"))))
     store.create_execution("exec_x", "w", 1)
-    store.commit("exec_x", events=[make_event("task_started", "exec_x", "w", "running", "a")
-                                   for _ in range(5)])
+    store.commit(
+        "exec_x",
+        events=[make_event("task_started", "exec_x", "w", "running", "a") for _ in range(5)],
+    )
     received: list[int] = []
-    client = Client(lambda text: received.append(json.loads(text)["seq"]) or _done(),
-                    lambda code, reason: None, execution=None, workflow=None, queue_size=100)
+    client = Client(
+        lambda text: received.append(json.loads(text)["seq"]) or _done(),
+        lambda code, reason: None,
+        execution=None,
+        workflow=None,
+        queue_size=100,
+    )
     hub: EventHub
 
     async def run(fn, *args, **kwargs):

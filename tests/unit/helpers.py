@@ -17,8 +17,13 @@ def task(name: str, *deps: str, **fields: Any) -> dict[str, Any]:
     for key in ("code", "callable", "next", "kwargs"):
         if key in fields:
             params[key] = fields.pop(key)
-    return {"name": name, "type": fields.pop("type", "python"), "params": params,
-            "dependencies": list(deps), **fields}
+    return {
+        "name": name,
+        "type": fields.pop("type", "python"),
+        "params": params,
+        "dependencies": list(deps),
+        **fields,
+    }
 
 
 def statuses(execution: dict[str, Any]) -> dict[str, str]:

@@ -28,10 +28,13 @@ def parents_then_child(outcomes, rule):
     """A branch selects the parents that run; 'skip' parents are not selected."""
     names = [f"p{i}" for i in range(len(outcomes))]
     selected = [n for n, o in zip(names, outcomes, strict=True) if o != "skip"]
-    parents = [task(n, "br", code=FAIL if o == "fail" else "result = 1")
-               for n, o in zip(names, outcomes, strict=True)]
-    return wf(task("br", type="branch", next=selected), *parents,
-              task("child", *names, trigger_rule=rule))
+    parents = [
+        task(n, "br", code=FAIL if o == "fail" else "result = 1")
+        for n, o in zip(names, outcomes, strict=True)
+    ]
+    return wf(
+        task("br", type="branch", next=selected), *parents, task("child", *names, trigger_rule=rule)
+    )
 
 
 RULES = [
@@ -63,26 +66,43 @@ def test_trigger_rules(runner, outcomes, rule, status, reason):
 
 
 def test_join_after_branch_runs(runner):
-    done = run(runner, wf(task("a"), task("br", "a", type="branch", next=["left"]),
-                          task("left", "br"), task("right", "br"), task("join", "left", "right")))
-    assert statuses(done) == {"a": "completed", "br": "completed", "left": "completed",
-                              "right": "skipped", "join": "completed"}
+    done = run(
+        runner,
+        wf(
+            task("a"),
+            task("br", "a", type="branch", next=["left"]),
+            task("left", "br"),
+            task("right", "br"),
+            task("join", "left", "right"),
+        ),
+    )
+    assert statuses(done) == {
+        "a": "completed",
+        "br": "completed",
+        "left": "completed",
+        "right": "skipped",
+        "join": "completed",
+    }
     assert reasons(done)["right"] == "not_selected"
     assert done["status"] == "completed"
 
 
 def test_child_reachable_from_selected_path_is_not_skipped(runner):
-    done = run(runner, wf(task("br", type="branch", next=["a"]), task("a", "br"),
-                          task("join", "br", "a")))
+    done = run(
+        runner, wf(task("br", type="branch", next=["a"]), task("a", "br"), task("join", "br", "a"))
+    )
     assert statuses(done) == {"br": "completed", "a": "completed", "join": "completed"}
 
 
-@pytest.mark.parametrize(("code", "selected"), [
-    ("result = 'x'", ["x"]),
-    ("result = ['x', 'y']", ["x", "y"]),
-    ("result = None", []),
-    ("result = []", []),
-])
+@pytest.mark.parametrize(
+    ("code", "selected"),
+    [
+        ("result = 'x'", ["x"]),
+        ("result = ['x', 'y']", ["x", "y"]),
+        ("result = None", []),
+        ("result = []", []),
+    ],
+)
 def test_branch_code_selection(runner, code, selected):
     done = run(runner, wf(task("br", type="branch", code=code), task("x", "br"), task("y", "br")))
     got = [n for n in ("x", "y") if statuses(done)[n] == "completed"]
@@ -92,14 +112,21 @@ def test_branch_code_selection(runner, code, selected):
 
 
 def test_branch_callable_selection(runner):
-    done = run(runner, wf(task("br", type="branch", callable=f"{S}:pick",
-                               kwargs={"choice": ["y"]}), task("x", "br"), task("y", "br")))
+    done = run(
+        runner,
+        wf(
+            task("br", type="branch", callable=f"{S}:pick", kwargs={"choice": ["y"]}),
+            task("x", "br"),
+            task("y", "br"),
+        ),
+    )
     assert statuses(done) == {"br": "completed", "x": "skipped", "y": "completed"}
 
 
 def test_branch_selecting_a_non_child_fails_clearly(runner):
-    done = run(runner, wf(task("a"), task("br", "a", type="branch", code="result = 'a'"),
-                          task("x", "br")))
+    done = run(
+        runner, wf(task("a"), task("br", "a", type="branch", code="result = 'a'"), task("x", "br"))
+    )
     br = done["tasks"][1]
     assert br["status"] == "failed"
     assert "selected ['a']" in br["error"] and "direct downstream" in br["error"]
@@ -112,17 +139,37 @@ def test_branch_returning_a_non_name_fails(runner):
 
 
 def test_skip_reasons_cascade(runner):
-    done = run(runner, wf(task("f", code=FAIL), task("g", "f"), task("h", "g"),
-                          task("br", type="branch", next=[]), task("s", "br"), task("t", "s")))
-    assert reasons(done) == {"f": None, "g": "upstream_failed", "h": "upstream_failed",
-                             "br": None, "s": "not_selected", "t": "upstream_skipped"}
+    done = run(
+        runner,
+        wf(
+            task("f", code=FAIL),
+            task("g", "f"),
+            task("h", "g"),
+            task("br", type="branch", next=[]),
+            task("s", "br"),
+            task("t", "s"),
+        ),
+    )
+    assert reasons(done) == {
+        "f": None,
+        "g": "upstream_failed",
+        "h": "upstream_failed",
+        "br": None,
+        "s": "not_selected",
+        "t": "upstream_skipped",
+    }
 
 
 def test_results_pass_downstream_and_non_json_is_summarised(runner):
-    done = run(runner, wf(task("a", code="result = {'n': 2}"),
-                          task("b", "a", code="result = upstream['a']['n'] * 21"),
-                          task("c", callable=f"{S}:not_json"),
-                          task("d", "c", code="result = sorted(upstream['c'])")))
+    done = run(
+        runner,
+        wf(
+            task("a", code="result = {'n': 2}"),
+            task("b", "a", code="result = upstream['a']['n'] * 21"),
+            task("c", callable=f"{S}:not_json"),
+            task("d", "c", code="result = sorted(upstream['c'])"),
+        ),
+    )
     detail = runner.get(done["id"])
     results = {t["name"]: t["result"] for t in detail["tasks"]}
     assert results["b"] == 42 and results["d"] == [1, 2, 3]
@@ -133,9 +180,19 @@ def test_retries_with_backoff_emit_task_retrying(runner, bus, tmp_path):
     events = []
     bus.subscribe(events.extend)
     marker = str(tmp_path / "count")
-    done = run(runner, wf(task("a", callable=f"{S}:fail_until",
-                               kwargs={"marker": marker, "times": 2},
-                               retries=3, retry_delay=0.05, retry_backoff=2)))
+    done = run(
+        runner,
+        wf(
+            task(
+                "a",
+                callable=f"{S}:fail_until",
+                kwargs={"marker": marker, "times": 2},
+                retries=3,
+                retry_delay=0.05,
+                retry_backoff=2,
+            )
+        ),
+    )
     a = runner.get(done["id"])["tasks"][0]
     assert (a["status"], a["attempts"], a["result"]) == ("completed", 3, 3)
     assert [h["status"] for h in a["history"]] == ["failed", "failed", "completed"]
@@ -152,8 +209,19 @@ def test_retries_exhausted_fail_the_task(runner, tmp_path):
 
 
 def test_timeout_fails_the_attempt_and_retries_apply(runner):
-    done = run(runner, wf(task("slow", callable=f"{S}:sleep", kwargs={"seconds": 2},
-                               timeout=0.2, retries=1, retry_delay=0.01)))
+    done = run(
+        runner,
+        wf(
+            task(
+                "slow",
+                callable=f"{S}:sleep",
+                kwargs={"seconds": 2},
+                timeout=0.2,
+                retries=1,
+                retry_delay=0.01,
+            )
+        ),
+    )
     slow = runner.get(done["id"])["tasks"][0]
     assert (slow["status"], slow["attempts"], slow["reason"]) == ("failed", 2, "timeout")
     assert "exceeded its timeout of 0.2s" in slow["error"]
@@ -171,23 +239,32 @@ def one_worker(store, bus):
 
 def test_timeout_counts_from_the_start_of_the_attempt_not_its_time_queued(one_worker):
     # "quick" waits ~1 s behind "hog" before it runs, which must not count
-    done = run(one_worker, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 1.0}),
-                              task("quick", callable=f"{S}:sleep", kwargs={"seconds": 0.05},
-                                   timeout=0.5)))
+    done = run(
+        one_worker,
+        wf(
+            task("hog", callable=f"{S}:sleep", kwargs={"seconds": 1.0}),
+            task("quick", callable=f"{S}:sleep", kwargs={"seconds": 0.05}, timeout=0.5),
+        ),
+    )
     assert statuses(done) == {"hog": "completed", "quick": "completed"}
 
 
 def test_timeout_on_a_busy_pool_still_fires_once_the_attempt_runs(one_worker):
-    done = run(one_worker, wf(task("hog", callable=f"{S}:sleep", kwargs={"seconds": 0.5}),
-                              task("stuck", callable=f"{S}:sleep", kwargs={"seconds": 3},
-                                   timeout=0.3)))
+    done = run(
+        one_worker,
+        wf(
+            task("hog", callable=f"{S}:sleep", kwargs={"seconds": 0.5}),
+            task("stuck", callable=f"{S}:sleep", kwargs={"seconds": 3}, timeout=0.3),
+        ),
+    )
     stuck = next(t for t in done["tasks"] if t["name"] == "stuck")
     assert (stuck["status"], stuck["reason"]) == ("failed", "timeout")
 
 
 def test_cancel_is_final(runner):
-    ex = runner.submit(wf(task("slow", callable=f"{S}:sleep", kwargs={"seconds": 1}),
-                          task("after", "slow")))
+    ex = runner.submit(
+        wf(task("slow", callable=f"{S}:sleep", kwargs={"seconds": 1}), task("after", "slow"))
+    )
     wait_until(lambda: statuses(runner.get(ex["id"]))["slow"] == "running")
     done = runner.cancel(ex["id"])
     assert done["status"] == "cancelled"
@@ -200,8 +277,7 @@ def test_cancel_is_final(runner):
 
 def test_max_parallel_bounds_running_tasks(runner):
     sample_tasks._active.update(now=0, peak=0)
-    run(runner, wf(*[task(f"t{i}", callable=f"{S}:concurrent") for i in range(8)],
-                   max_parallel=2))
+    run(runner, wf(*[task(f"t{i}", callable=f"{S}:concurrent") for i in range(8)], max_parallel=2))
     assert sample_tasks._active["peak"] == 2
 
 
@@ -219,37 +295,60 @@ def test_events_are_committed_before_published_with_gap_free_seq(runner, bus, st
     assert [s for s, _ in seen] == list(range(1, len(seen) + 1))
     payloads = store.events(0)
     assert [p["event"] for p in payloads] == [
-        "execution_started", "task_started", "task_completed", "task_started", "task_failed",
-        "task_skipped", "execution_failed"]
+        "execution_started",
+        "task_started",
+        "task_completed",
+        "task_started",
+        "task_failed",
+        "task_skipped",
+        "execution_failed",
+    ]
     assert all(p["workflow_id"] == p["execution_id"] and p["workflow"] == "wf" for p in payloads)
 
 
 def test_resume_keeps_completed_and_reruns_interrupted(store, bus, tmp_path):
     """A crash left 'a' completed and 'b' running with attempts left, 'c' running with none."""
-    w = parse_workflow(wf(task("a", code="result = 1"), task("b", "a", code="result = 2"),
-                          task("c", "a", code="result = 3", retries=0), task("d", "b")))
+    w = parse_workflow(
+        wf(
+            task("a", code="result = 1"),
+            task("b", "a", code="result = 2"),
+            task("c", "a", code="result = 3", retries=0),
+            task("d", "b"),
+        )
+    )
     store.save_workflow(w)
-    store.create_execution("exec_r", "wf", 1, tasks=[
-        TaskRow("a", "completed", 1, result=1), TaskRow("b", "running", 1),
-        TaskRow("c", "running", 1)], owner="dead")
+    store.create_execution(
+        "exec_r",
+        "wf",
+        1,
+        tasks=[
+            TaskRow("a", "completed", 1, result=1),
+            TaskRow("b", "running", 1),
+            TaskRow("c", "running", 1),
+        ],
+        owner="dead",
+    )
     store.commit("exec_r", execution={"status": "running"}, guard_terminal=False)
     prior = store.task_rows("exec_r")
     prior["b"].attempts = 0  # b had its budget left when interrupted
     status = ExecutionRun(store, InlineExecutor(), bus, w, "exec_r", prior=prior).run()
     done = store.get_execution("exec_r", detail=True)
     assert status == "failed"
-    assert statuses(done) == {"a": "completed", "b": "completed", "c": "failed",
-                              "d": "completed"}
+    assert statuses(done) == {"a": "completed", "b": "completed", "c": "failed", "d": "completed"}
     assert done["tasks"][0]["attempts"] == 1  # never rerun
     assert done["tasks"][2]["reason"] == "interrupted"
 
 
 def test_retry_reuses_completed_results_and_reruns_the_rest(runner, tmp_path):
     marker = str(tmp_path / "count")
-    first = run(runner, wf(task("a", callable=f"{S}:record"),
-                           task("b", "a", callable=f"{S}:fail_until",
-                                kwargs={"marker": marker, "times": 1}),
-                           task("c", "b", code="result = upstream['b'] * 10")))
+    first = run(
+        runner,
+        wf(
+            task("a", callable=f"{S}:record"),
+            task("b", "a", callable=f"{S}:fail_until", kwargs={"marker": marker, "times": 1}),
+            task("c", "b", code="result = upstream['b'] * 10"),
+        ),
+    )
     assert statuses(first) == {"a": "completed", "b": "failed", "c": "skipped"}
     second = runner.retry(first["id"])
     assert second["parentId"] == first["id"]
@@ -266,17 +365,27 @@ def test_late_update_never_overwrites_a_terminal_execution(store, bus):
     store.save_workflow(w)
     store.create_execution("exec_t", "wf", 1)
     store.commit("exec_t", execution={"status": "failed", "reason": "owner_lost"})
-    assert store.commit("exec_t", tasks=[TaskRow("a", "completed", 1)],
-                        events=[make_event("task_completed", "exec_t", "wf", "completed",
-                                           "a")]) is None
+    assert (
+        store.commit(
+            "exec_t",
+            tasks=[TaskRow("a", "completed", 1)],
+            events=[make_event("task_completed", "exec_t", "wf", "completed", "a")],
+        )
+        is None
+    )
     assert store.get_execution("exec_t")["status"] == "failed"
     assert ExecutionRun(store, InlineExecutor(), bus, w, "exec_t").run() == "failed"
 
 
 def test_thread_and_inline_agree(store, bus):
-    definition = wf(task("a", code="result = 2"), task("b", "a", code="result = upstream['a']+1"),
-                    task("br", "b", type="branch", code="result = 'c'"), task("c", "br"),
-                    task("d", "br"), name="agree")
+    definition = wf(
+        task("a", code="result = 2"),
+        task("b", "a", code="result = upstream['a']+1"),
+        task("br", "b", type="branch", code="result = 'c'"),
+        task("c", "br"),
+        task("d", "br"),
+        name="agree",
+    )
     results = []
     for executor in (InlineExecutor(), ThreadExecutor(2)):
         from pytaskflow_jupyter.runner import Runner
@@ -289,8 +398,7 @@ def test_thread_and_inline_agree(store, bus):
     assert results[0] == results[1]
 
 
-def test_an_engine_failure_is_recorded_even_if_the_first_write_of_it_fails(
-        runner, monkeypatch):
+def test_an_engine_failure_is_recorded_even_if_the_first_write_of_it_fails(runner, monkeypatch):
     def broken(self):
         raise RuntimeError("engine bug")
 
@@ -312,15 +420,27 @@ def test_an_engine_failure_is_recorded_even_if_the_first_write_of_it_fails(
 
 def test_history_of_every_attempt_survives_the_store(runner, tmp_path):
     marker = tmp_path / "m"
-    done = run(runner, wf(task("once", code="result = 1"),
-                          task("flaky", callable=f"{S}:fail_until",
-                               kwargs={"marker": str(marker), "times": 1},
-                               retries=1, retry_delay=0.01)))
+    done = run(
+        runner,
+        wf(
+            task("once", code="result = 1"),
+            task(
+                "flaky",
+                callable=f"{S}:fail_until",
+                kwargs={"marker": str(marker), "times": 1},
+                retries=1,
+                retry_delay=0.01,
+            ),
+        ),
+    )
     once, flaky = runner.get(done["id"])["tasks"]
     assert [h["status"] for h in once["history"]] == ["completed"]
     assert once["history"][0]["startTime"] == once["startTime"]
     assert [h["status"] for h in flaky["history"]] == ["failed", "completed"]
     with runner.store.write() as conn:  # the single-attempt history is implied, not stored
-        stored = dict(conn.execute("SELECT name, history FROM task_runs WHERE execution_id=?",
-                                   (done["id"],)).fetchall())
+        stored = dict(
+            conn.execute(
+                "SELECT name, history FROM task_runs WHERE execution_id=?", (done["id"],)
+            ).fetchall()
+        )
     assert stored["once"] is None and stored["flaky"] is not None

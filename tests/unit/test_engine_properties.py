@@ -31,9 +31,14 @@ def dags(draw):
         deps = sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else []
         retries = draw(st.integers(0, 2))
         fail_attempts = draw(st.sampled_from([0, 0, 0, 1, 5]))
-        task = {"name": f"t{i}", "dependencies": [f"t{d}" for d in deps], "retries": retries,
-                "retry_delay": 0, "trigger_rule": draw(st.sampled_from(TRIGGER_RULES)),
-                "params": {"callable": f"{S}:record", "kwargs": {"fail_attempts": fail_attempts}}}
+        task = {
+            "name": f"t{i}",
+            "dependencies": [f"t{d}" for d in deps],
+            "retries": retries,
+            "retry_delay": 0,
+            "trigger_rule": draw(st.sampled_from(TRIGGER_RULES)),
+            "params": {"callable": f"{S}:record", "kwargs": {"fail_attempts": fail_attempts}},
+        }
         tasks.append(task)
     return {"name": "prop", "tasks": tasks}
 
@@ -46,8 +51,11 @@ def shuffled_dags(draw):
     return d
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(definition=shuffled_dags())
 def test_random_dags(tmp_path_factory, definition):
     store = Store(tmp_path_factory.mktemp("prop") / "t.db")

@@ -48,8 +48,14 @@ def test_callable_gets_kwargs(executor):
 
 
 def test_callable_gets_upstream_and_execution_params(executor):
-    out = run_one(executor, job(params={"callable": f"{S}:with_upstream"},
-                                upstream={"a": 2, "b": 5}, exec_params={"scale": 10}))
+    out = run_one(
+        executor,
+        job(
+            params={"callable": f"{S}:with_upstream"},
+            upstream={"a": 2, "b": 5},
+            exec_params={"scale": 10},
+        ),
+    )
     assert out.result == 70
 
 
@@ -100,12 +106,14 @@ def test_branch_result_is_a_list(executor):
 def test_end_to_end_through_a_runner(executor, store):
     runner = Runner(store, executor)
     try:
-        ex = runner.submit(wf(
-            task("a", callable=f"{S}:add", kwargs={"a": 1, "b": 2}),
-            task("b", "a", code="result = upstream['a'] * 2"),
-            task("c", "a", callable=f"{S}:boom"),
-            task("d", "b", "c"),
-        ))
+        ex = runner.submit(
+            wf(
+                task("a", callable=f"{S}:add", kwargs={"a": 1, "b": 2}),
+                task("b", "a", code="result = upstream['a'] * 2"),
+                task("c", "a", callable=f"{S}:boom"),
+                task("d", "b", "c"),
+            )
+        )
         done = runner.wait(ex["id"], 120)
     finally:
         runner.close()
@@ -132,8 +140,7 @@ def test_stopping_a_queued_attempt_reports_it_once_and_it_never_runs(kind, tmp_p
     try:
         marker = tmp_path / "ran"
         q: queue.SimpleQueue = queue.SimpleQueue()
-        ex.submit(job("busy", params={"callable": f"{S}:sleep", "kwargs": {"seconds": 1}}),
-                  q.put)
+        ex.submit(job("busy", params={"callable": f"{S}:sleep", "kwargs": {"seconds": 1}}), q.put)
         queued = ex.submit(job("queued", params={"code": f"open({str(marker)!r}, 'w')"}), q.put)
         ex.stop(queued)
         outcomes = [q.get(timeout=60), q.get(timeout=60)]

@@ -59,11 +59,13 @@ def runs(path) -> int:
 
 def test_a_worker_killed_mid_task_is_survived(dask_runner, tmp_path):
     first, victim, last = tmp_path / "first", tmp_path / "victim", tmp_path / "last"
-    ex = dask_runner.submit(wf(
-        task("first", code=counting(first)),
-        task("victim", "first", code=counting(victim, kill_on=(1,)), retries=1),
-        task("last", "victim", code=counting(last)),
-    ))
+    ex = dask_runner.submit(
+        wf(
+            task("first", code=counting(first)),
+            task("victim", "first", code=counting(victim, kill_on=(1,)), retries=1),
+            task("last", "victim", code=counting(last)),
+        )
+    )
     done = dask_runner.wait(ex["id"], 90)
     assert done["status"] == "completed"
     assert statuses(done) == {"first": "completed", "victim": "completed", "last": "completed"}
@@ -119,8 +121,9 @@ def test_on_a_cluster_at_an_address_stop_only_abandons(executor, tmp_path):
     try:
         q: queue.SimpleQueue = queue.SimpleQueue()
         started = tmp_path / "started"
-        handle = remote.submit(job("slow", f"import time\nopen({str(started)!r}, 'w')\n"
-                                           "time.sleep(1)"), q.put)
+        handle = remote.submit(
+            job("slow", f"import time\nopen({str(started)!r}, 'w')\ntime.sleep(1)"), q.put
+        )
         wait_until(started.exists, timeout=60)
         remote.stop(handle)
         out = q.get(timeout=30)
@@ -162,15 +165,18 @@ def test_a_lost_scheduler_fails_the_running_attempt_instead_of_hanging(tmp_path)
 
     from distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                           silence_logs=logging.CRITICAL)
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.CRITICAL,
+    )
     ex = DaskExecutor(address=cluster.scheduler_address, connect_timeout=1)
     q: queue.SimpleQueue = queue.SimpleQueue()
     try:
         started = tmp_path / "started"
-        ex.submit(job("slow", f"import time\nopen({str(started)!r}, 'w')\ntime.sleep(30)"),
-                  q.put)
+        ex.submit(job("slow", f"import time\nopen({str(started)!r}, 'w')\ntime.sleep(30)"), q.put)
         wait_until(started.exists, timeout=60)
         cluster.close()
         out = q.get(timeout=60)

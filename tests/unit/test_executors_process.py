@@ -54,8 +54,9 @@ def alive(pid: int) -> bool:
 
 def read_pid(path, timeout=20):
     """The pid a task wrote to ``path`` (a Path), once it is there."""
-    return wait_until(lambda: path.exists() and path.read_text().strip()
-                      and int(path.read_text()), timeout)
+    return wait_until(
+        lambda: path.exists() and path.read_text().strip() and int(path.read_text()), timeout
+    )
 
 
 SEGFAULT = "import ctypes\nctypes.string_at(0)"
@@ -64,25 +65,31 @@ LEAK = "chunks = []\nwhile True:\n    chunks.append(bytearray(64 << 20))"
 PID = "import os\nresult = os.getpid()"
 
 
-@pytest.mark.parametrize(("code", "error"), [
-    ("raise KeyError('nope')", "KeyError: 'nope'"),
-    (SEGFAULT, "died (exit code -11, SIGSEGV)"),
-    (EXIT, "died (exit code 1)"),
-    (LEAK, "MemoryError"),
-], ids=["raises", "segfault", "os_exit", "leak"])
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("raise KeyError('nope')", "KeyError: 'nope'"),
+        (SEGFAULT, "died (exit code -11, SIGSEGV)"),
+        (EXIT, "died (exit code 1)"),
+        (LEAK, "MemoryError"),
+    ],
+    ids=["raises", "segfault", "os_exit", "leak"],
+)
 def test_a_failing_task_fails_only_its_attempt(executor, code, error):
     out, q = run_one(executor, job("bad", code))
     assert not out.ok and out.task == "bad" and out.attempt == 1
     assert error in out.error
-    after, _ = run_one(executor, job("next", params={"callable": f"{S}:add",
-                                                     "kwargs": {"a": 1, "b": 2}}))
+    after, _ = run_one(
+        executor, job("next", params={"callable": f"{S}:add", "kwargs": {"a": 1, "b": 2}})
+    )
     assert after.ok and after.result == 3
     assert q.empty()  # reported exactly once
 
 
 def test_a_crash_reports_the_python_traceback_of_the_crash(executor):
-    out, _ = run_one(executor, job("crash", "def deep():\n    " + SEGFAULT.replace("\n", "\n    ")
-                                   + "\ndeep()"))
+    out, _ = run_one(
+        executor, job("crash", "def deep():\n    " + SEGFAULT.replace("\n", "\n    ") + "\ndeep()")
+    )
     assert "Segmentation fault" in out.stderr
     assert "deep" in out.traceback
 
@@ -155,8 +162,9 @@ def test_stop_of_a_queued_attempt_reports_it_once_and_it_never_runs(tmp_path):
 def test_concurrency_is_bounded_by_workers(executor):
     q: queue.SimpleQueue = queue.SimpleQueue()
     for i in range(8):
-        executor.submit(job(f"t{i}", "import os, time\ntime.sleep(0.05)\nresult = os.getpid()"),
-                        q.put)
+        executor.submit(
+            job(f"t{i}", "import os, time\ntime.sleep(0.05)\nresult = os.getpid()"), q.put
+        )
     outs = [q.get(timeout=30) for _ in range(8)]
     assert all(o.ok for o in outs) and len({o.result for o in outs}) <= 2
 
@@ -179,17 +187,25 @@ def process_runner(store, executor):
 
 
 def test_each_failure_kind_fails_only_its_task_in_a_workflow(process_runner, tmp_path):
-    ex = process_runner.submit(wf(
-        task("segfault", code=SEGFAULT),
-        task("exits", code=EXIT),
-        task("leaks", code=LEAK),
-        task("raises", code="raise ValueError('bad')"),
-        task("fine", callable=f"{S}:add", kwargs={"a": 2, "b": 2}),
-        task("after", "fine", code="result = upstream['fine'] * 10"),
-    ))
+    ex = process_runner.submit(
+        wf(
+            task("segfault", code=SEGFAULT),
+            task("exits", code=EXIT),
+            task("leaks", code=LEAK),
+            task("raises", code="raise ValueError('bad')"),
+            task("fine", callable=f"{S}:add", kwargs={"a": 2, "b": 2}),
+            task("after", "fine", code="result = upstream['fine'] * 10"),
+        )
+    )
     done = process_runner.wait(ex["id"], 60)
-    assert statuses(done) == {"segfault": "failed", "exits": "failed", "leaks": "failed",
-                              "raises": "failed", "fine": "completed", "after": "completed"}
+    assert statuses(done) == {
+        "segfault": "failed",
+        "exits": "failed",
+        "leaks": "failed",
+        "raises": "failed",
+        "fine": "completed",
+        "after": "completed",
+    }
     assert {t["name"]: t["result"] for t in done["tasks"]}["after"] == 40
 
 
@@ -214,9 +230,12 @@ def test_a_crash_counts_as_an_attempt_and_retries_apply(process_runner, tmp_path
 def test_timeout_of_one_second_stops_a_sleeping_task(process_runner, tmp_path):
     pid_file = tmp_path / "pid"
     code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"
-    ex = process_runner.submit(wf(task("sleepy", code=code, timeout=1),
-                                  task("next", "sleepy", trigger_rule="all_done",
-                                       code="result = 'ran'")))
+    ex = process_runner.submit(
+        wf(
+            task("sleepy", code=code, timeout=1),
+            task("next", "sleepy", trigger_rule="all_done", code="result = 'ran'"),
+        )
+    )
     pid = read_pid(pid_file)
     done = process_runner.wait(ex["id"], 30)
     assert statuses(done) == {"sleepy": "failed", "next": "completed"}
@@ -249,8 +268,7 @@ time.sleep(600)
 
 def test_workers_do_not_outlive_a_killed_parent(tmp_path):
     pid_file = tmp_path / "pid"
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)],
-                              cwd=os.getcwd())
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)], cwd=os.getcwd())
     try:
         worker = read_pid(pid_file, timeout=30)
         parent.send_signal(signal.SIGKILL)

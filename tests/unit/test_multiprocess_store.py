@@ -12,8 +12,13 @@ SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "soak_multiprocess.py"
 
 
 def soak(*args: str) -> tuple[int, dict]:
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--json", *args],
-                          capture_output=True, text=True, timeout=240, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     lines = proc.stdout.strip().splitlines()
     assert lines, proc.stderr
     return proc.returncode, json.loads(lines[-1])

@@ -21,8 +21,12 @@ from .helpers import statuses, task, wait_until, wf
 
 @pytest.fixture
 def dead_pid():
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(proc.stdout)
 
 
@@ -32,8 +36,9 @@ def orphan(store, execution_id, owner, *, heartbeat=None):
     store.save_workflow(parse_workflow(wf(task("a", code="result = 1"), b, name="orphans")))
     store.create_execution(execution_id, "orphans", 1, owner=owner)
     done = TaskRow("a", "completed", 1, result_text="1")
-    store.commit(execution_id, execution={"status": "running"},
-                 tasks=[done, TaskRow("b", "running", 1)])
+    store.commit(
+        execution_id, execution={"status": "running"}, tasks=[done, TaskRow("b", "running", 1)]
+    )
     if heartbeat is not None:
         with store.write() as conn:
             conn.execute("UPDATE executions SET heartbeat=? WHERE id=?", (heartbeat, execution_id))
@@ -65,7 +70,8 @@ def two_orphans(store, dead_pid):
 
 
 def test_a_server_resumes_a_dead_servers_execution_and_fails_a_dead_kernels(
-        make_runner, two_orphans):
+    make_runner, two_orphans
+):
     server = make_runner("server")
     assert sorted(server.recover()) == ["exec_kernel", "exec_server"]
     resumed = server.wait("exec_server", 30)
@@ -78,7 +84,8 @@ def test_a_server_resumes_a_dead_servers_execution_and_fails_a_dead_kernels(
 
 
 def test_a_kernel_leaves_a_dead_servers_execution_to_the_next_server(
-        store, make_runner, two_orphans):
+    store, make_runner, two_orphans
+):
     kernel = make_runner("kernel")
     assert kernel.recover() == ["exec_kernel"]
     row = store.execution_row("exec_server")
@@ -91,8 +98,7 @@ def test_a_live_owner_elsewhere_is_left_alone_until_its_heartbeat_is_stale(store
     server = make_runner("server", stale_after=30)
     assert server.recover() == []
     with store.write() as conn:
-        conn.execute("UPDATE executions SET heartbeat=? WHERE id='exec_far'",
-                     (time.time() - 31,))
+        conn.execute("UPDATE executions SET heartbeat=? WHERE id='exec_far'", (time.time() - 31,))
     assert server.recover() == ["exec_far"]
     assert server.wait("exec_far", 30)["status"] == "completed"
 
@@ -102,8 +108,12 @@ def test_heartbeats_cover_only_executions_whose_loop_is_alive(store, make_runner
     # an execution of this runner whose loop is gone (say, an engine failure that could
     # not even record itself): nobody renews its heartbeat, so it gets taken over
     orphan(store, "exec_mine", server.owner, heartbeat=time.time())
-    live = server.submit(wf(task("slow", callable="tests.unit.sample_tasks:sleep",
-                                 kwargs={"seconds": 1.5}), name="live"))
+    live = server.submit(
+        wf(
+            task("slow", callable="tests.unit.sample_tasks:sleep", kwargs={"seconds": 1.5}),
+            name="live",
+        )
+    )
     time.sleep(0.8)
     rows = {r["id"]: r for r in store.executions_where()}
     assert time.time() - rows["exec_mine"]["heartbeat"] > 0.5
@@ -119,7 +129,8 @@ def test_role_is_checked():
 
 
 def test_an_adopted_or_resumed_execution_records_the_executor_that_runs_it(
-        store, make_runner, dead_pid):
+    store, make_runner, dead_pid
+):
     server = make_runner("server")
     server.register(wf(task("a"), name="queued"))
     queued = server.enqueue("queued")
@@ -145,8 +156,12 @@ def test_the_definition_cache_is_bounded_by_tasks(store):
 
 def test_a_restarted_server_with_the_dead_ones_pid_resumes_at_once(store, make_runner):
     # in a container a restarted server often gets the same pid (1) as the dead one
-    orphan(store, "exec_same_pid", f"{socket.gethostname()}:{os.getpid()}:dead:server",
-           heartbeat=time.time())
+    orphan(
+        store,
+        "exec_same_pid",
+        f"{socket.gethostname()}:{os.getpid()}:dead:server",
+        heartbeat=time.time(),
+    )
     kernel_thread, kernel_process = make_runner("kernel"), make_runner("kernel")
     orphan(store, "exec_sibling", kernel_process.owner, heartbeat=time.time())
     assert kernel_thread.recover() == []  # a live runner of this process is left alone
@@ -156,8 +171,12 @@ def test_a_restarted_server_with_the_dead_ones_pid_resumes_at_once(store, make_r
 
 
 def test_a_stored_definition_loads_whatever_the_limits_of_the_reader(tmp_path):
-    big = wf(task("a"), *[task(f"t{i}", "a") for i in range(30)],
-             task("join", *[f"t{i}" for i in range(30)]), name="wide")
+    big = wf(
+        task("a"),
+        *[task(f"t{i}", "a") for i in range(30)],
+        task("join", *[f"t{i}" for i in range(30)]),
+        name="wide",
+    )
     writer = Store(tmp_path / "t.db", limits=Limits(max_dependencies=50))
     writer.save_workflow(parse_workflow(big, writer.limits))
     writer.close()
@@ -168,11 +187,14 @@ def test_a_stored_definition_loads_whatever_the_limits_of_the_reader(tmp_path):
         reader.close()
 
 
-def test_a_closed_runner_whose_loop_still_runs_is_not_taken_over_in_its_process(
-        store, make_runner):
+def test_a_closed_runner_whose_loop_still_runs_is_not_taken_over_in_its_process(store, make_runner):
     old = make_runner("server")
-    ex = old.submit(wf(task("slow", callable="tests.unit.sample_tasks:sleep",
-                            kwargs={"seconds": 1}), name="slowly"))
+    ex = old.submit(
+        wf(
+            task("slow", callable="tests.unit.sample_tasks:sleep", kwargs={"seconds": 1}),
+            name="slowly",
+        )
+    )
     wait_until(lambda: statuses(old.get(ex["id"]))["slow"] == "running")
     old.close(wait=0)
     assert make_runner("server").recover() == []  # the loop is alive: no second run

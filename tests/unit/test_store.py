@@ -24,17 +24,32 @@ def test_stored_events_read_back_exactly_as_published(runner, bus, store, tmp_pa
     published = []
     bus.subscribe(published.extend)
     definition = wf(
-        task("br", type="branch", next=["a"]), task("a", "br", code="result = {'x': 1}"),
+        task("br", type="branch", next=["a"]),
+        task("a", "br", code="result = {'x': 1}"),
         task("b", "br"),
-        task("flaky", "a", callable=f"{S}:fail_until",
-             kwargs={"marker": str(tmp_path / "m"), "times": 1}, retries=1, retry_delay=0.01),
+        task(
+            "flaky",
+            "a",
+            callable=f"{S}:fail_until",
+            kwargs={"marker": str(tmp_path / "m"), "times": 1},
+            retries=1,
+            retry_delay=0.01,
+        ),
         task("bad", "a", code="raise ValueError('no \"quotes\" \\u00e9')"),
-        task("after", "bad"))
+        task("after", "bad"),
+    )
     ex = runner.submit(definition)
     runner.wait(ex["id"], 20)
     kinds = {e["event"] for e in published}
-    assert kinds == {"execution_started", "task_started", "task_completed", "task_retrying",
-                     "task_failed", "task_skipped", "execution_failed"}
+    assert kinds == {
+        "execution_started",
+        "task_started",
+        "task_completed",
+        "task_retrying",
+        "task_failed",
+        "task_skipped",
+        "execution_failed",
+    }
     assert any("selected" in e for e in published)  # an extra key (the branch's selection)
     assert store.events(0, limit=10_000) == published
     # as /ws sends them: the JSON text of each decodes to the event published
@@ -48,9 +63,12 @@ def test_stored_events_read_back_exactly_as_published(runner, bus, store, tmp_pa
 def test_an_attempt_or_duration_that_is_null_survives(store):
     store.save_workflow(parse_workflow(wf(task("a"))))
     store.create_execution("exec_n", "wf", 1)
-    events = [make_event("task_failed", "exec_n", "wf", "failed", "a", attempt=None,
-                         duration=None, error="x"),
-              make_event("execution_failed", "exec_n", "wf", "failed")]
+    events = [
+        make_event(
+            "task_failed", "exec_n", "wf", "failed", "a", attempt=None, duration=None, error="x"
+        ),
+        make_event("execution_failed", "exec_n", "wf", "failed"),
+    ]
     store.commit("exec_n", events=events)
     assert store.events(0) == events
     assert "duration" in store.events(0)[0] and "duration" not in store.events(0)[1]
@@ -63,27 +81,42 @@ def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     MIGRATIONS[0](db)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    old = {"event": "execution_started", "workflow_id": "exec_old", "task": None,
-           "timestamp": "2026-01-01T00:00:00.000Z", "seq": 1, "execution_id": "exec_old",
-           "workflow": "wf", "status": "running"}
-    conn.execute("INSERT INTO executions (id, workflow_id, revision, status) VALUES "
-                 "('exec_old', 'wf', 1, 'running')")
-    conn.execute("INSERT INTO events VALUES (1, 'exec_old', 'wf', 'execution_started', ?)",
-                 (json.dumps(old),))
+    old = {
+        "event": "execution_started",
+        "workflow_id": "exec_old",
+        "task": None,
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "seq": 1,
+        "execution_id": "exec_old",
+        "workflow": "wf",
+        "status": "running",
+    }
+    conn.execute(
+        "INSERT INTO executions (id, workflow_id, revision, status) VALUES "
+        "('exec_old', 'wf', 1, 'running')"
+    )
+    conn.execute(
+        "INSERT INTO events VALUES (1, 'exec_old', 'wf', 'execution_started', ?)",
+        (json.dumps(old),),
+    )
     conn.close()
 
     store = Store(path)
-    assert store._conn().execute(
-        "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(len(MIGRATIONS))
+    assert store._conn().execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[
+        0
+    ] == str(len(MIGRATIONS))
     new = make_event("execution_failed", "exec_old", "wf", "failed", reason="x")
     store.commit("exec_old", events=[new], execution={"status": "failed"})
     assert new["seq"] == 2
     assert store.events(0) == [old, new]
     assert store.events(0, workflow="wf") == [old, new]
-    assert [json.loads(json.dumps(e)) for e in store.events(0, execution="exec_old")] == [
-        old, new]
-    indexes = {r[0] for r in store._conn().execute(
-        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'")}
+    assert [json.loads(json.dumps(e)) for e in store.events(0, execution="exec_old")] == [old, new]
+    indexes = {
+        r[0]
+        for r in store._conn().execute(
+            "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='events'"
+        )
+    }
     assert indexes == set()  # replay scans seq from the execution's first_seq instead
     assert store.execution_row("exec_old")["first_seq"] == 0
 
@@ -95,9 +128,25 @@ def test_task_rows_of_every_shape_read_back_as_written(store):
     rows = [
         TaskRow("a", "running", 1, t0),  # a started row
         TaskRow("b", "completed", 1, t0, t1, 1.0, result_text="2"),  # a plain completion
-        TaskRow("c", "completed", 2, t0, t1, 1.0, result_text="null",
-                history=[{"attempt": 1, "status": "failed", "startTime": t0, "endTime": t0,
-                          "duration": 0.0, "error": "x"}]),
+        TaskRow(
+            "c",
+            "completed",
+            2,
+            t0,
+            t1,
+            1.0,
+            result_text="null",
+            history=[
+                {
+                    "attempt": 1,
+                    "status": "failed",
+                    "startTime": t0,
+                    "endTime": t0,
+                    "duration": 0.0,
+                    "error": "x",
+                }
+            ],
+        ),
         TaskRow("d", "failed", 1, t0, t1, None, error="E: x", traceback="tb"),
         TaskRow("e", "skipped", 0, reason="upstream_failed"),
         TaskRow("f", "running", 2, t0, error="E: earlier attempt"),
@@ -106,10 +155,25 @@ def test_task_rows_of_every_shape_read_back_as_written(store):
     back = store.task_rows("exec_s")
     for row in rows:
         got = back[row.name]
-        assert (got.status, got.attempts, got.start_time, got.end_time, got.duration,
-                got.error, got.traceback, got.reason) == (
-            row.status, row.attempts, row.start_time, row.end_time, row.duration, row.error,
-            row.traceback, row.reason), row.name
+        assert (
+            got.status,
+            got.attempts,
+            got.start_time,
+            got.end_time,
+            got.duration,
+            got.error,
+            got.traceback,
+            got.reason,
+        ) == (
+            row.status,
+            row.attempts,
+            row.start_time,
+            row.end_time,
+            row.duration,
+            row.error,
+            row.traceback,
+            row.reason,
+        ), row.name
     assert back["b"].result == 2 and back["b"].history == back["b"].implied_history()
     assert [h["status"] for h in back["c"].history] == ["failed"]
 
@@ -123,8 +187,9 @@ def test_events_of_interleaved_executions_are_told_apart(store):
     store.create_execution("exec_3", "wf", 1)
     for i in range(3):
         for ex, w in (("exec_1", "wf"), ("exec_2", "other"), ("exec_3", "wf")):
-            store.commit(ex, events=[make_event("task_started", ex, w, "running", "a",
-                                                attempt=i + 1)])
+            store.commit(
+                ex, events=[make_event("task_started", ex, w, "running", "a", attempt=i + 1)]
+            )
     assert store.execution_row("exec_2")["first_seq"] == 1  # after exec_1's first event
     assert [e["seq"] for e in store.events(0, execution="exec_1")] == [1, 2, 5, 8]
     assert [e["seq"] for e in store.events(0, execution="exec_2")] == [3, 6, 9]
@@ -141,8 +206,10 @@ def test_an_unchanged_definition_keeps_its_revision_whatever_its_key_order(store
     assert store.save_workflow(parse_workflow(same)) == 1
     assert store.save_workflow(parse_workflow(changed)) == 2
     # a definition built in Python (not plain JSON text) is fingerprinted the same way
-    assert parse_workflow(same).fingerprint() == Workflow(
-        "w", "W", (), {"id": "w", "name": "W", "tasks": same["tasks"]}).fingerprint()
+    assert (
+        parse_workflow(same).fingerprint()
+        == Workflow("w", "W", (), {"id": "w", "name": "W", "tasks": same["tasks"]}).fingerprint()
+    )
 
 
 def test_a_snapshot_reads_the_execution_as_it_was_at_its_seq(tmp_path):
@@ -156,9 +223,12 @@ def test_a_snapshot_reads_the_execution_as_it_was_at_its_seq(tmp_path):
     class Interleaved(Store):
         def last_seq(self):
             seq = super().last_seq()
-            writer.commit("exec_s", execution={"status": "running"},
-                          tasks=[TaskRow("a", "running", 1, "2026-01-01T00:00:00.000Z")],
-                          events=[make_event("execution_started", "exec_s", "wf", "running")])
+            writer.commit(
+                "exec_s",
+                execution={"status": "running"},
+                tasks=[TaskRow("a", "running", 1, "2026-01-01T00:00:00.000Z")],
+                events=[make_event("execution_started", "exec_s", "wf", "running")],
+            )
             return seq
 
     seq, execution = Interleaved(path).snapshot("exec_s")
@@ -168,26 +238,40 @@ def test_a_snapshot_reads_the_execution_as_it_was_at_its_seq(tmp_path):
 
 
 _ABSENT = object()
-_OPTIONAL = {"attempt": st.sampled_from([_ABSENT, None, 1, 3]),
-             "duration": st.sampled_from([_ABSENT, None, 0.0, 1.25]),
-             "reason": st.sampled_from([_ABSENT, _ABSENT, None, "upstream_failed", "é"]),
-             "error": st.sampled_from([_ABSENT, _ABSENT, _ABSENT, 'E: "x"']),
-             "selected": st.sampled_from([_ABSENT, _ABSENT, _ABSENT, [], ["a"]])}
+_OPTIONAL = {
+    "attempt": st.sampled_from([_ABSENT, None, 1, 3]),
+    "duration": st.sampled_from([_ABSENT, None, 0.0, 1.25]),
+    "reason": st.sampled_from([_ABSENT, _ABSENT, None, "upstream_failed", "é"]),
+    "error": st.sampled_from([_ABSENT, _ABSENT, _ABSENT, 'E: "x"']),
+    "selected": st.sampled_from([_ABSENT, _ABSENT, _ABSENT, [], ["a"]]),
+}
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(["task_started", "task_skipped", "execution_failed"]),
-                          st.sampled_from([None, "a"]), st.fixed_dictionaries(_OPTIONAL)),
-                min_size=1, max_size=6))
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["task_started", "task_skipped", "execution_failed"]),
+            st.sampled_from([None, "a"]),
+            st.fixed_dictionaries(_OPTIONAL),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_any_event_reads_back_as_published(store, specs):
     """Whatever keys an event has, the row shape chosen for it gives it back unchanged."""
     if not store.list_workflows():
         store.save_workflow(parse_workflow(wf(task("a"))))
     ex = f"exec_{len(store.list_executions(limit=1000)[0])}"
     store.create_execution(ex, "wf", 1)
-    events = [make_event(name, ex, "wf", "x", task_name,
-                         **{k: v for k, v in extra.items() if v is not _ABSENT})
-              for name, task_name, extra in specs]
+    events = [
+        make_event(
+            name, ex, "wf", "x", task_name, **{k: v for k, v in extra.items() if v is not _ABSENT}
+        )
+        for name, task_name, extra in specs
+    ]
     store.commit(ex, events=events)
     assert store.events(0, execution=ex) == events

@@ -14,18 +14,38 @@ A = task("a")
 REJECTED = [
     ("cycle", wf(task("a", "c"), task("b", "a"), task("c", "b")), "tasks", "cycle_detected"),
     ("self dependency", wf(task("a", "a")), "tasks[0].dependencies[0]", "self_dependency"),
-    ("unknown dependency", wf(A, task("b", "TaskZ")), "tasks[1].dependencies[0]",
-     "unknown_dependency"),
+    (
+        "unknown dependency",
+        wf(A, task("b", "TaskZ")),
+        "tasks[1].dependencies[0]",
+        "unknown_dependency",
+    ),
     ("duplicate names", wf(A, task("a")), "tasks[1].name", "duplicate_task_name"),
-    ("duplicate after NFC", wf(task("caf\u00e9"), task("cafe\u0301")), "tasks[1].name",
-     "duplicate_task_name"),
+    (
+        "duplicate after NFC",
+        wf(task("caf\u00e9"), task("cafe\u0301")),
+        "tasks[1].name",
+        "duplicate_task_name",
+    ),
     ("unknown task type", wf(task("a", type="bash")), "tasks[0].type", "unknown_task_type"),
-    ("branch next not a child", wf(A, task("b", "a", type="branch", next=["a"])),
-     "tasks[1].params.next[0]", "invalid_branch_target"),
-    ("branch next undefined", wf(A, task("b", "a", type="branch", next=["TaskC"])),
-     "tasks[1].params.next[0]", "invalid_branch_target"),
-    ("branch next wrong type", wf(task("b", type="branch", next=3)), "tasks[0].params.next",
-     "type_error"),
+    (
+        "branch next not a child",
+        wf(A, task("b", "a", type="branch", next=["a"])),
+        "tasks[1].params.next[0]",
+        "invalid_branch_target",
+    ),
+    (
+        "branch next undefined",
+        wf(A, task("b", "a", type="branch", next=["TaskC"])),
+        "tasks[1].params.next[0]",
+        "invalid_branch_target",
+    ),
+    (
+        "branch next wrong type",
+        wf(task("b", type="branch", next=3)),
+        "tasks[0].params.next",
+        "type_error",
+    ),
     ("name missing", {"tasks": [A]}, "name", "required"),
     ("tasks missing", {"name": "w"}, "tasks", "required"),
     ("tasks empty", wf(), "tasks", "empty_workflow"),
@@ -38,50 +58,83 @@ REJECTED = [
     ("control char in name", wf(task("a\x00b")), "tasks[0].name", "invalid_name"),
     ("RTL override in name", wf(task("a\u202eb")), "tasks[0].name", "invalid_name"),
     ("name not a string", wf({"name": 5}), "tasks[0].name", "invalid_name"),
-    ("typo dependancies", wf({"name": "a", "dependancies": []}), "tasks[0].dependancies",
-     "unknown_field"),
-    ("unknown top-level key", {"name": "w", "tasks": [A], "schedule": "@daily"}, "schedule",
-     "unknown_field"),
-    ("dependencies a string", wf(A, {"name": "b", "dependencies": "a"}), "tasks[1].dependencies",
-     "type_error"),
+    (
+        "typo dependancies",
+        wf({"name": "a", "dependancies": []}),
+        "tasks[0].dependancies",
+        "unknown_field",
+    ),
+    (
+        "unknown top-level key",
+        {"name": "w", "tasks": [A], "schedule": "@daily"},
+        "schedule",
+        "unknown_field",
+    ),
+    (
+        "dependencies a string",
+        wf(A, {"name": "b", "dependencies": "a"}),
+        "tasks[1].dependencies",
+        "type_error",
+    ),
     ("dependency not a string", wf(A, task("b", 3)), "tasks[1].dependencies[0]", "type_error"),
-    ("duplicate dependency", wf(A, task("b", "a", "a")), "tasks[1].dependencies[1]",
-     "duplicate_dependency"),
+    (
+        "duplicate dependency",
+        wf(A, task("b", "a", "a")),
+        "tasks[1].dependencies[1]",
+        "duplicate_dependency",
+    ),
     ("retries a string", wf(task("a", retries="3")), "tasks[0].retries", "type_error"),
     ("retries bool", wf(task("a", retries=True)), "tasks[0].retries", "type_error"),
     ("retries negative", wf(task("a", retries=-1)), "tasks[0].retries", "out_of_range"),
     ("retries huge", wf(task("a", retries=10**6)), "tasks[0].retries", "out_of_range"),
     ("timeout negative", wf(task("a", timeout=-1)), "tasks[0].timeout", "out_of_range"),
     ("timeout zero", wf(task("a", timeout=0)), "tasks[0].timeout", "out_of_range"),
-    ("retry_backoff below 1", wf(task("a", retry_backoff=0.5)), "tasks[0].retry_backoff",
-     "out_of_range"),
+    (
+        "retry_backoff below 1",
+        wf(task("a", retry_backoff=0.5)),
+        "tasks[0].retry_backoff",
+        "out_of_range",
+    ),
     ("retry_delay string", wf(task("a", retry_delay="1")), "tasks[0].retry_delay", "type_error"),
-    ("unknown trigger rule", wf(task("a", trigger_rule="sometimes")), "tasks[0].trigger_rule",
-     "unknown_trigger_rule"),
+    (
+        "unknown trigger rule",
+        wf(task("a", trigger_rule="sometimes")),
+        "tasks[0].trigger_rule",
+        "unknown_trigger_rule",
+    ),
     ("params not an object", wf({"name": "a", "params": []}), "tasks[0].params", "type_error"),
-    ("callable not a string", wf(task("a", callable=5)), "tasks[0].params.callable",
-     "type_error"),
+    ("callable not a string", wf(task("a", callable=5)), "tasks[0].params.callable", "type_error"),
     ("kwargs not an object", wf(task("a", kwargs=[1])), "tasks[0].params.kwargs", "type_error"),
     ("version a list", {"name": "w", "version": [1], "tasks": [A]}, "version", "type_error"),
     ("tags not strings", {"name": "w", "tags": [1], "tasks": [A]}, "tags", "type_error"),
     ("bad id", {"id": "../etc", "name": "w", "tasks": [A]}, "id", "invalid_id"),
-    ("max_parallel zero", {"name": "w", "max_parallel": 0, "tasks": [A]}, "max_parallel",
-     "out_of_range"),
-    ("lone surrogate", wf(task("a", code="x='\ud800'")), "tasks[0].params.code",
-     "invalid_string"),
-    ("notebook outside root", wf(task("n", type="notebook", params={"path": "../x.ipynb"})),
-     "tasks[0].params.path", "path_outside_root"),
-    ("notebook absolute path", wf(task("n", type="notebook", params={"path": "/etc/x.ipynb"})),
-     "tasks[0].params.path", "path_outside_root"),
-    ("notebook without path", wf(task("n", type="notebook")), "tasks[0].params.path",
-     "required"),
-    ("params with NaN", wf(task("a", kwargs={"x": float("nan")})), "tasks[0].params",
-     "type_error"),
+    (
+        "max_parallel zero",
+        {"name": "w", "max_parallel": 0, "tasks": [A]},
+        "max_parallel",
+        "out_of_range",
+    ),
+    ("lone surrogate", wf(task("a", code="x='\ud800'")), "tasks[0].params.code", "invalid_string"),
+    (
+        "notebook outside root",
+        wf(task("n", type="notebook", params={"path": "../x.ipynb"})),
+        "tasks[0].params.path",
+        "path_outside_root",
+    ),
+    (
+        "notebook absolute path",
+        wf(task("n", type="notebook", params={"path": "/etc/x.ipynb"})),
+        "tasks[0].params.path",
+        "path_outside_root",
+    ),
+    ("notebook without path", wf(task("n", type="notebook")), "tasks[0].params.path", "required"),
+    ("params with NaN", wf(task("a", kwargs={"x": float("nan")})), "tasks[0].params", "type_error"),
 ]
 
 
-@pytest.mark.parametrize(("definition", "path", "code"),
-                         [r[1:] for r in REJECTED], ids=[r[0] for r in REJECTED])
+@pytest.mark.parametrize(
+    ("definition", "path", "code"), [r[1:] for r in REJECTED], ids=[r[0] for r in REJECTED]
+)
 def test_rejected_with_location(definition, path, code):
     with pytest.raises(ValidationError) as info:
         parse_workflow(definition)
@@ -111,10 +164,19 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_documented_example_names_the_missing_task():
-    body = {"id": "my_workflow_id", "name": "My Workflow", "tasks": [
-        {"name": "TaskA", "type": "python", "params": {}, "dependencies": []},
-        {"name": "TaskB", "type": "branch", "params": {"next": ["TaskC"]},
-         "dependencies": ["TaskA"]}]}
+    body = {
+        "id": "my_workflow_id",
+        "name": "My Workflow",
+        "tasks": [
+            {"name": "TaskA", "type": "python", "params": {}, "dependencies": []},
+            {
+                "name": "TaskB",
+                "type": "branch",
+                "params": {"next": ["TaskC"]},
+                "dependencies": ["TaskA"],
+            },
+        ],
+    }
     with pytest.raises(ValidationError, match="TaskC"):
         parse_workflow(body)
 
@@ -123,8 +185,10 @@ def test_task_limit_is_configurable():
     with pytest.raises(ValidationError) as info:
         parse_workflow(wf(*[task(f"t{i}") for i in range(11)]), Limits(max_tasks=10))
     assert info.value.problems[0].code == "too_many_tasks"
-    assert len(parse_workflow(wf(*[task(f"t{i}") for i in range(10)]), Limits(max_tasks=10))
-               .tasks) == 10
+    assert (
+        len(parse_workflow(wf(*[task(f"t{i}") for i in range(10)]), Limits(max_tasks=10)).tasks)
+        == 10
+    )
 
 
 def test_problem_list_is_capped_but_counted():
@@ -138,14 +202,27 @@ def test_defaults_and_version_kept_as_given():
     w = parse_workflow({"name": "My Workflow", "version": "1.0.0", "tasks": [{"name": "a"}]})
     assert w.id == "my_workflow" and w.version == "1.0.0"
     (spec,) = w.tasks
-    assert (spec.type, spec.retries, spec.retry_delay, spec.retry_backoff, spec.timeout,
-            spec.trigger_rule) == ("python", 0, 1.0, 2.0, None, "none_failed_min_one_success")
+    assert (
+        spec.type,
+        spec.retries,
+        spec.retry_delay,
+        spec.retry_backoff,
+        spec.timeout,
+        spec.trigger_rule,
+    ) == ("python", 0, 1.0, 2.0, None, "none_failed_min_one_success")
     assert parse_workflow(wf(A)).version == 1
 
 
 def test_valid_branch_and_join():
-    w = parse_workflow(wf(A, task("b", "a", type="branch", next=["c"]), task("c", "b"),
-                          task("d", "b"), task("j", "c", "d")))
+    w = parse_workflow(
+        wf(
+            A,
+            task("b", "a", type="branch", next=["c"]),
+            task("c", "b"),
+            task("d", "b"),
+            task("j", "c", "d"),
+        )
+    )
     assert [t.name for t in w.tasks] == ["a", "b", "c", "d", "j"]
     assert w.task_map["b"].params["next"] == ["c"]
 
