@@ -36,11 +36,17 @@ import signal
 import threading
 import traceback as tb
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .executors import Executor, Report
+from ._executor import Executor, Report
 from .tasks import Job, Outcome, run_job
 from .tasks import failed_outcome as _failed
+
+if TYPE_CHECKING:
+    # distributed ships type hints but leaves some of its API unannotated (Client(),
+    # LocalCluster(), wait(), run_on_scheduler, most Future methods): each of those
+    # calls carries a narrow ignore
+    from distributed import Client, Future, LocalCluster, Scheduler, Worker
 
 __all__ = ["DaskExecutor"]
 
@@ -54,11 +60,11 @@ class _Handle:
 
     def __init__(self, job: Job, report: Report, key: str) -> None:
         self.job, self.report, self.key = job, report, key
-        self.future: Any = None
+        self.future: Future[Outcome] | None = None
         self.stopped = False
 
 
-def _executing_pid(key: str, dask_worker: Any = None) -> int | None:
+def _executing_pid(key: str, dask_worker: Worker) -> int | None:
     """Runs on a worker: its pid if ``key`` is running in one of its threads."""
     ts = dask_worker.state.tasks.get(key)
     if ts is not None and ts.state in ("executing", "long-running", "cancelled"):
@@ -66,7 +72,7 @@ def _executing_pid(key: str, dask_worker: Any = None) -> int | None:
     return None
 
 
-def _processing_on(key: str, dask_scheduler: Any = None) -> str | None:
+def _processing_on(key: str, dask_scheduler: Scheduler) -> str | None:
     """Runs on the scheduler: the worker ``key`` is assigned to, if any."""
     ts = dask_scheduler.tasks.get(key)
     return ts.processing_on.address if ts is not None and ts.processing_on else None
@@ -93,8 +99,8 @@ class DaskExecutor(Executor):
         self.can_stop = self.kill_running
         self.connect_timeout = connect_timeout
         self.cluster_options = cluster_options or {}
-        self.client: Any = None
-        self.cluster: Any = None
+        self.client: Client | None = None
+        self.cluster: LocalCluster | None = None
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._inflight: dict[str, _Handle] = {}
@@ -102,7 +108,7 @@ class DaskExecutor(Executor):
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> Any:
+    def start(self) -> Client:
         """Connect (or start the LocalCluster) now; ``submit`` does it when first called."""
         with self._start_lock:
             if self.client is not None and (
@@ -114,7 +120,7 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
 
             if self.address:  # (again, after the scheduler was lost: the client closes)
-                self.client = Client(
+                self.client = Client(  # type: ignore[no-untyped-call]
                     self.address, set_as_default=False, timeout=self.connect_timeout
                 )
             else:
@@ -129,8 +135,8 @@ class DaskExecutor(Executor):
                     "silence_logs": logging.ERROR,
                     **self.cluster_options,
                 }
-                self.cluster = LocalCluster(**options)
-                self.client = Client(
+                self.cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]
+                self.client = Client(  # type: ignore[no-untyped-call]
                     self.cluster, set_as_default=False, timeout=self.connect_timeout
                 )
             return self.client
@@ -147,11 +153,11 @@ class DaskExecutor(Executor):
         if client is not None and wait and futures:
             from distributed import wait as dask_wait
 
-            dask_wait(futures)
+            dask_wait(futures)  # type: ignore[no-untyped-call]
         with self._lock:
             self._inflight.clear()  # abandoned: callbacks that still come report nothing
         if client is not None:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
             cluster.close()
 
@@ -192,10 +198,10 @@ class DaskExecutor(Executor):
             )
             return handle
         handle.future = future  # held until reported: Dask cancels collected futures
-        future.add_done_callback(lambda fut, h=handle: self._done(h, fut))
+        future.add_done_callback(lambda fut, h=handle: self._done(h, fut))  # type: ignore[no-untyped-call]
         return handle
 
-    def _done(self, handle: _Handle, future: Any) -> None:
+    def _done(self, handle: _Handle, future: Future[Outcome]) -> None:
         """Dask's callback thread: turn the future's end into the attempt's Outcome."""
         with self._lock:
             if self._inflight.pop(handle.key, None) is None:
@@ -208,7 +214,7 @@ class DaskExecutor(Executor):
             log.exception("Dask executor: reporting task %r failed", handle.job.task)
 
     @staticmethod
-    def _outcome(handle: _Handle, future: Any) -> Outcome:
+    def _outcome(handle: _Handle, future: Future[Outcome]) -> Outcome:
         job = handle.job
         status = future.status
         if status == "finished":
@@ -231,8 +237,9 @@ class DaskExecutor(Executor):
                 if handle.stopped
                 else "Cancelled: Dask cancelled the attempt (client or scheduler lost?)",
             )
-        error = future.exception()
-        text = "".join(tb.format_tb(future.traceback())) if future.traceback() else None
+        error = future.exception()  # type: ignore[no-untyped-call]
+        trace = future.traceback()  # type: ignore[no-untyped-call]
+        text = "".join(tb.format_tb(trace)) if trace else None
         if type(error).__name__ == "KilledWorker":
             return _failed(
                 job,
@@ -266,19 +273,22 @@ class DaskExecutor(Executor):
         else:
             self._cancel(future)
 
-    def _cancel(self, future: Any) -> None:
+    def _cancel(self, future: Future[Outcome]) -> None:
         try:
-            future.cancel(reason="stopped by pytaskflow (timeout or cancel)")
+            future.cancel(reason="stopped by pytaskflow (timeout or cancel)")  # type: ignore[no-untyped-call]
         except Exception:
             log.exception("Dask executor: cancelling %s failed", future.key)
 
-    def _stop_running(self, future: Any, key: str) -> None:
+    def _stop_running(self, future: Future[Outcome], key: str) -> None:
         """Cancel, and end the worker process if it is running the attempt's code: our
         own LocalCluster's worker is SIGKILLed (its nanny starts a new one at once),
         another cluster's is restarted through its nanny (slower: a graceful close)."""
         client = self.client
+        if client is None:  # shut down meanwhile
+            self._cancel(future)
+            return
         try:
-            where = client.run_on_scheduler(_processing_on, key)
+            where = client.run_on_scheduler(_processing_on, key)  # type: ignore[no-untyped-call]
             pid = client.run(_executing_pid, key, workers=[where]).get(where) if where else None
         except Exception:
             log.exception("Dask executor: cannot locate task %s", key)

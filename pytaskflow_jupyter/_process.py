@@ -46,11 +46,11 @@ import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from multiprocessing.process import BaseProcess
 
 import cloudpickle
 
-from .executors import DONE, Attempt, QueueExecutor
+from ._executor import DONE, Attempt, QueueExecutor
 from .tasks import Outcome, run_job
 from .tasks import failed_outcome as _failed
 
@@ -98,7 +98,7 @@ class ProcessExecutor(QueueExecutor):
             slot.thread.start()
 
     def _stop_running(self, handle: Attempt) -> None:
-        if handle.slot is not None:
+        if isinstance(handle.slot, _Slot):
             handle.slot.kill()
 
     def shutdown(self, *, wait: bool = True) -> None:
@@ -132,7 +132,7 @@ class _Slot:
     def __init__(self, executor: ProcessExecutor, index: int) -> None:
         self.ex = executor
         self.index = index
-        self.proc: Any = None
+        self.proc: BaseProcess | None = None  # a loky process: fork+exec
         self.conn: Connection | None = None
         self.tasks_run = 0
         self.crash_path = os.path.join(executor._dir, f"worker-{index}.crash")
@@ -208,6 +208,8 @@ class _Slot:
             reply = conn.recv_bytes()
         except (EOFError, OSError):
             return self._died(attempt)
+        outcome: Outcome
+        retire: bool
         try:
             outcome, retire = pickle.loads(reply)
         except Exception as exc:
