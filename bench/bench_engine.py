@@ -115,7 +115,7 @@ def engine_once(shape: str, n: int, workers: int, fast: bool) -> tuple[float, fl
         end = [0.0]
 
         def on_events(events: list[dict]) -> None:
-            if any(event["event"] in TERMINAL_EVENTS for event in events):
+            if any(event.event in TERMINAL_EVENTS for event in events):
                 end[0] = time.perf_counter()
                 ended.set()
 

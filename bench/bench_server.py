@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pytaskflow_jupyter.events import make_event  # noqa: E402
-from pytaskflow_jupyter.model import utcnow  # noqa: E402
+from pytaskflow_jupyter.model import TaskRun, utcnow  # noqa: E402
 from pytaskflow_jupyter.runner import new_execution_id  # noqa: E402
-from pytaskflow_jupyter.store import Store, TaskRow  # noqa: E402
+from pytaskflow_jupyter.store import Store  # noqa: E402
+from pytaskflow_jupyter.transitions import Changes  # noqa: E402
 from pytaskflow_jupyter.validation import parse_workflow  # noqa: E402
 
 TOKEN = "bench-token"
@@ -85,16 +86,18 @@ def seed(db: Path, count: int) -> None:
         execution_id = new_execution_id()
         store.create_execution(execution_id, workflow_id, revision)
         now = utcnow()
-        rows = [TaskRow(name, "completed", 1, now, now, 0.01) for name in ("extract", "load")]
+        rows = [TaskRun(name, "completed", 1, now, now, 0.01) for name in ("extract", "load")]
         store.commit(
             execution_id,
-            tasks=rows,
-            events=[make_event("execution_completed", execution_id, workflow_id, "completed")],
-            execution={
-                "status": "failed" if i % 10 == 0 else "completed",
-                "start_time": now,
-                "end_time": now,
-            },
+            Changes(
+                tasks=rows,
+                events=[make_event("execution_completed", execution_id, workflow_id, "completed")],
+                execution={
+                    "status": "failed" if i % 10 == 0 else "completed",
+                    "start_time": now,
+                    "end_time": now,
+                },
+            ),
         )
     store.close()
 

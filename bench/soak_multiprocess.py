@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from pytaskflow_jupyter.executors import make_executor  # noqa: E402
 from pytaskflow_jupyter.runner import SUBMITTED, Runner  # noqa: E402
+from pytaskflow_jupyter.serialize import execution_json  # noqa: E402
 from pytaskflow_jupyter.store import Store  # noqa: E402
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -132,7 +133,7 @@ class Probe(logging.Handler):
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         with self._lock:
-            self.published.extend([e["seq"], e["execution_id"], e["event"]] for e in events)
+            self.published.extend([e.seq, e.execution_id, e.event] for e in events)
 
     def timed(self, store: Store) -> None:
         commit = store.commit
@@ -222,7 +223,7 @@ def kernel(args: argparse.Namespace) -> None:
                 pass
         for exec_id in batch:
             probe.call(runner.wait, exec_id, patience)
-        probe.call(runner.store.list_executions, limit=20)  # a reader, as the panel is
+        probe.call(runner.list_executions, limit=20)  # a reader, as the panel is
     for exec_id in runner.active():
         probe.call(runner.wait, exec_id, patience)
     runner.close()
@@ -327,8 +328,12 @@ def verify(db: str, results: list[dict[str, Any]]) -> dict[str, Any]:
         kinds = Counter(events[ex_id])
         if kinds[("execution_started", None)] != 1 or kinds[(f"execution_{status}", None)] != 1:
             problems["execution_events"].append(ex_id)
-        execution = store.get_execution(ex_id, detail=True)
-        rows = store.task_rows(ex_id)
+        row = store.execution_row(ex_id)
+        execution = execution_json(
+            row, store.load_workflow(row["workflow_id"], row["revision"]),
+            store.task_runs(ex_id), detail=True,
+        )  # fmt: skip
+        rows = store.task_runs(ex_id)
         tasks_total += len(rows)
         if len(rows) != len(execution["tasks"]):
             problems["tasks_without_row"].append(ex_id)

@@ -11,7 +11,9 @@ HTTP statuses in ONE place (``server/handlers.py``)::
     ├── Conflict            (409)     cancel a finished execution, delete a running workflow
     ├── PayloadTooLarge     (413)     body over the configured limit
     ├── UnsupportedMediaType(415)     body that is not ``application/json``
-    └── StoreError                    the database cannot be used (schema too new, ...)
+    ├── StoreError                    the database cannot be used (schema too new, ...)
+    └── TaskCodeError                 raised in a worker: a task that cannot run as defined
+                                      (bad callable, bad branch result); becomes data
 
 Task code never raises into the engine: executors turn its exceptions into an
 ``Outcome`` record (see ``executors.py``), so a user's exception is data, not control flow.
@@ -29,6 +31,7 @@ __all__ = [
     "PayloadTooLarge",
     "Problem",
     "StoreError",
+    "TaskCodeError",
     "TaskFlowError",
     "UnsupportedMediaType",
     "ValidationError",
@@ -135,3 +138,10 @@ class StoreError(TaskFlowError):
     """The database cannot be used as it is (for example a schema newer than this code)."""
 
     code = "store_error"
+
+
+class TaskCodeError(TaskFlowError):
+    """A task that cannot run as defined (a callable that cannot be imported, a branch
+    that selects what it may not); raised in a worker, reported as the attempt's error."""
+
+    code = "task_code_error"

@@ -1,9 +1,10 @@
-"""Event types and the in-process event bus.
+"""Events and the in-process event bus.
 
-An event is a plain JSON object (SPEC §4). The engine builds it, the store gives it its
-global ``seq`` while committing the state change it describes, and only then does the
-bus hand it to subscribers (the /ws hub, widgets). Subscribers run on the publishing
-thread and must return quickly: they hand work to their own loop or queue.
+An event is a typed record (``Event``; its JSON is SPEC section 4). The engine builds
+it, the store gives it its global ``seq`` while committing the state change it
+describes, and only then does the bus hand it to subscribers (the /ws hub, widgets).
+Subscribers run on the publishing thread and must return quickly: they hand work to
+their own loop or queue.
 """
 
 from __future__ import annotations
@@ -11,27 +12,78 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .model import utcnow
+from .model import EventKind, utcnow
 
-__all__ = ["EVENT_TYPES", "EventBus", "make_event"]
+__all__ = ["EVENT_TYPES", "Event", "EventBus", "make_event"]
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "execution_started",
-    "execution_completed",
-    "execution_failed",
-    "execution_cancelled",
-    "task_started",
-    "task_completed",
-    "task_failed",
-    "task_retrying",
-    "task_skipped",
-)
+EVENT_TYPES = tuple(k.value for k in EventKind)
 
-Event = dict[str, Any]
+# Fields an event of a kind always shows on /ws (null when unset); any other optional
+# field is shown when it is set. (SPEC section 4: task_failed carries error, ...)
+_ALWAYS: dict[str, tuple[str, ...]] = {
+    EventKind.TASK_STARTED.value: ("attempt",),
+    EventKind.TASK_COMPLETED.value: ("attempt", "duration"),
+    EventKind.TASK_FAILED.value: ("attempt", "error", "duration", "reason"),
+    EventKind.TASK_RETRYING.value: ("attempt", "error", "delay"),
+    EventKind.TASK_SKIPPED.value: ("reason",),
+}
+DETAIL_FIELDS = ("error", "reason", "delay", "selected")
+
+
+@dataclass(slots=True)
+class Event:
+    """One event (SPEC section 4): a state change of an execution or of one of its tasks.
+
+    The engine builds it, the store gives it its global ``seq`` while committing the
+    change it describes, and ``to_json`` gives the object ``/ws`` sends (where
+    ``workflow_id`` carries the execution id, as the documented example does).
+    ``timestamp`` is when the change happened (ISO 8601).
+    """
+
+    event: str  # an EventKind value
+    execution_id: str
+    workflow: str
+    status: str
+    task: str | None = None
+    timestamp: str = ""
+    attempt: int | None = None
+    duration: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    delay: float | None = None
+    selected: list[str] | None = None
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as ``/ws`` sends it."""
+        msg: dict[str, Any] = {
+            "event": self.event,
+            "workflow_id": self.execution_id,
+            "task": self.task,
+            "timestamp": self.timestamp,
+            "seq": self.seq,
+            "execution_id": self.execution_id,
+            "workflow": self.workflow,
+            "status": self.status,
+        }
+        always = _ALWAYS.get(self.event, ())
+        for name in ("attempt", "duration", *DETAIL_FIELDS):
+            value = getattr(self, name)
+            if value is not None or name in always:
+                msg[name] = value
+        return msg
+
+    @property
+    def ends_execution(self) -> bool:
+        """An ``execution_completed``, ``_failed`` or ``_cancelled`` event."""
+        return self.task is None and self.event != EventKind.EXECUTION_STARTED
+
+
 Subscriber = Callable[[list[Event]], None]
 
 
@@ -42,23 +94,11 @@ def make_event(
     status: str,
     task: str | None = None,
     timestamp: str | None = None,
-    **extra: Any,
+    **fields: Any,
 ) -> Event:
-    """One event; ``workflow_id`` carries the execution id, as the documented example does.
-    ``timestamp`` is when the change happened (ISO 8601; default: now)."""
-    msg: Event = {
-        "event": event,
-        "workflow_id": execution_id,
-        "task": task,
-        "timestamp": timestamp or utcnow(),
-        "seq": None,
-        "execution_id": execution_id,
-        "workflow": workflow,
-        "status": status,
-    }
-    if extra:
-        msg.update(extra)
-    return msg
+    """An event stamped now unless ``timestamp`` is given; ``fields`` are its optional
+    fields (``attempt``, ``duration``, ``error``, ``reason``, ``delay``, ``selected``)."""
+    return Event(event, execution_id, workflow, status, task, timestamp or utcnow(), **fields)
 
 
 class EventBus:

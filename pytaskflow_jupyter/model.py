@@ -12,25 +12,36 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, NamedTuple
 
 __all__ = [
     "EXECUTION_STATUSES",
     "TASK_STATUSES",
-    "TASK_TYPES",
     "TERMINAL_EXECUTION",
     "TERMINAL_TASK",
     "TRIGGER_RULES",
+    "EventKind",
     "ExecStatus",
     "Reason",
+    "TaskRun",
     "TaskSpec",
     "TaskStatus",
+    "Trigger",
+    "TriggerRule",
     "Workflow",
     "utcnow",
 ]
 
 
-class TaskStatus:
+class _Word(str, Enum):
+    """A word of the API: a ``str`` (JSON, SQL and comparisons see its value)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class TaskStatus(_Word):
     """Task statuses: those of the documentation plus ``cancelled``."""
 
     PENDING = "pending"
@@ -40,8 +51,13 @@ class TaskStatus:
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
 
+    @property
+    def is_terminal(self) -> bool:
+        """No further transition: completed, failed, skipped or cancelled."""
+        return self in TERMINAL_TASK
 
-class ExecStatus:
+
+class ExecStatus(_Word):
     """Execution statuses."""
 
     PENDING = "pending"
@@ -50,9 +66,14 @@ class ExecStatus:
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    @property
+    def is_terminal(self) -> bool:
+        """No further transition: completed, failed or cancelled."""
+        return self in TERMINAL_EXECUTION
 
-class Reason:
-    """Why a task was skipped, cancelled or failed without running."""
+
+class Reason(_Word):
+    """Why a task was skipped, cancelled or failed without running, or an execution failed."""
 
     NOT_SELECTED = "not_selected"
     UPSTREAM_SKIPPED = "upstream_skipped"
@@ -62,21 +83,50 @@ class Reason:
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     OWNER_LOST = "owner_lost"
+    ENGINE_ERROR = "engine_error"
 
 
-TASK_STATUSES = ("pending", "running", "completed", "failed", "skipped", "cancelled")
-EXECUTION_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-TERMINAL_TASK = frozenset({"completed", "failed", "skipped", "cancelled"})
-TERMINAL_EXECUTION = frozenset({"completed", "failed", "cancelled"})
-TASK_TYPES = ("python", "branch", "notebook")
-TRIGGER_RULES = (
-    "none_failed_min_one_success",
-    "all_success",
-    "all_done",
-    "one_success",
-    "one_failed",
+class TriggerRule(_Word):
+    """When a task with dependencies runs (the table in ``transitions.py``)."""
+
+    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
+    ALL_SUCCESS = "all_success"
+    ALL_DONE = "all_done"
+    ONE_SUCCESS = "one_success"
+    ONE_FAILED = "one_failed"
+
+
+class Trigger(_Word):
+    """What started an execution."""
+
+    API = "api"
+    NOTEBOOK = "notebook"
+    SCHEDULE = "schedule"
+    RETRY = "retry"
+
+
+class EventKind(_Word):
+    """The events of ``/ws`` (SPEC section 4)."""
+
+    EXECUTION_STARTED = "execution_started"
+    EXECUTION_COMPLETED = "execution_completed"
+    EXECUTION_FAILED = "execution_failed"
+    EXECUTION_CANCELLED = "execution_cancelled"
+    TASK_STARTED = "task_started"
+    TASK_COMPLETED = "task_completed"
+    TASK_FAILED = "task_failed"
+    TASK_RETRYING = "task_retrying"
+    TASK_SKIPPED = "task_skipped"
+
+
+TASK_STATUSES = tuple(s.value for s in TaskStatus)
+EXECUTION_STATUSES = tuple(s.value for s in ExecStatus)
+TERMINAL_TASK = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
 )
-DEFAULT_TRIGGER_RULE = "none_failed_min_one_success"
+TERMINAL_EXECUTION = frozenset({ExecStatus.COMPLETED, ExecStatus.FAILED, ExecStatus.CANCELLED})
+TRIGGER_RULES = tuple(r.value for r in TriggerRule)
+DEFAULT_TRIGGER_RULE = TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS.value
 
 
 _last_second: tuple[int, str] = (-1, "")
@@ -159,3 +209,42 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
     )
+
+
+@dataclass
+class TaskRun:
+    """The run state of one task in one execution (what the store keeps per task).
+
+    ``history`` holds the attempts that failed, oldest first; a completed attempt is the
+    row itself (``attempt_history`` gives the whole list). ``result`` is the task's
+    value as the engine holds it (the store encodes it). Statuses and reasons are the
+    plain values of ``TaskStatus`` and ``Reason``. ``branch`` records a branch's
+    ``selected`` and ``skipped`` tasks so that a resumed or retried execution replays it.
+    """
+
+    name: str
+    status: str = TaskStatus.PENDING
+    attempts: int = 0
+    start_time: str | None = None
+    end_time: str | None = None
+    duration: float | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    branch: dict[str, Any] | None = None
+    output: str | None = None  # a file the last attempt left to show (a notebook's copy)
+
+    def attempt_history(self) -> list[dict[str, Any]]:
+        """Every finished attempt (REST's ``history``): the failed ones, then a success."""
+        if self.status != TaskStatus.COMPLETED:
+            return list(self.history)
+        done = {
+            "attempt": self.attempts,
+            "status": TaskStatus.COMPLETED.value,
+            "startTime": self.start_time,
+            "endTime": self.end_time,
+            "duration": self.duration,
+        }
+        return [*self.history, done]

@@ -26,15 +26,18 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .engine import ExecutionRun
-from .errors import Conflict
-from .events import EventBus, make_event
+from .engine import ExecutionRun, settle
+from .errors import Conflict, InvalidInput
+from .events import EventBus
 from .executors import Executor
-from .model import TERMINAL_EXECUTION, ExecStatus, Reason, TaskStatus, Workflow, utcnow
-from .store import Store, TaskRow
+from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, Workflow
+from .reuse import plan_reuse
+from .serialize import execution_json, workflow_json
+from .store import Store
+from .transitions import OWNER_LOST
 from .validation import Limits, parse_workflow
 
 __all__ = ["Runner", "new_execution_id"]
@@ -74,6 +77,15 @@ def _owner_alive(owner: str | None) -> bool:
     return True
 
 
+def _check_params(params: Any) -> Json:
+    """Execution parameter overrides must be a JSON object."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise InvalidInput("params must be an object", code="type_error")
+    return params
+
+
 def new_execution_id() -> str:
     """``exec_`` + 16 random hex digits."""
     return "exec_" + secrets.token_hex(8)
@@ -95,6 +107,7 @@ class Runner:
         capture: bool = True,
         log_limit: int = 64 * 1024,
         root_dir: str | None = None,
+        runs_dir: str | None = None,
         fast_noop: bool = True,
         window: int = 2048,
         role: str = "server",
@@ -112,6 +125,9 @@ class Runner:
             "capture": capture,
             "log_limit": log_limit,
             "root_dir": root_dir,
+            # where attempts save files (a notebook task's executed copy), absolute
+            "runs_dir": runs_dir
+            or os.path.join(os.path.abspath(root_dir or os.getcwd()), ".taskflow", "runs"),
             "fast_noop": fast_noop,
             "window": window,
         }
@@ -126,27 +142,28 @@ class Runner:
     def register(self, definition: Any) -> Json:
         """Validate and store a definition; returns it with its revision."""
         wf = parse_workflow(definition, self.limits)
-        return self.store.get_workflow(wf.id, self.store.save_workflow(wf))
+        return self.get_workflow(wf.id, self.store.save_workflow(wf))
+
+    def list_workflows(self) -> list[Json]:
+        """Every registered definition, latest revision (``GET /workflows``)."""
+        return [workflow_json(*record) for record in self.store.workflows()]
+
+    def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
+        """One definition (``GET /workflows/{id}``); NotFound for an unknown or deleted one."""
+        return workflow_json(*self.store.workflow(workflow_id, revision))
+
+    def delete_workflow(self, workflow_id: str) -> None:
+        """Remove a definition (``DELETE /workflows/{id}``); Conflict while one runs."""
+        self.store.delete_workflow(workflow_id)
 
     def submit(
         self, definition: Any, *, idempotency_key: str | None = None, params: Json | None = None
     ) -> Json:
-        """Register a definition and start an execution of it (``POST /workflows``)."""
+        """Register a definition and start an execution of it (``POST /workflows``). A
+        replayed ``idempotency_key`` returns the earlier execution and writes nothing,
+        not even the definition (one check, in the transaction that creates it)."""
         wf = parse_workflow(definition, self.limits)
-        if idempotency_key is not None:
-            # a replay returns the earlier execution and writes nothing, not even the
-            # definition; a key of another workflow is refused before anything is stored
-            earlier = self.store.execution_for_key(idempotency_key)
-            if earlier is not None:
-                if earlier["workflowId"] != wf.id:
-                    raise Conflict(
-                        f"Idempotency-Key {idempotency_key!r} was already used for "
-                        f"workflow {earlier['workflowId']!r}",
-                        code="idempotency_key_reused",
-                    )
-                return earlier
-        revision = self.store.save_workflow(wf)
-        return self.start(wf.id, revision=revision, params=params, idempotency_key=idempotency_key)
+        return self.start(wf.id, save=wf, params=params, idempotency_key=idempotency_key)
 
     # -- executions ---------------------------------------------------------------------
     def start(
@@ -154,33 +171,61 @@ class Runner:
         workflow_id: str,
         *,
         revision: int | None = None,
+        save: Workflow | None = None,
         params: Json | None = None,
         idempotency_key: str | None = None,
-        parent_id: str | None = None,
-        prior: dict[str, TaskRow] | None = None,
+        reuse: str | None = None,
+        rerun: Iterable[str] = (),
+        changed: Callable[[str], bool] | None = None,
     ) -> Json:
-        """Record a new execution durably, start running it, and return it (``pending``)."""
-        params = self.store.check_params(params)
-        if revision is None:
-            revision = self.store.get_workflow(workflow_id)["revision"]
-        wf = self.store.load_workflow(workflow_id, revision)
-        execution, created = self.store.create_execution(
+        """Record a new execution durably, start running it, and return it (``pending``).
+
+        ``save``: a definition to record first, in the same transaction. ``reuse``: an
+        earlier execution whose results are reused where nothing upstream changes
+        (``reuse.py``; ``rerun`` forces tasks to run again, ``changed`` says whose code
+        changed)."""
+        params = _check_params(params)
+        if save is not None:
+            wf = save
+        else:
+            if revision is None:
+                revision = self.store.workflow(workflow_id).revision
+            wf = self.store.load_workflow(workflow_id, revision)
+        prior = None if reuse is None else self._plan(reuse, wf, rerun, changed)
+        row, created = self.store.create_execution(
             new_execution_id(),
             workflow_id,
             revision,
+            save=save,
             params=params,
             owner=self.owner,
-            parent_id=parent_id,
+            parent_id=reuse,
             idempotency_key=idempotency_key,
             executor=self.executor.name,
             tasks=list((prior or {}).values()),
         )
         if created:
-            self._launch(wf, execution["id"], params, prior)
-        return execution
+            self._launch(wf, row["id"], params, prior)
+        return self._execution_json(row, detail=False)
+
+    def _plan(
+        self,
+        parent_id: str,
+        wf: Workflow,
+        rerun: Iterable[str],
+        changed: Callable[[str], bool] | None,
+    ) -> dict[str, TaskRun]:
+        parent = self.store.execution_row(parent_id)
+        before = self.store.load_workflow(parent["workflow_id"], parent["revision"])
+        runs = self.store.task_runs(parent_id)
+        return plan_reuse(before, runs, wf, rerun=rerun, changed=changed)
+
+    def _execution_json(self, row: Json, *, detail: bool) -> Json:
+        wf = self.store.load_workflow(row["workflow_id"], row["revision"])
+        return execution_json(row, wf, self.store.task_runs(row["id"]), detail=detail)
 
     def _launch(
-        self, wf: Workflow, execution_id: str, params: Json, prior: dict[str, TaskRow] | None
+        self, wf: Workflow, execution_id: str, params: Json, prior: dict[str, TaskRun] | None
     ) -> ExecutionRun:
         run = ExecutionRun(
             self.store,
@@ -215,9 +260,46 @@ class Runner:
         if self._closing.is_set() and not self._runs:
             _LIVE_OWNERS.discard(self.owner)
 
+    def trigger(
+        self,
+        workflow_id: str,
+        *,
+        revision: int | None = None,
+        params: Json | None = None,
+        idempotency_key: str | None = None,
+    ) -> Json:
+        """A new execution of a registered workflow (``POST /workflows/{id}/executions``);
+        NotFound for an unknown or deleted workflow, even with an explicit revision."""
+        self.store.workflow(workflow_id, revision)
+        return self.start(
+            workflow_id, revision=revision, params=params, idempotency_key=idempotency_key
+        )
+
+    def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: int | None = None,
+    ) -> tuple[list[Json], int | None]:
+        """Executions newest first (``GET /executions``): ``(page, next_cursor)``."""
+        rows, after = self.store.list_executions(
+            workflow_id=workflow_id, status=status, limit=limit, cursor=cursor
+        )
+        return [self._execution_json(row, detail=False) for row in rows], after
+
+    def get_logs(self, execution_id: str, task: str) -> list[Json]:
+        """Captured stdout/stderr of each attempt of a task."""
+        return self.store.get_logs(execution_id, task)
+
     def get(self, execution_id: str, *, detail: bool = True) -> Json:
         """One execution as REST shows it."""
-        return self.store.get_execution(execution_id, detail=detail)
+        return self._execution_json(self.store.execution_row(execution_id), detail=detail)
+
+    def status(self, execution_id: str) -> str:
+        """The stored status of an execution."""
+        return self.store.control(execution_id)[0]
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Json:
         """Block until the execution is terminal (or ``timeout``); return it."""
@@ -246,26 +328,25 @@ class Runner:
             run.done.wait(10)
         return self.get(execution_id)
 
-    def retry(self, execution_id: str, *, idempotency_key: str | None = None) -> Json:
-        """A new execution that reuses completed results of ``execution_id`` and reruns the
-        rest; branch decisions are replayed; failed tasks get a fresh retry budget."""
+    def retry(
+        self, execution_id: str, *, rerun: Iterable[str] = (), idempotency_key: str | None = None
+    ) -> Json:
+        """A new execution that reuses the completed results of ``execution_id`` and reruns
+        the rest, the ``rerun`` tasks and everything downstream of what reruns (``reuse.py``);
+        branch decisions are replayed; failed tasks get a fresh retry budget."""
         row = self.store.execution_row(execution_id)
         if row["status"] not in TERMINAL_EXECUTION:
             raise Conflict(
                 f"execution {execution_id!r} is still {row['status']}; "
                 "cancel it or wait for it to end before retrying"
             )
-        prior = {}
-        for name, task in self.store.task_rows(execution_id).items():
-            if task.status == TaskStatus.COMPLETED:
-                prior[name] = task
         return self.start(
             row["workflow_id"],
             revision=row["revision"],
             params=row["params"],
-            parent_id=execution_id,
-            prior=prior,
             idempotency_key=idempotency_key,
+            reuse=execution_id,
+            rerun=rerun,
         )
 
     def enqueue(
@@ -278,18 +359,15 @@ class Runner:
     ) -> Json:
         """Record an execution for the SERVER to run (``%taskflow submit``): it is stored
         ``pending`` with owner ``SUBMITTED`` and adopted by the server's runner."""
-        params = self.store.check_params(params)
-        if revision is None:
-            revision = self.store.get_workflow(workflow_id)["revision"]
-        execution, _ = self.store.create_execution(
+        row, _ = self.store.create_execution(
             new_execution_id(),
             workflow_id,
             revision,
-            params=params,
+            params=_check_params(params),
             owner=SUBMITTED,
             idempotency_key=idempotency_key,
         )
-        return execution
+        return self._execution_json(row, detail=False)
 
     def adopt_submitted(self) -> list[str]:
         """Start the executions other processes enqueued for this (server) runner."""
@@ -333,31 +411,17 @@ class Runner:
             taken.append(row["id"])
             if resume:
                 wf = self.store.load_workflow(row["workflow_id"], row["revision"])
-                self._launch(wf, row["id"], row["params"], self.store.task_rows(row["id"]))
+                self._launch(wf, row["id"], row["params"], self.store.task_runs(row["id"]))
             else:
                 self.mark_lost(row)
         return taken
 
     def mark_lost(self, row: Json) -> None:
-        """Fail an execution whose owner died, with reason ``owner_lost``."""
-        wf_id, exec_id = row["workflow_id"], row["id"]
-        now = utcnow()
-        tasks = []
-        for task in self.store.task_rows(exec_id).values():
-            if task.status in (TaskStatus.RUNNING, TaskStatus.PENDING):
-                task.status, task.reason, task.end_time = TaskStatus.FAILED, Reason.OWNER_LOST, now
-                task.error = "the process that ran this execution stopped"
-                tasks.append(task)
-        event = make_event(
-            "execution_failed", exec_id, wf_id, ExecStatus.FAILED, reason=Reason.OWNER_LOST
-        )
-        events = self.store.commit(
-            exec_id,
-            tasks=tasks,
-            events=[event],
-            execution={"status": ExecStatus.FAILED, "end_time": now, "reason": Reason.OWNER_LOST},
-        )
-        self.bus.publish(events or [])
+        """Fail an execution whose owner died, with reason ``owner_lost`` (through the
+        state machine, as every change of run state)."""
+        wf = self.store.load_workflow(row["workflow_id"], row["revision"])
+        runs = self.store.task_runs(row["id"])
+        settle(self.store, self.bus, wf, row["id"], runs, OWNER_LOST)
 
     def active(self) -> list[str]:
         """Ids of the executions this runner is running now."""

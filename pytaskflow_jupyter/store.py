@@ -20,7 +20,8 @@ is shared by the Jupyter server and every kernel on the machine. So:
 
 Schema changes are append-only migrations (``MIGRATIONS``); a database written by a
 newer schema is refused rather than misread. What a row holds and which statement
-writes it (``TaskRow``, the row shapes of task runs and events) is in ``_rows.py``.
+writes it (the row shapes of task runs and events) is in ``_rows.py``. The store returns
+rows and records; their JSON for REST and ``/ws`` is built in ``serialize.py``.
 """
 
 from __future__ import annotations
@@ -35,23 +36,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from ._rows import (
-    PENDING,
-    TaskRow,
-    event_dict,
-    event_row,
-    loads,
-    task_writes,
-)
-from .errors import Conflict, InvalidInput, NotFound, StoreError
-from .model import TERMINAL_EXECUTION, TaskStatus, Workflow, utcnow
+from ._rows import event_from_row, event_row, loads, read_history, task_writes
+from .errors import Conflict, NotFound, StoreError
+from .events import Event
+from .model import TERMINAL_EXECUTION, TaskRun, Workflow, utcnow
+from .transitions import Changes
 from .validation import STORED, Limits, parse_workflow
 
-__all__ = ["Store", "TaskRow", "default_db_path"]
+__all__ = ["Store", "WorkflowRecord", "default_db_path"]
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +120,7 @@ def _m1(db: sqlite_utils.Database) -> None:
 
 def _m2(db: sqlite_utils.Database) -> None:
     """Events as columns: the engine writes no JSON document per event (readers build
-    it, see ``_rows.event_dict``); rows written before keep their ``payload``.
+    it, see ``_rows.event_from_row``); rows written before keep their ``payload``.
 
     And no index on events: each one cost a B-tree page written per commit (a tenth of a
     chain's step). An execution records ``first_seq``, the last ``seq`` before it was
@@ -147,7 +143,12 @@ def _m2(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_events_execution_id")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2]
+def _m3(db: sqlite_utils.Database) -> None:
+    """A task's ``output``: a file its attempt left to show (a notebook's executed copy)."""
+    db.execute("ALTER TABLE task_runs ADD COLUMN output TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3]
 
 TASK_COLUMNS = (
     "status",
@@ -161,6 +162,7 @@ TASK_COLUMNS = (
     "reason",
     "history",
     "branch",
+    "output",
 )
 EXEC_COLUMNS = frozenset(
     {
@@ -175,6 +177,24 @@ EXEC_COLUMNS = frozenset(
     }
 )
 ACTIVE = ("pending", "running")
+
+
+class WorkflowRecord(NamedTuple):
+    """A stored definition (as posted), its revision and when its revisions were made."""
+
+    definition: Json
+    revision: int
+    created_at: str
+    updated_at: str
+
+
+def _task_run(r: tuple[Any, ...]) -> TaskRun:
+    """A ``TaskRun`` from ``SELECT name, <TASK_COLUMNS>``."""
+    name, status, attempts, start, end, duration, result, error, tb, reason, history = r[:11]
+    return TaskRun(
+        name, status, attempts, start, end, duration, loads(result), error, tb, reason,
+        read_history(history, status), loads(r[11]), r[12],
+    )  # fmt: skip
 
 
 class Store:
@@ -262,29 +282,40 @@ class Store:
     def save_workflow(self, wf: Workflow) -> int:
         """Record a definition and return its revision: a changed one gets a new revision,
         an unchanged one reuses it."""
-        source = {**wf.source, "id": wf.id}
-        fingerprint = wf.fingerprint()
-        now = utcnow()
+        encoded = self._encode_workflow(wf)
         with self.write() as conn:
-            last = conn.execute(
-                "SELECT revision, fingerprint, deleted FROM workflows WHERE id=? "
-                "ORDER BY revision DESC LIMIT 1",
-                (wf.id,),
-            ).fetchone()
-            if last and last[1] == fingerprint and not last[2]:
-                revision = last[0]
-            else:
-                revision = (last[0] if last else 0) + 1
-                conn.execute("UPDATE workflows SET deleted=0 WHERE id=?", (wf.id,))
-                conn.execute(
-                    "INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
-                    (wf.id, revision, wf.name, json.dumps(source), fingerprint, now),
-                )
+            revision = self._save_workflow(conn, wf.id, *encoded)
         self._cache_put((wf.id, revision), wf)
+        return revision
+
+    @staticmethod
+    def _encode_workflow(wf: Workflow) -> tuple[str, str, str]:
+        return wf.name, json.dumps({**wf.source, "id": wf.id}), wf.fingerprint()
+
+    @staticmethod
+    def _save_workflow(
+        conn: sqlite3.Connection, workflow_id: str, name: str, text: str, fingerprint: str
+    ) -> int:
+        """Inside a writer's transaction: the revision of this definition (a new one when
+        it changed, or when the workflow was deleted)."""
+        last = conn.execute(
+            "SELECT revision, fingerprint, deleted FROM workflows WHERE id=? "
+            "ORDER BY revision DESC LIMIT 1",
+            (workflow_id,),
+        ).fetchone()
+        if last and last[1] == fingerprint and not last[2]:
+            return int(last[0])
+        revision = (last[0] if last else 0) + 1
+        conn.execute("UPDATE workflows SET deleted=0 WHERE id=?", (workflow_id,))
+        conn.execute(
+            "INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
+            (workflow_id, revision, name, text, fingerprint, utcnow()),
+        )
         return int(revision)
 
-    def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
-        """A definition as posted plus ``revision``, ``createdAt``, ``updatedAt``."""
+    def workflow(self, workflow_id: str, revision: int | None = None) -> WorkflowRecord:
+        """A definition as posted (the latest revision unless ``revision``); NotFound for
+        an unknown or deleted workflow."""
         conn = self._conn()
         first = conn.execute(
             "SELECT min(created_at), max(created_at), max(revision) FROM "
@@ -300,12 +331,9 @@ class Store:
         ).fetchone()
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
-        return {
-            **json.loads(row[0]),
-            "revision": rev,
-            "createdAt": first[0],
-            "updatedAt": first[1] if revision is None else row[1],
-        }
+        return WorkflowRecord(
+            json.loads(row[0]), rev, first[0], first[1] if revision is None else row[1]
+        )
 
     def load_workflow(self, workflow_id: str, revision: int) -> Workflow:
         """The parsed definition of one revision (deleted ones included: executions keep theirs)."""
@@ -334,7 +362,7 @@ class Store:
                 _, evicted = self._workflow_cache.popitem(last=False)  # least recently used
                 self._cached_tasks -= len(evicted.tasks)
 
-    def list_workflows(self) -> list[Json]:
+    def workflows(self) -> list[WorkflowRecord]:
         """Every registered definition (latest revision), by id."""
         rows = (
             self._conn()
@@ -345,9 +373,7 @@ class Store:
             )
             .fetchall()
         )
-        return [
-            {**json.loads(d), "revision": r, "createdAt": c, "updatedAt": u} for d, r, c, u in rows
-        ]
+        return [WorkflowRecord(json.loads(d), r, c, u) for d, r, c, u in rows]
 
     def delete_workflow(self, workflow_id: str) -> None:
         """Remove a definition; its executions stay readable. 409 while one is active."""
@@ -372,20 +398,24 @@ class Store:
         self,
         execution_id: str,
         workflow_id: str,
-        revision: int,
+        revision: int | None = None,
         *,
+        save: Workflow | None = None,
         params: Json | None = None,
         owner: str | None = None,
         parent_id: str | None = None,
         idempotency_key: str | None = None,
         executor: str | None = None,
-        tasks: list[TaskRow] | None = None,
+        tasks: list[TaskRun] | None = None,
     ) -> tuple[Json, bool]:
-        """Record a new ``pending`` execution; returns ``(execution, created)``.
+        """Record a new ``pending`` execution; returns ``(execution row, created)``.
 
-        With an ``idempotency_key`` already used, the earlier execution is returned and
-        nothing is written. ``tasks`` are rows carried over (a retry's reused results).
+        ``save``: the definition to record first (its revision is the execution's), in
+        the same transaction. With an ``idempotency_key`` already used, the earlier
+        execution is returned and nothing is written, not even the definition (a key of
+        another workflow is a Conflict). ``tasks``: rows carried over (reused results).
         """
+        encoded = None if save is None else self._encode_workflow(save)
         with self.write() as conn:
             if idempotency_key is not None:
                 row = conn.execute(
@@ -399,62 +429,49 @@ class Store:
                             f"for workflow {row[1]!r}",
                             code="idempotency_key_reused",
                         )
-                    existing = row[0]
-                    created = False
-            if idempotency_key is None or row is None:
-                conn.execute(
-                    "INSERT INTO executions (id, workflow_id, revision, status, params, "
-                    "created_at, owner, heartbeat, parent_id, idempotency_key, executor, "
-                    "first_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,"
-                    "(SELECT coalesce(max(seq), 0) FROM events))",
-                    (
-                        execution_id,
-                        workflow_id,
-                        revision,
-                        "pending",
-                        json.dumps(params or {}),
-                        utcnow(),
-                        owner,
-                        time.time(),
-                        parent_id,
-                        idempotency_key,
-                        executor,
-                    ),
-                )
-                for sql, rows in task_writes(execution_id, tasks or []).items():
-                    conn.executemany(sql, rows)
-                existing, created = execution_id, True
-        return self.get_execution(existing), created
+                    return self.execution_row(row[0]), False
+            if encoded is not None:
+                revision = self._save_workflow(conn, workflow_id, *encoded)
+            elif revision is None:
+                revision = self.workflow(workflow_id).revision
+            conn.execute(
+                "INSERT INTO executions (id, workflow_id, revision, status, params, "
+                "created_at, owner, heartbeat, parent_id, idempotency_key, executor, "
+                "first_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,"
+                "(SELECT coalesce(max(seq), 0) FROM events))",
+                (
+                    execution_id,
+                    workflow_id,
+                    revision,
+                    "pending",
+                    json.dumps(params or {}),
+                    utcnow(),
+                    owner,
+                    time.time(),
+                    parent_id,
+                    idempotency_key,
+                    executor,
+                ),
+            )
+            for sql, rows in task_writes(execution_id, tasks or []).items():
+                conn.executemany(sql, rows)
+        if save is not None:
+            self._cache_put((workflow_id, revision), save)
+        return self.execution_row(execution_id), True
 
-    def execution_for_key(self, idempotency_key: str) -> Json | None:
-        """The execution recorded with ``idempotency_key``, if any."""
-        row = (
-            self._conn()
-            .execute("SELECT id FROM executions WHERE idempotency_key=?", (idempotency_key,))
-            .fetchone()
-        )
-        return None if row is None else self.get_execution(row[0])
+    def commit(self, execution_id: str, changes: Changes) -> list[Event] | None:
+        """Write one batch of state changes of an execution in one transaction (the
+        engine's port, see ``engine.RunStore``).
 
-    def commit(
-        self,
-        execution_id: str,
-        *,
-        tasks: list[TaskRow] = (),  # type: ignore[assignment]
-        events: list[Json] = (),  # type: ignore[assignment]
-        execution: Json | None = None,
-        logs: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
-        guard_terminal: bool = True,
-    ) -> list[Json] | None:
-        """Write one batch of state changes of an execution in one transaction.
-
-        Events get their ``seq`` here. ``task.result`` must already be JSON text (see
-        ``encode_result``). With ``guard_terminal``, nothing is written for an execution
-        that is already terminal in the database (a late update never overwrites a final
-        state) and None is returned.
+        Events get their ``seq`` here. Nothing is written for an execution that is
+        already terminal in the database (a late update never overwrites a final state)
+        and None is returned; else the events, with their ``seq``.
         """
         # everything but the seq is encoded before the write lock is taken
-        task_rows = task_writes(execution_id, tasks) if tasks else None
+        events = changes.events
+        task_rows = task_writes(execution_id, changes.tasks) if changes.tasks else None
         event_rows = [event_row(event) for event in events] if events else None
+        execution, logs = changes.execution, changes.logs
         conn = self._conn()
         conn.execute(self.BEGIN)
         try:
@@ -464,7 +481,7 @@ class Store:
                 "(SELECT coalesce(max(seq), 0) FROM events)",
                 (execution_id,),
             ).fetchone()
-            if guard_terminal and (status is None or status in TERMINAL_EXECUTION):
+            if status is None or status in TERMINAL_EXECUTION:
                 conn.execute("ROLLBACK")
                 return None
             if event_rows:
@@ -494,8 +511,8 @@ class Store:
             raise
         if event_rows:
             for seq, event in enumerate(events, last + 1):
-                event["seq"] = seq
-        return list(events)
+                event.seq = seq
+        return events
 
     def request_cancel(self, execution_id: str) -> None:
         """Ask the owner of an execution (maybe another process) to cancel it."""
@@ -520,8 +537,8 @@ class Store:
             raise NotFound(f"unknown execution {execution_id!r}")
         return row[0], bool(row[1])
 
-    def task_rows(self, execution_id: str) -> dict[str, TaskRow]:
-        """Stored task rows of an execution (tasks with no row are pending)."""
+    def task_runs(self, execution_id: str) -> dict[str, TaskRun]:
+        """Stored task runs of an execution (a task with no row is pending)."""
         rows = (
             self._conn()
             .execute(
@@ -530,26 +547,7 @@ class Store:
             )
             .fetchall()
         )
-        out = {}
-        for r in rows:
-            row = out[r[0]] = TaskRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                loads(r[6]),
-                r[7],
-                r[8],
-                r[9],
-                loads(r[10]),
-                loads(r[11]),
-                r[6],
-            )
-            if row.history is None and row.status == TaskStatus.COMPLETED:
-                row.history = row.implied_history()
-        return out
+        return {r[0]: _task_run(r) for r in rows}
 
     def execution_row(self, execution_id: str) -> Json:
         """The raw execution row (snake_case), or NotFound."""
@@ -561,43 +559,6 @@ class Store:
         data["params"] = loads(data["params"]) or {}
         return data
 
-    def get_execution(self, execution_id: str, *, detail: bool = False) -> Json:
-        """An execution as REST shows it, tasks in definition order."""
-        return self._to_json(self.execution_row(execution_id), detail=detail)
-
-    def _to_json(self, row: Json, *, detail: bool) -> Json:
-        wf = self.load_workflow(row["workflow_id"], row["revision"])
-        stored = self.task_rows(row["id"])
-        tasks = [
-            stored[t.name].to_json(detail=detail)
-            if t.name in stored
-            else {
-                "name": t.name,
-                **PENDING,
-                "result": None,
-                "traceback": None,
-                "history": [],
-                "branch": None,
-            }
-            if detail
-            else {"name": t.name, **PENDING}  # no row yet
-            for t in wf.tasks
-        ]
-        return {
-            "id": row["id"],
-            "workflowId": row["workflow_id"],
-            "revision": row["revision"],
-            "status": row["status"],
-            "tasks": tasks,
-            "startTime": row["start_time"],
-            "endTime": row["end_time"],
-            "createdAt": row["created_at"],
-            "params": row["params"],
-            "parentId": row["parent_id"],
-            "reason": row["reason"],
-            "executor": row["executor"],
-        }
-
     def list_executions(
         self,
         *,
@@ -606,7 +567,7 @@ class Store:
         limit: int = 100,
         cursor: int | None = None,
     ) -> tuple[list[Json], int | None]:
-        """Executions newest first; returns ``(page, next_cursor)``."""
+        """Execution rows newest first; returns ``(page, next_cursor)``."""
         where = ["1=1"]
         args: list[Any] = []
         if workflow_id is not None:
@@ -629,8 +590,7 @@ class Store:
         rows = rows[:limit]
         for row in rows:
             row["params"] = loads(row["params"]) or {}
-        page = [self._to_json(r, detail=False) for r in rows]
-        return page, (rows[-1]["_rowid"] if more else None)
+        return rows, (rows[-1]["_rowid"] if more else None)
 
     def executions_where(
         self, *, statuses: tuple[str, ...] = ACTIVE, owner: str | None = None
@@ -693,14 +653,15 @@ class Store:
         )
         return [{"attempt": a, "stdout": o, "stderr": e} for a, o, e in rows]
 
-    def snapshot(self, execution_id: str) -> tuple[int, Json]:
-        """The last event ``seq`` and the execution in full detail, read in one transaction:
-        the execution as it was when that event was the last (separate reads could show a
-        task running in an execution still ``pending``)."""
+    def snapshot(self, execution_id: str) -> tuple[int, Json, dict[str, TaskRun]]:
+        """The last event ``seq``, the execution row and its task runs, read in one
+        transaction: the execution as it was when that event was the last (separate reads
+        could show a task running in an execution still ``pending``)."""
         conn = self._conn()
         conn.execute("BEGIN")  # deferred: a read transaction, no lock taken
         try:
-            return self.last_seq(), self.get_execution(execution_id, detail=True)
+            row = self.execution_row(execution_id)
+            return self.last_seq(), row, self.task_runs(execution_id)
         finally:
             conn.execute("COMMIT")
 
@@ -715,7 +676,7 @@ class Store:
         execution: str | None = None,
         workflow: str | None = None,
         limit: int = 1000,
-    ) -> list[Json]:
+    ) -> list[Event]:
         """Stored events after ``seq``, oldest first, as published."""
         conn = self._conn()
         sql = (
@@ -736,12 +697,4 @@ class Store:
             row = conn.execute(first, args[:1]).fetchone()
             seq = max(seq, row[0] or 0) if row else seq
         rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [seq, *args, limit]).fetchall()
-        return [event_dict(r[:10]) if r[10] is None else json.loads(r[10]) for r in rows]
-
-    def check_params(self, params: Any) -> Json:
-        """Execution parameter overrides must be a JSON object."""
-        if params is None:
-            return {}
-        if not isinstance(params, dict):
-            raise InvalidInput("params must be an object")
-        return params
+        return [event_from_row(r) for r in rows]

@@ -2,7 +2,8 @@
 
 Every rule of SPEC §3 is checked and *every* problem is reported at once, each with its
 location (``tasks[2].dependencies[0]``), in one ``ValidationError``. Nothing from the
-body is imported or evaluated here: task types come from a fixed registry.
+body is imported or run here (``code`` is compiled, never executed): each task's
+``params`` are checked by its kind, from the registry in ``kinds.py``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .errors import Problem, ValidationError
+from .kinds import KINDS, TASK_TYPES
 from .model import (
     DEFAULT_TRIGGER_RULE,
-    TASK_TYPES,
     TRIGGER_RULES,
     TaskSpec,
     Workflow,
@@ -183,34 +184,15 @@ def _check_number(
         )
 
 
-def _check_params(task: dict[str, Any], i: int, p: _Problems, plain: bool) -> None:
+def _check_params(task: dict[str, Any], i: int, p: _Problems, plain: bool, name: Any) -> None:
+    """The task's ``params``, checked by its kind (``kinds.py``): keys, types, code."""
     params = task.get("params", {})
     if not isinstance(params, dict):
         p.add(f"tasks[{i}].params", "type_error", "must be an object")
         return
-    for key in ("callable", "code"):
-        if key in params and not isinstance(params[key], str):
-            p.add(f"tasks[{i}].params.{key}", "type_error", "must be a string")
-    if "kwargs" in params and not isinstance(params["kwargs"], dict):
-        p.add(f"tasks[{i}].params.kwargs", "type_error", "must be an object")
-    if task.get("type") == "notebook":
-        where = f"tasks[{i}].params"
-        path = params.get("path")
-        if not isinstance(path, str) or not path:
-            p.add(f"{where}.path", "required", "a notebook task needs params.path")
-        elif (
-            "\x00" in path
-            or path.startswith(("/", "\\"))
-            or re.match(r"^[A-Za-z]:", path)
-            or ".." in re.split(r"[\\/]", path)
-        ):
-            p.add(
-                f"{where}.path",
-                "path_outside_root",
-                f"{path!r} must be a relative path inside the server's root directory",
-            )
-        if "parameters" in params and not isinstance(params["parameters"], dict):
-            p.add(f"{where}.parameters", "type_error", "must be an object")
+    kind = KINDS.get(task.get("type", "python"))
+    if kind is not None and (params or not kind.EMPTY_OK):
+        kind.check(params, f"tasks[{i}].params", p.add, str(name))
     if plain:
         return
     try:
@@ -267,7 +249,7 @@ def _check_task(i: int, task: Any, p: _Problems, limits: Limits, plain: bool) ->
             "unknown_trigger_rule",
             f"unknown trigger rule {task['trigger_rule']!r}; allowed: {', '.join(TRIGGER_RULES)}",
         )
-    _check_params(task, i, p, plain)
+    _check_params(task, i, p, plain, name)
     return _nfc(name) if why is None and isinstance(name, str) else None
 
 
@@ -391,6 +373,8 @@ def _check_branch_targets(
             p.add(f"tasks[{i}].params.next", "type_error", "must be a task name or a list of them")
             continue
         for j, target in enumerate(targets):
+            if not isinstance(target, str):
+                continue  # a type_error already (kinds.BranchKind.check)
             if target not in children[name]:
                 why = (
                     "not a task of this workflow"

@@ -35,7 +35,6 @@ task and its downstream tasks run again.
 
 from __future__ import annotations
 
-import graphlib
 import hashlib
 import inspect
 import threading
@@ -43,10 +42,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
+from ..events import Event
 from ..model import TERMINAL_EXECUTION, TaskStatus
 from ..model import Workflow as WorkflowModel
-from ..store import TaskRow
 from ..validation import derive_id, parse_workflow
 from .graph import render_svg
 from .session import find_function, get_session, recall, register_function
@@ -80,52 +79,15 @@ def current_hashes(wf: WorkflowModel) -> dict[str, str]:
     return out
 
 
-def _topological(wf: WorkflowModel) -> list[str]:
-    return list(
-        graphlib.TopologicalSorter({t.name: t.dependencies for t in wf.tasks}).static_order()
-    )
+def _code_changed(parent_id: str, hashes: dict[str, str]) -> Callable[[str], bool]:
+    """Whether a task's notebook function changed since ``parent_id`` ran (as seen by
+    this kernel; unknown counts as unchanged)."""
+    old = _code_hashes.get(parent_id)
 
+    def changed(name: str) -> bool:
+        return old is not None and name in hashes and old.get(name) != hashes[name]
 
-def plan_reuse(
-    parent_id: str,
-    wf: WorkflowModel,
-    *,
-    rerun: Iterable[str] = (),
-    hashes: dict[str, str] | None = None,
-) -> dict[str, TaskRow]:
-    """The completed task rows of ``parent_id`` that a new execution of ``wf`` may reuse.
-
-    A task is unchanged when its definition entry is equal, it is not in ``rerun``, all
-    its dependencies are unchanged and, when ``hashes`` is given and the parent's code
-    is known, its code fingerprint is equal. Unchanged completed tasks are reused.
-    """
-    store = get_session().store
-    row = store.execution_row(parent_id)
-    if row["workflow_id"] != wf.id:
-        raise InvalidInput(
-            f"execution {parent_id!r} ran workflow {row['workflow_id']!r}, "
-            f"not {wf.id!r}; cannot reuse its results"
-        )
-    forced = set(rerun)
-    unknown = sorted(forced - set(wf.task_map))
-    if unknown:
-        raise InvalidInput(f"rerun names unknown task(s) {unknown!r} of workflow {wf.id!r}")
-    before = store.load_workflow(row["workflow_id"], row["revision"]).task_map
-    old_hashes = _code_hashes.get(parent_id)
-    unchanged: set[str] = set()
-    for name in _topological(wf):
-        spec = wf.task_map[name]
-        same = (
-            before.get(name) == spec
-            and name not in forced
-            and all(d in unchanged for d in spec.dependencies)
-        )
-        if same and hashes is not None and old_hashes is not None and name in hashes:
-            same = old_hashes.get(name) == hashes[name]
-        if same:
-            unchanged.add(name)
-    rows = store.task_rows(parent_id)
-    return {n: rows[n] for n in unchanged if n in rows and rows[n].status == TaskStatus.COMPLETED}
+    return changed
 
 
 def _record_hashes(
@@ -134,6 +96,12 @@ def _record_hashes(
     """Remember which code produced each result: a reused result keeps its parent's."""
     old = _code_hashes.get(parent_id or "", {})
     _code_hashes[execution_id] = {**now, **{n: old[n] for n in reused if n in old}}
+
+
+def _reused(execution: dict[str, Any]) -> list[str]:
+    """The tasks of a just-created execution that reuse an earlier result (the only
+    ones already completed)."""
+    return [t["name"] for t in execution["tasks"] if t["status"] == TaskStatus.COMPLETED]
 
 
 def _has_widget_frontend() -> bool:
@@ -345,17 +313,21 @@ class Workflow:
         model = session.store.load_workflow(self.id, saved["revision"])
         hashes = current_hashes(model)
         parent = _execution_id(reuse) if reuse is not None else None
-        prior = plan_reuse(parent, model, rerun=rerun, hashes=hashes) if parent else None
         execution = runner.start(
-            self.id, revision=saved["revision"], params=params, parent_id=parent, prior=prior
+            self.id,
+            revision=saved["revision"],
+            params=params,
+            reuse=parent,
+            rerun=rerun,
+            changed=None if parent is None else _code_changed(parent, hashes),
         )
-        _record_hashes(execution["id"], hashes, prior or (), parent)
+        _record_hashes(execution["id"], hashes, _reused(execution), parent)
         run = Run(execution["id"])
         return run.wait(timeout) if wait else run
 
     def runs(self, limit: int = 20) -> list[Run]:
         """The executions of this workflow, newest first."""
-        page, _ = get_session().store.list_executions(workflow_id=self.id, limit=limit)
+        page, _ = get_session().runner().list_executions(workflow_id=self.id, limit=limit)
         return [Run(e["id"]) for e in page]
 
     # -- display -------------------------------------------------------------------------
@@ -387,7 +359,7 @@ class Run:
     @classmethod
     def last(cls, workflow_id: str | None = None) -> Run:
         """The newest execution (of ``workflow_id``)."""
-        page, _ = get_session().store.list_executions(workflow_id=workflow_id, limit=1)
+        page, _ = get_session().runner().list_executions(workflow_id=workflow_id, limit=1)
         if not page:
             raise NotFound("no execution yet" + (f" of {workflow_id!r}" if workflow_id else ""))
         return cls(page[0]["id"])
@@ -396,12 +368,12 @@ class Run:
     @property
     def execution(self) -> dict[str, Any]:
         """The execution as ``GET /executions/{id}`` shows it (tasks with results)."""
-        return get_session().store.get_execution(self.id, detail=True)
+        return get_session().runner().get(self.id, detail=True)
 
     @property
     def status(self) -> str:
         """``pending``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
-        return get_session().store.control(self.id)[0]
+        return get_session().runner().status(self.id)
 
     @property
     def done(self) -> bool:
@@ -431,7 +403,7 @@ class Run:
 
     def logs(self, task: str) -> list[dict[str, Any]]:
         """Captured stdout/stderr of each attempt of ``task``."""
-        return get_session().store.get_logs(self.id, task)
+        return get_session().runner().get_logs(self.id, task)
 
     # -- control -------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Run:
@@ -439,17 +411,14 @@ class Run:
         session = get_session()
         ended = threading.Event()
 
-        def on_events(events: list[dict[str, Any]]) -> None:
-            if any(
-                e.get("execution_id") == self.id and e["event"].startswith("execution_")
-                for e in events
-            ):
+        def on_events(events: list[Event]) -> None:
+            if any(e.execution_id == self.id and e.task is None for e in events):
                 ended.set()
 
         unsubscribe = session.bus.subscribe(on_events)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while session.store.control(self.id)[0] not in TERMINAL_EXECUTION:
+            while session.runner().status(self.id) not in TERMINAL_EXECUTION:
                 left = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
                 if left <= 0:
                     break
@@ -480,31 +449,9 @@ class Run:
             row["executor"] if row["executor"] in ("thread", "process") else "thread"
         )
         runner = session.runner(kind)
-        rerun = list(rerun)
         model = session.store.load_workflow(row["workflow_id"], row["revision"])
-        if not rerun:
-            execution = runner.retry(self.id)
-            reused = [
-                n
-                for n, t in session.store.task_rows(self.id).items()
-                if t.status == TaskStatus.COMPLETED
-            ]
-        else:
-            if row["status"] not in TERMINAL_EXECUTION:
-                raise Conflict(
-                    f"execution {self.id!r} is still {row['status']}; cancel it or "
-                    "wait for it to end before retrying"
-                )
-            prior = plan_reuse(self.id, model, rerun=rerun)
-            execution = runner.start(
-                row["workflow_id"],
-                revision=row["revision"],
-                params=row["params"],
-                parent_id=self.id,
-                prior=prior,
-            )
-            reused = list(prior)
-        _record_hashes(execution["id"], current_hashes(model), reused, self.id)
+        execution = runner.retry(self.id, rerun=rerun)
+        _record_hashes(execution["id"], current_hashes(model), _reused(execution), self.id)
         run = Run(execution["id"])
         return run.wait(timeout) if wait else run
 
@@ -517,7 +464,7 @@ class Run:
 
     def text(self) -> str:
         """The execution's state as plain text."""
-        ex = get_session().store.get_execution(self.id)
+        ex = get_session().runner().get(self.id, detail=False)
         return render_text(ex, ex["tasks"], elapsed_seconds(ex["startTime"], ex["endTime"]))
 
     def __repr__(self) -> str:

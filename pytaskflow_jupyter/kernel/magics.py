@@ -172,7 +172,7 @@ class TaskFlowMagics(Magics):
     def _cmd_list(self, args: argparse.Namespace) -> _Table:
         rows = [
             [w["id"], w.get("name"), w["revision"], len(w.get("tasks", [])), w["updatedAt"]]
-            for w in get_session().store.list_workflows()
+            for w in get_session().runner().list_workflows()
         ]
         return _Table(
             ["id", "name", "revision", "tasks", "updated"], rows, "no workflows registered yet"
@@ -189,10 +189,10 @@ class TaskFlowMagics(Magics):
         return Run(args.execution) if args.execution else Run.last()
 
     def _cmd_executions(self, args: argparse.Namespace) -> _Table:
-        store = get_session().store
+        runner = get_session().runner()
         if args.workflow:
-            store.get_workflow(args.workflow)  # NotFound names an unknown id
-        page, _ = store.list_executions(workflow_id=args.workflow, limit=max(1, args.limit))
+            runner.get_workflow(args.workflow)  # NotFound names an unknown id
+        page, _ = runner.list_executions(workflow_id=args.workflow, limit=max(1, args.limit))
         rows = []
         for e in page:
             done = sum(t["status"] in ("completed", "skipped") for t in e["tasks"])
@@ -233,7 +233,7 @@ class TaskFlowMagics(Magics):
 
     def _cmd_submit(self, args: argparse.Namespace) -> Run:
         session = get_session()
-        definition = session.store.get_workflow(args.workflow)
+        definition = session.runner().get_workflow(args.workflow)
         local = [
             t["name"]
             for t in definition.get("tasks", [])

@@ -267,10 +267,7 @@ class Session:
         asking its owner through the database (``Conflict`` once it has ended)."""
         with self._lock:
             owner = next((r for r in self._runners.values() if execution_id in r.active()), None)
-        if owner is not None:
-            owner.cancel(execution_id)
-        else:
-            self.store.request_cancel(execution_id)
+        (owner or self.runner()).cancel(execution_id)
 
     def close(self) -> None:
         """Stop the runners' heartbeats and release their workers."""

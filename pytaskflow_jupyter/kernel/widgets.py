@@ -33,8 +33,9 @@ from typing import Any
 import ipywidgets
 import traitlets
 
-from ..events import EventBus
+from ..events import Event, EventBus
 from ..model import TERMINAL_EXECUTION, TERMINAL_TASK
+from ..serialize import event_json, execution_json
 from ..store import Store
 from .graph import STATUS_COLORS, render_svg
 
@@ -240,8 +241,9 @@ class ExecutionWidget(ipywidgets.VBox):
     # -- reading the database ------------------------------------------------------------
     def _load(self) -> None:
         """Snapshot: the execution and its definition; events after ``_seq`` follow."""
-        seq, execution = self._store.snapshot(self.execution_id)  # events after seq follow
-        wf = self._store.load_workflow(execution["workflowId"], execution["revision"])
+        seq, row, runs = self._store.snapshot(self.execution_id)  # events after seq follow
+        wf = self._store.load_workflow(row["workflow_id"], row["revision"])
+        execution = execution_json(row, wf, runs, detail=True)
         self._order = [(t.name, list(t.dependencies)) for t in wf.tasks]
         self._state = {}
         deps = dict(self._order)
@@ -278,7 +280,7 @@ class ExecutionWidget(ipywidgets.VBox):
         changed, terminal, failed = False, False, False
         while True:
             batch = self._store.events(self._seq, execution=self.execution_id)
-            for event in batch:
+            for event in map(event_json, batch):
                 self._seq = event["seq"]
                 changed = True
                 kind = event["event"]
@@ -295,7 +297,7 @@ class ExecutionWidget(ipywidgets.VBox):
         if terminal:
             self._load()  # exact final state (cancelled tasks emit no event of their own)
         elif failed:
-            for name, row in self._store.task_rows(self.execution_id).items():
+            for name, row in self._store.task_runs(self.execution_id).items():
                 if name in self._state:
                     self._state[name]["traceback"] = row.traceback
         return changed
@@ -425,9 +427,9 @@ class ExecutionWidget(ipywidgets.VBox):
         )
 
     # -- following -----------------------------------------------------------------------
-    def _on_events(self, events: list[dict[str, Any]]) -> None:
+    def _on_events(self, events: list[Event]) -> None:
         """Bus subscriber (engine thread): only wakes the follower."""
-        if any(e.get("execution_id") == self.execution_id for e in events):
+        if any(e.execution_id == self.execution_id for e in events):
             self._wake.set()
 
     def _follow(self) -> None:

@@ -12,8 +12,12 @@ import pytest
 from pytaskflow_jupyter import Run, Workflow
 from pytaskflow_jupyter.errors import Conflict, InvalidInput, NotFound, ValidationError
 from pytaskflow_jupyter.kernel.session import get_session
-from pytaskflow_jupyter.store import Store, TaskRow
+from pytaskflow_jupyter.model import TaskRun
+from pytaskflow_jupyter.store import Store
+from pytaskflow_jupyter.transitions import Changes
 from pytaskflow_jupyter.validation import parse_workflow
+
+from ..unit.helpers import stored_execution, stored_executions
 
 
 def statuses(run: Run) -> dict[str, str]:
@@ -60,7 +64,7 @@ def test_decorators_build_the_post_body_and_register_it(session):
     }
     saved = wf.register()
     assert saved["revision"] == 1
-    assert [w["id"] for w in session.store.list_workflows()] == ["sales_etl"]
+    assert [w["id"] for w in session.runner().list_workflows()] == ["sales_etl"]
     assert wf.register()["revision"] == 1  # unchanged definition, same revision
 
 
@@ -304,10 +308,10 @@ def test_runs_are_visible_to_every_reader_of_the_database(session, db_path):
     run = wf.run(wait=True, timeout=30)
     other = Store(db_path)  # what the Jupyter server reads
     try:
-        page, _ = other.list_executions(workflow_id="shared")
+        page = stored_executions(other, "shared")
         assert [e["id"] for e in page] == [run.id]
-        assert other.get_execution(run.id, detail=True)["tasks"][0]["result"] == 1
-        kinds = [e["event"] for e in other.events(0, execution=run.id)]
+        assert stored_execution(other, run.id, detail=True)["tasks"][0]["result"] == 1
+        kinds = [e.event for e in other.events(0, execution=run.id)]
         assert kinds == [
             "execution_started",
             "task_started",
@@ -377,7 +381,8 @@ def test_a_new_kernel_session_marks_executions_of_dead_kernels_lost(db_path):
         owner = f"{socket.gethostname()}:{dead.stdout.strip()}:x:kernel"
         execution, _ = store.create_execution("exec_orphan", "orphan", 1, owner=owner)
         store.commit(
-            execution["id"], execution={"status": "running"}, tasks=[TaskRow("a", "running", 1)]
+            execution["id"],
+            Changes(execution={"status": "running"}, tasks=[TaskRun("a", "running", 1)]),
         )
     finally:
         store.close()

@@ -21,6 +21,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from pytaskflow_jupyter.store import Store
 
+from ..unit.helpers import stored_execution, stored_executions
 from .conftest import PACKAGE_ROOT, REPO, child_env, wait_until
 
 pytestmark = pytest.mark.notebook
@@ -77,18 +78,18 @@ def test_getting_started_runs_clean(kernel_env, tmp_path):
     assert widget_views(nb) == 3  # run, failed, fixed
     store = Store(kernel_env)
     try:
-        page, _ = store.list_executions(workflow_id="getting_started")
+        page = stored_executions(store, "getting_started")
         fixed, failed, _ = page
         assert [e["status"] for e in page] == ["completed", "failed", "completed"]
         assert fixed["parentId"] == failed["id"]
         reasons = {t["name"]: (t["status"], t["reason"]) for t in failed["tasks"]}
         assert reasons["check"][0] == "failed"
         assert reasons["report"] == ("skipped", "upstream_failed")
-        reused = store.task_rows(fixed["id"])
-        assert reused["extract"].start_time == store.task_rows(failed["id"])["extract"].start_time
-        hello, _ = store.list_executions(workflow_id="hello_magics")
+        reused = store.task_runs(fixed["id"])
+        assert reused["extract"].start_time == store.task_runs(failed["id"])["extract"].start_time
+        hello = stored_executions(store, "hello_magics")
         assert hello[0]["status"] == "completed"
-        detail = store.get_execution(hello[0]["id"], detail=True)
+        detail = stored_execution(store, hello[0]["id"], detail=True)
         assert detail["tasks"][1]["result"] == "HELLO NOTEBOOK HELLO NOTEBOOK"
     finally:
         store.close()
@@ -102,7 +103,7 @@ def test_etl_example_runs_clean(kernel_env, tmp_path):
     assert problems(nb) == []
     store = Store(kernel_env)
     try:
-        page, _ = store.list_executions(workflow_id="sales_etl")
+        page = stored_executions(store, "sales_etl")
         assert [e["status"] for e in page] == ["completed"] * 3
         again, strict, clean = page
         skipped = {
@@ -158,11 +159,11 @@ def test_cell_magic_and_run_wait_in_a_real_kernel(kernel_env, tmp_path):
     execution_id, _ = run_flow(tmp_path)
     store = Store(kernel_env)  # what the server reads
     try:
-        assert [w["id"] for w in store.list_workflows()] == ["magic_flow"]
-        detail = store.get_execution(execution_id, detail=True)
+        assert [w.definition["id"] for w in store.workflows()] == ["magic_flow"]
+        detail = stored_execution(store, execution_id, detail=True)
         assert detail["status"] == "completed" and detail["params"] == {"offset": 100}
         assert [t["result"] for t in detail["tasks"]] == [[1, 2, 3, 4], [1, 4, 9, 16], 130]
-        events = store.events(0, execution=execution_id)
+        events = [e.to_json() for e in store.events(0, execution=execution_id)]
         assert events[0]["event"] == "execution_started"
         assert events[-1]["event"] == "execution_completed"
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)

@@ -43,3 +43,18 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def stored_execution(store: Any, execution_id: str, *, detail: bool = False) -> dict[str, Any]:
+    """An execution as REST shows it, read straight from a store (no runner)."""
+    from pytaskflow_jupyter.serialize import execution_json
+
+    row = store.execution_row(execution_id)
+    wf = store.load_workflow(row["workflow_id"], row["revision"])
+    return execution_json(row, wf, store.task_runs(execution_id), detail=detail)
+
+
+def stored_executions(store: Any, workflow_id: str) -> list[dict[str, Any]]:
+    """The executions of a workflow as ``GET /executions`` shows them, newest first."""
+    rows, _ = store.list_executions(workflow_id=workflow_id, limit=1000)
+    return [stored_execution(store, row["id"]) for row in rows]

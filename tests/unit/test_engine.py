@@ -8,12 +8,13 @@ from pytaskflow_jupyter.engine import ExecutionRun
 from pytaskflow_jupyter.errors import Conflict
 from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.executors import InlineExecutor, ThreadExecutor
+from pytaskflow_jupyter.model import TaskRun
 from pytaskflow_jupyter.runner import Runner
-from pytaskflow_jupyter.store import TaskRow
+from pytaskflow_jupyter.transitions import Changes, RunState
 from pytaskflow_jupyter.validation import parse_workflow
 
 from . import sample_tasks
-from .helpers import reasons, statuses, task, wait_until, wf
+from .helpers import reasons, statuses, stored_execution, task, wait_until, wf
 
 S = "tests.unit.sample_tasks"
 FAIL = "raise ValueError('no')"
@@ -178,7 +179,7 @@ def test_results_pass_downstream_and_non_json_is_summarised(runner):
 
 def test_retries_with_backoff_emit_task_retrying(runner, bus, tmp_path):
     events = []
-    bus.subscribe(events.extend)
+    bus.subscribe(lambda batch: events.extend(e.to_json() for e in batch))
     marker = str(tmp_path / "count")
     done = run(
         runner,
@@ -286,15 +287,15 @@ def test_events_are_committed_before_published_with_gap_free_seq(runner, bus, st
 
     def check(events):
         # every event a subscriber sees is already in the database
-        stored = {e["seq"] for e in store.events(events[0]["seq"] - 1, limit=10_000)}
-        seen.extend((e["seq"], e["seq"] in stored) for e in events)
+        stored = {e.seq for e in store.events(events[0].seq - 1, limit=10_000)}
+        seen.extend((e.seq, e.seq in stored) for e in events)
 
     bus.subscribe(check)
     run(runner, wf(task("a"), task("b", "a", code=FAIL), task("c", "b")))
     assert all(ok for _, ok in seen)
     assert [s for s, _ in seen] == list(range(1, len(seen) + 1))
     payloads = store.events(0)
-    assert [p["event"] for p in payloads] == [
+    assert [p.event for p in payloads] == [
         "execution_started",
         "task_started",
         "task_completed",
@@ -303,7 +304,9 @@ def test_events_are_committed_before_published_with_gap_free_seq(runner, bus, st
         "task_skipped",
         "execution_failed",
     ]
-    assert all(p["workflow_id"] == p["execution_id"] and p["workflow"] == "wf" for p in payloads)
+    assert all(
+        p.execution_id == p.to_json()["workflow_id"] and p.workflow == "wf" for p in payloads
+    )
 
 
 def test_resume_keeps_completed_and_reruns_interrupted(store, bus, tmp_path):
@@ -322,17 +325,17 @@ def test_resume_keeps_completed_and_reruns_interrupted(store, bus, tmp_path):
         "wf",
         1,
         tasks=[
-            TaskRow("a", "completed", 1, result=1),
-            TaskRow("b", "running", 1),
-            TaskRow("c", "running", 1),
+            TaskRun("a", "completed", 1, result=1),
+            TaskRun("b", "running", 1),
+            TaskRun("c", "running", 1),
         ],
         owner="dead",
     )
-    store.commit("exec_r", execution={"status": "running"}, guard_terminal=False)
-    prior = store.task_rows("exec_r")
+    store.commit("exec_r", Changes(execution={"status": "running"}))
+    prior = store.task_runs("exec_r")
     prior["b"].attempts = 0  # b had its budget left when interrupted
     status = ExecutionRun(store, InlineExecutor(), bus, w, "exec_r", prior=prior).run()
-    done = store.get_execution("exec_r", detail=True)
+    done = stored_execution(store, "exec_r", detail=True)
     assert status == "failed"
     assert statuses(done) == {"a": "completed", "b": "completed", "c": "failed", "d": "completed"}
     assert done["tasks"][0]["attempts"] == 1  # never rerun
@@ -364,16 +367,18 @@ def test_late_update_never_overwrites_a_terminal_execution(store, bus):
     w = parse_workflow(wf(task("a")))
     store.save_workflow(w)
     store.create_execution("exec_t", "wf", 1)
-    store.commit("exec_t", execution={"status": "failed", "reason": "owner_lost"})
+    store.commit("exec_t", Changes(execution={"status": "failed", "reason": "owner_lost"}))
     assert (
         store.commit(
             "exec_t",
-            tasks=[TaskRow("a", "completed", 1)],
-            events=[make_event("task_completed", "exec_t", "wf", "completed", "a")],
+            Changes(
+                tasks=[TaskRun("a", "completed", 1)],
+                events=[make_event("task_completed", "exec_t", "wf", "completed", "a")],
+            ),
         )
         is None
     )
-    assert store.get_execution("exec_t")["status"] == "failed"
+    assert stored_execution(store, "exec_t")["status"] == "failed"
     assert ExecutionRun(store, InlineExecutor(), bus, w, "exec_t").run() == "failed"
 
 
@@ -399,14 +404,14 @@ def test_thread_and_inline_agree(store, bus):
 
 
 def test_an_engine_failure_is_recorded_even_if_the_first_write_of_it_fails(runner, monkeypatch):
-    def broken(self):
+    def broken(self, window):
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(ExecutionRun, "_start_attempts", broken)
+    monkeypatch.setattr(RunState, "start_attempts", broken)
     real_commit, calls = runner.store.commit, []
 
     def flaky_commit(*args, **kwargs):
-        calls.append(kwargs.get("execution"))
+        calls.append(args[1].execution)
         if len(calls) == 1:  # the first attempt to record the failure
             raise OSError("disk I/O error")
         return real_commit(*args, **kwargs)

@@ -90,7 +90,7 @@ def test_random_dags(tmp_path_factory, definition):
     any_failed = any(t["status"] == "failed" for t in by_name.values())
     assert done["status"] == ("failed" if any_failed else "completed")
     # the event log tells the same story, with a gap-free seq
-    events = store.events(0, limit=100_000)
+    events = [e.to_json() for e in store.events(0, limit=100_000)]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["event"] == f"execution_{done['status']}"
     started = [e["task"] for e in events if e["event"] == "task_started"]

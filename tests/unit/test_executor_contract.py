@@ -66,7 +66,7 @@ def test_callable_gets_context(executor):
 
 def test_code_sees_params_and_upstream(executor):
     code = "result = params['k'] + upstream['a']"
-    out = run_one(executor, job(params={"code": code, "k": 1}, upstream={"a": 41}))
+    out = run_one(executor, job(params={"code": code, "kwargs": {"k": 1}}, upstream={"a": 41}))
     assert out.ok and out.result == 42
 
 

@@ -12,8 +12,10 @@ import pytest
 
 from pytaskflow_jupyter.events import EventBus
 from pytaskflow_jupyter.executors import ThreadExecutor
+from pytaskflow_jupyter.model import TaskRun
 from pytaskflow_jupyter.runner import Runner
-from pytaskflow_jupyter.store import Store, TaskRow
+from pytaskflow_jupyter.store import Store
+from pytaskflow_jupyter.transitions import Changes
 from pytaskflow_jupyter.validation import Limits, parse_workflow
 
 from .helpers import statuses, task, wait_until, wf
@@ -35,9 +37,10 @@ def orphan(store, execution_id, owner, *, heartbeat=None):
     b = task("b", "a", code="result = upstream['a'] + 1", retries=1)
     store.save_workflow(parse_workflow(wf(task("a", code="result = 1"), b, name="orphans")))
     store.create_execution(execution_id, "orphans", 1, owner=owner)
-    done = TaskRow("a", "completed", 1, result_text="1")
+    done = TaskRun("a", "completed", 1, result=1)
     store.commit(
-        execution_id, execution={"status": "running"}, tasks=[done, TaskRow("b", "running", 1)]
+        execution_id,
+        Changes(execution={"status": "running"}, tasks=[done, TaskRun("b", "running", 1)]),
     )
     if heartbeat is not None:
         with store.write() as conn:

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytaskflow_jupyter.events import make_event
-from pytaskflow_jupyter.model import Workflow
-from pytaskflow_jupyter.store import MIGRATIONS, Store, TaskRow
+from pytaskflow_jupyter.model import TaskRun, Workflow
+from pytaskflow_jupyter.store import MIGRATIONS, Store
+from pytaskflow_jupyter.transitions import Changes
 from pytaskflow_jupyter.validation import parse_workflow
 
 from .helpers import task, wf
@@ -20,9 +21,14 @@ from .helpers import task, wf
 S = "tests.unit.sample_tasks"
 
 
+def js(events):
+    """Events as /ws sends them."""
+    return [e.to_json() for e in events]
+
+
 def test_stored_events_read_back_exactly_as_published(runner, bus, store, tmp_path):
     published = []
-    bus.subscribe(published.extend)
+    bus.subscribe(lambda batch: published.extend(e.to_json() for e in batch))
     definition = wf(
         task("br", type="branch", next=["a"]),
         task("a", "br", code="result = {'x': 1}"),
@@ -51,13 +57,13 @@ def test_stored_events_read_back_exactly_as_published(runner, bus, store, tmp_pa
         "execution_failed",
     }
     assert any("selected" in e for e in published)  # an extra key (the branch's selection)
-    assert store.events(0, limit=10_000) == published
+    assert js(store.events(0, limit=10_000)) == published
     # as /ws sends them: the JSON text of each decodes to the event published
-    assert [json.loads(json.dumps(e)) for e in store.events(0, limit=10_000)] == published
-    assert store.events(0, execution=ex["id"]) == published
-    assert store.events(0, workflow="wf") == published
+    assert [json.loads(json.dumps(e)) for e in js(store.events(0, limit=10_000))] == published
+    assert js(store.events(0, execution=ex["id"])) == published
+    assert js(store.events(0, workflow="wf")) == published
     assert store.events(0, workflow="other") == []
-    assert store.events(published[3]["seq"]) == published[4:]
+    assert js(store.events(published[3]["seq"])) == published[4:]
 
 
 def test_an_attempt_or_duration_that_is_null_survives(store):
@@ -69,9 +75,10 @@ def test_an_attempt_or_duration_that_is_null_survives(store):
         ),
         make_event("execution_failed", "exec_n", "wf", "failed"),
     ]
-    store.commit("exec_n", events=events)
+    store.commit("exec_n", Changes(events=events))
     assert store.events(0) == events
-    assert "duration" in store.events(0)[0] and "duration" not in store.events(0)[1]
+    # a task_failed event always shows its duration (null here); others only when set
+    assert "duration" in js(store.events(0))[0] and "duration" not in js(store.events(0))[1]
 
 
 def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
@@ -106,11 +113,14 @@ def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
         0
     ] == str(len(MIGRATIONS))
     new = make_event("execution_failed", "exec_old", "wf", "failed", reason="x")
-    store.commit("exec_old", events=[new], execution={"status": "failed"})
-    assert new["seq"] == 2
-    assert store.events(0) == [old, new]
-    assert store.events(0, workflow="wf") == [old, new]
-    assert [json.loads(json.dumps(e)) for e in store.events(0, execution="exec_old")] == [old, new]
+    store.commit("exec_old", Changes(events=[new], execution={"status": "failed"}))
+    assert new.seq == 2
+    assert js(store.events(0)) == [old, new.to_json()]
+    assert js(store.events(0, workflow="wf")) == [old, new.to_json()]
+    assert [json.loads(json.dumps(e)) for e in js(store.events(0, execution="exec_old"))] == [
+        old,
+        new.to_json(),
+    ]
     indexes = {
         r[0]
         for r in store._conn().execute(
@@ -126,16 +136,16 @@ def test_task_rows_of_every_shape_read_back_as_written(store):
     store.create_execution("exec_s", "wf", 1)
     t0, t1 = "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:01.000Z"
     rows = [
-        TaskRow("a", "running", 1, t0),  # a started row
-        TaskRow("b", "completed", 1, t0, t1, 1.0, result_text="2"),  # a plain completion
-        TaskRow(
+        TaskRun("a", "running", 1, t0),  # a started row
+        TaskRun("b", "completed", 1, t0, t1, 1.0, result=2),  # a plain completion
+        TaskRun(
             "c",
             "completed",
             2,
             t0,
             t1,
             1.0,
-            result_text="null",
+            result=None,
             history=[
                 {
                     "attempt": 1,
@@ -147,12 +157,12 @@ def test_task_rows_of_every_shape_read_back_as_written(store):
                 }
             ],
         ),
-        TaskRow("d", "failed", 1, t0, t1, None, error="E: x", traceback="tb"),
-        TaskRow("e", "skipped", 0, reason="upstream_failed"),
-        TaskRow("f", "running", 2, t0, error="E: earlier attempt"),
+        TaskRun("d", "failed", 1, t0, t1, None, error="E: x", traceback="tb"),
+        TaskRun("e", "skipped", 0, reason="upstream_failed"),
+        TaskRun("f", "running", 2, t0, error="E: earlier attempt"),
     ]
-    store.commit("exec_s", tasks=rows)
-    back = store.task_rows("exec_s")
+    store.commit("exec_s", Changes(tasks=rows))
+    back = store.task_runs("exec_s")
     for row in rows:
         got = back[row.name]
         assert (
@@ -174,7 +184,10 @@ def test_task_rows_of_every_shape_read_back_as_written(store):
             row.traceback,
             row.reason,
         ), row.name
-    assert back["b"].result == 2 and back["b"].history == back["b"].implied_history()
+    assert back["b"].result == 2 and back["b"].history == []
+    assert back["b"].attempt_history() == [
+        {"attempt": 1, "status": "completed", "startTime": t0, "endTime": t1, "duration": 1.0}
+    ]
     assert [h["status"] for h in back["c"].history] == ["failed"]
 
 
@@ -182,26 +195,41 @@ def test_events_of_interleaved_executions_are_told_apart(store):
     store.save_workflow(parse_workflow(wf(task("a"))))
     store.save_workflow(parse_workflow(wf(task("a"), name="other")))
     store.create_execution("exec_1", "wf", 1)
-    store.commit("exec_1", events=[make_event("execution_started", "exec_1", "wf", "running")])
+    store.commit(
+        "exec_1", Changes(events=[make_event("execution_started", "exec_1", "wf", "running")])
+    )
     store.create_execution("exec_2", "other", 1)
     store.create_execution("exec_3", "wf", 1)
     for i in range(3):
         for ex, w in (("exec_1", "wf"), ("exec_2", "other"), ("exec_3", "wf")):
             store.commit(
-                ex, events=[make_event("task_started", ex, w, "running", "a", attempt=i + 1)]
+                ex,
+                Changes(events=[make_event("task_started", ex, w, "running", "a", attempt=i + 1)]),
             )
     assert store.execution_row("exec_2")["first_seq"] == 1  # after exec_1's first event
-    assert [e["seq"] for e in store.events(0, execution="exec_1")] == [1, 2, 5, 8]
-    assert [e["seq"] for e in store.events(0, execution="exec_2")] == [3, 6, 9]
-    assert [e["seq"] for e in store.events(0, workflow="wf")] == [1, 2, 4, 5, 7, 8, 10]
-    assert [e["seq"] for e in store.events(5, workflow="wf", execution="exec_3")] == [7, 10]
+    assert [e.seq for e in store.events(0, execution="exec_1")] == [1, 2, 5, 8]
+    assert [e.seq for e in store.events(0, execution="exec_2")] == [3, 6, 9]
+    assert [e.seq for e in store.events(0, workflow="wf")] == [1, 2, 4, 5, 7, 8, 10]
+    assert [e.seq for e in store.events(5, workflow="wf", execution="exec_3")] == [7, 10]
     assert store.events(0, execution="exec_unknown") == []
 
 
 def test_an_unchanged_definition_keeps_its_revision_whatever_its_key_order(store):
-    first = {"id": "w", "name": "W", "tasks": [{"name": "a", "params": {"x": "é", "y": 1}}]}
-    same = {"tasks": [{"params": {"y": 1, "x": "é"}, "name": "a"}], "name": "W", "id": "w"}
-    changed = {"id": "w", "name": "W", "tasks": [{"name": "a", "params": {"x": "e", "y": 1}}]}
+    first = {
+        "id": "w",
+        "name": "W",
+        "tasks": [{"name": "a", "params": {"kwargs": {"x": "é", "y": 1}}}],
+    }
+    same = {
+        "tasks": [{"params": {"kwargs": {"y": 1, "x": "é"}}, "name": "a"}],
+        "name": "W",
+        "id": "w",
+    }
+    changed = {
+        "id": "w",
+        "name": "W",
+        "tasks": [{"name": "a", "params": {"kwargs": {"x": "e", "y": 1}}}],
+    }
     assert store.save_workflow(parse_workflow(first)) == 1
     assert store.save_workflow(parse_workflow(same)) == 1
     assert store.save_workflow(parse_workflow(changed)) == 2
@@ -225,16 +253,19 @@ def test_a_snapshot_reads_the_execution_as_it_was_at_its_seq(tmp_path):
             seq = super().last_seq()
             writer.commit(
                 "exec_s",
-                execution={"status": "running"},
-                tasks=[TaskRow("a", "running", 1, "2026-01-01T00:00:00.000Z")],
-                events=[make_event("execution_started", "exec_s", "wf", "running")],
+                Changes(
+                    execution={"status": "running"},
+                    tasks=[TaskRun("a", "running", 1, "2026-01-01T00:00:00.000Z")],
+                    events=[make_event("execution_started", "exec_s", "wf", "running")],
+                ),
             )
             return seq
 
-    seq, execution = Interleaved(path).snapshot("exec_s")
+    seq, row, runs = Interleaved(path).snapshot("exec_s")
     assert seq == 0
-    assert execution["status"] == "pending" and execution["tasks"][0]["status"] == "pending"
-    assert Store(path).snapshot("exec_s")[1]["tasks"][0]["status"] == "running"
+    assert row["status"] == "pending" and runs == {}  # task "a" has no row yet: pending
+    _, row, runs = Store(path).snapshot("exec_s")
+    assert row["status"] == "running" and runs["a"].status == "running"
 
 
 _ABSENT = object()
@@ -263,7 +294,7 @@ _OPTIONAL = {
 )
 def test_any_event_reads_back_as_published(store, specs):
     """Whatever keys an event has, the row shape chosen for it gives it back unchanged."""
-    if not store.list_workflows():
+    if not store.workflows():
         store.save_workflow(parse_workflow(wf(task("a"))))
     ex = f"exec_{len(store.list_executions(limit=1000)[0])}"
     store.create_execution(ex, "wf", 1)
@@ -273,5 +304,5 @@ def test_any_event_reads_back_as_published(store, specs):
         )
         for name, task_name, extra in specs
     ]
-    store.commit(ex, events=events)
+    store.commit(ex, Changes(events=events))
     assert store.events(0, execution=ex) == events

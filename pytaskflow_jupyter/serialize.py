@@ -1,0 +1,92 @@
+"""The wire format: workflows, executions, tasks and events as REST and ``/ws`` show them.
+
+The one module that knows the JSON shapes of SPEC sections 3 and 4 (camelCase keys, a
+task with no row yet shown ``pending``, per-attempt ``history``). The store hands over
+rows and records, the engine typed events; the REST handlers, ``/ws``, the widget and
+the kernel API all go through here, so a field added to a shape is added once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import Event
+from .model import TaskRun, TaskStatus, Workflow
+
+__all__ = ["event_json", "execution_json", "task_json", "workflow_json"]
+
+Json = dict[str, Any]
+
+_PENDING: Json = {
+    "status": TaskStatus.PENDING.value,
+    "duration": None,
+    "attempts": 0,
+    "startTime": None,
+    "endTime": None,
+    "error": None,
+    "reason": None,
+}
+_PENDING_DETAIL: Json = {
+    **_PENDING,
+    "result": None,
+    "traceback": None,
+    "history": [],
+    "branch": None,
+    "output": None,
+}
+
+
+def task_json(run: TaskRun, *, detail: bool = False) -> Json:
+    """A task as REST shows it (``detail``: with result, traceback, history, branch)."""
+    out: Json = {
+        "name": run.name,
+        "status": run.status,
+        "duration": run.duration,
+        "attempts": run.attempts,
+        "startTime": run.start_time,
+        "endTime": run.end_time,
+        "error": run.error,
+        "reason": run.reason,
+    }
+    if detail:
+        out.update(
+            result=run.result,
+            traceback=run.traceback,
+            history=run.attempt_history(),
+            branch=run.branch,
+            output=run.output,
+        )
+    return out
+
+
+def execution_json(row: Json, wf: Workflow, runs: dict[str, TaskRun], *, detail: bool) -> Json:
+    """An execution (``row`` as the store keeps it) with its tasks in definition order."""
+    pending = _PENDING_DETAIL if detail else _PENDING
+    tasks = [
+        task_json(runs[t.name], detail=detail) if t.name in runs else {"name": t.name, **pending}
+        for t in wf.tasks
+    ]
+    return {
+        "id": row["id"],
+        "workflowId": row["workflow_id"],
+        "revision": row["revision"],
+        "status": row["status"],
+        "tasks": tasks,
+        "startTime": row["start_time"],
+        "endTime": row["end_time"],
+        "createdAt": row["created_at"],
+        "params": row["params"],
+        "parentId": row["parent_id"],
+        "reason": row["reason"],
+        "executor": row["executor"],
+    }
+
+
+def workflow_json(definition: Json, revision: int, created: str, updated: str) -> Json:
+    """A definition as posted plus ``revision``, ``createdAt`` and ``updatedAt``."""
+    return {**definition, "revision": revision, "createdAt": created, "updatedAt": updated}
+
+
+def event_json(event: Event) -> Json:
+    """An event as ``/ws`` sends it (SPEC section 4)."""
+    return event.to_json()
