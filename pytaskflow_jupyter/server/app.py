@@ -32,9 +32,10 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from jupyter_server.extension.application import ExtensionApp
+from tornado.web import RequestHandler
 from traitlets import (
     Bool,
     CaselessStrEnum,
@@ -53,12 +54,42 @@ from ..executors import EXECUTORS, make_executor
 from ..runner import Runner
 from ..store import Store, default_db_path
 from ..validation import Limits
-from .handlers import default_handlers
-from .websocket import EventHub
+from .handlers import (
+    CancelHandler,
+    ExecutionHandler,
+    ExecutionsHandler,
+    LogsHandler,
+    OpenAPIHandler,
+    RetryHandler,
+    WorkflowExecutionsHandler,
+    WorkflowHandler,
+    WorkflowsHandler,
+)
+from .websocket import EventHub, EventsWebSocket
 
-__all__ = ["TaskFlowApp", "main"]
+__all__ = ["TaskFlowApp", "default_handlers", "main"]
 
 DEFAULT_PORT = 8000
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def default_handlers() -> list[tuple[str, type[RequestHandler]]]:
+    """The route table: patterns relative to ``base_url`` (the ExtensionApp prefixes it)."""
+    ident = r"(?P<{}>[^/]+)"
+    wid, eid = ident.format("workflow_id"), ident.format("execution_id")
+    return [
+        (r"/workflows", WorkflowsHandler),
+        (rf"/workflows/{wid}", WorkflowHandler),
+        (rf"/workflows/{wid}/executions", WorkflowExecutionsHandler),
+        (r"/executions", ExecutionsHandler),
+        (rf"/executions/{eid}", ExecutionHandler),
+        (rf"/executions/{eid}/cancel", CancelHandler),
+        (rf"/executions/{eid}/retry", RetryHandler),
+        (rf"/executions/{eid}/tasks/{ident.format('task')}/logs", LogsHandler),
+        (r"/taskflow/openapi.json", OpenAPIHandler),
+        (r"/ws", EventsWebSocket),
+    ]
 
 
 class TaskFlowApp(ExtensionApp):
@@ -171,7 +202,8 @@ class TaskFlowApp(ExtensionApp):
 
     # -- wiring ----------------------------------------------------------------------------
     def _jupyter_server_config(self) -> dict[str, Any]:
-        config = super()._jupyter_server_config()
+        base: Callable[[], dict[str, Any]] = super()._jupyter_server_config  # untyped there
+        config = base()
         given = self.serverapp.config.get("ServerApp", {}) if self.serverapp else {}
         if "port" in given or os.environ.get("JUPYTER_PORT"):
             config["ServerApp"].pop("port", None)  # an explicit --port wins over our default
@@ -218,7 +250,7 @@ class TaskFlowApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers())
 
-    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking work (SQLite, validation, encoding) in the pool, never on the loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
@@ -287,7 +319,9 @@ class TaskFlowApp(ExtensionApp):
         self.store.close()
 
 
-main = launch_new_instance = TaskFlowApp.launch_instance
+# `jupyter taskflow` (argv=None: the command line); jupyter_server leaves it untyped
+main: Callable[..., None] = TaskFlowApp.launch_instance
+launch_new_instance = main
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from ..events import EVENT_TYPES
-from ..model import EXECUTION_STATUSES, TASK_STATUSES, TASK_TYPES, TRIGGER_RULES
+from ..kinds import KINDS, TaskKind
+from ..model import EXECUTION_STATUSES, TASK_STATUSES, TRIGGER_RULES
 
 __all__ = ["openapi"]
 
@@ -31,40 +32,64 @@ TIME = _nullable({"type": "string", "format": "date-time"})
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", "maxLength": 200}
 
-TASK_DEFINITION: Json = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name"],
-    "properties": {
-        "name": NAME,
-        "type": {"type": "string", "enum": list(TASK_TYPES), "default": "python"},
-        "params": {
-            "type": "object",
-            "description": "python: `callable` ('pkg.mod:func') or `code`, and `kwargs`; "
-            "branch: `next` (a task name or a list of them, each a direct "
-            "downstream task); notebook: `path` (relative, inside the server's "
-            "root), `parameters` (object), `kernel`. Other keys are kept and "
-            "passed to the task.",
-            "additionalProperties": True,
-            "properties": {
-                "callable": STR,
-                "code": STR,
-                "kwargs": {"type": "object", "additionalProperties": True},
-            },
-        },
-        "dependencies": {"type": "array", "items": NAME, "maxItems": 10_000},
-        "retries": {"type": "integer", "minimum": 0, "maximum": 100, "default": 0},
-        "retry_delay": {"type": "number", "minimum": 0, "maximum": 86_400, "default": 1},
-        "retry_backoff": {"type": "number", "minimum": 1, "maximum": 100, "default": 2},
-        "timeout": _nullable(
-            {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 604_800}
-        ),
-        "trigger_rule": {
-            "type": "string",
-            "enum": list(TRIGGER_RULES),
-            "default": TRIGGER_RULES[0],
-        },
+# The fields every task has, whatever its kind.
+TASK_FIELDS: Json = {
+    "name": NAME,
+    "dependencies": {"type": "array", "items": NAME, "maxItems": 10_000},
+    "retries": {"type": "integer", "minimum": 0, "maximum": 100, "default": 0},
+    "retry_delay": {"type": "number", "minimum": 0, "maximum": 86_400, "default": 1},
+    "retry_backoff": {"type": "number", "minimum": 1, "maximum": 100, "default": 2},
+    "timeout": _nullable(
+        {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 604_800}
+    ),
+    "trigger_rule": {
+        "type": "string",
+        "enum": list(TRIGGER_RULES),
+        "default": TRIGGER_RULES[0],
     },
+}
+DEFAULT_KIND = "python"  # a task without `type`
+
+
+def _component(kind: TaskKind) -> str:
+    return kind.name.capitalize()
+
+
+def _params_schema(kind: TaskKind) -> Json:
+    """The kind's own schema of its ``params`` (an empty ``required`` is not OpenAPI 3.0)."""
+    schema = copy.deepcopy(kind.schema())
+    if not schema.get("required"):
+        schema.pop("required", None)
+    return schema
+
+
+def _task_schema(kind: TaskKind) -> Json:
+    """A task of one kind: ``type`` names it (optional for the default kind)."""
+    kind_type: Json = {"type": "string", "enum": [kind.name]}
+    if kind.name == DEFAULT_KIND:
+        kind_type["default"] = DEFAULT_KIND
+    return {
+        "type": "object",
+        "description": f"a {kind.name} task",
+        "additionalProperties": False,
+        "required": ["name"] if kind.name == DEFAULT_KIND else ["name", "type"],
+        "properties": {
+            **TASK_FIELDS,
+            "type": kind_type,
+            "params": _ref(f"{_component(kind)}Params"),
+        },
+    }
+
+
+# One schema per task kind, from the registry (``kinds.KINDS``): a new kind is described
+# here without an edit. ``type`` tells them apart, so exactly one matches a valid task.
+KIND_SCHEMAS: Json = {
+    **{f"{_component(k)}Params": _params_schema(k) for k in KINDS.values()},
+    **{f"{_component(k)}TaskDefinition": _task_schema(k) for k in KINDS.values()},
+}
+TASK_DEFINITION: Json = {
+    "description": "a task; `type` (default python) says which params it takes",
+    "oneOf": [_ref(f"{_component(k)}TaskDefinition") for k in KINDS.values()],
 }
 
 DEFINITION_PROPERTIES: Json = {
@@ -112,6 +137,7 @@ def _execution(task: str) -> Json:
 
 
 SCHEMAS: Json = {
+    **KIND_SCHEMAS,
     "TaskDefinition": TASK_DEFINITION,
     "WorkflowDefinition": {
         "type": "object",
@@ -139,6 +165,13 @@ SCHEMAS: Json = {
             "traceback": _nullable(STR),
             "history": {"type": "array", "items": {"type": "object"}},
             "branch": {},
+            "output": _nullable(
+                {
+                    **STR,
+                    "description": "path (relative to the server's root) of a file the "
+                    "attempt left, e.g. a notebook task's executed copy",
+                }
+            ),
         },
     },
     "Execution": _execution("Task"),
@@ -149,6 +182,18 @@ SCHEMAS: Json = {
         "properties": {
             "params": {"type": "object", "additionalProperties": True},
             "revision": {"type": "integer", "minimum": 1},
+        },
+    },
+    "RetryRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "rerun": {
+                "type": "array",
+                "items": NAME,
+                "description": "tasks to run again, with everything downstream of them, "
+                "even where their results could be reused (an unknown name is a 400)",
+            },
         },
     },
     "TaskLogs": {
@@ -391,9 +436,13 @@ PATHS: Json = {
         "parameters": [EXECUTION_ID],
         "post": {
             "operationId": "retryExecution",
-            "summary": "new execution reusing completed results (409 while active)",
+            "summary": "new execution reusing completed results (409 while active); "
+            "`rerun` names tasks to run again with everything downstream",
             "parameters": [IDEMPOTENCY],
-            "requestBody": EMPTY_BODY,
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("RetryRequest")}},
+            },
             "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415"),
         },
     },

@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import ws_authenticated
@@ -44,7 +44,8 @@ from tornado import iostream, web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..errors import InvalidInput, Problem
-from .handlers import AUTH_RESOURCE, JUPYTER_QUERY, ErrorMixin
+from ..serialize import event_json
+from .base import AUTH_RESOURCE, Checker, ErrorMixin, nonempty, parse_query, seq_value
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -55,7 +56,7 @@ __all__ = ["EventHub", "EventsWebSocket"]
 
 log = logging.getLogger(__name__)
 
-Row = tuple[int, str, Any, Any]  # seq, JSON text, execution id, workflow id
+Row = tuple[int, str, str, str]  # seq, JSON text, execution id, workflow id
 SLOW_CLIENT = 1013
 GOING_AWAY = 1001
 
@@ -80,7 +81,7 @@ class Client:
         self.closed = False
         self.tasks: list[asyncio.Task[None]] = []
 
-    def wants(self, execution: Any, workflow: Any) -> bool:
+    def wants(self, execution: str, workflow: str) -> bool:
         return (self.execution is None or execution == self.execution) and (
             self.workflow is None or workflow == self.workflow
         )
@@ -229,12 +230,13 @@ class EventHub:
         self, after: int, execution: str | None, workflow: str | None, limit: int
     ) -> list[Row]:
         """Stored events after ``after`` with their routing keys (worker thread)."""
-        return [
-            (event["seq"], json.dumps(event), event.get("execution_id"), event.get("workflow"))
-            for event in self.store.events(
-                after, execution=execution, workflow=workflow, limit=limit
+        rows = []
+        for event in self.store.events(after, execution=execution, workflow=workflow, limit=limit):
+            assert event.seq is not None  # the store numbers every event it has committed
+            rows.append(
+                (event.seq, json.dumps(event_json(event)), event.execution_id, event.workflow)
             )
-        ]
+        return rows
 
     def _fan_out(self, rows: list[Row]) -> None:
         for client in list(self.clients):
@@ -296,41 +298,15 @@ class EventHub:
                 client.pos = max(client.pos, target)
 
 
-def _ws_query(arguments: dict[str, list[bytes]]) -> dict[str, Any]:
-    """``execution``, ``workflow`` and ``since``; anything else is 400 ``invalid_query``."""
-    out: dict[str, Any] = {}
-    problems = []
-    for key, values in arguments.items():
-        if key in JUPYTER_QUERY:
-            continue
-        try:
-            text = values[0].decode("utf-8") if len(values) == 1 else None
-        except UnicodeDecodeError:
-            text = None
-        if key not in ("execution", "workflow", "since"):
-            problems.append(
-                Problem(
-                    key,
-                    "invalid_query",
-                    f"unknown query parameter {key!r}; allowed: execution, since, workflow",
-                )
-            )
-        elif text is None:
-            problems.append(Problem(key, "invalid_query", "must be given once, in UTF-8"))
-        elif key == "since":
-            if not text.isascii() or not text.isdigit() or len(text) > 18:
-                problems.append(
-                    Problem(key, "invalid_query", "must be a non-negative integer (an event seq)")
-                )
-            else:
-                out[key] = int(text)
-        elif not text or len(text) > 1000:
-            problems.append(Problem(key, "invalid_query", "must be a non-empty id"))
-        else:
-            out[key] = text
-    if problems:
-        raise InvalidInput("Invalid query:", problems, code="invalid_query")
-    return out
+class _HubHost(Protocol):
+    """What the /ws handler needs of the extension app (``TaskFlowApp``)."""
+
+    @property
+    def hub(self) -> EventHub: ...
+
+
+# The filters of /ws; unknown, repeated or bad ones are 400 ``invalid_query``.
+WS_QUERY: dict[str, Checker] = {"execution": nonempty, "workflow": nonempty, "since": seq_value}
 
 
 class EventsWebSocket(
@@ -349,6 +325,10 @@ class EventsWebSocket(
         """JupyterHandler's page headers (CSP, ...) mean nothing on a WebSocket upgrade."""
 
     @property
+    def hub(self) -> EventHub:
+        return cast(_HubHost, self.extensionapp).hub
+
+    @property
     def max_message_size(self) -> int:
         return 64 * 1024
 
@@ -361,7 +341,8 @@ class EventsWebSocket(
             raise web.HTTPError(
                 403, f"User is not authorized to read on resource: {AUTH_RESOURCE}."
             )
-        self.filters = _ws_query(self.request.query_arguments)
+        # (no cache buster here: JupyterLab adds it to REST GETs, never to a WebSocket)
+        self.filters = parse_query(self.request.query_arguments, WS_QUERY, cache_buster=False)
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise InvalidInput(
                 "/ws is a WebSocket: send an Upgrade: websocket request",
@@ -378,15 +359,14 @@ class EventsWebSocket(
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # WebSocketMixin: keep-alive pings
-        app: Any = self.extensionapp
         self.client = Client(
             self.write_message,
             self.close,
             execution=self.filters.get("execution"),
             workflow=self.filters.get("workflow"),
-            queue_size=app.hub.queue_size,
+            queue_size=self.hub.queue_size,
         )
-        app.hub.attach(self.client, self.filters.get("since"))
+        self.hub.attach(self.client, self.filters.get("since"))
 
     def on_message(self, message: str | bytes) -> None:
         """The stream takes no messages; they are ignored."""
@@ -395,4 +375,4 @@ class EventsWebSocket(
         if self.ping_callback is not None:
             self.ping_callback.stop()
         if self.client is not None:
-            self.extensionapp.hub.detach(self.client)  # type: ignore[attr-defined]
+            self.hub.detach(self.client)

@@ -20,7 +20,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
-from pytaskflow_jupyter.server.handlers import default_handlers
+from pytaskflow_jupyter.server.app import default_handlers
 
 from .helpers import REPO, task, until_live, wf
 

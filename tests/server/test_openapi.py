@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.config import SchemathesisConfig
 
-from pytaskflow_jupyter.server.handlers import default_handlers
+from pytaskflow_jupyter.server.app import default_handlers
 from pytaskflow_jupyter.server.openapi import openapi
 
 from .helpers import LiveServer, task, wf

@@ -359,7 +359,7 @@ async def test_error_body_never_leaks_a_traceback(api, taskflow_app, monkeypatch
     def broken():
         raise RuntimeError("secret internal detail /etc/passwd")
 
-    monkeypatch.setattr(taskflow_app.store, "list_workflows", broken)
+    monkeypatch.setattr(taskflow_app.runner, "list_workflows", broken)
     status, body, _ = await api("GET", "workflows")
     assert status == 500
     assert body == {
