@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytaskflow_jupyter.engine import ExecutionRun
-from pytaskflow_jupyter.errors import Conflict
+from pytaskflow_jupyter.errors import Conflict, InvalidInput
 from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.executors import InlineExecutor, ThreadExecutor
 from pytaskflow_jupyter.model import TaskRun
@@ -449,3 +449,38 @@ def test_history_of_every_attempt_survives_the_store(runner, tmp_path):
             ).fetchall()
         )
     assert stored["once"] is None and stored["flaky"] is not None
+
+
+def test_retry_reruns_what_ran_on_an_outcome_that_changes(runner, tmp_path):
+    """A fails; B (all_done) completes on A's missing result; A is fixed by the retry:
+    B runs again with A's result instead of keeping its stale one."""
+    marker = str(tmp_path / "count")
+    first = run(
+        runner,
+        wf(
+            task("a", callable=f"{S}:fail_until", kwargs={"marker": marker, "times": 1}),
+            task("b", "a", code="result = upstream['a']", trigger_rule="all_done"),
+            task("c", code="result = 'c'"),
+        ),
+    )
+    assert statuses(first) == {"a": "failed", "b": "completed", "c": "completed"}
+    assert runner.get(first["id"])["tasks"][1]["result"] is None
+    second = runner.wait(runner.retry(first["id"])["id"], 30)
+    detail = runner.get(second["id"])
+    assert statuses(second) == {"a": "completed", "b": "completed", "c": "completed"}
+    by_name = {t["name"]: t for t in detail["tasks"]}
+    assert by_name["b"]["result"] == by_name["a"]["result"] is not None
+    assert by_name["c"]["startTime"] == runner.get(first["id"])["tasks"][2]["startTime"]
+
+
+def test_retry_with_rerun_reruns_the_named_task_and_its_downstream(runner):
+    first = run(runner, wf(task("a", code="result = 1"), task("b", "a", code="result = 2"),
+                           task("c", code="result = 3")))  # fmt: skip
+    second = runner.wait(runner.retry(first["id"], rerun=["a"])["id"], 30)
+    before = {t["name"]: t["startTime"] for t in first["tasks"]}
+    after = {t["name"]: t["startTime"] for t in second["tasks"]}
+    assert statuses(second) == {"a": "completed", "b": "completed", "c": "completed"}
+    assert after["c"] == before["c"]  # reused
+    assert after["a"] != before["a"] and after["b"] != before["b"]  # ran again
+    with pytest.raises(InvalidInput, match="unknown task"):
+        runner.retry(first["id"], rerun=["nope"])

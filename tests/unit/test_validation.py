@@ -129,7 +129,66 @@ REJECTED = [
     ),
     ("notebook without path", wf(task("n", type="notebook")), "tasks[0].params.path", "required"),
     ("params with NaN", wf(task("a", kwargs={"x": float("nan")})), "tasks[0].params", "type_error"),
+    # each task kind owns its params (kinds.py): unknown keys by name, exclusive fields, code
+    (
+        "params typo cod",
+        wf(task("a", params={"cod": "x = 1"})),
+        "tasks[0].params.cod",
+        "unknown_field",
+    ),
+    (
+        "code and callable",
+        wf(task("a", code="result = 1", callable="m:f")),
+        "tasks[0].params.code",
+        "conflicting_fields",
+    ),
+    (
+        "code syntax error",
+        wf(task("a", code="x = (1,\ny = 2")),
+        "tasks[0].params.code",
+        "syntax_error",
+    ),
+    ("branch selecting nothing", wf(task("b", type="branch")), "tasks[0].params.next", "required"),
+    (
+        "branch next an object",
+        wf(A, task("b", "a", type="branch", next={})),
+        "tasks[1].params.next",
+        "type_error",
+    ),
+    (
+        "branch next a list of objects",
+        wf(A, task("b", "a", type="branch", next=[{}])),
+        "tasks[1].params.next",
+        "type_error",
+    ),
+    (
+        "branch next and code",
+        wf(A, task("b", type="branch", next=["a"], code="result = 'a'")),
+        "tasks[1].params.code",
+        "conflicting_fields",
+    ),
+    (
+        "notebook param unknown",
+        wf(task("n", type="notebook", params={"path": "a.ipynb", "kernal": "python3"})),
+        "tasks[0].params.kernal",
+        "unknown_field",
+    ),
+    (
+        "notebook not ipynb",
+        wf(task("n", type="notebook", params={"path": "a.py"})),
+        "tasks[0].params.path",
+        "not_a_notebook",
+    ),
 ]
+
+
+def test_a_syntax_error_names_the_task_line_and_column():
+    with pytest.raises(ValidationError) as info:
+        parse_workflow(wf(A, task("calc", code="x = 1\ny = (2,\n")))
+    (problem,) = info.value.problems
+    assert problem.path == "tasks[1].params.code"
+    assert problem.detail.startswith("line 3, column 1:") or problem.detail.startswith("line 2, ")
+    assert "tasks[1].params.code: line" in str(info.value)
 
 
 @pytest.mark.parametrize(
