@@ -48,7 +48,7 @@ from ..model import TERMINAL_EXECUTION, TaskStatus
 from ..model import Workflow as WorkflowModel
 from ..validation import derive_id, parse_workflow
 from .graph import render_svg
-from .session import find_function, get_session, recall, register_function
+from .session import current_shell, find_function, get_session, recall, register_function
 from .widgets import ExecutionWidget, elapsed_seconds, render_text
 
 __all__ = ["Run", "Workflow"]
@@ -105,11 +105,7 @@ def _reused(execution: dict[str, Any]) -> list[str]:
 
 
 def _has_widget_frontend() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
+    shell = current_shell()
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 

@@ -148,7 +148,7 @@ class _Table:
 class TaskFlowMagics(Magics):
     """``%taskflow`` (line) and ``%%taskflow`` (cell)."""
 
-    @line_cell_magic
+    @line_cell_magic  # type: ignore[untyped-decorator]  # IPython ships no annotations
     def taskflow(self, line: str, cell: str | None = None) -> Any:
         """Run ``%taskflow help`` for the commands."""
         try:

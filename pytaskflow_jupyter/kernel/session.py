@@ -66,13 +66,17 @@ def register_function(key: str, fn: Callable[..., Any]) -> None:
     _functions[key] = fn
 
 
-def _user_namespace() -> dict[str, Any]:
+def current_shell() -> Any:
+    """The running IPython shell, or None (plain Python, or no IPython installed)."""
     try:
-        from IPython import get_ipython
-    except ImportError:  # plain Python
-        shell = None
-    else:
-        shell = get_ipython()
+        from IPython.core.getipython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()  # type: ignore[no-untyped-call]  # IPython ships no annotations
+
+
+def _user_namespace() -> dict[str, Any]:
+    shell = current_shell()
     if shell is not None:
         return shell.user_ns  # type: ignore[no-any-return]
     return vars(sys.modules["__main__"])

@@ -145,7 +145,7 @@ def _error_html(task: dict[str, Any]) -> str:
     )
 
 
-class ExecutionWidget(ipywidgets.VBox):
+class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """A live view of one execution (see the module docstring)."""
 
     execution_id = traitlets.Unicode(help="the execution shown")
