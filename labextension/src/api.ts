@@ -3,12 +3,39 @@
  * through `ServerConnection.makeRequest` with URLs joined onto the server's
  * `baseUrl`, so the token, the XSRF cookie/header and any base_url prefix are
  * handled exactly as for JupyterLab's own services.
+ *
+ * Each function names its route's `operationId`: `request<'getExecution'>`
+ * answers the JSON that `generated/openapi.ts` (generated from the served
+ * OpenAPI document) says that route's 200 carries, so a route whose answer
+ * changes shape no longer compiles against the alias it is declared with.
  */
 
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type { Execution, TaskLogAttempt, WorkflowDefinition } from './model';
+import type { operations } from './generated/openapi';
+import type {
+  ExecutionDetail,
+  ExecutionRequest,
+  ExecutionSummary,
+  TaskLogs,
+  Workflow,
+  WorkflowDefinition
+} from './model';
+
+type Operation = keyof operations;
+
+/** The JSON of an operation's 200 answer; void for a 204. */
+type Ok<Op extends Operation> = operations[Op]['responses'] extends {
+  200: { content: { 'application/json': infer T } };
+}
+  ? T
+  : void;
+
+/** The query parameters of an operation. */
+type Query<Op extends Operation> = NonNullable<
+  operations[Op]['parameters']['query']
+>;
 
 /** An error response of the TaskFlow API, with its JSON body when present. */
 export class TaskflowApiError extends Error {
@@ -27,12 +54,12 @@ function settingsOrDefault(
   return settings ?? ServerConnection.makeSettings();
 }
 
-async function request<T>(
+async function request<Op extends Operation>(
   path: string[],
   init: RequestInit = {},
   query: Record<string, string | number | undefined> = {},
   settings?: ServerConnection.ISettings
-): Promise<T> {
+): Promise<Ok<Op>> {
   const s = settingsOrDefault(settings);
   const url =
     URLExt.join(s.baseUrl, ...path.map(encodeURIComponent)) +
@@ -70,7 +97,7 @@ async function request<T>(
       body
     );
   }
-  return body as T;
+  return body as Ok<Op>;
 }
 
 /** The human message of an error body (jupyter_server's `message`/`reason`). */
@@ -102,28 +129,11 @@ function json(method: string, body?: unknown): RequestInit {
       };
 }
 
-/** Lists accept a bare JSON array (SPEC) or a paged `{items: [...]}` body. */
-function asList<T>(body: unknown, key: string): T[] {
-  if (Array.isArray(body)) {
-    return body as T[];
-  }
-  if (body && typeof body === 'object') {
-    const b = body as Record<string, unknown>;
-    for (const k of [key, 'items', 'results']) {
-      if (Array.isArray(b[k])) {
-        return b[k] as T[];
-      }
-    }
-  }
-  return [];
-}
-
 /** GET /workflows */
-export async function listWorkflows(
+export function listWorkflows(
   settings?: ServerConnection.ISettings
-): Promise<WorkflowDefinition[]> {
-  const body = await request<unknown>(['workflows'], {}, {}, settings);
-  return asList<WorkflowDefinition>(body, 'workflows');
+): Promise<Workflow[]> {
+  return request<'listWorkflows'>(['workflows'], {}, {}, settings);
 }
 
 /** GET /workflows/{id}[?revision=N] */
@@ -131,120 +141,105 @@ export function getWorkflow(
   id: string,
   revision?: number,
   settings?: ServerConnection.ISettings
-): Promise<WorkflowDefinition> {
-  return request(['workflows', id], {}, { revision }, settings);
+): Promise<Workflow> {
+  return request<'getWorkflow'>(['workflows', id], {}, { revision }, settings);
 }
 
 /** POST /workflows: register a definition and start an execution. */
 export function createWorkflow(
-  definition: Omit<WorkflowDefinition, 'id'> & { id?: string },
+  definition: WorkflowDefinition,
   settings?: ServerConnection.ISettings
-): Promise<Execution> {
-  return request(['workflows'], json('POST', definition), {}, settings);
+): Promise<ExecutionSummary> {
+  return request<'submitWorkflow'>(
+    ['workflows'],
+    json('POST', definition),
+    {},
+    settings
+  );
 }
 
 /** DELETE /workflows/{id} */
-export async function deleteWorkflow(
+export function deleteWorkflow(
   id: string,
   settings?: ServerConnection.ISettings
 ): Promise<void> {
-  await request(['workflows', id], json('DELETE'), {}, settings);
+  return request<'deleteWorkflow'>(
+    ['workflows', id],
+    json('DELETE'),
+    {},
+    settings
+  );
 }
 
 /** POST /workflows/{id}/executions: run a registered workflow. */
 export function runWorkflow(
   id: string,
-  params?: Record<string, unknown>,
+  params?: ExecutionRequest['params'],
   settings?: ServerConnection.ISettings
-): Promise<Execution> {
-  return request(
+): Promise<ExecutionSummary> {
+  const body: ExecutionRequest = params ? { params } : {};
+  return request<'startExecution'>(
     ['workflows', id, 'executions'],
-    json('POST', params ? { params } : {}),
+    json('POST', body),
     {},
     settings
   );
 }
 
-/** GET /executions[?workflow_id=&status=&limit=] */
-export async function listExecutions(
-  filter: { workflowId?: string; status?: string; limit?: number } = {},
+/** GET /executions[?workflow_id=&status=&limit=&cursor=]: one page, newest first. */
+export function listExecutions(
+  filter: Query<'listExecutions'> = {},
   settings?: ServerConnection.ISettings
-): Promise<Execution[]> {
-  const body = await request<unknown>(
-    ['executions'],
-    {},
-    {
-      workflow_id: filter.workflowId,
-      status: filter.status,
-      limit: filter.limit
-    },
-    settings
-  );
-  return asList<Execution>(body, 'executions');
+): Promise<ExecutionSummary[]> {
+  return request<'listExecutions'>(['executions'], {}, filter, settings);
 }
 
 /** GET /executions/{id}: one execution with full task detail. */
 export function getExecution(
   id: string,
   settings?: ServerConnection.ISettings
-): Promise<Execution> {
-  return request(['executions', id], {}, {}, settings);
+): Promise<ExecutionDetail> {
+  return request<'getExecution'>(['executions', id], {}, {}, settings);
 }
 
 /** POST /executions/{id}/cancel */
 export function cancelExecution(
   id: string,
   settings?: ServerConnection.ISettings
-): Promise<Execution> {
-  return request(['executions', id, 'cancel'], json('POST'), {}, settings);
+): Promise<ExecutionSummary> {
+  return request<'cancelExecution'>(
+    ['executions', id, 'cancel'],
+    json('POST'),
+    {},
+    settings
+  );
 }
 
 /** POST /executions/{id}/retry: a new execution resuming from failure. */
 export function retryExecution(
   id: string,
   settings?: ServerConnection.ISettings
-): Promise<Execution> {
-  return request(['executions', id, 'retry'], json('POST'), {}, settings);
+): Promise<ExecutionSummary> {
+  return request<'retryExecution'>(
+    ['executions', id, 'retry'],
+    json('POST'),
+    {},
+    settings
+  );
 }
 
-/** GET /executions/{id}/tasks/{name}/logs */
-export async function getTaskLogs(
+/** GET /executions/{id}/tasks/{name}/logs: stdout and stderr per attempt. */
+export function getTaskLogs(
   executionId: string,
   task: string,
   settings?: ServerConnection.ISettings
-): Promise<TaskLogAttempt[]> {
-  const body = await request<unknown>(
+): Promise<TaskLogs> {
+  return request<'getTaskLogs'>(
     ['executions', executionId, 'tasks', task, 'logs'],
     {},
     {},
     settings
   );
-  return normalizeLogs(body);
-}
-
-/**
- * Logs as a list of attempts, whatever reasonable shape the server uses:
- * `[{attempt, stdout, stderr}]`, `{attempts: [...]}`, `{logs: [...]}`,
- * `{stdout, stderr}` or plain text.
- */
-export function normalizeLogs(body: unknown): TaskLogAttempt[] {
-  if (typeof body === 'string') {
-    return [{ stdout: body }];
-  }
-  const list = asList<TaskLogAttempt>(body, 'attempts');
-  if (list.length) {
-    return list;
-  }
-  if (body && typeof body === 'object') {
-    const b = body as Record<string, unknown>;
-    if (Array.isArray(b.logs)) {
-      return b.logs as TaskLogAttempt[];
-    }
-    if ('stdout' in b || 'stderr' in b) {
-      return [b as TaskLogAttempt];
-    }
-  }
-  return [];
 }
 
 /**

@@ -20,9 +20,9 @@ import {
 } from './dom';
 import {
   Execution,
+  TaskDefinition,
   TaskLogAttempt,
   TaskRun,
-  TaskSpec,
   TERMINAL_EXECUTION,
   TERMINAL_TASK
 } from './model';
@@ -76,7 +76,7 @@ export class ExecutionView extends Widget {
     this._render();
   }
 
-  private async _loadSpec(exec: Execution): Promise<TaskSpec[] | null> {
+  private async _loadSpec(exec: Execution): Promise<TaskDefinition[] | null> {
     try {
       const wf = await api.getWorkflow(
         exec.workflowId,
@@ -161,7 +161,7 @@ export class ExecutionView extends Widget {
     this._logs = { state: 'loading' };
     this._render();
     try {
-      const attempts = await api.getTaskLogs(
+      const { attempts } = await api.getTaskLogs(
         this.executionId,
         task,
         this.service.settings
@@ -282,7 +282,7 @@ export class ExecutionView extends Widget {
 
   private _graph(exec: Execution): HTMLElement {
     const runs = new Map(exec.tasks.map(t => [t.name, t]));
-    const spec: TaskSpec[] =
+    const spec: TaskDefinition[] =
       this._spec ??
       exec.tasks.map(t => ({ name: t.name, type: 'python', dependencies: [] }));
     // Tasks only the execution knows (should not happen) are drawn too.
@@ -487,7 +487,7 @@ export class ExecutionView extends Widget {
   // One marker id per view: a url(#id) into a hidden tab's SVG draws nothing.
   private _markerId = `jp-TaskflowDag-arrow-${++markerCount}`;
   private _frame: number | null = null;
-  private _spec: TaskSpec[] | null = null;
+  private _spec: TaskDefinition[] | null = null;
   private _loaded = false;
   private _error: string | null = null;
   private _actionError: string | null = null;

@@ -1,7 +1,12 @@
 /**
- * The TaskFlow vocabulary as TypeScript types (mirroring the REST and /ws JSON
- * of SPEC sections 3 and 4), plus the one place where the frontend's view of
- * run state changes: `TaskflowModel`.
+ * The TaskFlow vocabulary as TypeScript types, and the one place where the
+ * frontend's view of run state changes: `TaskflowModel`.
+ *
+ * The REST and /ws shapes are not written here: they are aliases of
+ * `generated/openapi.ts`, which `jlpm gen:types` generates from the served
+ * OpenAPI document (`tests/test_api_types.py` fails when it is stale). Only
+ * the model's own view, what snapshots and events said so far, is defined
+ * here, from those shapes.
  *
  * State reaches the browser by two roads: REST snapshots (GET /executions,
  * GET /executions/{id}) and /ws events. They can arrive in either order — a
@@ -14,125 +19,59 @@
  * under plain node.
  */
 
-export type ExecutionStatus =
-  'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+import type { components } from './generated/openapi';
+
+type Schemas = components['schemas'];
+
+/** A registered workflow definition (GET /workflows, GET /workflows/{id}). */
+export type Workflow = Schemas['Workflow'];
+/** The request body of POST /workflows. */
+export type WorkflowDefinition = Schemas['WorkflowDefinition'];
+/** One task of a workflow definition. */
+export type TaskDefinition = Schemas['TaskDefinition'];
+/** An execution of GET /executions and of the POST answers. */
+export type ExecutionSummary = Schemas['Execution'];
+/** An execution of GET /executions/{id}, with full task detail. */
+export type ExecutionDetail = Schemas['ExecutionDetail'];
+export type ExecutionRequest = Schemas['ExecutionRequest'];
+/** One /ws message (SPEC section 4). */
+export type TaskflowEvent = Schemas['Event'];
+export type EventName = TaskflowEvent['event'];
+/** GET /executions/{id}/tasks/{task}/logs */
+export type TaskLogs = Schemas['TaskLogs'];
+export type TaskLogAttempt = TaskLogs['attempts'][number];
+
+export type ExecutionStatus = ExecutionSummary['status'];
 
 /**
- * Task statuses of the documentation plus `cancelled`; `retrying` is a
- * frontend-only phase between a failed attempt and the next one.
+ * The server's task statuses plus `retrying`, a frontend-only phase between a
+ * failed attempt and the next one (the `task_retrying` event).
  */
-export type TaskStatus =
-  | 'pending'
-  | 'running'
-  | 'retrying'
-  | 'completed'
-  | 'failed'
-  | 'skipped'
-  | 'cancelled';
+export type TaskStatus = Schemas['Task']['status'] | 'retrying';
 
-export type EventName =
-  | 'execution_started'
-  | 'execution_completed'
-  | 'execution_failed'
-  | 'execution_cancelled'
-  | 'task_started'
-  | 'task_completed'
-  | 'task_failed'
-  | 'task_retrying'
-  | 'task_skipped';
-
-/** One task of a workflow definition (request body of POST /workflows). */
-export interface TaskSpec {
-  name: string;
-  type: string;
-  params?: Record<string, unknown>;
-  dependencies?: string[];
-  retries?: number;
-  retry_delay?: number;
-  retry_backoff?: number;
-  timeout?: number | null;
-  trigger_rule?: string;
-}
-
-/** A registered workflow definition as GET /workflows returns it. */
-export interface WorkflowDefinition {
-  id: string;
-  name: string;
-  description?: string;
-  version?: string | number;
-  tags?: string[];
-  owner?: string;
-  tasks: TaskSpec[];
-  revision?: number;
-  createdAt?: string;
-  updatedAt?: string;
-}
-
-/** One attempt of a task, in GET /executions/{id}. */
-export interface TaskAttempt {
-  attempt?: number;
-  status?: string;
-  startTime?: string | null;
-  endTime?: string | null;
-  duration?: number | null;
-  error?: string | null;
-  [key: string]: unknown;
-}
-
-export interface TaskRun {
+/**
+ * A task as the model knows it: a snapshot's `Task` or `TaskDetail`, or the
+ * fields the events about it carried so far.
+ */
+export type TaskRun = Partial<
+  Omit<Schemas['TaskDetail'], 'name' | 'status'>
+> & {
   name: string;
   status: TaskStatus;
-  duration?: number | null;
-  attempts?: number;
-  startTime?: string | null;
-  endTime?: string | null;
-  error?: string | null;
-  reason?: string | null;
-  result?: unknown;
-  traceback?: string | null;
-  history?: TaskAttempt[];
-  [key: string]: unknown;
-}
+};
 
-export interface Execution {
+/**
+ * An execution as the model knows it: a snapshot (`ExecutionSummary` or
+ * `ExecutionDetail`), or what the events about it said so far.
+ */
+export type Execution = Partial<
+  Omit<ExecutionDetail, 'id' | 'workflowId' | 'status' | 'tasks'>
+> & {
   id: string;
   workflowId: string;
-  revision?: number;
   status: ExecutionStatus;
   tasks: TaskRun[];
-  startTime?: string | null;
-  endTime?: string | null;
-  createdAt?: string | null;
-  /** The execution this one retries, if any. */
-  parentId?: string | null;
-  [key: string]: unknown;
-}
-
-/** One /ws message (SPEC section 4). */
-export interface TaskflowEvent {
-  event: EventName | string;
-  seq: number;
-  /** The execution id, as in the documented example. */
-  workflow_id?: string;
-  execution_id: string;
-  /** The workflow definition id. */
-  workflow?: string;
-  task?: string | null;
-  timestamp?: string;
-  status?: string;
-  attempt?: number;
-  duration?: number | null;
-  error?: string | null;
-  reason?: string | null;
-}
-
-/** Captured output of a task (GET /executions/{id}/tasks/{name}/logs). */
-export interface TaskLogAttempt {
-  attempt?: number;
-  stdout?: string;
-  stderr?: string;
-  [key: string]: unknown;
-}
+};
 
 export const TERMINAL_EXECUTION: ReadonlySet<string> = new Set([
   'completed',
@@ -243,7 +182,7 @@ export function taskFromEvent(ev: TaskflowEvent): TaskRun | null {
     return null;
   }
   const base: TaskRun = { name: ev.task, status: 'pending' };
-  if (ev.attempt !== undefined && ev.attempt !== null) {
+  if (ev.attempt !== undefined) {
     base.attempts = ev.attempt;
   }
   switch (ev.event) {
@@ -275,30 +214,25 @@ export function taskFromEvent(ev: TaskflowEvent): TaskRun | null {
     case 'task_skipped':
       return { ...base, status: 'skipped', reason: ev.reason ?? undefined };
     default:
-      return TERMINAL_TASK.has(ev.status ?? '') || ev.status === 'running'
-        ? { ...base, status: ev.status as TaskStatus }
-        : null;
+      return null;
   }
 }
 
 /** The partial execution an event describes (to be merged into state). */
 export function executionFromEvent(ev: TaskflowEvent): Execution | null {
-  const id = ev.execution_id ?? ev.workflow_id;
-  if (!id) {
+  if (!ev.execution_id) {
+    // Not an Event (the socket's JSON is only checked for an `event` key).
     return null;
   }
   const status = executionStatusOf(ev.event);
   const task = taskFromEvent(ev);
   const exec: Execution = {
-    id,
-    workflowId: ev.workflow ?? '',
+    id: ev.execution_id,
+    workflowId: ev.workflow,
     // A task event proves the execution is at least running.
     status: status ?? (task ? 'running' : 'pending'),
     tasks: task ? [task] : []
   };
-  if (!ev.workflow) {
-    delete (exec as Partial<Execution>).workflowId;
-  }
   if (ev.event === 'execution_started') {
     exec.startTime = ev.timestamp;
   } else if (status) {
@@ -317,11 +251,11 @@ export class TaskflowModel {
   /** Highest /ws `seq` applied; reconnects ask for `since=lastSeq`. */
   lastSeq: number | null = null;
 
-  get workflows(): WorkflowDefinition[] {
+  get workflows(): Workflow[] {
     return [...this._workflows.values()];
   }
 
-  workflow(id: string): WorkflowDefinition | undefined {
+  workflow(id: string): Workflow | undefined {
     return this._workflows.get(id);
   }
 
@@ -345,12 +279,12 @@ export class TaskflowModel {
     return all.slice(0, limit);
   }
 
-  setWorkflows(list: WorkflowDefinition[]): void {
+  setWorkflows(list: Workflow[]): void {
     this._workflows = new Map(list.map(w => [w.id, w]));
     this._emit();
   }
 
-  upsertWorkflow(def: WorkflowDefinition): void {
+  upsertWorkflow(def: Workflow): void {
     this._workflows.set(def.id, def);
     this._emit();
   }
@@ -406,7 +340,7 @@ export class TaskflowModel {
     }
   }
 
-  private _workflows = new Map<string, WorkflowDefinition>();
+  private _workflows = new Map<string, Workflow>();
   private _executions = new Map<string, Execution>();
   private _listeners = new Set<Listener>();
 }

@@ -88,10 +88,10 @@ export class TaskflowService {
   }
 
   private _onEvent(ev: TaskflowEvent): void {
-    const id = ev.execution_id ?? ev.workflow_id;
-    const known = id ? this.model.execution(id) : undefined;
+    const id = ev.execution_id;
+    const known = this.model.execution(id);
     this.model.applyEvent(ev);
-    if (id && (!known || ev.event.startsWith('execution_'))) {
+    if (!known || ev.event.startsWith('execution_')) {
       // A new execution (perhaps started elsewhere) or a finished one: read
       // its full detail (task list, errors) once.
       void this.loadExecution(id).catch(() => undefined);

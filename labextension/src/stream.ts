@@ -114,11 +114,9 @@ export class EventStream {
       console.warn('TaskFlow: ignoring a /ws message that is not JSON');
       return;
     }
-    const events = Array.isArray(parsed) ? parsed : [parsed];
-    for (const ev of events) {
-      if (ev && typeof ev === 'object' && 'event' in ev) {
-        this._opts.onEvent(ev as TaskflowEvent);
-      }
+    // One Event per message (the OpenAPI document's /ws route).
+    if (parsed && typeof parsed === 'object' && 'event' in parsed) {
+      this._opts.onEvent(parsed as TaskflowEvent);
     }
   }
 

@@ -2,16 +2,31 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
+  EventName,
   Execution,
   executionFromEvent,
   mergeTask,
   TaskflowEvent,
-  TaskflowModel
+  TaskflowModel,
+  Workflow
 } from '../model';
+
+/** The status each event carries (of its task, or of the execution). */
+const STATUS: Record<EventName, string> = {
+  execution_started: 'running',
+  execution_completed: 'completed',
+  execution_failed: 'failed',
+  execution_cancelled: 'cancelled',
+  task_started: 'running',
+  task_completed: 'completed',
+  task_failed: 'failed',
+  task_retrying: 'pending',
+  task_skipped: 'skipped'
+};
 
 let seq = 0;
 function ev(
-  event: string,
+  event: EventName,
   extra: Partial<TaskflowEvent> = {},
   execution = 'exec_1'
 ): TaskflowEvent {
@@ -22,8 +37,21 @@ function ev(
     workflow_id: execution,
     execution_id: execution,
     workflow: 'wf',
+    task: null,
+    status: STATUS[event],
     timestamp: `2024-01-01T00:00:${String(seq).padStart(2, '0')}.000Z`,
     ...extra
+  };
+}
+
+function workflow(id: string, name: string): Workflow {
+  return {
+    id,
+    name,
+    tasks: [],
+    revision: 1,
+    createdAt: '2024-01-01T00:00:00Z',
+    updatedAt: '2024-01-01T00:00:00Z'
   };
 }
 
@@ -239,8 +267,8 @@ describe('lists', () => {
 
   it('setWorkflows replaces the list', () => {
     const m = new TaskflowModel();
-    m.setWorkflows([{ id: 'a', name: 'A', tasks: [] }]);
-    m.setWorkflows([{ id: 'b', name: 'B', tasks: [] }]);
+    m.setWorkflows([workflow('a', 'A')]);
+    m.setWorkflows([workflow('b', 'B')]);
     assert.deepEqual(
       m.workflows.map(w => w.id),
       ['b']
