@@ -258,6 +258,71 @@ async def test_retry_resumes_from_failure(api, tmp_path):
     assert (await api("POST", "executions", "exec_0", "retry"))[0] == 404
 
 
+async def test_retry_with_rerun_reruns_those_tasks_and_downstream(api, tmp_path):
+    """a -> b -> c and an independent d, all completed: rerun b runs b and c again and
+    reuses a and d (each task appends its name to a file, so runs are counted)."""
+    runs = tmp_path / "runs.txt"
+
+    def counted(name: str, *deps: str) -> dict:
+        code = f"open({str(runs)!r}, 'a').write({name!r} + '\\n')\nresult = {name!r}"
+        return task(name, *deps, code=code)
+
+    definition = wf("rerun", counted("a"), counted("b", "a"), counted("c", "b"), counted("d"))
+    first = await api.wait((await api.submit(definition))["id"])
+    assert first["status"] == "completed"
+    status, retry, _ = await api("POST", "executions", first["id"], "retry", body={"rerun": ["b"]})
+    assert status == 200, retry
+    done = await api.wait(retry["id"])
+    assert done["status"] == "completed" and done["parentId"] == first["id"]
+    assert sorted(runs.read_text().split()) == ["a", "b", "b", "c", "c", "d"]
+    before = {t["name"]: t for t in first["tasks"]}
+    after = {t["name"]: t for t in done["tasks"]}
+    for name in ("a", "d"):  # reused: the same attempt, not a new one
+        assert after[name]["startTime"] == before[name]["startTime"], name
+    for name in ("b", "c"):
+        assert after[name]["startTime"] > before[name]["endTime"], name
+        assert after[name]["result"] == name
+    # without rerun, a retry of a completed execution reuses everything
+    status, again, _ = await api("POST", "executions", retry["id"], "retry", body={})
+    assert status == 200
+    assert (await api.wait(again["id"]))["status"] == "completed"
+    assert len(runs.read_text().split()) == 6
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"rerun": "b"}, "rerun"),
+        ({"rerun": {"b": True}}, "rerun"),
+        ({"rerun": None}, "rerun"),
+        ({"rerun": ["b", 1]}, "rerun[1]"),
+    ],
+)
+async def test_retry_rerun_must_be_a_list_of_task_names(api, body, path):
+    execution = await api.wait((await api.submit(wf("rerun types", task("b"))))["id"])
+    status, error, _ = await api("POST", "executions", execution["id"], "retry", body=body)
+    assert status == 400, error
+    assert error["code"] == "type_error" and "rerun" in error["message"]
+    assert [p["path"] for p in error["errors"]] == [path]
+    # nothing was started
+    assert len((await api("GET", "executions"))[1]) == 1
+
+
+async def test_retry_rerun_of_an_unknown_task_or_an_unknown_key_is_400(api):
+    execution = await api.wait((await api.submit(wf("rerun names", task("b"))))["id"])
+    status, error, _ = await api(
+        "POST", "executions", execution["id"], "retry", body={"rerun": ["b", "nope"]}
+    )
+    assert status == 400, error
+    assert "nope" in error["message"] and "'b'" not in error["message"]
+    status, error, _ = await api(
+        "POST", "executions", execution["id"], "retry", body={"re_run": ["b"]}
+    )
+    assert status == 400 and error["code"] == "unknown_field"
+    assert error["errors"][0]["path"] == "re_run" and "rerun" in error["errors"][0]["detail"]
+    assert len((await api("GET", "executions"))[1]) == 1
+
+
 async def test_idempotency_key(api):
     definition = wf("idem", task("a"))
     key = {"Idempotency-Key": "k-123"}
