@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, NamedTuple
 
+from .errors import InvalidInput, Problem
+
 __all__ = [
     "EXECUTION_STATUSES",
     "TASK_STATUSES",
@@ -189,6 +191,7 @@ class Workflow:
     tags: tuple[str, ...] = ()
     owner: str | None = None
     max_parallel: int | None = None
+    parameters: dict[str, Any] | None = None  # declared execution parameters and defaults
     # ``canonical_json(source)`` when validation already has it (the fingerprint's text)
     canonical: str | None = field(default=None, repr=False, compare=False)
 
@@ -196,6 +199,29 @@ class Workflow:
     def task_map(self) -> dict[str, TaskSpec]:
         """Tasks by name."""
         return {t.name: t for t in self.tasks}
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """An execution's parameters: the declared defaults overridden by ``given``
+        (SPEC section 10). With declared ``parameters``, an undeclared name is refused."""
+        if self.parameters is None:
+            return given
+        unknown = sorted(set(given) - set(self.parameters))
+        if unknown:
+            declared = ", ".join(sorted(self.parameters)) or "none"
+            raise InvalidInput(
+                "Invalid params:",
+                [
+                    Problem(
+                        f"params.{name}",
+                        "unknown_parameter",
+                        f"workflow {self.id!r} declares no parameter {name!r}; declared: "
+                        f"{declared}",
+                    )
+                    for name in unknown
+                ],
+                code="unknown_parameter",
+            )
+        return {**self.parameters, **given}
 
     def fingerprint(self) -> str:
         """A hash of the definition as posted, whatever the order of its keys; an

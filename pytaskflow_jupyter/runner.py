@@ -191,6 +191,7 @@ class Runner:
             if revision is None:
                 revision = self.store.workflow(workflow_id).revision
             wf = self.store.load_workflow(workflow_id, revision)
+        params = wf.resolve_params(params)
         prior = None if reuse is None else self._plan(reuse, wf, rerun, changed)
         row, created = self.store.create_execution(
             new_execution_id(),
@@ -359,11 +360,14 @@ class Runner:
     ) -> Json:
         """Record an execution for the SERVER to run (``%taskflow submit``): it is stored
         ``pending`` with owner ``SUBMITTED`` and adopted by the server's runner."""
+        if revision is None:
+            revision = self.store.workflow(workflow_id).revision
+        wf = self.store.load_workflow(workflow_id, revision)
         row, _ = self.store.create_execution(
             new_execution_id(),
             workflow_id,
             revision,
-            params=_check_params(params),
+            params=wf.resolve_params(_check_params(params)),
             owner=SUBMITTED,
             idempotency_key=idempotency_key,
         )

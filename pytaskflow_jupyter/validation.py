@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import graphlib
 import json
+import keyword
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -29,7 +30,17 @@ from .model import (
 __all__ = ["Limits", "parse_workflow", "walk_strings"]
 
 WORKFLOW_KEYS = frozenset(
-    {"id", "name", "description", "version", "tags", "owner", "tasks", "max_parallel"}
+    {
+        "id",
+        "name",
+        "description",
+        "version",
+        "tags",
+        "owner",
+        "tasks",
+        "max_parallel",
+        "parameters",
+    }
 )
 TASK_KEYS = frozenset(
     {
@@ -157,6 +168,27 @@ def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
     mp = data.get("max_parallel")
     if mp is not None and (not _is_int(mp) or mp < 1):
         p.add("max_parallel", "out_of_range", "must be a positive integer")
+    if "parameters" in data:
+        _check_parameters(data["parameters"], p)
+
+
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+
+
+def _check_parameters(parameters: Any, p: _Problems) -> None:
+    """``parameters``: names (Python identifiers: notebooks and callables receive them as
+    variables and keyword arguments) to default JSON values."""
+    if not isinstance(parameters, dict):
+        p.add("parameters", "type_error", "must be an object of parameter names to defaults")
+        return
+    for name in parameters:
+        if not isinstance(name, str) or not PARAMETER_NAME.match(name) or keyword.iskeyword(name):
+            p.add(
+                f"parameters.{name}",
+                "invalid_parameter_name",
+                f"{name!r} is not a valid parameter name (a Python identifier, at most 100 "
+                "characters)",
+            )
 
 
 def _check_number(
@@ -475,5 +507,6 @@ def _build(
         tags=tuple(data.get("tags", ())),
         owner=data.get("owner"),
         max_parallel=data.get("max_parallel"),
+        parameters=data.get("parameters"),
         canonical=canonical,
     )

@@ -484,3 +484,21 @@ def test_retry_with_rerun_reruns_the_named_task_and_its_downstream(runner):
     assert after["a"] != before["a"] and after["b"] != before["b"]  # ran again
     with pytest.raises(InvalidInput, match="unknown task"):
         runner.retry(first["id"], rerun=["nope"])
+
+
+def test_declared_parameters_have_defaults_and_refuse_undeclared_names(runner):
+    definition = wf(
+        task("a", code="result = params['limit'] * 2"),
+        task("b", callable=f"{S}:add", kwargs={"b": 1}),
+        parameters={"limit": 5, "a": 10},
+    )
+    done = runner.wait(runner.submit(definition)["id"], 20)
+    detail = {t["name"]: t["result"] for t in runner.get(done["id"])["tasks"]}
+    assert done["params"] == {"limit": 5, "a": 10} and detail == {"a": 10, "b": 11}
+    again = runner.wait(runner.trigger("wf", params={"limit": 7})["id"], 20)
+    assert again["params"] == {"limit": 7, "a": 10}
+    assert runner.get(again["id"])["tasks"][0]["result"] == 14
+    with pytest.raises(InvalidInput) as info:
+        runner.trigger("wf", params={"limt": 7})
+    assert [(p.path, p.code) for p in info.value.problems] == [("params.limt", "unknown_parameter")]
+    assert "limt" in info.value.message and "limit" in info.value.message

@@ -129,6 +129,18 @@ REJECTED = [
     ),
     ("notebook without path", wf(task("n", type="notebook")), "tasks[0].params.path", "required"),
     ("params with NaN", wf(task("a", kwargs={"x": float("nan")})), "tasks[0].params", "type_error"),
+    (
+        "parameters a list",
+        {"name": "w", "parameters": [], "tasks": [A]},
+        "parameters",
+        "type_error",
+    ),
+    (
+        "parameter name not an identifier",
+        {"name": "w", "parameters": {"a-b": 1}, "tasks": [A]},
+        "parameters.a-b",
+        "invalid_parameter_name",
+    ),
     # each task kind owns its params (kinds.py): unknown keys by name, exclusive fields, code
     (
         "params typo cod",
