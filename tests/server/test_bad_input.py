@@ -19,8 +19,9 @@ JSON = {"Content-Type": "application/json"}
 
 
 def nested(depth: int) -> bytes:
-    inner = b"[" * (depth - 4) + b"]" * (depth - 4)  # inside 4 levels of the definition
-    return b'{"name": "n", "tasks": [{"name": "a", "params": {"x": ' + inner + b"}}]}"
+    inner = b"[" * (depth - 5) + b"]" * (depth - 5)  # inside 5 levels of the definition
+    head = b'{"name": "n", "tasks": [{"name": "a", "params": {"kwargs": {"x": '
+    return head + inner + b"}}}]}"
 
 
 # (id, raw body, headers, status, code) -- bodies of POST /workflows
@@ -328,6 +329,19 @@ async def test_rejected_definitions(api, definition, code, path, word):
     detail = next(p["detail"] for p in body["errors"] if (p["code"], p["path"]) == (code, path))
     assert word in detail or word in body["message"], body
     assert (await api("GET", "workflows"))[1] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: validation._check_params looks the type up in KINDS before checking "
+    "that it is a string, so an unhashable type is a TypeError (500); found by schemathesis. "
+    "Remove this mark once it is fixed.",
+)
+@pytest.mark.parametrize("kind", [{}, ["python"]], ids=["object", "list"])
+async def test_a_type_that_is_not_a_string_is_unknown(api, kind):
+    await test_rejected_definitions(
+        api, wf("t", task("a", type=kind)), "unknown_task_type", "tasks[0].type", "allowed"
+    )
     assert (await api("GET", "executions"))[1] == []
 
 
@@ -442,7 +456,7 @@ async def test_bad_execution_requests(api, taskflow_app, raw, headers, status, c
 
 
 @pytest.mark.parametrize("action", ["cancel", "retry"])
-async def test_cancel_retry_take_no_body_fields(api, action):
+async def test_cancel_retry_refuse_unknown_body_fields(api, action):
     execution = await api.submit(GOOD)
     await api.wait(execution["id"])
     status, body, _ = await api("POST", "executions", execution["id"], action, body={"force": True})
