@@ -17,7 +17,7 @@ def taskflow_config():
 
 
 def padded(size: int) -> bytes:
-    body = json.dumps(wf("big", task("a", params={"pad": ""})))
+    body = json.dumps(wf("big", task("a", params={"kwargs": {"pad": ""}})))
     return body.replace('"pad": ""', '"pad": "' + "x" * (size - len(body)) + '"').encode()
 
 
