@@ -100,6 +100,12 @@ DEFINITION_PROPERTIES: Json = {
     "tags": {"type": "array", "items": STR},
     "owner": _nullable(STR),
     "max_parallel": _nullable({"type": "integer", "minimum": 1}),
+    "parameters": {
+        "type": "object",
+        "description": "the workflow's parameters: names (Python identifiers) to default "
+        "JSON values; a trigger's `params` override them and may name no other",
+        "additionalProperties": True,
+    },
     "tasks": {"type": "array", "minItems": 1, "items": _ref("TaskDefinition")},
 }
 
