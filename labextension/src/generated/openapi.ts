@@ -463,6 +463,10 @@ export interface components {
       max_parallel?: number | null;
       name: string;
       owner?: string | null;
+      /** @description the workflow's parameters: names (Python identifiers) to default JSON values; a trigger's `params` override them and may name no other */
+      parameters?: {
+        [key: string]: unknown;
+      };
       revision: number;
       tags?: string[];
       tasks: components['schemas']['TaskDefinition'][];
@@ -477,6 +481,10 @@ export interface components {
       max_parallel?: number | null;
       name: string;
       owner?: string | null;
+      /** @description the workflow's parameters: names (Python identifiers) to default JSON values; a trigger's `params` override them and may name no other */
+      parameters?: {
+        [key: string]: unknown;
+      };
       tags?: string[];
       tasks: components['schemas']['TaskDefinition'][];
       /** @default 1 */
