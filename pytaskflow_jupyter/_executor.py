@@ -23,7 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .tasks import Job, Outcome, Started, failed_outcome
+from .kinds import Hooks
+from .tasks import Job, Outcome, Progress, Started, failed_outcome
 
 __all__ = [
     "DONE",
@@ -38,7 +39,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[Outcome | Started], None]
+Report = Callable[[Outcome | Started | Progress], None]
 STOPPED_QUEUED = "Stopped: the attempt was stopped before it started"
 
 
@@ -136,3 +137,13 @@ class QueueExecutor(Executor):
 
     def _stop_running(self, handle: Attempt) -> None:
         """Stop a running attempt, if this executor can (called under the lock)."""
+
+
+def attempt_hooks(job: Job, report: Report) -> Hooks:
+    """The ``Hooks`` of one attempt run in this process: a stop event, and progress
+    reported to the engine as ``Progress`` messages."""
+
+    def progress(done: int, total: int) -> None:
+        report(Progress(job.task, job.attempt, done, total))
+
+    return Hooks(threading.Event(), progress)

@@ -49,14 +49,20 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 import cloudpickle
+import psutil
 
 from ._executor import DONE, Attempt, QueueExecutor
-from .tasks import Outcome, run_job
+from .kinds import Hooks
+from .tasks import Outcome, Progress, run_job, uses_hooks
 from .tasks import failed_outcome as _failed
 
 __all__ = ["ProcessExecutor"]
 
 log = logging.getLogger(__name__)
+
+# A message a worker sends before its reply: a running attempt's progress, b"\0P3/7"
+# (a pickle never starts with a NUL byte).
+_PROGRESS = b"\x00P"
 
 
 def _signal_name(code: int | None) -> str:
@@ -203,9 +209,14 @@ class _Slot:
             conn.send_bytes(payload)
             # a reply is in the pipe before the sentinel fires; the sentinel alone means
             # death (even if a subprocess of the task still holds the pipe open)
-            if conn not in wait([conn, proc.sentinel]):
-                return self._died(attempt)
-            reply = conn.recv_bytes()
+            while True:
+                if conn not in wait([conn, proc.sentinel]):
+                    return self._died(attempt)
+                reply = conn.recv_bytes()
+                if not reply.startswith(_PROGRESS):
+                    break
+                done, total = (int(n) for n in reply[len(_PROGRESS) :].split(b"/"))
+                attempt.report(Progress(job.task, job.attempt, done, total))
         except (EOFError, OSError):
             return self._died(attempt)
         outcome: Outcome
@@ -249,10 +260,18 @@ class _Slot:
 
     # -- any thread ---------------------------------------------------------------------
     def kill(self) -> None:
-        """SIGKILL the worker and its process group; callers hold the executor's lock."""
+        """SIGKILL the worker, its process group and every descendant (a notebook's
+        kernel runs in a session of its own); callers hold the executor's lock."""
         proc = self.proc
         if proc is None or not proc.pid:
             return
+        try:
+            descendants = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            descendants = []
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(OSError):  # not (yet) a group leader
@@ -301,7 +320,7 @@ def _worker_main(
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        outcome = _run_payload(data)
+        outcome = _run_payload(data, conn)
         retire = bool(outcome.error and outcome.error.startswith("MemoryError"))
         try:
             reply = cloudpickle.dumps((outcome, retire))
@@ -317,7 +336,7 @@ def _worker_main(
             return
 
 
-def _run_payload(data: bytes) -> Outcome:
+def _run_payload(data: bytes, conn: Connection) -> Outcome:
     try:
         job = cloudpickle.loads(data)
     except Exception as exc:
@@ -331,7 +350,13 @@ def _run_payload(data: bytes) -> Outcome:
             f"its worker process: {type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(),
         )
-    return run_job(job)
+    if not uses_hooks(job):
+        return run_job(job)
+
+    def progress(done: int, total: int) -> None:
+        conn.send_bytes(b"%s%d/%d" % (_PROGRESS, done, total))
+
+    return run_job(job, Hooks(None, progress))  # a stop kills the process instead
 
 
 def _orphan_watch(parent_pid: int) -> None:

@@ -49,7 +49,7 @@ _REASON_EXTRA: dict[str, str] = {}  # reason -> the extra JSON of a task_skipped
 def event_row(e: Event) -> tuple[str, tuple[Any, ...]]:
     """The statement and the values after ``seq`` that store ``e``, chosen by which of
     its fields are set (the shapes the engine writes by the thousand have their own)."""
-    if e.error is None and e.delay is None and e.selected is None:
+    if e.error is None and e.delay is None and e.selected is None and e.progress is None:
         if e.reason is None:
             if e.attempt is not None:
                 if e.duration is None:  # task_started

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from .events import Event, EventBus
 from .executors import Executor
 from .model import ExecStatus, TaskRun, Workflow
-from .tasks import Job, Outcome, Started
+from .tasks import Job, Outcome, Progress, Started
 from .transitions import CANCEL, Changes, RunState
 
 __all__ = ["ExecutionRun", "RunStore", "settle"]
@@ -116,8 +116,8 @@ class ExecutionRun:
         self._stopped = False
 
     # -- public, thread-safe ------------------------------------------------------------
-    def report(self, outcome: Outcome | Started) -> None:
-        """Executor callback: queue an attempt's outcome (or start) for the loop."""
+    def report(self, outcome: Outcome | Started | Progress) -> None:
+        """Executor callback: queue an attempt's outcome (start, progress) for the loop."""
         self._queue.put(outcome)
 
     def cancel(self) -> None:

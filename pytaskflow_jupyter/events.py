@@ -31,8 +31,9 @@ _ALWAYS: dict[str, tuple[str, ...]] = {
     EventKind.TASK_FAILED.value: ("attempt", "error", "duration", "reason"),
     EventKind.TASK_RETRYING.value: ("attempt", "error", "delay"),
     EventKind.TASK_SKIPPED.value: ("reason",),
+    EventKind.TASK_PROGRESS.value: ("attempt", "progress"),
 }
-DETAIL_FIELDS = ("error", "reason", "delay", "selected")
+DETAIL_FIELDS = ("error", "reason", "delay", "selected", "progress")
 
 
 @dataclass(slots=True)
@@ -57,6 +58,7 @@ class Event:
     reason: str | None = None
     delay: float | None = None
     selected: list[str] | None = None
+    progress: dict[str, int] | None = None  # task_progress: {"done": d, "total": t}
     seq: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -97,7 +99,8 @@ def make_event(
     **fields: Any,
 ) -> Event:
     """An event stamped now unless ``timestamp`` is given; ``fields`` are its optional
-    fields (``attempt``, ``duration``, ``error``, ``reason``, ``delay``, ``selected``)."""
+    fields (``attempt``, ``duration``, ``error``, ``reason``, ``delay``, ``selected``,
+    ``progress``)."""
     return Event(event, execution_id, workflow, status, task, timestamp or utcnow(), **fields)
 
 

@@ -23,8 +23,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._executor import DONE, Attempt, Executor, QueueExecutor, Report
-from .tasks import Job, run_job
+from ._executor import DONE, Attempt, Executor, QueueExecutor, Report, attempt_hooks
+from .kinds import NO_HOOKS, Hooks
+from .tasks import Job, run_job, uses_hooks
 
 if TYPE_CHECKING:
     from ._dask import DaskExecutor
@@ -50,7 +51,7 @@ class InlineExecutor(Executor):
     name = "inline"
 
     def submit(self, job: Job, report: Report) -> None:
-        report(run_job(job))
+        report(run_job(job, attempt_hooks(job, report) if uses_hooks(job) else NO_HOOKS))
 
 
 class ThreadExecutor(QueueExecutor):
@@ -77,11 +78,18 @@ class ThreadExecutor(QueueExecutor):
             attempt = self._queue.get()
             if attempt is None:
                 return
-            if self._closed or not self._claim(attempt):
+            job = attempt.job
+            hooks = attempt_hooks(job, attempt.report) if uses_hooks(job) else NO_HOOKS
+            if self._closed or not self._claim(attempt, hooks):
                 continue  # shut down, or stopped while queued (already reported)
-            outcome = run_job(attempt.job)
+            outcome = run_job(job, hooks)
             attempt.state = DONE
             attempt.report(outcome)
+
+    def _stop_running(self, handle: Attempt) -> None:
+        # a thread cannot be killed; a kind that takes hooks (a notebook) stops itself
+        if isinstance(handle.slot, Hooks) and handle.slot.stop is not None:
+            handle.slot.stop.set()
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Queued attempts are dropped unreported; running ones end (``wait``) or are

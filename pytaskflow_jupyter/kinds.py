@@ -26,6 +26,7 @@ import importlib
 import inspect
 import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
+    "NO_HOOKS",
     "TASK_TYPES",
     "BranchKind",
+    "Hooks",
     "NotebookKind",
     "Produced",
     "PythonKind",
@@ -162,6 +165,19 @@ def run_code(job: Job) -> Any:
     return scope.get("result")
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What an executor offers a running attempt: ``stop`` is set when the attempt is to
+    stop (cancel, timeout) where the executor cannot kill it, ``progress(done, total)``
+    reports how far it got (a notebook's cells). Only kinds with ``USES_HOOKS`` get them."""
+
+    stop: threading.Event | None = None
+    progress: Callable[[int, int], None] | None = None
+
+
+NO_HOOKS = Hooks()
+
+
 class Produced(NamedTuple):
     """What a kind's ``run`` returns when the attempt also left a file to show (a
     notebook's executed copy): the task's ``output``, a path relative to the root."""
@@ -179,6 +195,7 @@ class TaskKind:
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     EXCLUSIVE: ClassVar[tuple[str, ...]] = ()  # at most one of these
     EMPTY_OK: ClassVar[bool] = False  # empty params are valid (no check needed)
+    USES_HOOKS: ClassVar[bool] = False  # its attempts take ``Hooks`` (stop, progress)
 
     def check(self, params: Json, where: str, add: AddProblem, task: str) -> None:
         """Add a problem for each thing wrong with ``params`` (at ``where``)."""
@@ -220,7 +237,7 @@ class TaskKind:
         such a task without a worker)."""
         return False
 
-    def run(self, job: Job) -> Any:
+    def run(self, job: Job, hooks: Hooks = NO_HOOKS) -> Any:
         """Run one attempt in a worker; return its result or raise."""
         raise NotImplementedError
 
@@ -252,7 +269,7 @@ class PythonKind(TaskKind):
     def is_noop(self, params: Json) -> bool:
         return not params.get("callable") and not params.get("code")
 
-    def run(self, job: Job) -> Any:
+    def run(self, job: Job, hooks: Hooks = NO_HOOKS) -> Any:
         return run_python(job)
 
 
@@ -294,7 +311,7 @@ class BranchKind(TaskKind):
         if isinstance(nxt, list) and not all(isinstance(n, str) for n in nxt):
             add(f"{where}.next", "type_error", "must be a task name or a list of them")
 
-    def run(self, job: Job) -> Any:
+    def run(self, job: Job, hooks: Hooks = NO_HOOKS) -> Any:
         static = "next" in job.params and job.fn is None
         return selection(job.params["next"] if static else run_python(job))
 
@@ -325,6 +342,7 @@ class NotebookKind(TaskKind):
         "kernel": Field("string", "kernelspec name (default: the notebook's own)"),
     }
     REQUIRED = ("path",)
+    USES_HOOKS = True
 
     def check(self, params: Json, where: str, add: AddProblem, task: str) -> None:
         super().check(params, where, add, task)
@@ -340,10 +358,10 @@ class NotebookKind(TaskKind):
         elif not path.endswith(".ipynb"):
             add(f"{where}.path", "not_a_notebook", f"{path!r} is not a notebook (.ipynb)")
 
-    def run(self, job: Job) -> Any:
+    def run(self, job: Job, hooks: Hooks = NO_HOOKS) -> Any:
         from .notebook_task import run_notebook
 
-        value, output = run_notebook(job)
+        value, output = run_notebook(job, stop=hooks.stop, progress=hooks.progress)
         return Produced(value, output)
 
 

@@ -119,6 +119,7 @@ class EventKind(_Word):
     TASK_FAILED = "task_failed"
     TASK_RETRYING = "task_retrying"
     TASK_SKIPPED = "task_skipped"
+    TASK_PROGRESS = "task_progress"
 
 
 TASK_STATUSES = tuple(s.value for s in TaskStatus)

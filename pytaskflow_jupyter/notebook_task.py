@@ -69,6 +69,9 @@ if TYPE_CHECKING:
 __all__ = ["NotebookError", "inspect_parameters", "run_notebook", "safe_file_name"]
 
 log = logging.getLogger(__name__)
+# papermill warns through its logger ("no cell with tag 'parameters'"), which has no
+# handler: Python's last resort would print it into the task's captured stderr.
+logging.getLogger("papermill").addHandler(logging.NullHandler())
 
 Json = dict[str, Any]
 Progress = Callable[[int, int], None]

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kinds import KINDS, Produced
+from .kinds import KINDS, NO_HOOKS, Hooks, Produced
 
-__all__ = ["Job", "Outcome", "Started", "failed_outcome", "run_job"]
+__all__ = ["Job", "Outcome", "Progress", "Started", "failed_outcome", "run_job", "uses_hooks"]
 
 Json = dict[str, Any]
 
@@ -51,6 +51,16 @@ class Started:
 
     task: str
     attempt: int
+
+
+@dataclass
+class Progress:
+    """How far a running attempt got (a notebook's code cells done of total)."""
+
+    task: str
+    attempt: int
+    done: int
+    total: int
 
 
 @dataclass
@@ -127,7 +137,7 @@ def _install_capture() -> None:
             sys.stderr = _Capture(sys.stderr, "err")
 
 
-def run_job(job: Job) -> Outcome:
+def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
     """Run one attempt; never raises (apart from interpreter exit)."""
     started = time.time()
     if job.capture:
@@ -136,7 +146,7 @@ def run_job(job: Job) -> Outcome:
         _local.out = _local.err = None  # a buffer is made at the first write
         _local.capturing = True
     try:
-        value = KINDS[job.type].run(job)
+        value = KINDS[job.type].run(job, hooks)
         if value.__class__ is Produced:
             out = Outcome(job.task, job.attempt, True, value.value, output=value.output)
         else:
@@ -160,3 +170,8 @@ def run_job(job: Job) -> Outcome:
         out.stdout, out.stderr = stdout, stderr
     out.started, out.finished = started, time.time()
     return out
+
+
+def uses_hooks(job: Job) -> bool:
+    """Whether ``job``'s kind takes ``Hooks`` (an executor builds them only then)."""
+    return KINDS[job.type].USES_HOOKS

@@ -222,7 +222,8 @@ def _check_params(task: dict[str, Any], i: int, p: _Problems, plain: bool, name:
     if not isinstance(params, dict):
         p.add(f"tasks[{i}].params", "type_error", "must be an object")
         return
-    kind = KINDS.get(task.get("type", "python"))
+    kind_name = task.get("type", "python")
+    kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None  # else: a type_error
     if kind is not None and (params or not kind.EMPTY_OK):
         kind.check(params, f"tasks[{i}].params", p.add, str(name))
     if plain:

@@ -49,7 +49,7 @@ def main() -> int:
     if ours:
         print("\n".join(ours), file=sys.stderr)  # noqa: T201
         return 1
-    from pytaskflow_jupyter.server.handlers import default_handlers
+    from pytaskflow_jupyter.server.app import default_handlers
 
     print(f"OK: all {len(default_handlers())} pytaskflow routes are authenticated")  # noqa: T201
     return 0

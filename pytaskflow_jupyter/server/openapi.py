@@ -249,6 +249,18 @@ SCHEMAS: Json = {
             "duration": _nullable({"type": "number"}),
             "error": _nullable(STR),
             "reason": _nullable(STR),
+            "delay": {"type": "number", "description": "task_retrying: seconds until the retry"},
+            "selected": {
+                "type": "array",
+                "items": STR,
+                "description": "a branch's task_completed: the tasks it selected",
+            },
+            "progress": {
+                "type": "object",
+                "description": "task_progress: code cells done of total (a notebook task)",
+                "required": ["done", "total"],
+                "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+            },
         },
     },
     "Problem": {

@@ -15,6 +15,7 @@ from tornado.httpclient import HTTPClientError
 
 from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.store import Store
+from pytaskflow_jupyter.transitions import Changes
 
 from .helpers import REPO, task, wf
 
@@ -185,6 +186,7 @@ def _seed_events(db_path, count: int, pad: int) -> list[int]:
     store = Store(db_path)
     seqs = []
     try:
+        store.create_execution("exec_other", "bulk", 1)  # events are of an execution
         for start in range(0, count, 500):
             events = [
                 make_event(
@@ -193,13 +195,11 @@ def _seed_events(db_path, count: int, pad: int) -> list[int]:
                     "bulk",
                     "completed",
                     task=f"t{i}",
-                    padding="x" * pad,
+                    error="x" * pad,  # padding
                 )
                 for i in range(start, min(count, start + 500))
             ]
-            seqs += [
-                e["seq"] for e in store.commit("exec_other", events=events, guard_terminal=False)
-            ]
+            seqs += [e.seq for e in store.commit("exec_other", Changes(events=events)) or []]
     finally:
         store.close()
     return seqs
@@ -371,7 +371,9 @@ async def test_a_client_joining_while_the_idle_hub_catches_up_misses_nothing(tmp
     store.create_execution("exec_x", "w", 1)
     store.commit(
         "exec_x",
-        events=[make_event("task_started", "exec_x", "w", "running", "a") for _ in range(5)],
+        Changes(
+            events=[make_event("task_started", "exec_x", "w", "running", "a") for _ in range(5)]
+        ),
     )
     received: list[int] = []
     client = Client(

@@ -248,6 +248,8 @@ export interface components {
     /** @description One /ws message. `workflow_id` carries the execution id (as in the documented example); `workflow` is the definition id. */
     Event: {
       attempt?: number;
+      /** @description task_retrying: seconds until the retry */
+      delay?: number;
       duration?: number | null;
       error?: string | null;
       /** @enum {string} */
@@ -260,9 +262,17 @@ export interface components {
         | 'task_completed'
         | 'task_failed'
         | 'task_retrying'
-        | 'task_skipped';
+        | 'task_skipped'
+        | 'task_progress';
       execution_id: string;
+      /** @description task_progress: code cells done of total (a notebook task) */
+      progress?: {
+        done: number;
+        total: number;
+      };
       reason?: string | null;
+      /** @description a branch's task_completed: the tasks it selected */
+      selected?: string[];
       seq: number;
       status: string;
       task: string | null;
