@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._version import __version__
 from .errors import (
     Conflict,
     InvalidInput,
@@ -24,8 +25,6 @@ from .executors import InlineExecutor, ThreadExecutor, make_executor
 from .runner import Runner
 from .store import Store
 from .validation import Limits, parse_workflow
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Conflict",

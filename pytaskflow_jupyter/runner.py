@@ -294,6 +294,13 @@ class Runner:
         """Captured stdout/stderr of each attempt of a task."""
         return self.store.get_logs(execution_id, task)
 
+    def notebook_parameters(self, path: str) -> list[Json]:
+        """The ``parameters`` cell of a notebook under the root, described (SPEC 9)."""
+        from .notebook_task import inspect_parameters
+
+        root = self.run_options["root_dir"] or os.getcwd()
+        return inspect_parameters(path, root)
+
     def get(self, execution_id: str, *, detail: bool = True) -> Json:
         """One execution as REST shows it."""
         return self._execution_json(self.store.execution_row(execution_id), detail=detail)

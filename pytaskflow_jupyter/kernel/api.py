@@ -126,6 +126,7 @@ class Workflow:
         tags: list[str] | None = None,
         owner: str | None = None,
         max_parallel: int | None = None,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.id = id or derive_id(name)
@@ -137,6 +138,7 @@ class Workflow:
                 "tags": tags,
                 "owner": owner,
                 "max_parallel": max_parallel,
+                "parameters": parameters,
             }.items()
             if v is not None
         }
@@ -205,6 +207,26 @@ class Workflow:
         self._put(name, type, depends_on, dict(params or {}), fields)
         self._functions.pop(name, None)
         return self
+
+    def notebook(
+        self,
+        name: str,
+        path: str,
+        *,
+        parameters: dict[str, Any] | None = None,
+        depends_on: TaskRef | Iterable[TaskRef] = (),
+        kernel: str | None = None,
+        **fields: Any,
+    ) -> Workflow:
+        """Add a notebook task (SPEC section 9): ``path`` relative to the server's root
+        (or this kernel's working directory without a server), ``parameters`` injected
+        after its ``parameters`` cell, ``upstream`` beside them; returns the workflow."""
+        params: dict[str, Any] = {"path": path}
+        if parameters is not None:
+            params["parameters"] = dict(parameters)
+        if kernel is not None:
+            params["kernel"] = kernel
+        return self.add(name, type="notebook", depends_on=depends_on, params=params, **fields)
 
     def _decorator(
         self,

@@ -22,7 +22,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..errors import TaskFlowError
-from .api import Run
+from ..validation import derive_id
+from .api import Run, Workflow
 from .session import get_session
 
 __all__ = ["TaskFlowMagics", "load_ipython_extension"]
@@ -37,6 +38,8 @@ HELP = """\
 %taskflow retry EXEC [--rerun TASK ...] [--wait] rerun what did not complete
 %taskflow logs EXEC TASK                        captured stdout/stderr of a task
 %taskflow submit ID [--param k=v ...]           run a workflow on the Jupyter server
+%taskflow run-notebook PATH [--param k=v ...] [--wait]
+                                                run one notebook as a one-task workflow
 %taskflow help                                  this text
 
 %%taskflow [--run] [--wait] [--param k=v ...] [--executor thread|process]
@@ -80,6 +83,11 @@ def _parser() -> _Parser:
     logs = sub.add_parser("logs", add_help=False)
     logs.add_argument("execution")
     logs.add_argument("task")
+    notebook = sub.add_parser("run-notebook", add_help=False)
+    notebook.add_argument("path")
+    notebook.add_argument("--param", action="append", default=[], metavar="K=V")
+    notebook.add_argument("--wait", action="store_true")
+    notebook.add_argument("--timeout", type=float, default=None)
     submit = sub.add_parser("submit", add_help=False)
     submit.add_argument("workflow")
     submit.add_argument("--param", action="append", default=[], metavar="K=V")
@@ -163,7 +171,7 @@ class TaskFlowMagics(Magics):
     # -- line commands -----------------------------------------------------------------
     def _line(self, line: str) -> Any:
         args = _parser().parse_args(shlex.split(line) or ["help"])
-        handler = getattr(self, f"_cmd_{args.command}")
+        handler = getattr(self, f"_cmd_{args.command.replace('-', '_')}")
         return handler(args)
 
     def _cmd_help(self, args: argparse.Namespace) -> None:
@@ -230,6 +238,14 @@ class TaskFlowMagics(Magics):
                 print(entry["stdout"].rstrip("\n"))
             if entry["stderr"]:
                 print(entry["stderr"].rstrip("\n"), file=sys.stderr)
+
+    def _cmd_run_notebook(self, args: argparse.Namespace) -> Run:
+        """One notebook as a one-task workflow (id ``notebook_<path>``): its parameters
+        from ``--param``, run in this kernel's runner (a fresh kernel for the notebook)."""
+        stem = args.path.rsplit("/", 1)[-1].removesuffix(".ipynb") or "notebook"
+        wf = Workflow(f"notebook {args.path}", id=derive_id(f"notebook {args.path}"))
+        wf.notebook(stem, args.path, parameters=parse_params(args.param), timeout=args.timeout)
+        return wf.run(wait=args.wait)
 
     def _cmd_submit(self, args: argparse.Namespace) -> Run:
         session = get_session()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -234,8 +235,15 @@ class Session:
             runner = self._runners.get(executor)
             if runner is None:
                 first = not self._runners
+                # notebook paths: the server's root when it started this kernel, else here
+                root = os.environ.get("PYTASKFLOW_ROOT_DIR") or os.getcwd()
                 runner = Runner(
-                    self.store, self._executor(executor), self.bus, resolve=resolve, role="kernel"
+                    self.store,
+                    self._executor(executor),
+                    self.bus,
+                    resolve=resolve,
+                    role="kernel",
+                    root_dir=root,
                 )
                 self._runners[executor] = runner
                 if first:

@@ -48,7 +48,7 @@ from traitlets import (
     validate,
 )
 
-from .. import __version__
+from .._version import __version__
 from ..events import EventBus
 from ..executors import EXECUTORS, make_executor
 from ..runner import Runner
@@ -59,6 +59,7 @@ from .handlers import (
     ExecutionHandler,
     ExecutionsHandler,
     LogsHandler,
+    NotebookParametersHandler,
     OpenAPIHandler,
     RetryHandler,
     WorkflowExecutionsHandler,
@@ -88,6 +89,7 @@ def default_handlers() -> list[tuple[str, type[RequestHandler]]]:
         (rf"/executions/{eid}/retry", RetryHandler),
         (rf"/executions/{eid}/tasks/{ident.format('task')}/logs", LogsHandler),
         (r"/taskflow/openapi.json", OpenAPIHandler),
+        (r"/taskflow/notebooks/parameters", NotebookParametersHandler),
         (r"/ws", EventsWebSocket),
     ]
 
@@ -143,6 +145,12 @@ class TaskFlowApp(ExtensionApp):
     max_json_depth = Integer(
         64,
         help="Deepest nesting of arrays/objects accepted in a body (400 above it).",
+    ).tag(config=True)
+    runs_dir = Unicode(
+        ".taskflow/runs",
+        help="Where attempts save files (a notebook task's executed copy, at "
+        "<runs_dir>/<execution id>/<task>.ipynb): relative to the server's root directory, "
+        "or absolute.",
     ).tag(config=True)
     log_limit = Integer(
         64 * 1024,
@@ -218,6 +226,8 @@ class TaskFlowApp(ExtensionApp):
         self.bus = EventBus()
         self.task_executor = self._make_executor()
         root_dir = getattr(self.serverapp, "root_dir", None)
+        if root_dir:  # kernels started by this server resolve notebook paths from it
+            os.environ["PYTASKFLOW_ROOT_DIR"] = str(root_dir)
         self.runner = Runner(
             self.store,
             self.task_executor,
@@ -227,6 +237,7 @@ class TaskFlowApp(ExtensionApp):
             stale_after=self.stale_after,
             log_limit=self.log_limit,
             root_dir=root_dir,
+            runs_dir=os.path.join(root_dir or os.getcwd(), os.path.expanduser(self.runs_dir)),
         )
         self.hub = EventHub(
             self.store, self.run, poll_interval=self.ws_poll_interval, queue_size=self.ws_queue_size

@@ -318,6 +318,19 @@ class LogsHandler(TaskFlowHandler):
         await self.reply(logs)
 
 
+class NotebookParametersHandler(TaskFlowHandler):
+    """``GET /taskflow/notebooks/parameters?path=P``: a notebook's ``parameters`` cell,
+    described (papermill's convention), so that forms can be built from it."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        q = self.query({"path": nonempty})
+        if "path" not in q:
+            raise problem("path", "required", "is required (a notebook under the root)")
+        await self.reply(self.runner.notebook_parameters, q["path"])
+
+
 class OpenAPIHandler(TaskFlowHandler):
     """``GET /taskflow/openapi.json``: the OpenAPI 3 description of these routes."""
 

@@ -472,6 +472,35 @@ PATHS: Json = {
             "responses": _responses("200", _ref("TaskLogs"), "404"),
         },
     },
+    "/taskflow/notebooks/parameters": {
+        "get": {
+            "operationId": "getNotebookParameters",
+            "summary": "the parameters cell of a notebook under the root, described",
+            "description": "papermill's convention: `limit: int = 10  # rows` gives "
+            '`{"name": "limit", "type": "int", "default": "10", "help": "rows"}`. The path '
+            "must stay under the server's root (symlinks followed) and end in .ipynb.",
+            "parameters": [
+                {**_query("path", "a notebook, relative to the root", STR), "required": True}
+            ],
+            "responses": _responses(
+                "200",
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "type", "default", "help"],
+                        "properties": {
+                            "name": STR,
+                            "type": _nullable(STR),
+                            "default": STR,
+                            "help": STR,
+                        },
+                    },
+                },
+                "404",
+            ),
+        },
+    },
     "/taskflow/openapi.json": {
         "get": {
             "operationId": "getOpenAPI",
@@ -518,7 +547,7 @@ PATHS: Json = {
 
 @lru_cache(maxsize=8)
 def _document(base_url: str) -> Json:
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "openapi": "3.0.3",
