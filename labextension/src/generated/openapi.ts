@@ -103,6 +103,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/taskflow/notebooks/parameters': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * the parameters cell of a notebook under the root, described
+     * @description papermill's convention: `limit: int = 10  # rows` gives `{"name": "limit", "type": "int", "default": "10", "help": "rows"}`. The path must stay under the server's root (symlinks followed) and end in .ipynb.
+     */
+    get: operations['getNotebookParameters'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/taskflow/openapi.json': {
     parameters: {
       query?: never;
@@ -796,6 +816,61 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['TaskLogs'];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description unknown id */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getNotebookParameters: {
+    parameters: {
+      query: {
+        /** @description a notebook, relative to the root */
+        path: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            default: string;
+            help: string;
+            name: string;
+            type: string | null;
+          }[];
         };
       };
       /** @description invalid input (body, query, header or definition); `errors` lists each problem */
