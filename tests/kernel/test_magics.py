@@ -79,7 +79,7 @@ def test_cell_registers_a_definition_in_the_shared_database(tf, db_path):
     assert out.strip() == "registered workflow 'magic_demo' (revision 1, 3 tasks)"
     other = Store(db_path)
     try:
-        stored = other.get_workflow("magic_demo")
+        stored = other.workflow("magic_demo").definition
     finally:
         other.close()
     assert stored["tasks"][0]["params"] == {"callable": "make_numbers", "kwargs": {"n": 4}}

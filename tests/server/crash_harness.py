@@ -131,10 +131,12 @@ def workflow_definition(
                 "retries": retries,
                 "retry_delay": 0,
                 "params": {
-                    "code": TASK_CODE,
-                    "marker": str(marker),
-                    "n": n + 1,
-                    "sleep": round(task_seconds * (0.5 + (n * 7919 % 100) / 100), 4),
+                    "code": TASK_CODE,  # code sees its kwargs as params
+                    "kwargs": {
+                        "marker": str(marker),
+                        "n": n + 1,
+                        "sleep": round(task_seconds * (0.5 + (n * 7919 % 100) / 100), 4),
+                    },
                 },
             }
             for n, (name, deps) in enumerate(_shape(tasks))
@@ -146,7 +148,9 @@ def expected_results(definition: dict[str, Any]) -> dict[str, int]:
     """What each task's ``result`` must be (tasks are listed after their dependencies)."""
     out: dict[str, int] = {}
     for t in definition["tasks"]:
-        out[t["name"]] = (sum(out[d] for d in t["dependencies"]) + t["params"]["n"]) % MODULUS
+        out[t["name"]] = (
+            sum(out[d] for d in t["dependencies"]) + t["params"]["kwargs"]["n"]
+        ) % MODULUS
     return out
 
 

@@ -331,12 +331,6 @@ async def test_rejected_definitions(api, definition, code, path, word):
     assert (await api("GET", "workflows"))[1] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: validation._check_params looks the type up in KINDS before checking "
-    "that it is a string, so an unhashable type is a TypeError (500); found by schemathesis. "
-    "Remove this mark once it is fixed.",
-)
 @pytest.mark.parametrize("kind", [{}, ["python"]], ids=["object", "list"])
 async def test_a_type_that_is_not_a_string_is_unknown(api, kind):
     await test_rejected_definitions(
