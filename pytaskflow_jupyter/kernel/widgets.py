@@ -3,7 +3,8 @@
 ``ExecutionWidget(execution_id)`` is an ipywidgets ``VBox``: a header (workflow,
 execution id, status, elapsed time), a progress bar, the DAG drawn as SVG and coloured
 by status (``graph.py``), and a row per task (status colour, duration, attempts, the
-error with its traceback one click away).
+error with its traceback one click away; a running notebook task's row adds a small bar
+and ``cell k/n`` from its ``task_progress`` events).
 
 How it stays live
 -----------------
@@ -96,6 +97,24 @@ def shown_status(task: dict[str, Any]) -> str:
     return "retrying" if task.get("retrying") and task["status"] == "pending" else task["status"]
 
 
+def cell_progress(task: dict[str, Any]) -> tuple[int, int] | None:
+    """``(done, total)`` cells of a running notebook task, from its last ``task_progress``
+    event; None for any other task (a finished one's count says nothing more)."""
+    progress = task.get("progress")
+    if task["status"] != "running" or not isinstance(progress, dict):
+        return None
+    total = progress.get("total")
+    if not isinstance(total, int) or total <= 0:
+        return None
+    done = progress.get("done")
+    return min(max(done if isinstance(done, int) else 0, 0), total), total
+
+
+def _text_bar(done: int, total: int, width: int = 8) -> str:
+    filled = round(width * done / total)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
 def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed: float) -> str:
     """The execution as plain text: a header line and a line per task."""
     done = sum(t["status"] in TERMINAL_TASK for t in tasks)
@@ -107,6 +126,9 @@ def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed:
     for t in tasks[:MAX_ROWS]:
         status = shown_status(t)
         extra = []
+        cells = cell_progress(t)
+        if cells is not None:
+            extra.append(f"{_text_bar(*cells)} cell {cells[0]}/{cells[1]}")
         if t.get("duration") is not None:
             extra.append(fmt_seconds(t["duration"]))
         if t.get("attempts", 0) > 1:
@@ -128,6 +150,24 @@ def _badge(status: str) -> str:
     return (
         f'<span class="taskflow-status" style="background:{fill};color:{ink};border:1px solid '
         f'{stroke};border-radius:10px;padding:1px 8px;font-weight:600">{escape(status)}</span>'
+    )
+
+
+def _cells_html(task: dict[str, Any]) -> str:
+    """A running notebook task's small bar and ``cell k/n``; empty for any other task."""
+    cells = cell_progress(task)
+    if cells is None:
+        return ""
+    done, total = cells
+    fill, stroke, _ = STATUS_COLORS["running"]
+    return (
+        f'<span class="taskflow-cells" role="progressbar" aria-valuemin="0" '
+        f'aria-valuemax="{total}" aria-valuenow="{done}" style="display:inline-flex;'
+        'align-items:center;gap:4px;margin-left:6px;white-space:nowrap">'
+        f'<span style="display:inline-block;width:60px;height:6px;background:{fill};'
+        f'border:1px solid {stroke};border-radius:3px;overflow:hidden">'
+        f'<span style="display:block;height:100%;width:{100 * done / total:.0f}%;'
+        f'background:{stroke}"></span></span>cell {done}/{total}</span>'
     )
 
 
@@ -154,7 +194,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
     elapsed = traitlets.Float(0.0, help="seconds since the execution started (to its end)")
     tasks: traitlets.List[dict[str, Any]] = traitlets.List(
         help="one dict per task: name, status, attempts, duration, error, reason, retrying, "
-        "dependencies, traceback"
+        "dependencies, traceback, progress (a notebook task's last {done, total} of cells)"
     )
     parent_id = traitlets.Unicode(None, allow_none=True, help="the execution this one retries")
 
@@ -245,10 +285,13 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         wf = self._store.load_workflow(row["workflow_id"], row["revision"])
         execution = execution_json(row, wf, runs, detail=True)
         self._order = [(t.name, list(t.dependencies)) for t in wf.tasks]
-        self._state = {}
+        before, self._state = self._state, {}
         deps = dict(self._order)
         for task in execution["tasks"]:
             retrying = task["status"] == "pending" and bool(task.get("error"))
+            old = before.get(task["name"], {})
+            # progress is only in events: a reload keeps it while the same attempt runs
+            same = (old.get("status"), old.get("attempts")) == ("running", task["attempts"])
             self._state[task["name"]] = {
                 "name": task["name"],
                 "status": task["status"],
@@ -259,6 +302,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                 "traceback": task.get("traceback"),
                 "retrying": retrying,
                 "dependencies": deps[task["name"]],
+                "progress": old.get("progress") if same and task["status"] == "running" else None,
             }
         self._exec = {
             k: execution.get(k)
@@ -307,7 +351,9 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         """Update one task from one event; True when a traceback is worth fetching."""
         task["attempts"] = event.get("attempt") or task["attempts"]
         if kind == "task_started":
-            task.update(status="running", duration=None, retrying=False)
+            task.update(status="running", duration=None, retrying=False, progress=None)
+        elif kind == "task_progress":
+            task["progress"] = event.get("progress")
         elif kind == "task_retrying":
             task.update(status="pending", retrying=True, error=event.get("error"))
         elif kind == "task_completed":
@@ -388,7 +434,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             values = [
                 ("left", dot),
                 ("left", f"<b>{escape(t['name'])}</b>"),
-                ("left", escape(status) + (f" ({escape(note)})" if note else "")),
+                ("left", escape(status) + (f" ({escape(note)})" if note else "") + _cells_html(t)),
                 ("right", str(t.get("attempts") or 0)),
                 ("right", escape(fmt_seconds(t.get("duration")))),
                 ("left", _error_html(t)),
