@@ -199,15 +199,18 @@ class TaskKind:
 
     def check(self, params: Json, where: str, add: AddProblem, task: str) -> None:
         """Add a problem for each thing wrong with ``params`` (at ``where``)."""
-        for key in sorted(set(params) - set(self.FIELDS)):
-            add(
-                f"{where}.{key}",
-                "unknown_field",
-                f"unknown key {key!r} for a {self.name} task; allowed: "
-                f"{', '.join(sorted(self.FIELDS))}",
-            )
-        for key, fld in self.FIELDS.items():
-            if key in params and not isinstance(params[key], _JSON_TYPES[fld.type]):
+        fields = self.FIELDS
+        if not params.keys() <= fields.keys():  # this runs per task of 100,000: cheap first
+            for key in sorted(params.keys() - fields.keys()):
+                add(
+                    f"{where}.{key}",
+                    "unknown_field",
+                    f"unknown key {key!r} for a {self.name} task; allowed: "
+                    f"{', '.join(sorted(fields))}",
+                )
+        for key, value in params.items():
+            fld = fields.get(key)
+            if fld is not None and not isinstance(value, _JSON_TYPES[fld.type]):
                 add(f"{where}.{key}", "type_error", f"must be {_TYPE_WORDS[fld.type]}")
         for key in self.REQUIRED:
             if key not in params:
