@@ -499,18 +499,27 @@ def _execute(run: _Run, progress: Progress | None) -> Any:
 
     thread = threading.Thread(target=target, name="taskflow-notebook", daemon=True)
     thread.start()
-    last = 0.0
+    last, held = 0.0, None  # held: a count the throttle kept back, sent when due
     while True:
-        kind, done, total = run.events.get()
+        try:
+            kind, done, total = run.events.get(timeout=_PROGRESS_EVERY)
+        except queue.Empty:  # a long cell after a fast one: send the count it held back
+            kind, (done, total) = "held", held or (0, 0)
+            if held is None:
+                continue
         if kind == "done":
             break
         now = time.monotonic()
-        if progress is not None and (done == total or now - last >= _PROGRESS_EVERY):
-            last = now
+        if progress is None:
+            continue
+        if done == total or now - last >= _PROGRESS_EVERY:
+            last, held = now, None
             try:
                 progress(done, total)
             except Exception:
                 log.exception("progress callback failed")
+        else:
+            held = (done, total)
     thread.join()
     if isinstance(outcome[0], BaseException):
         raise run.error(outcome[0]) from outcome[0]

@@ -159,6 +159,7 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
             error=f"{type(exc).__name__}: {exc}",
             traceback=getattr(exc, "traceback_text", None) or traceback.format_exc(limit=-20),
             output=getattr(exc, "output", None),
+            timed_out=bool(getattr(exc, "timed_out", False)),  # it stopped itself at its timeout
         )
     finally:
         if job.capture:

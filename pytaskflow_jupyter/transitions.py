@@ -82,6 +82,7 @@ _TERMINAL = frozenset((_COMPLETED, _FAILED, _SKIPPED, _CANCELLED))
 _ENDED = frozenset((_COMPLETED, _SKIPPED, _FAILED))  # counted by trigger rules
 _STARTED, _DONE = EventKind.TASK_STARTED.value, EventKind.TASK_COMPLETED.value
 _SUCCESS, _FAILURE, _SKIP = 0, 1, 2
+SELF_TIMED_GRACE = 10.0  # seconds (see RunState._timeout)
 
 
 class _Message:
@@ -270,7 +271,7 @@ class RunState:
                 and task.run.attempts == msg.attempt
                 and not self.cancelled
             ):
-                self._add_timer(task.spec.timeout or 0.0, "timeout", task)
+                self._add_timer(self._timeout(task), "timeout", task)
         elif msg.__class__ is Progress:
             task = self.tasks.get(msg.task)
             if task is not None and task.run.status == _RUNNING and \
@@ -303,15 +304,16 @@ class RunState:
             self._succeeded(task, msg.result, msg.started, msg.finished)
         else:
             self._attempt_failed(
-                task, msg.error or "failed", msg.traceback, msg.started, msg.finished
-            )
+                task, msg.error or "failed", msg.traceback, msg.started, msg.finished,
+                reason=Reason.TIMEOUT.value if msg.timed_out else None,
+            )  # fmt: skip
 
     def submitted(self, task: _Task, handle: Any, reports_start: bool) -> None:
         """The driver handed ``task``'s attempt to its executor: keep the handle; start
         the timeout now if the executor does not report when the attempt starts."""
         task.handle = handle
         if task.spec.timeout is not None and not reports_start:
-            self._add_timer(task.spec.timeout, "timeout", task)
+            self._add_timer(self._timeout(task), "timeout", task)
 
     # -- timers ------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
@@ -339,6 +341,14 @@ class RunState:
                     self.clock(),
                     reason=Reason.TIMEOUT.value,
                 )
+
+    @staticmethod
+    def _timeout(task: _Task) -> float:
+        """When the engine gives up on a running attempt. A kind that takes hooks (a
+        notebook) stops itself at its timeout and reports which cell ran, with its output:
+        the engine waits a grace period longer for that outcome before it stops it."""
+        timeout = task.spec.timeout or 0.0
+        return timeout + SELF_TIMED_GRACE if KINDS[task.spec.type].USES_HOOKS else timeout
 
     def _add_timer(self, delay: float, kind: str, task: _Task) -> None:
         self._timer_seq += 1

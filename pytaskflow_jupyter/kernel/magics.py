@@ -38,7 +38,7 @@ HELP = """\
 %taskflow retry EXEC [--rerun TASK ...] [--wait] rerun what did not complete
 %taskflow logs EXEC TASK                        captured stdout/stderr of a task
 %taskflow submit ID [--param k=v ...]           run a workflow on the Jupyter server
-%taskflow run-notebook PATH [--param k=v ...] [--wait]
+%taskflow run-notebook PATH [--param k=v ...] [--wait] [--timeout S]
                                                 run one notebook as a one-task workflow
 %taskflow help                                  this text
 

@@ -219,6 +219,8 @@ class TaskFlowApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         path = Path(self.db_path).expanduser().resolve()
+        # what kernels started by this server inherit (put back as it was when it stops)
+        self._environ = {k: os.environ.get(k) for k in ("PYTASKFLOW_DB", "PYTASKFLOW_ROOT_DIR")}
         os.environ["PYTASKFLOW_DB"] = str(path)  # kernels started by this server share it
         self.pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="taskflow-db")
         limits = Limits(max_tasks=self.max_tasks)
@@ -328,6 +330,11 @@ class TaskFlowApp(ExtensionApp):
         self.runner.close(wait=self.shutdown_timeout)
         self.task_executor.shutdown(wait=False)
         self.store.close()
+        for key, value in self._environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # `jupyter taskflow` (argv=None: the command line); jupyter_server leaves it untyped

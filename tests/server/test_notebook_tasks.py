@@ -168,12 +168,6 @@ async def test_a_timeout_leaves_no_kernel_process(api, root):
     await timeout_leaves_no_kernel(api, root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine's timer (transitions.RunState.fire_timers) fails the attempt at the "
-    "same deadline as the notebook's own watchdog and drops its late outcome, so a timed-out "
-    "notebook task has the generic error and neither the cell nor the saved output (SPEC 9)",
-)
 async def test_a_timed_out_notebook_names_its_cell_and_keeps_its_output(api, root):
     write_notebook(root / "slow.ipynb", new_code_cell("import time\ntime.sleep(600)"))
     definition = wf("slow nb", notebook_task("slow", "slow.ipynb", timeout=3))

@@ -189,3 +189,39 @@ def test_the_engine_failure_replaces_whatever_the_turn_held():
     assert [(e.event, e.error) for e in changes.events] == [
         ("execution_failed", "internal engine error")
     ]
+
+
+def test_a_notebook_stops_itself_at_its_timeout_and_the_engine_waits_for_its_word():
+    nb = task("n", type="notebook", params={"path": "a.ipynb"}, timeout=2)
+    state = make(wf(nb))
+    state.begin("pending")
+    turn(state)
+    state.apply(Started("n", 1))
+    state.clock_.now += 2  # type: ignore[attr-defined]
+    state.fire_timers()
+    assert tasks(state) == {"n": ("running", 1, None)}  # its own watchdog speaks first
+    own = Outcome(
+        "n",
+        1,
+        False,
+        error="NotebookError: timed out after 2 s while running cell 2",
+        output=".taskflow/runs/exec_t/n.ipynb",
+        timed_out=True,
+        started=1,
+        finished=3,
+    )
+    state.apply(own)
+    assert tasks(state) == {"n": ("failed", 1, "timeout")}
+    assert state.tasks["n"].run.output == ".taskflow/runs/exec_t/n.ipynb"
+
+
+def test_a_notebook_that_does_not_stop_is_stopped_after_the_grace():
+    from pytaskflow_jupyter.transitions import SELF_TIMED_GRACE
+
+    state = make(wf(task("n", type="notebook", params={"path": "a.ipynb"}, timeout=2)))
+    state.begin("pending")
+    turn(state)
+    state.apply(Started("n", 1))
+    state.clock_.now += 2 + SELF_TIMED_GRACE  # type: ignore[attr-defined]
+    state.fire_timers()
+    assert tasks(state) == {"n": ("failed", 1, "timeout")} and state.to_stop == ["handle-n"]
