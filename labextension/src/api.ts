@@ -18,6 +18,7 @@ import type {
   ExecutionDetail,
   ExecutionRequest,
   ExecutionSummary,
+  NotebookParameter,
   TaskLogs,
   Workflow,
   WorkflowDefinition
@@ -238,6 +239,19 @@ export function getTaskLogs(
     ['executions', executionId, 'tasks', task, 'logs'],
     {},
     {},
+    settings
+  );
+}
+
+/** GET /taskflow/notebooks/parameters?path=P: a notebook's parameters cell. */
+export function getNotebookParameters(
+  path: string,
+  settings?: ServerConnection.ISettings
+): Promise<NotebookParameter[]> {
+  return request<'getNotebookParameters'>(
+    ['taskflow', 'notebooks', 'parameters'],
+    {},
+    { path },
     settings
   );
 }

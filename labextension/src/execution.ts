@@ -1,10 +1,15 @@
 /**
  * The execution view (inside a MainAreaWidget): status, Run / Cancel / Retry,
- * the DAG as SVG with nodes coloured by status, the task table, and the logs
- * of the selected task. Live through the shared model; the full execution
- * detail and the definition (for the edges) are read once over REST.
+ * the DAG as SVG with nodes coloured by status, the task table (with a
+ * notebook task's cell progress and a link to its executed copy), and the
+ * logs of the selected task. Live through the shared model; the full
+ * execution detail and the definition (for the edges) are read over REST
+ * when the view opens, when it finishes, and when a notebook task finishes
+ * (its `output` is only in the detail).
  */
 
+import { showErrorMessage } from '@jupyterlab/apputils';
+import { Contents } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
@@ -22,6 +27,7 @@ import {
   Execution,
   TaskDefinition,
   TaskLogAttempt,
+  TaskProgress,
   TaskRun,
   TERMINAL_EXECUTION,
   TERMINAL_TASK
@@ -31,6 +37,8 @@ import { TaskflowService } from './service';
 export interface ExecutionActions {
   /** Open another execution (the one a Run or Retry created). */
   openExecution(id: string): void;
+  /** Open a file of the server's root (a notebook task's output) in JupyterLab. */
+  openPath(path: string): void;
 }
 
 type Logs =
@@ -104,6 +112,7 @@ export class ExecutionView extends Widget {
         void this.reload();
       }
     }
+    this._reloadForOutputs(exec);
     const sel =
       this._selected && exec.tasks.find(t => t.name === this._selected);
     if (sel && sel.status !== this._selectedStatus) {
@@ -113,6 +122,22 @@ export class ExecutionView extends Widget {
       }
     }
     this._scheduleRender();
+  }
+
+  /** A notebook task that just finished has an `output` only the detail carries. */
+  private _reloadForOutputs(exec: Execution): void {
+    const types = new Map((this._spec ?? []).map(t => [t.name, t.type]));
+    const finished = exec.tasks.filter(
+      t =>
+        TERMINAL_TASK.has(t.status) &&
+        types.get(t.name) === 'notebook' &&
+        !t.output &&
+        !this._askedOutput.has(t.name)
+    );
+    if (finished.length && !TERMINAL_EXECUTION.has(exec.status)) {
+      finished.forEach(t => this._askedOutput.add(t.name));
+      void this.service.loadExecution(this.executionId).catch(() => undefined);
+    }
   }
 
   private _scheduleRender(): void {
@@ -352,6 +377,7 @@ export class ExecutionView extends Widget {
     const types = new Map(all.map(t => [t.name, t.type]));
     for (const n of layout.nodes) {
       const status = runs.get(n.name)?.status ?? 'pending';
+      const progress = runs.get(n.name)?.progress;
       const g = s(
         'g',
         {
@@ -370,7 +396,9 @@ export class ExecutionView extends Widget {
         s(
           'text',
           { x: 10, y: 29, class: 'jp-TaskflowDag-sub' },
-          `${types.get(n.name) ?? ''} · ${status}`
+          `${types.get(n.name) ?? ''} · ${
+            status === 'running' && progress ? cellText(progress) : status
+          }`
         )
       );
       g.addEventListener('click', () => this._select(n.name));
@@ -384,7 +412,9 @@ export class ExecutionView extends Widget {
   }
 
   private _table(exec: Execution): HTMLElement {
-    const rows = exec.tasks.map(t => this._row(t));
+    // The column only when a task has something to show in it.
+    const notebooks = exec.tasks.some(t => t.progress || t.output);
+    const rows = exec.tasks.map(t => this._row(t, notebooks));
     return h(
       'table',
       { class: 'jp-TaskflowExecution-tasks' },
@@ -394,16 +424,21 @@ export class ExecutionView extends Widget {
         h(
           'tr',
           {},
-          ...['Task', 'Status', 'Attempts', 'Duration', 'Error'].map(c =>
-            h('th', {}, c)
-          )
+          ...[
+            'Task',
+            'Status',
+            ...(notebooks ? ['Notebook'] : []),
+            'Attempts',
+            'Duration',
+            'Error'
+          ].map(c => h('th', {}, c))
         )
       ),
       h('tbody', {}, ...rows)
     );
   }
 
-  private _row(t: TaskRun): HTMLElement {
+  private _row(t: TaskRun, notebooks: boolean): HTMLElement {
     const tr = h(
       'tr',
       {
@@ -414,6 +449,7 @@ export class ExecutionView extends Widget {
       },
       h('td', {}, t.name),
       h('td', {}, badge(t.status)),
+      notebooks ? this._notebookCell(t) : null,
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
       h('td', {}, formatDuration(t.duration)),
       t.error
@@ -422,6 +458,34 @@ export class ExecutionView extends Widget {
     );
     tr.onclick = () => this._select(t.name);
     return tr;
+  }
+
+  /** A notebook task's cell progress, and the link to its executed copy. */
+  private _notebookCell(t: TaskRun): HTMLElement {
+    const cell = h('td', { class: 'jp-TaskflowExecution-notebook' });
+    if (t.progress) {
+      cell.appendChild(progressBar(t.progress, t.status));
+    }
+    const output = t.output;
+    if (output) {
+      const link = h(
+        'a',
+        {
+          href: '#',
+          class: 'jp-TaskflowExecution-output',
+          title: `Open ${output}`,
+          'data-path': output
+        },
+        'output notebook'
+      );
+      link.onclick = ev => {
+        ev.preventDefault();
+        ev.stopPropagation(); // not a click on the row (logs)
+        this.actions.openPath(output);
+      };
+      cell.appendChild(link);
+    }
+    return cell;
   }
 
   private _logsView(exec: Execution): HTMLElement {
@@ -496,9 +560,64 @@ export class ExecutionView extends Widget {
   private _selected: string | null = null;
   private _selectedStatus: string | undefined;
   private _logs: Logs = { state: 'loading' };
+  private _askedOutput = new Set<string>();
 }
 
 let markerCount = 0;
+
+/**
+ * Open a notebook task's executed copy with `open` (docmanager), after
+ * asking the contents service for it, so that a refusal is explained rather
+ * than left to a bare "File Load Error": Jupyter's contents service serves no
+ * hidden folder (the default runs_dir is `.taskflow/runs`) unless the server
+ * allows it.
+ */
+export async function openOutput(
+  path: string,
+  contents: Contents.IManager,
+  open: (path: string) => unknown
+): Promise<void> {
+  try {
+    await contents.get(path, { content: false });
+  } catch (err) {
+    const hidden = path.split('/').some(part => part.startsWith('.'));
+    await showErrorMessage(
+      'Cannot open the output notebook',
+      `${path}: ${describeError(err)}` +
+        (hidden
+          ? '. Jupyter serves no file in a hidden folder unless the server runs with ' +
+            '--ContentsManager.allow_hidden=True; or set TaskFlowApp.runs_dir to a ' +
+            'folder whose name does not start with a dot.'
+          : '')
+    );
+    return;
+  }
+  open(path);
+}
+
+/** "cell 3/7": code cells executed of code cells. */
+function cellText(p: TaskProgress): string {
+  return `cell ${p.done}/${p.total}`;
+}
+
+function progressBar(p: TaskProgress, status: string): HTMLElement {
+  const pct = p.total > 0 ? Math.round((100 * p.done) / p.total) : 0;
+  return h(
+    'div',
+    {
+      class: `jp-TaskflowProgress jp-Taskflow-status-${status}`,
+      role: 'progressbar',
+      'aria-valuemin': 0,
+      'aria-valuemax': p.total,
+      'aria-valuenow': p.done,
+      'aria-valuetext': cellText(p),
+      'data-done': p.done,
+      'data-total': p.total
+    },
+    h('div', { class: 'jp-TaskflowProgress-bar', style: `width: ${pct}%` }),
+    h('span', { class: 'jp-TaskflowProgress-text' }, cellText(p))
+  );
+}
 
 function truncate(text: string, n: number): string {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;

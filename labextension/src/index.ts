@@ -1,7 +1,8 @@
 /**
- * Plugin wiring only: the sidebar panel, execution views, palette commands
- * and the launcher tile. Behaviour lives in service.ts, panel.ts and
- * execution.ts.
+ * Plugin wiring only: the sidebar panel, execution views, palette commands,
+ * the file browser's and the notebook toolbar's "Run as TaskFlow task…", and
+ * the launcher tile. Behaviour lives in service.ts, panel.ts, execution.ts
+ * and form.ts.
  */
 
 import {
@@ -18,10 +19,14 @@ import {
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { ToolbarButton } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
-import { ExecutionView } from './execution';
+import { ExecutionView, openOutput } from './execution';
+import { runNotebook, runWithParameters } from './form';
 import { taskflowIcon } from './icon';
+import { ExecutionSummary } from './model';
 import { TaskflowPanel } from './panel';
 import { TaskflowService } from './service';
 
@@ -29,6 +34,32 @@ export namespace CommandIDs {
   export const openPanel = 'taskflow:open-panel';
   export const runWorkflow = 'taskflow:run-workflow';
   export const openExecution = 'taskflow:open-execution';
+  export const runWithParameters = 'taskflow:run-with-parameters';
+  export const runNotebook = 'taskflow:run-notebook';
+}
+
+/** A notebook item in the file browser's listing (what its context menu is on). */
+const NOTEBOOK_ITEM = '.jp-DirListing-item[data-file-type="notebook"]';
+
+/**
+ * The notebook selected in a file browser of the left area. Duck-typed
+ * (`selectedItems()` of @jupyterlab/filebrowser's FileBrowser) so that the
+ * extension needs no dependency on that package for one call.
+ */
+function selectedNotebook(app: JupyterFrontEnd): string | undefined {
+  type Item = { path: string; type: string };
+  for (const w of app.shell.widgets('left')) {
+    const browser = w as Widget & { selectedItems?: () => Iterable<Item> };
+    if (typeof browser.selectedItems !== 'function' || !browser.isVisible) {
+      continue;
+    }
+    for (const item of browser.selectedItems()) {
+      if (item.type === 'notebook' || item.path.endsWith('.ipynb')) {
+        return item.path;
+      }
+    }
+  }
+  return undefined;
 }
 
 const PLUGIN_ID = 'pytaskflow-jupyter:plugin';
@@ -59,7 +90,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         openExecution: next =>
           void app.commands.execute(CommandIDs.openExecution, {
             executionId: next
-          })
+          }),
+        openPath: path =>
+          void openOutput(path, app.serviceManager.contents, p =>
+            app.commands.execute('docmanager:open', { path: p })
+          )
       });
       const widget = new MainAreaWidget({ content });
       widget.id = `taskflow-execution-${id}`;
@@ -73,15 +108,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return widget;
     };
 
+    const opened = (exec: ExecutionSummary | null): void => {
+      if (exec) {
+        service.model.upsertExecutions([exec]);
+        openExecution(exec.id);
+      }
+    };
+
     const runWorkflow = async (id: string): Promise<void> => {
-      const exec = await api.runWorkflow(id, undefined, service.settings);
-      service.model.upsertExecutions([exec]);
-      openExecution(exec.id);
+      opened(await api.runWorkflow(id, undefined, service.settings));
     };
 
     const panel = new TaskflowPanel(service, {
       openExecution: id => void openExecution(id),
-      runWorkflow
+      runWorkflow,
+      runWithParameters: id =>
+        app.commands.execute(CommandIDs.runWithParameters, { workflowId: id })
     });
     app.shell.add(panel, 'left', { rank: 650 });
     service.start();
@@ -123,6 +165,85 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    app.commands.addCommand(CommandIDs.runWithParameters, {
+      label: args =>
+        args.workflowId
+          ? `Run Workflow ${args.workflowId} with Parameters…`
+          : 'Run TaskFlow Workflow with Parameters…',
+      caption: 'Start an execution with values for the declared parameters',
+      execute: async args => {
+        const workflows = await api.listWorkflows(service.settings);
+        service.model.setWorkflows(workflows);
+        const declaring = workflows.filter(
+          w => Object.keys(w.parameters ?? {}).length
+        );
+        let id = args.workflowId as string | undefined;
+        if (!id) {
+          if (!declaring.length) {
+            await showDialog({
+              title: 'No workflow declares parameters',
+              body: 'A definition declares them as "parameters": {"name": default, …}.',
+              buttons: [Dialog.okButton()]
+            });
+            return;
+          }
+          const choice = await InputDialog.getItem({
+            title: 'Run workflow with parameters',
+            items: declaring.map(w => w.id)
+          });
+          id = choice.button.accept ? (choice.value ?? undefined) : undefined;
+        }
+        const wf = workflows.find(w => w.id === id);
+        if (wf) {
+          opened(await runWithParameters(wf, service));
+        }
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.runNotebook, {
+      label: 'Run as TaskFlow task…',
+      caption:
+        'Run this notebook as a one-task TaskFlow workflow, with values for its parameters cell',
+      icon: taskflowIcon,
+      execute: async args => {
+        const path = (args.path as string | undefined) ?? selectedNotebook(app);
+        if (path) {
+          const local = app.serviceManager.contents.localPath(path);
+          opened(await runNotebook(local, service));
+        }
+      }
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.runNotebook,
+      selector: NOTEBOOK_ITEM,
+      rank: 10
+    });
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (widget, context) => {
+        if (!(widget instanceof MainAreaWidget)) {
+          return;
+        }
+        const button = new ToolbarButton({
+          icon: taskflowIcon,
+          className: 'jp-TaskflowRunNotebook',
+          tooltip: 'Run as TaskFlow task…',
+          onClick: () => {
+            // The server runs the file on disk: save what is shown first.
+            const saved = context.model.dirty
+              ? context.save()
+              : Promise.resolve();
+            void saved.then(() =>
+              app.commands.execute(CommandIDs.runNotebook, {
+                path: context.path
+              })
+            );
+          }
+        });
+        widget.toolbar.insertItem(10, 'taskflow-run-notebook', button);
+        return button;
+      }
+    });
+
     app.commands.addCommand(CommandIDs.openExecution, {
       label: args =>
         args.executionId
@@ -150,7 +271,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     for (const command of Object.values(CommandIDs)) {
-      palette?.addItem({ command, category: 'TaskFlow' });
+      if (command !== CommandIDs.runNotebook) {
+        palette?.addItem({ command, category: 'TaskFlow' });
+      }
     }
     launcher?.add({
       command: CommandIDs.openPanel,

@@ -19,7 +19,7 @@
  * under plain node.
  */
 
-import type { components } from './generated/openapi';
+import type { components, operations } from './generated/openapi';
 
 type Schemas = components['schemas'];
 
@@ -40,6 +40,11 @@ export type EventName = TaskflowEvent['event'];
 /** GET /executions/{id}/tasks/{task}/logs */
 export type TaskLogs = Schemas['TaskLogs'];
 export type TaskLogAttempt = TaskLogs['attempts'][number];
+/** One parameter of GET /taskflow/notebooks/parameters (papermill's convention). */
+export type NotebookParameter =
+  operations['getNotebookParameters']['responses'][200]['content']['application/json'][number];
+/** A `task_progress` event's count: code cells executed of code cells. */
+export type TaskProgress = NonNullable<TaskflowEvent['progress']>;
 
 export type ExecutionStatus = ExecutionSummary['status'];
 
@@ -51,13 +56,16 @@ export type TaskStatus = Schemas['Task']['status'] | 'retrying';
 
 /**
  * A task as the model knows it: a snapshot's `Task` or `TaskDetail`, or the
- * fields the events about it carried so far.
+ * fields the events about it carried so far. `progress` is the frontend's
+ * own: the last `task_progress` of the current attempt (null once a new
+ * attempt starts); no snapshot carries it.
  */
 export type TaskRun = Partial<
   Omit<Schemas['TaskDetail'], 'name' | 'status'>
 > & {
   name: string;
   status: TaskStatus;
+  progress?: TaskProgress | null;
 };
 
 /**
@@ -125,11 +133,22 @@ export function taskAdvances(current: TaskRun, next: TaskRun): boolean {
 
 /** Merge two views of one task: the newer one wins, known fields are kept. */
 export function mergeTask(current: TaskRun, next: TaskRun): TaskRun {
-  if (!taskAdvances(current, next)) {
-    // Older state: it may still carry detail (result, traceback) we lack.
-    return { ...withoutUndefined(next), ...current };
+  const merged = taskAdvances(current, next)
+    ? { ...current, ...withoutUndefined(next) }
+    : // Older state: it may still carry detail (result, traceback) we lack.
+      { ...withoutUndefined(next), ...current };
+  // Progress belongs to an attempt: a later attempt's (none yet: null)
+  // replaces it, and within one attempt cells only get done, so the larger
+  // count wins whatever order the facts arrive in.
+  const a = current.progress;
+  const b = next.progress;
+  const [ca, na] = [current.attempts, next.attempts];
+  if (ca !== undefined && na !== undefined && ca !== na) {
+    merged.progress = (na > ca ? b : a) ?? null;
+  } else if (a && b) {
+    merged.progress = b.done >= a.done ? b : a;
   }
-  return { ...current, ...withoutUndefined(next) };
+  return merged;
 }
 
 /** Merge two views of one execution (snapshot or event-built). */
@@ -194,6 +213,10 @@ export function taskFromEvent(ev: TaskflowEvent): TaskRun | null {
         endTime: null,
         error: null
       };
+    case 'task_progress':
+      return ev.progress
+        ? { ...base, status: 'running', progress: ev.progress }
+        : null;
     case 'task_completed':
       return {
         ...base,

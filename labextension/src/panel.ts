@@ -1,5 +1,6 @@
 /**
- * The TaskFlow sidebar: registered workflows (with a Run action) and recent
+ * The TaskFlow sidebar: registered workflows (with a Run action, and Run with
+ * parameters for those that declare parameters) and recent
  * executions with status badges, re-rendered from the shared model whenever
  * a /ws event or a REST snapshot changes it.
  */
@@ -15,12 +16,14 @@ import {
   h
 } from './dom';
 import { taskflowIcon } from './icon';
-import { Execution, taskCounts, TERMINAL_EXECUTION } from './model';
+import { Execution, taskCounts, TERMINAL_EXECUTION, Workflow } from './model';
 import { TaskflowService } from './service';
 
 export interface PanelActions {
   openExecution(id: string): void;
   runWorkflow(id: string): Promise<void>;
+  /** Ask for the declared parameters' values, then run. */
+  runWithParameters(id: string): Promise<unknown>;
 }
 
 export class TaskflowPanel extends Widget {
@@ -170,7 +173,12 @@ export class TaskflowPanel extends Widget {
             `${wf.tasks?.length ?? 0} tasks` +
               (wf.revision ? ` · rev ${wf.revision}` : '')
           ),
-          run
+          h(
+            'span',
+            { class: 'jp-TaskflowPanel-actions' },
+            this._runWithParametersButton(wf),
+            run
+          )
         )
       );
     }
@@ -186,6 +194,31 @@ export class TaskflowPanel extends Widget {
             'No workflows yet. POST a definition to /workflows, or use the %%taskflow cell magic in a notebook.'
           )
     );
+  }
+
+  /** ⚙ "Run with parameters…", for a workflow that declares parameters. */
+  private _runWithParametersButton(wf: Workflow): HTMLElement | null {
+    const declared = Object.keys(wf.parameters ?? {});
+    if (!declared.length) {
+      return null;
+    }
+    const button = h(
+      'button',
+      {
+        class: 'jp-Taskflow-iconButton',
+        title: `Run with parameters… (${declared.join(', ')})`,
+        'aria-label': 'Run with parameters…',
+        'data-action': 'run-with-parameters'
+      },
+      '⚙'
+    );
+    button.onclick = ev => {
+      ev.stopPropagation();
+      this.actions
+        .runWithParameters(wf.id)
+        .catch(err => console.error(describeError(err)));
+    };
+    return button;
   }
 
   private _executionsSection(): HTMLElement {

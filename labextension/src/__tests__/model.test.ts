@@ -21,7 +21,8 @@ const STATUS: Record<EventName, string> = {
   task_completed: 'completed',
   task_failed: 'failed',
   task_retrying: 'pending',
-  task_skipped: 'skipped'
+  task_skipped: 'skipped',
+  task_progress: 'running'
 };
 
 let seq = 0;
@@ -227,6 +228,103 @@ describe('snapshots and events in any order', () => {
     );
     assert.equal(newer.status, 'running');
     assert.equal(newer.attempts, 2);
+  });
+});
+
+describe('task_progress', () => {
+  const progress = (done: number, total = 7, attempt = 1) =>
+    ev('task_progress', { task: 'nb', attempt, progress: { done, total } });
+
+  it('keeps the cells done of the running attempt', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('task_started', { task: 'nb', attempt: 1 }));
+    m.applyEvent(progress(3));
+    let t = m.execution('exec_1')?.tasks[0];
+    assert.equal(t?.status, 'running');
+    assert.deepEqual(t?.progress, { done: 3, total: 7 });
+    assert.ok(t?.startTime, 'the start is kept');
+    m.applyEvent(progress(7));
+    m.applyEvent(ev('task_completed', { task: 'nb', attempt: 1 }));
+    t = m.execution('exec_1')?.tasks[0];
+    assert.equal(t?.status, 'completed');
+    assert.deepEqual(t?.progress, { done: 7, total: 7 });
+  });
+
+  it('gives the same count whatever the order within an attempt', () => {
+    const a = mergeTask(
+      {
+        name: 'nb',
+        status: 'running',
+        attempts: 1,
+        progress: { done: 5, total: 7 }
+      },
+      {
+        name: 'nb',
+        status: 'running',
+        attempts: 1,
+        progress: { done: 2, total: 7 }
+      }
+    );
+    const b = mergeTask(
+      {
+        name: 'nb',
+        status: 'running',
+        attempts: 1,
+        progress: { done: 2, total: 7 }
+      },
+      {
+        name: 'nb',
+        status: 'running',
+        attempts: 1,
+        progress: { done: 5, total: 7 }
+      }
+    );
+    assert.deepEqual(a.progress, { done: 5, total: 7 });
+    assert.deepEqual(b.progress, { done: 5, total: 7 });
+  });
+
+  it('starts over with a new attempt, and a late count of the old one is ignored', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('task_started', { task: 'nb', attempt: 1 }));
+    m.applyEvent(progress(6));
+    m.applyEvent(ev('task_retrying', { task: 'nb', attempt: 1, error: 'x' }));
+    m.applyEvent(ev('task_started', { task: 'nb', attempt: 2 }));
+    assert.equal(m.execution('exec_1')?.tasks[0].progress, null);
+    m.applyEvent(progress(1, 7, 2));
+    const late = mergeTask(m.execution('exec_1')!.tasks[0], {
+      name: 'nb',
+      status: 'running',
+      attempts: 1,
+      progress: { done: 6, total: 7 }
+    });
+    assert.deepEqual(late.progress, { done: 1, total: 7 });
+    assert.equal(late.attempts, 2);
+  });
+
+  it('a snapshot (no progress) keeps the count the events gave', () => {
+    const m = new TaskflowModel();
+    m.applyEvent(ev('task_started', { task: 'nb', attempt: 1 }));
+    m.applyEvent(progress(4));
+    m.upsertExecutions([
+      snapshot({
+        tasks: [
+          {
+            name: 'nb',
+            status: 'running',
+            attempts: 1,
+            duration: null,
+            startTime: '2024-01-01T00:00:00.000Z',
+            endTime: null,
+            error: null,
+            reason: null
+          }
+        ]
+      })
+    ]);
+    assert.deepEqual(m.execution('exec_1')?.tasks[0].progress, {
+      done: 4,
+      total: 7
+    });
   });
 });
 
