@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .kinds import Hooks
-from .tasks import Job, Outcome, Progress, Started, failed_outcome
+from .tasks import Job, Logs, Outcome, Progress, Started, failed_outcome
 
 __all__ = [
     "DONE",
@@ -39,7 +39,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Report = Callable[[Outcome | Started | Progress], None]
+Report = Callable[[Outcome | Started | Progress | Logs], None]
 STOPPED_QUEUED = "Stopped: the attempt was stopped before it started"
 
 
@@ -146,4 +146,8 @@ def attempt_hooks(job: Job, report: Report) -> Hooks:
     def progress(done: int, total: int) -> None:
         report(Progress(job.task, job.attempt, done, total))
 
-    return Hooks(threading.Event(), progress)
+    def logs(stdout: str, stderr: str) -> None:
+        limit = job.log_limit
+        report(Logs(job.task, job.attempt, stdout[:limit], stderr[:limit]))
+
+    return Hooks(threading.Event(), progress, logs)

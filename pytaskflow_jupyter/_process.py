@@ -53,7 +53,7 @@ import psutil
 
 from ._executor import DONE, Attempt, QueueExecutor
 from .kinds import Hooks
-from .tasks import Outcome, Progress, run_job, uses_hooks
+from .tasks import Logs, Outcome, Progress, run_job, uses_hooks
 from .tasks import failed_outcome as _failed
 
 __all__ = ["ProcessExecutor"]
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 # A message a worker sends before its reply: a running attempt's progress, b"\0P3/7"
 # (a pickle never starts with a NUL byte).
 _PROGRESS = b"\x00P"
+_LOGS = b"\x00L"  # then the pickled (stdout, stderr) so far
 
 
 def _signal_name(code: int | None) -> str:
@@ -213,10 +214,14 @@ class _Slot:
                 if conn not in wait([conn, proc.sentinel]):
                     return self._died(attempt)
                 reply = conn.recv_bytes()
-                if not reply.startswith(_PROGRESS):
+                if reply.startswith(_PROGRESS):
+                    done, total = (int(n) for n in reply[len(_PROGRESS) :].split(b"/"))
+                    attempt.report(Progress(job.task, job.attempt, done, total))
+                elif reply.startswith(_LOGS):
+                    out, err = pickle.loads(reply[len(_LOGS) :])
+                    attempt.report(Logs(job.task, job.attempt, out, err))
+                else:
                     break
-                done, total = (int(n) for n in reply[len(_PROGRESS) :].split(b"/"))
-                attempt.report(Progress(job.task, job.attempt, done, total))
         except (EOFError, OSError):
             return self._died(attempt)
         outcome: Outcome
@@ -356,7 +361,11 @@ def _run_payload(data: bytes, conn: Connection) -> Outcome:
     def progress(done: int, total: int) -> None:
         conn.send_bytes(b"%s%d/%d" % (_PROGRESS, done, total))
 
-    return run_job(job, Hooks(None, progress))  # a stop kills the process instead
+    def logs(stdout: str, stderr: str) -> None:
+        limit = job.log_limit
+        conn.send_bytes(_LOGS + pickle.dumps((stdout[:limit], stderr[:limit])))
+
+    return run_job(job, Hooks(None, progress, logs))  # a stop kills the process instead
 
 
 def _orphan_watch(parent_pid: int) -> None:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from .events import Event, EventBus
 from .executors import Executor
 from .model import ExecStatus, TaskRun, Workflow
-from .tasks import Job, Outcome, Progress, Started
+from .tasks import Job, Logs, Outcome, Progress, Started
 from .transitions import CANCEL, Changes, RunState
 
 __all__ = ["ExecutionRun", "RunStore", "settle"]
@@ -116,7 +116,7 @@ class ExecutionRun:
         self._stopped = False
 
     # -- public, thread-safe ------------------------------------------------------------
-    def report(self, outcome: Outcome | Started | Progress) -> None:
+    def report(self, outcome: Outcome | Started | Progress | Logs) -> None:
         """Executor callback: queue an attempt's outcome (start, progress) for the loop."""
         self._queue.put(outcome)
 

@@ -169,10 +169,12 @@ def run_code(job: Job) -> Any:
 class Hooks:
     """What an executor offers a running attempt: ``stop`` is set when the attempt is to
     stop (cancel, timeout) where the executor cannot kill it, ``progress(done, total)``
-    reports how far it got (a notebook's cells). Only kinds with ``USES_HOOKS`` get them."""
+    reports how far it got (a notebook's cells), ``logs(stdout, stderr)`` what it wrote so
+    far (the logs route shows it while it runs). Only kinds with ``USES_HOOKS`` get them."""
 
     stop: threading.Event | None = None
     progress: Callable[[int, int], None] | None = None
+    logs: Callable[[str, str], None] | None = None  # stdout and stderr so far
 
 
 NO_HOOKS = Hooks()
@@ -364,7 +366,7 @@ class NotebookKind(TaskKind):
     def run(self, job: Job, hooks: Hooks = NO_HOOKS) -> Any:
         from .notebook_task import run_notebook
 
-        value, output = run_notebook(job, stop=hooks.stop, progress=hooks.progress)
+        value, output = run_notebook(job, stop=hooks.stop, progress=hooks.progress, logs=hooks.logs)
         return Produced(value, output)
 
 

@@ -75,6 +75,7 @@ logging.getLogger("papermill").addHandler(logging.NullHandler())
 
 Json = dict[str, Any]
 Progress = Callable[[int, int], None]
+Logs = Callable[[str, str], None]  # the cells' stdout and stderr so far
 
 _POLL = 0.05  # seconds between the watchdog's looks at the deadline and the stop event
 _PROGRESS_EVERY = 0.25  # at most ~4 progress calls a second
@@ -485,8 +486,9 @@ class _Run:
         )
 
 
-def _execute(run: _Run, progress: Progress | None) -> Any:
-    """Run ``run.main`` in a helper thread; relay its progress in this thread."""
+def _execute(run: _Run, progress: Progress | None, logs: Logs | None = None) -> Any:
+    """Run ``run.main`` in a helper thread; relay its progress (and the cells' stream
+    output so far, ``logs``) in this thread."""
     outcome: list[Any] = []
 
     def target() -> None:
@@ -500,6 +502,7 @@ def _execute(run: _Run, progress: Progress | None) -> Any:
     thread = threading.Thread(target=target, name="taskflow-notebook", daemon=True)
     thread.start()
     last, held = 0.0, None  # held: a count the throttle kept back, sent when due
+    written = ("", "")  # the streams last handed to ``logs``
     while True:
         try:
             kind, done, total = run.events.get(timeout=_PROGRESS_EVERY)
@@ -516,6 +519,9 @@ def _execute(run: _Run, progress: Progress | None) -> Any:
             last, held = now, None
             try:
                 progress(done, total)
+                if logs is not None and (streams := _streams(run.nb)) != written:
+                    written = streams
+                    logs(*streams)
             except Exception:
                 log.exception("progress callback failed")
         else:
@@ -542,6 +548,18 @@ def _save(nb: NotebookNode, path: str) -> None:
             os.unlink(tmp)
 
 
+def _streams(nb: NotebookNode) -> tuple[str, str]:
+    """The stdout and stderr text of the cells so far (read while another thread runs
+    them: a list that grows meanwhile is read as far as it got)."""
+    out: list[str] = []
+    err: list[str] = []
+    for cell in list(nb.cells):
+        for item in list(cell.get("outputs", ())):
+            if item.get("output_type") == "stream":
+                (err if item.get("name") == "stderr" else out).append(item.get("text", ""))
+    return "".join(out), "".join(err)
+
+
 def _write_streams(nb: NotebookNode) -> None:
     for cell in nb.cells:
         for out in cell.get("outputs", ()):
@@ -554,6 +572,7 @@ def run_notebook(
     job: Job,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
+    logs: Logs | None = None,
 ) -> tuple[Any, str]:
     """Run one attempt of a notebook task; returns (result, output path relative to the
     root). ``stop``: set it to cancel (the kernel is stopped at once); ``progress(done,
@@ -571,7 +590,7 @@ def run_notebook(
         raise NotebookError(f"the output {output!r} would overwrite the notebook itself")
     run = _Run(nb, kernel, os.path.dirname(source), job.timeout, stop, queue.SimpleQueue())
     try:
-        result = _execute(run, progress)
+        result = _execute(run, progress, logs)
     except NotebookError as exc:
         try:
             _save(nb, path)

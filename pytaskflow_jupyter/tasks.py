@@ -19,7 +19,16 @@ from typing import Any
 
 from .kinds import KINDS, NO_HOOKS, Hooks, Produced
 
-__all__ = ["Job", "Outcome", "Progress", "Started", "failed_outcome", "run_job", "uses_hooks"]
+__all__ = [
+    "Job",
+    "Logs",
+    "Outcome",
+    "Progress",
+    "Started",
+    "failed_outcome",
+    "run_job",
+    "uses_hooks",
+]
 
 Json = dict[str, Any]
 
@@ -61,6 +70,16 @@ class Progress:
     attempt: int
     done: int
     total: int
+
+
+@dataclass
+class Logs:
+    """What a running attempt wrote so far (replaced by its outcome's when it ends)."""
+
+    task: str
+    attempt: int
+    stdout: str
+    stderr: str
 
 
 @dataclass

@@ -11,6 +11,7 @@ message                what it does
 ``Outcome``            an attempt ended (ok, failed, or failed by its executor)
 ``Started``            a timed attempt began to run: its timeout starts now
 ``Progress``           a running attempt got further: a ``task_progress`` event
+``Logs``               what a running attempt wrote so far (the logs route shows it)
 ``CANCEL``             cancel (final): pending and running tasks become ``cancelled``
 ``OWNER_LOST``         the process that ran it died: active tasks fail ``owner_lost``
 timers                 a retry's back-off is over; an attempt ran past its ``timeout``
@@ -71,7 +72,7 @@ from typing import Any
 from .events import Event
 from .kinds import KINDS
 from .model import EventKind, ExecStatus, Reason, TaskRun, TaskSpec, TaskStatus, Workflow, iso
-from .tasks import Outcome, Progress, Started
+from .tasks import Logs, Outcome, Progress, Started
 
 __all__ = ["CANCEL", "OWNER_LOST", "Changes", "RunState"]
 
@@ -280,6 +281,11 @@ class RunState:
                     EventKind.TASK_PROGRESS.value, msg.task, _RUNNING, None, msg.attempt,
                     progress={"done": msg.done, "total": msg.total},
                 )  # fmt: skip
+        elif msg.__class__ is Logs:
+            task = self.tasks.get(msg.task)
+            if task is not None and task.run.status == _RUNNING and \
+                    task.run.attempts == msg.attempt and not self.cancelled:  # fmt: skip
+                self._logs.append((msg.task, msg.attempt, msg.stdout, msg.stderr))
         elif msg is OWNER_LOST:
             self._owner_lost()
         else:

@@ -215,6 +215,11 @@ class TaskFlowApp(ExtensionApp):
         given = self.serverapp.config.get("ServerApp", {}) if self.serverapp else {}
         if "port" in given or os.environ.get("JUPYTER_PORT"):
             config["ServerApp"].pop("port", None)  # an explicit --port wins over our default
+        contents = self.serverapp.config.get("ContentsManager", {}) if self.serverapp else {}
+        if "allow_hidden" not in contents:
+            # the executed notebooks live under .taskflow/runs (SPEC 9): Lab must be able to
+            # open them (an authenticated user runs code anyway; the root still bounds it)
+            config.setdefault("ContentsManager", {})["allow_hidden"] = True
         return config
 
     def initialize_settings(self) -> None:

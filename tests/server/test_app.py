@@ -208,3 +208,25 @@ def test_serverapp_options_apply(tmp_path):
     finally:
         server.stop()
     assert server.proc.returncode is not None
+
+
+def test_jupyter_taskflow_lets_lab_open_the_executed_notebooks(tmp_path):
+    """The executed copies live under .taskflow/runs (SPEC 9), a hidden folder: started as
+    `jupyter taskflow`, the server's contents API serves them (unless configured)."""
+    runs = tmp_path / ".taskflow" / "runs" / "exec_x"
+    runs.mkdir(parents=True)
+    (runs / "t.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    server = LiveServer(tmp_path, token="t0k")
+    try:
+        status, body = server.request("GET", "/api/contents/.taskflow/runs/exec_x/t.ipynb")
+        assert status == 200 and body["type"] == "notebook"
+    finally:
+        server.stop()
+    closed = LiveServer(tmp_path, token="t0k", extra=["--ContentsManager.allow_hidden=False"])
+    try:  # an explicit setting wins
+        status, _ = closed.request("GET", "/api/contents/.taskflow/runs/exec_x/t.ipynb")
+        assert status == 404
+    finally:
+        closed.stop()

@@ -93,3 +93,24 @@ def test_cancel_stops_the_kernel_and_its_children(kind, store, tmp_path):
     finally:
         runner.close()
         ex.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_the_logs_route_shows_what_a_running_notebook_printed(kind, store, tmp_path):
+    _notebook(
+        tmp_path / "talk.ipynb",
+        "print('first words')",
+        "import time; time.sleep(1)",
+        "import time; time.sleep(30)",
+    )
+    runner, ex = _runner(store, tmp_path, kind)
+    try:
+        definition = wf(task("talk", type="notebook", params={"path": "talk.ipynb"}))
+        ex_id = runner.submit(definition)["id"]
+        logs = wait_until(lambda: runner.get_logs(ex_id, "talk"), 60)
+        assert runner.status(ex_id) == "running"
+        assert logs == [{"attempt": 1, "stdout": "first words\n", "stderr": ""}]
+        runner.cancel(ex_id)
+    finally:
+        runner.close()
+        ex.shutdown(wait=False)
