@@ -174,10 +174,10 @@ def loads(text: str | None) -> Any:
 
 
 _TASK_SQL = "INSERT OR REPLACE INTO task_runs VALUES ({})"  # NULLs in the SQL: see _EVENT_SQL
-_TASK_FULL = _TASK_SQL.format(",".join("?" * 14))
-_TASK_STARTED = _TASK_SQL.format("?,?,?,?,?" + ",NULL" * 9)  # up to start_time
-_TASK_ENDED = _TASK_SQL.format("?,?,?,?,?,?,?,?" + ",NULL" * 6)  # up to result
-_TASK_SKIPPED = _TASK_SQL.format("?,?,?,?" + ",NULL" * 6 + ",?,NULL,NULL,NULL")  # its reason
+_TASK_FULL = _TASK_SQL.format(",".join("?" * 15))
+_TASK_STARTED = _TASK_SQL.format("?,?,?,?,?" + ",NULL" * 10)  # up to start_time
+_TASK_ENDED = _TASK_SQL.format("?,?,?,?,?,?,?,?" + ",NULL" * 7)  # up to result
+_TASK_SKIPPED = _TASK_SQL.format("?,?,?,?" + ",NULL" * 6 + ",?,NULL,NULL,NULL,NULL")  # reason
 
 
 def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tuple[Any, ...]]]:
@@ -203,6 +203,7 @@ def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tu
             and history is None
             and r.branch is None
             and r.output is None
+            and not r.interruptions
         ):
             if (
                 r.start_time is None
@@ -247,6 +248,7 @@ def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tu
                 history,
                 None if r.branch is None else json.dumps(r.branch),
                 r.output,
+                r.interruptions or None,
             )
         )
     return {sql: batch for sql, batch in out.items() if batch}

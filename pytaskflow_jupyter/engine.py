@@ -99,6 +99,7 @@ class ExecutionRun:
         root_dir: str | None = None,
         runs_dir: str | None = None,
         control_interval: float = 0.5,
+        max_interruptions: int = 3,
     ) -> None:
         self.store, self.executor, self.bus = store, executor, bus
         self.workflow = workflow
@@ -109,7 +110,9 @@ class ExecutionRun:
         self.root_dir, self.runs_dir = root_dir, runs_dir
         self.window = min(window, workflow.max_parallel or window)
         self.control_interval = control_interval
-        self.state = RunState(workflow, execution_id, prior, fast_noop=fast_noop)
+        self.state = RunState(
+            workflow, execution_id, prior, fast_noop=fast_noop, max_interruptions=max_interruptions
+        )
         self.status: str = ExecStatus.PENDING.value
         self.done = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -247,6 +247,8 @@ class TaskRun:
     value as the engine holds it (the store encodes it). Statuses and reasons are the
     plain values of ``TaskStatus`` and ``Reason``. ``branch`` records a branch's
     ``selected`` and ``skipped`` tasks so that a resumed or retried execution replays it.
+    ``attempts`` counts every attempt started, ``interruptions`` those among them that a
+    stop of the server cut short (they do not count against ``retries``).
     """
 
     name: str
@@ -262,6 +264,9 @@ class TaskRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     branch: dict[str, Any] | None = None
     output: str | None = None  # a file the last attempt left to show (a notebook's copy)
+    # attempts cut short by a shutdown or crash of the process running them: they are
+    # rerun without using up a retry, up to ``max_interruptions`` (``transitions``)
+    interruptions: int = 0
 
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every finished attempt (REST's ``history``): the failed ones, then a success."""

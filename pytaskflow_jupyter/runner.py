@@ -111,6 +111,7 @@ class Runner:
         fast_noop: bool = True,
         window: int = 2048,
         role: str = "server",
+        max_interruptions: int = 3,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
@@ -130,6 +131,8 @@ class Runner:
             or os.path.join(os.path.abspath(root_dir or os.getcwd()), ".taskflow", "runs"),
             "fast_noop": fast_noop,
             "window": window,
+            # a task whose attempts a stop of the server cut short this often fails
+            "max_interruptions": max_interruptions,
         }
         _LIVE_OWNERS.add(self.owner)
         self._runs: dict[str, ExecutionRun] = {}

@@ -148,7 +148,13 @@ def _m3(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE task_runs ADD COLUMN output TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3]
+def _m4(db: sqlite_utils.Database) -> None:
+    """A task's ``interruptions``: attempts a stop of the server cut short (item 13 of
+    issue 15), durable so that a task that keeps killing the server fails in the end."""
+    db.execute("ALTER TABLE task_runs ADD COLUMN interruptions INTEGER")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4]
 
 TASK_COLUMNS = (
     "status",
@@ -163,6 +169,7 @@ TASK_COLUMNS = (
     "history",
     "branch",
     "output",
+    "interruptions",
 )
 EXEC_COLUMNS = frozenset(
     {
@@ -193,7 +200,7 @@ def _task_run(r: tuple[Any, ...]) -> TaskRun:
     name, status, attempts, start, end, duration, result, error, tb, reason, history = r[:11]
     return TaskRun(
         name, status, attempts, start, end, duration, loads(result), error, tb, reason,
-        read_history(history, status), loads(r[11]), r[12],
+        read_history(history, status), loads(r[11]), r[12], r[13] or 0,
     )  # fmt: skip
 
 

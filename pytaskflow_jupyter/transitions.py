@@ -15,7 +15,9 @@ message                what it does
 ``CANCEL``             cancel (final): pending and running tasks become ``cancelled``
 ``OWNER_LOST``         the process that ran it died: active tasks fail ``owner_lost``
 timers                 a retry's back-off is over; an attempt ran past its ``timeout``
-``begin``              resume: a task found ``running`` lost its attempt (interrupted)
+``begin``              resume: a task found ``running`` lost its attempt (interrupted):
+                       rerun without using a retry, failed ``interrupted`` after
+                       ``max_interruptions`` interruptions
 ``engine_failure``     the driver itself failed: the execution is recorded failed
 =====================  ==============================================================
 
@@ -142,8 +144,10 @@ class RunState:
         fast_noop: bool = True,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        max_interruptions: int = 3,
     ) -> None:
         self.workflow = workflow
+        self.max_interruptions = max_interruptions
         self.execution_id = execution_id
         self.clock, self.monotonic = clock, monotonic
         prior = prior or {}
@@ -238,24 +242,35 @@ class RunState:
             self._emit(EventKind.EXECUTION_STARTED.value, None, self.status)
 
     def _interrupted(self, task: _Task) -> None:
+        """An attempt cut short by a shutdown or crash of the server is not a failure of
+        the task: it reruns without using up a retry (``_budget_left``), unless the task
+        was interrupted ``max_interruptions`` times already (it may be what kills it)."""
         run = task.run
-        if run.attempts < task.spec.retries + 1:
+        run.interruptions += 1
+        self._mark(task)
+        if run.interruptions <= self.max_interruptions:
             run.status = _PENDING
-            self._mark(task)
-        else:
-            run.status, run.reason = _FAILED, Reason.INTERRUPTED.value
-            run.error = run.error or "the process running this task stopped (interrupted)"
-            run.end_time = run.end_time or iso(self.clock())
-            self.open -= 1
-            self._mark(task)
-            self._emit(
-                EventKind.TASK_FAILED.value,
-                run.name,
-                _FAILED,
-                attempt=run.attempts,
-                error=run.error,
-                reason=Reason.INTERRUPTED.value,
-            )
+            return
+        run.status, run.reason = _FAILED, Reason.INTERRUPTED.value
+        run.error = run.error or (
+            f"the process running this task stopped {run.interruptions} times (interrupted)"
+        )
+        run.end_time = run.end_time or iso(self.clock())
+        self.open -= 1
+        self._emit(
+            EventKind.TASK_FAILED.value,
+            run.name,
+            _FAILED,
+            attempt=run.attempts,
+            error=run.error,
+            reason=Reason.INTERRUPTED.value,
+        )
+
+    @staticmethod
+    def _budget_left(task: _Task) -> bool:
+        """Whether a failed attempt may be retried: interrupted attempts do not count."""
+        run = task.run
+        return run.attempts - run.interruptions < task.spec.retries + 1
 
     # -- messages --------------------------------------------------------------------------
     def apply(self, msg: Any) -> None:
@@ -532,8 +547,8 @@ class RunState:
         run.history = [*run.history, entry]
         run.error, run.traceback = error, tb
         self._mark(task)
-        if run.attempts < task.spec.retries + 1 and not self.cancelled:
-            delay = task.spec.retry_wait(run.attempts)
+        if self._budget_left(task) and not self.cancelled:
+            delay = task.spec.retry_wait(run.attempts - run.interruptions)
             run.status = _PENDING
             self._emit(
                 EventKind.TASK_RETRYING.value, run.name, _PENDING, None, run.attempts,

@@ -184,6 +184,12 @@ class TaskFlowApp(ExtensionApp):
         help="Resume, at start, the executions a previous server left running, and "
         "keep taking over those of processes that die (a kernel's: owner_lost).",
     ).tag(config=True)
+    max_interruptions = Integer(
+        3,
+        help="Times a task's attempt may be cut short by a shutdown or crash of the server "
+        "and rerun without using up a retry; one more and the task fails with reason "
+        "'interrupted' (it may be what kills the server).",
+    ).tag(config=True)
     shutdown_timeout = Float(
         5.0,
         help="Seconds the server waits at shutdown for running executions to finish "
@@ -243,6 +249,7 @@ class TaskFlowApp(ExtensionApp):
             heartbeat_interval=self.heartbeat_interval,
             stale_after=self.stale_after,
             log_limit=self.log_limit,
+            max_interruptions=self.max_interruptions,
             root_dir=root_dir,
             runs_dir=os.path.join(root_dir or os.getcwd(), os.path.expanduser(self.runs_dir)),
         )

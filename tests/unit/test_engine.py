@@ -310,13 +310,16 @@ def test_events_are_committed_before_published_with_gap_free_seq(runner, bus, st
 
 
 def test_resume_keeps_completed_and_reruns_interrupted(store, bus, tmp_path):
-    """A crash left 'a' completed and 'b' running with attempts left, 'c' running with none."""
+    """A crash left 'a' completed, 'b' running with attempts left, 'c' running with none
+    and 'e' running interrupted max_interruptions times already: an interruption is no
+    failure (c reruns, its retry budget intact), but e has used up its interruptions."""
     w = parse_workflow(
         wf(
             task("a", code="result = 1"),
             task("b", "a", code="result = 2"),
             task("c", "a", code="result = 3", retries=0),
             task("d", "b"),
+            task("e", "a", code="result = 5", retries=0),
         )
     )
     store.save_workflow(w)
@@ -328,18 +331,27 @@ def test_resume_keeps_completed_and_reruns_interrupted(store, bus, tmp_path):
             TaskRun("a", "completed", 1, result=1),
             TaskRun("b", "running", 1),
             TaskRun("c", "running", 1),
+            TaskRun("e", "running", 3, interruptions=2),
         ],
         owner="dead",
     )
     store.commit("exec_r", Changes(execution={"status": "running"}))
     prior = store.task_runs("exec_r")
+    assert prior["e"].interruptions == 2  # durable
     prior["b"].attempts = 0  # b had its budget left when interrupted
-    status = ExecutionRun(store, InlineExecutor(), bus, w, "exec_r", prior=prior).run()
+    run = ExecutionRun(store, InlineExecutor(), bus, w, "exec_r", prior=prior, max_interruptions=2)
+    status = run.run()
     done = stored_execution(store, "exec_r", detail=True)
     assert status == "failed"
-    assert statuses(done) == {"a": "completed", "b": "completed", "c": "failed", "d": "completed"}
-    assert done["tasks"][0]["attempts"] == 1  # never rerun
-    assert done["tasks"][2]["reason"] == "interrupted"
+    assert statuses(done) == {
+        "a": "completed", "b": "completed", "c": "completed", "d": "completed", "e": "failed",
+    }  # fmt: skip
+    by_name = {t["name"]: t for t in done["tasks"]}
+    assert by_name["a"]["attempts"] == 1  # never rerun
+    assert by_name["c"]["attempts"] == 2  # the interrupted attempt and its rerun
+    assert by_name["e"]["reason"] == "interrupted"
+    runs = store.task_runs("exec_r")
+    assert (runs["c"].interruptions, runs["e"].interruptions) == (1, 3)
 
 
 def test_retry_reuses_completed_results_and_reruns_the_rest(runner, tmp_path):

@@ -151,7 +151,9 @@ def test_owner_lost_fails_what_was_active_in_one_batch():
     assert changes.execution["status"] == "failed" and state.status == "failed"
 
 
-def test_resume_reruns_an_interrupted_attempt_with_budget_and_fails_one_without():
+def test_resume_reruns_an_interrupted_attempt_without_using_a_retry():
+    """An attempt cut short by a stop of the server is not a failure: 'c' (retries 0)
+    reruns too, and its interruption does not count against its budget."""
     prior = {
         "a": TaskRun("a", "completed", 1, result=1),
         "b": TaskRun("b", "running", 1),
@@ -160,11 +162,37 @@ def test_resume_reruns_an_interrupted_attempt_with_budget_and_fails_one_without(
     state = make(wf(task("a"), task("b", "a", retries=1), task("c", "a")), prior)
     state.begin("running")
     assert tasks(state) == {"a": ("completed", 1, None), "b": ("pending", 1, None),
-                            "c": ("failed", 1, "interrupted")}  # fmt: skip
-    assert turn(state) == ["b"]
+                            "c": ("pending", 1, None)}  # fmt: skip
+    assert {n: t.run.interruptions for n, t in state.tasks.items()} == {"a": 0, "b": 1, "c": 1}
+    assert turn(state) == ["b", "c"]
     events = kinds(state)
     assert ("execution_started", None) not in events  # it had started before the crash
-    assert ("task_failed", "c") in events
+    assert ("task_started", "c") in events and ("task_failed", "c") not in events
+    state.apply(failed("b", 2))  # its first counted attempt: b still has its retry
+    assert tasks(state)["b"] == ("pending", 2, None)
+    state.apply(failed("c", 2))  # c's one counted attempt fails: no retry is left
+    assert tasks(state)["c"] == ("failed", 2, None)
+
+
+def test_a_task_interrupted_more_than_max_interruptions_times_fails_interrupted():
+    """A task that keeps killing the server: rerun max_interruptions times, then failed."""
+    definition = wf(task("a", retries=5))
+    state = make(definition, {"a": TaskRun("a", "running", 1)})
+    state.max_interruptions = 2
+    for interruption in (1, 2):
+        state.begin("running")
+        assert tasks(state) == {"a": ("pending", interruption, None)}
+        turn(state)
+        assert tasks(state) == {"a": ("running", interruption + 1, None)}
+        # the server dies again: the next server resumes from the stored run
+        state = make(definition, {"a": state.take().tasks[0]})
+        state.max_interruptions = 2
+    state.begin("running")
+    assert tasks(state) == {"a": ("failed", 3, "interrupted")}
+    assert state.tasks["a"].run.interruptions == 3
+    assert "3 times" in state.tasks["a"].run.error
+    assert kinds(state) == [("task_failed", "a")]
+    assert state.done
 
 
 def test_a_branch_selection_outside_its_children_fails_it():
