@@ -101,7 +101,7 @@ class ErrorMixin(JupyterHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = (kwargs.get("exc_info") or (None, None, None))[1]
         errors: list[Json] = []
-        if isinstance(exc, TaskFlowError) and exc.status < 500:
+        if isinstance(exc, TaskFlowError) and (exc.status < 500 or exc.status == 503):
             status, message, code = exc.status, exc.message, exc.code
             errors = [p.to_json() for p in exc.problems]
         elif isinstance(exc, web.HTTPError) and exc.status_code < 500:
@@ -130,7 +130,9 @@ class ErrorMixin(JupyterHandler):
     ) -> None:
         # Never the query string (it may carry ?token=) nor the headers.
         where = f"{self.request.method} {self.request.path}"
-        if isinstance(value, TaskFlowError) and value.status < 500:
+        if isinstance(value, TaskFlowError) and value.status == 503:  # storage_unavailable
+            self.log.error("%s -> 503 %s: %s", where, value.code, value.message)
+        elif isinstance(value, TaskFlowError) and value.status < 500:
             self.log.info("%s -> %s %s: %s", where, value.status, value.code, value.message)
         elif isinstance(value, web.HTTPError) and value.status_code < 500:
             self.log.warning("%s -> %s: %s", where, value.status_code, value.get_message())
