@@ -12,6 +12,8 @@ HTTP statuses in ONE place (``server/handlers.py``)::
     ├── PayloadTooLarge     (413)     body over the configured limit
     ├── UnsupportedMediaType(415)     body that is not ``application/json``
     ├── StoreError                    the database cannot be used (schema too new, ...)
+    │   └── StorageUnavailable (503)  the database file vanished or was replaced, the
+    │                                 disk is full or unwritable: names path and cause
     └── TaskCodeError                 raised in a worker: a task that cannot run as defined
                                       (bad callable, bad branch result); becomes data
 
@@ -30,6 +32,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "StorageUnavailable",
     "StoreError",
     "TaskCodeError",
     "TaskFlowError",
@@ -138,6 +141,15 @@ class StoreError(TaskFlowError):
     """The database cannot be used as it is (for example a schema newer than this code)."""
 
     code = "store_error"
+
+
+class StorageUnavailable(StoreError):
+    """The database cannot be read or written now: its file was deleted or replaced
+    under the running store, or a write failed (disk full, I/O error, read-only file).
+    The message names the path and the cause; nothing of the failed write is kept."""
+
+    status = 503
+    code = "storage_unavailable"
 
 
 class TaskCodeError(TaskFlowError):

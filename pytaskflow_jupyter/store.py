@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from ._rows import event_from_row, event_row, loads, read_history, task_writes
-from .errors import Conflict, NotFound, StoreError
+from .errors import Conflict, NotFound, StorageUnavailable, StoreError
 from .events import Event
 from .model import TERMINAL_EXECUTION, TaskRun, Workflow, utcnow
 from .transitions import Changes
@@ -184,6 +184,7 @@ EXEC_COLUMNS = frozenset(
     }
 )
 ACTIVE = ("pending", "running")
+_CONTENTION = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 
 
 class WorkflowRecord(NamedTuple):
@@ -230,35 +231,86 @@ class Store:
         if not self.path.exists():
             # Task parameters may hold secrets: the file is private to its user.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # Only construction creates the file: connections open it read-write, never
+        # create (``mode=rw``), and the file's identity is checked at each use, so a
+        # database deleted or replaced under a running store is refused, not recreated.
+        self._uri = self.path.absolute().as_uri() + "?mode=rw"
+        info = os.stat(self.path)
+        self._identity = (info.st_dev, info.st_ino)
         self._migrate()
 
     # -- connections and transactions -------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, after checking that the file is still the one
+        opened (one ``stat``, about a microsecond: every read and write transaction)."""
+        self._check_file()
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=self.busy_timeout_ms / 1000,
-            )
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            try:
+                conn = sqlite3.connect(
+                    self._uri,
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=self.busy_timeout_ms / 1000,
+                )
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            except sqlite3.OperationalError as exc:  # deleted between the check and here
+                raise self._unavailable("cannot be opened", exc) from exc
             self._local.conn = conn
         return conn
+
+    def _check_file(self) -> None:
+        """StorageUnavailable when the database file vanished or was replaced."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise self._unavailable("was deleted while in use", exc) from exc
+        except OSError as exc:
+            raise self._unavailable("cannot be read", exc) from exc
+        if (info.st_dev, info.st_ino) != self._identity:
+            raise StorageUnavailable(
+                f"the database {str(self.path)!r} was replaced by another file while in use; "
+                "nothing is read from or written to it (restart the server to use it)"
+            )
+
+    def _unavailable(self, what: str, exc: BaseException) -> StorageUnavailable:
+        if isinstance(exc, FileNotFoundError):
+            cause = "the file is gone; a new one is never created under a running server"
+        else:
+            cause = str(exc)
+        return StorageUnavailable(f"the database {str(self.path)!r} {what}: {cause}")
+
+    def _abort_write(self, conn: sqlite3.Connection, exc: BaseException) -> BaseException:
+        """Roll back a failed write transaction (if SQLite has not already: a full disk
+        or an I/O error ends it) and return what to raise: a storage fault becomes
+        StorageUnavailable naming its cause, anything else stays as it is."""
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rollback after a failed write of %s failed", self.path)
+        if not isinstance(exc, sqlite3.OperationalError) and type(exc) is not sqlite3.DatabaseError:
+            return exc
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _CONTENTION:
+            return exc  # "database is locked": contention, not a fault of the storage
+        return self._unavailable("cannot be written", exc)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One writer transaction (``BEGIN IMMEDIATE``): all or nothing."""
         conn = self._conn()
-        conn.execute(self.BEGIN)
         try:
+            conn.execute(self.BEGIN)
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            error = self._abort_write(conn, exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -480,8 +532,8 @@ class Store:
         event_rows = [event_row(event) for event in events] if events else None
         execution, logs = changes.execution, changes.logs
         conn = self._conn()
-        conn.execute(self.BEGIN)
         try:
+            conn.execute(self.BEGIN)
             # the execution's status and the last seq, in one statement
             status, last = conn.execute(
                 "SELECT (SELECT status FROM executions WHERE id=?), "
@@ -512,10 +564,11 @@ class Store:
                     [execution[c] for c in cols] + [execution_id],
                 )
             conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        except BaseException as exc:
+            error = self._abort_write(conn, exc)
+            if error is exc:
+                raise
+            raise error from exc
         if event_rows:
             for seq, event in enumerate(events, last + 1):
                 event.seq = seq
