@@ -18,6 +18,7 @@ process executor.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -43,6 +44,8 @@ __all__ = [
     "ThreadExecutor",
     "make_executor",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class InlineExecutor(Executor):
@@ -74,17 +77,25 @@ class ThreadExecutor(QueueExecutor):
             thread.start()
 
     def _serve(self) -> None:
+        # the pool never shrinks: nothing an attempt brings (``run_job`` turns every
+        # BaseException of task code into a failed outcome) may end a worker thread
         while True:
             attempt = self._queue.get()
             if attempt is None:
                 return
-            job = attempt.job
-            hooks = attempt_hooks(job, attempt.report) if uses_hooks(job) else NO_HOOKS
-            if self._closed or not self._claim(attempt, hooks):
-                continue  # shut down, or stopped while queued (already reported)
-            outcome = run_job(job, hooks)
-            attempt.state = DONE
-            attempt.report(outcome)
+            try:
+                self._run(attempt)
+            except BaseException:
+                log.exception("thread executor: attempt of task %r", attempt.job.task)
+
+    def _run(self, attempt: Attempt) -> None:
+        job = attempt.job
+        hooks = attempt_hooks(job, attempt.report) if uses_hooks(job) else NO_HOOKS
+        if self._closed or not self._claim(attempt, hooks):
+            return  # shut down, or stopped while queued (already reported)
+        outcome = run_job(job, hooks)
+        attempt.state = DONE
+        self._deliver(attempt, outcome)
 
     def _stop_running(self, handle: Attempt) -> None:
         # a thread cannot be killed; a kind that takes hooks (a notebook) stops itself

@@ -3,7 +3,9 @@
 This module is imported by every executor's workers (threads, loky processes, Dask
 workers), so it depends only on the standard library and ``kinds`` (which runs each
 task type). A task's exception never escapes: it becomes ``Outcome.ok = False`` with
-the error text and traceback.
+the error text and traceback. That holds for every ``BaseException``, ``SystemExit`` and
+``KeyboardInterrupt`` included: raised by task code they end the attempt, never the
+worker thread (a thread pool that loses its threads runs nothing again).
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def _install_capture() -> None:
 
 
 def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
-    """Run one attempt; never raises (apart from interpreter exit)."""
+    """Run one attempt; never raises: any ``BaseException`` of the task fails it."""
     started = time.time()
     if job.capture:
         _install_capture()
@@ -170,7 +172,7 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
             out = Outcome(job.task, job.attempt, True, value.value, output=value.output)
         else:
             out = Outcome(job.task, job.attempt, True, value)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt: the task's, not ours
         out = Outcome(
             job.task,
             job.attempt,

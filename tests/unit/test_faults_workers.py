@@ -1,0 +1,86 @@
+"""Faults of issue 15 in the workers: each test runs real task code on a real executor
+(threads, worker processes) and fails without its fix."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from pytaskflow_jupyter.executors import ThreadExecutor
+from pytaskflow_jupyter.runner import Runner
+from pytaskflow_jupyter.tasks import Job, Outcome
+
+from .helpers import statuses, task, wf
+
+GUARD = 60  # seconds before a lost report fails the test instead of hanging it
+
+
+def job(name: str, code: str) -> Job:
+    return Job("exec_f", "wf", name, 1, "python", {"code": code})
+
+
+@pytest.fixture
+def threads():
+    ex = ThreadExecutor(2)
+    yield ex
+    ex.shutdown(wait=False)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("raise SystemExit(3)", "SystemExit: 3"),
+        ("raise KeyboardInterrupt('ctrl-c')", "KeyboardInterrupt: ctrl-c"),
+        ("class Odd(BaseException): pass\nraise Odd('odd')", "Odd: odd"),
+    ],
+    ids=["system_exit", "keyboard_interrupt", "base_exception"],
+)
+def test_a_base_exception_fails_its_attempt_and_the_thread_pool_keeps_its_threads(
+    threads, code, error
+):
+    q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    for i in range(10):  # five times as many as there are threads
+        threads.submit(job(f"exit{i}", code), q.put)
+    outcomes = [q.get(timeout=GUARD) for _ in range(10)]
+    assert sorted(o.task for o in outcomes) == sorted(f"exit{i}" for i in range(10))
+    assert all(not o.ok and o.error == error for o in outcomes)
+    assert all(o.traceback and error.split(":")[0] in o.traceback for o in outcomes)
+    threads.submit(job("after", "result = 42"), q.put)
+    after = q.get(timeout=GUARD)
+    assert after.ok and after.result == 42
+    assert all(t.is_alive() for t in threads._threads)
+
+
+def test_a_failing_report_does_not_cost_the_thread_pool_a_thread(threads):
+    q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+
+    def broken(outcome: object) -> None:
+        q.put(outcome)  # type: ignore[arg-type]
+        raise RuntimeError("the engine's queue is gone")
+
+    for i in range(4):
+        threads.submit(job(f"t{i}", "result = 1"), broken)
+    assert len([q.get(timeout=GUARD) for _ in range(4)]) == 4
+    threads.submit(job("after", "result = 2"), q.put)
+    assert q.get(timeout=GUARD).result == 2
+    assert all(t.is_alive() for t in threads._threads)
+
+
+def test_an_execution_whose_task_calls_sys_exit_fails_instead_of_running_forever(store, threads):
+    runner = Runner(store, threads)
+    try:
+        ex = runner.submit(
+            wf(
+                task("quit", code="import sys\nsys.exit(3)"),
+                task("after", "quit"),
+                task("free", code="result = 1"),
+                name="exits",
+            )
+        )
+        done = runner.wait(ex["id"], GUARD)
+    finally:
+        runner.close()
+    assert done["status"] == "failed"
+    assert statuses(done) == {"quit": "failed", "after": "skipped", "free": "completed"}
+    assert next(t for t in done["tasks"] if t["name"] == "quit")["error"] == "SystemExit: 3"
