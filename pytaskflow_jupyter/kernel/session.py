@@ -70,10 +70,11 @@ def register_function(key: str, fn: Callable[..., Any]) -> None:
 def current_shell() -> Any:
     """The running IPython shell, or None (plain Python, or no IPython installed)."""
     try:
-        from IPython.core.getipython import get_ipython
+        from IPython.core import getipython
     except ImportError:
         return None
-    return get_ipython()  # type: ignore[no-untyped-call]  # IPython ships no annotations
+    # getattr: IPython 8 leaves get_ipython unannotated, IPython 9 annotates it
+    return getattr(getipython, "get_ipython")()  # noqa: B009
 
 
 def _user_namespace() -> dict[str, Any]:
