@@ -11,7 +11,8 @@ attempt suffers:
 * it raises: the worker replies with a failed ``Outcome`` (``run_job`` never raises);
 * it kills its process (segfault, ``os._exit``, the OOM killer, the memory cap): the
   slot sees the process sentinel, reports ``WorkerDied: worker process 123 died (exit
-  code -11, SIGSEGV)`` with the faulthandler traceback, and starts a fresh worker;
+  code -11, SIGSEGV)`` with the faulthandler traceback and the tail of the worker's
+  stderr, and starts a fresh worker;
 * it hangs: the engine's timeout calls ``stop``, which SIGKILLs the worker's process
   group (the task's own subprocesses too); the slot reports the attempt stopped and
   starts a fresh worker.
@@ -21,6 +22,13 @@ other task of the pool. Why long-lived workers rather than a process per attempt
 Python process that imports this package takes ~0.4 s to start, a round trip on a pipe
 ~50 us. Workers start through loky's fork+exec context: the server (threads, SQLite
 connections) is never ``fork()``-ed, and ``__main__`` is not re-imported.
+
+A worker's stderr (fd 2, from its very first line of Python: an install that cannot be
+imported dies there) is a pipe that a thread of the parent copies to the server's
+stderr, keeping its last lines for the report of the worker's death. Hence the worker's
+target is ``exec`` of a few lines of the standard library (``_BOOT``) that move fd 2
+before importing this package. A worker that ends by itself is waited for before it is
+reaped, so that its own exit code is reported, never the SIGKILL of the cleanup.
 
 A worker puts itself in its own process group (so a Ctrl-C meant for the server does not
 reach tasks, and a stop reaches the task's children), and exits when its parent dies:
@@ -45,6 +53,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections import deque
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
@@ -64,6 +73,17 @@ log = logging.getLogger(__name__)
 # (a pickle never starts with a NUL byte).
 _PROGRESS = b"\x00P"
 _LOGS = b"\x00L"  # then the pickled (stdout, stderr) so far
+_TAIL = 4096  # bytes of a dead worker's stderr that its report keeps
+
+# The worker's target: stdlib only, so that fd 2 is the pipe before this package (which
+# may fail to import in a broken install) is imported.
+_BOOT = """
+import os
+os.dup2(stderr.fileno(), 2)
+stderr.close()
+from pytaskflow_jupyter._process import _worker_main
+_worker_main(*args)
+"""
 
 
 def _signal_name(code: int | None) -> str:
@@ -143,6 +163,7 @@ class _Slot:
         self.conn: Connection | None = None
         self.tasks_run = 0
         self.crash_path = os.path.join(executor._dir, f"worker-{index}.crash")
+        self.stderr: _Tee | None = None
         self.thread = threading.Thread(
             target=self._serve, daemon=True, name=f"taskflow-process-slot-{index}"
         )
@@ -175,16 +196,22 @@ class _Slot:
 
         ctx = get_context("loky")
         parent, child = ctx.Pipe()
+        err_read, err_write = ctx.Pipe(duplex=False)
+        args = (child, os.getpid(), self.crash_path, self.ex.memory_limit)
         proc = ctx.Process(
-            target=_worker_main,
+            target=exec,
             name=f"taskflow-worker-{self.index}",
-            args=(child, os.getpid(), self.crash_path, self.ex.memory_limit),
+            args=(_BOOT, {"stderr": err_write, "args": args}),
             daemon=True,
         )
-        proc.start()
-        child.close()
+        try:
+            proc.start()
+        finally:
+            child.close()
+            err_write.close()
+        tee = _Tee(err_read, self.index)
         with self.ex._lock:
-            self.proc, self.conn, self.tasks_run = proc, parent, 0
+            self.proc, self.conn, self.tasks_run, self.stderr = proc, parent, 0, tee
 
     def _run(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -246,8 +273,13 @@ class _Slot:
 
     def _died(self, attempt: Attempt) -> Outcome:
         """The worker ended mid-attempt: a crash, or our own kill (``stop``)."""
-        proc = self.proc
+        proc, tee = self.proc, self.stderr
         pid = proc.pid if proc is not None else None
+        if proc is not None and not attempt.stopped:
+            # its pipe may close a moment before it exits: the exit code is its own only
+            # if it is reaped before ``discard`` kills it
+            proc.join(5)
+        killed_here = proc is not None and proc.exitcode is None
         self.discard()
         code = proc.exitcode if proc is not None else None
         if attempt.stopped:
@@ -255,13 +287,18 @@ class _Slot:
                 attempt.job, f"Stopped: the attempt was stopped and its worker process {pid} killed"
             )
         crash = _read_crash(self.crash_path)
+        tail = tee.tail() if tee is not None else ""
         error = (
             f"WorkerDied: worker process {pid} died (exit code {code}"
             f"{_signal_name(code)}) while running task {attempt.job.task!r}"
         )
-        if code == -signal.SIGKILL:
+        if code == -signal.SIGKILL and not killed_here:
             error += "; killed from outside (out of memory?)"
-        return _failed(attempt.job, error, crash or None, crash)
+        last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
+        if last:
+            error += f"; its stderr ends with: {last.strip()}"
+        stderr = "\n".join(part for part in (crash, tail) if part)
+        return _failed(attempt.job, error, crash or tail or None, stderr)
 
     # -- any thread ---------------------------------------------------------------------
     def kill(self) -> None:
@@ -288,11 +325,49 @@ class _Slot:
         with self.ex._lock:
             self.kill()  # before reaping: the pid cannot have been reused yet
             proc, conn = self.proc, self.conn
-            self.proc = self.conn = None
+            self.proc = self.conn = self.stderr = None  # its _Tee ends with the pipe
         if proc is not None:
             proc.join(5)
         if conn is not None:
             conn.close()
+
+
+class _Tee:
+    """Copies a worker's stderr pipe to the server's stderr, keeping its tail."""
+
+    def __init__(self, conn: Connection, index: int) -> None:
+        self._conn = conn
+        self._tail: deque[bytes] = deque()
+        self._size = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._copy, daemon=True, name=f"taskflow-process-stderr-{index}"
+        )
+        self._thread.start()
+
+    def _copy(self) -> None:
+        fd = self._conn.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                with contextlib.suppress(OSError):
+                    os.write(2, chunk)
+                with self._lock:
+                    self._tail.append(chunk)
+                    self._size += len(chunk)
+                    while self._size - len(self._tail[0]) >= _TAIL:
+                        self._size -= len(self._tail.popleft())
+        except OSError:
+            pass
+        finally:
+            self._conn.close()  # the pipe ended: the worker and all it started are gone
+
+    def tail(self) -> str:
+        """The last ``_TAIL`` bytes written, once the pipe ended (or after a bound: a
+        subprocess of the task may still hold it open)."""
+        self._thread.join(2)
+        with self._lock:
+            data = b"".join(self._tail)[-_TAIL:]
+        return data.decode(errors="replace")
 
 
 def _read_crash(path: str, limit: int = 16 * 1024) -> str:

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import queue
+import sys
 
 import pytest
 
-from pytaskflow_jupyter.executors import ThreadExecutor
+from pytaskflow_jupyter.executors import ProcessExecutor, ThreadExecutor
 from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.tasks import Job, Outcome
 
-from .helpers import statuses, task, wf
+from .helpers import statuses, task, wait_until, wf
 
 GUARD = 60  # seconds before a lost report fails the test instead of hanging it
 
@@ -84,3 +85,69 @@ def test_an_execution_whose_task_calls_sys_exit_fails_instead_of_running_forever
     assert done["status"] == "failed"
     assert statuses(done) == {"quit": "failed", "after": "skipped", "free": "completed"}
     assert next(t for t in done["tasks"] if t["name"] == "quit")["error"] == "SystemExit: 3"
+
+
+@pytest.fixture
+def processes():
+    ex = ProcessExecutor(1)
+    yield ex
+    ex.shutdown(wait=False)
+
+
+def test_a_worker_that_exits_reports_its_exit_code_and_the_tail_of_its_stderr(processes):
+    q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    code = "import os\nos.write(2, b'about to leave\\nlast words\\n')\nos._exit(3)"
+    processes.submit(job("leaves", code), q.put)
+    out = q.get(timeout=GUARD)
+    assert not out.ok
+    assert "died (exit code 3)" in out.error, out.error
+    assert "SIGKILL" not in out.error and "out of memory" not in out.error
+    assert out.error.endswith("; its stderr ends with: last words")
+    assert "about to leave\nlast words" in out.stderr
+    processes.submit(job("next", "result = 7"), q.put)
+    assert q.get(timeout=GUARD).result == 7  # a fresh worker took over
+
+
+# the worker's pipe closes a moment before the process exits (as when SystemExit
+# unwinds the worker): its exit code, not the SIGKILL of the cleanup, is reported
+SLOW_EXIT = """
+import gc, os, time
+from multiprocessing.connection import Connection
+for obj in gc.get_objects():
+    if isinstance(obj, Connection) and not obj.closed:
+        obj.close()
+time.sleep(0.5)
+os._exit(3)
+"""
+
+
+def test_a_worker_whose_pipe_ends_before_it_exits_reports_its_own_exit_code(processes):
+    q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    processes.submit(job("slow", SLOW_EXIT), q.put)
+    out = q.get(timeout=GUARD)
+    assert not out.ok and "died (exit code 3)" in out.error, out.error
+    assert "out of memory" not in out.error
+
+
+def test_a_worker_that_dies_at_start_up_reports_why(tmp_path):
+    # an install the workers cannot import: a package of the same name that fails first
+    # on their sys.path (this process has the real one imported already)
+    fake = tmp_path / "pytaskflow_jupyter"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('broken install: no module spam')\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        ex = ProcessExecutor(1)
+        wait_until(ex.pids)  # spawned: its sys.path is fixed
+    finally:
+        sys.path.remove(str(tmp_path))
+    try:
+        q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        ex.submit(job("first", "result = 1"), q.put)
+        out = q.get(timeout=GUARD)
+    finally:
+        ex.shutdown(wait=False)
+    assert not out.ok and out.error.startswith("WorkerDied: worker process ")
+    assert "(exit code 1)" in out.error
+    assert "ImportError: broken install: no module spam" in out.error
+    assert "Traceback" in out.stderr and "broken install" in out.traceback
