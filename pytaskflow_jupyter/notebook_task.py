@@ -58,7 +58,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput, NotFound, TaskCodeError, TaskFlowError
+from .errors import InvalidInput, NotFound, Problem, TaskCodeError, TaskFlowError
 
 if TYPE_CHECKING:
     import psutil
@@ -131,24 +131,29 @@ class NotebookError(TaskCodeError):
 # -- paths -------------------------------------------------------------------------------
 
 
+def _path_problem(code: str, detail: str) -> InvalidInput:
+    """A refused notebook path, located at ``path`` (the route's query parameter)."""
+    return InvalidInput(detail, [Problem("path", code, detail)], code=code)
+
+
 def resolve_notebook(path: str, root_dir: str) -> str:
     """The real path of notebook ``path`` (relative to ``root_dir``); ``InvalidInput`` when
     it is absolute, not a notebook or resolves outside the root, ``NotFound`` when missing.
     Never opens the file."""
     root = os.path.realpath(root_dir)
     if not path or "\x00" in path or os.path.isabs(path) or PurePath(path).drive:
-        raise InvalidInput(
+        raise _path_problem(
+            "path_outside_root",
             f"notebook path {path!r} must be relative to the server's root directory",
-            code="path_outside_root",
         )
     if not path.endswith(".ipynb"):
-        raise InvalidInput(f"{path!r} is not a notebook (.ipynb)", code="not_a_notebook")
+        raise _path_problem("not_a_notebook", f"{path!r} is not a notebook (.ipynb)")
     real = os.path.realpath(os.path.join(root, path))
     if os.path.commonpath([root, real]) != root:
-        raise InvalidInput(
+        raise _path_problem(
+            "path_outside_root",
             f"notebook {path!r} resolves to a file outside the server's root directory; "
             "it was not read",
-            code="path_outside_root",
         )
     if not os.path.isfile(real):
         raise NotFound(f"notebook {path!r} not found under the server's root directory")
