@@ -1,26 +1,49 @@
 /**
- * Layered layout of a workflow's DAG: a task's layer is its dependency depth
- * (the longest path from a root), so every edge points to a later layer.
- * Within a layer, tasks keep definition order, nudged towards the mean row of
- * their dependencies to keep edges short. Pure functions, no DOM.
+ * Layout of a workflow's DAG, left to right, by dagre (a maintained layered
+ * layout: rank assignment, crossing reduction, coordinates, and edges routed
+ * through dummy points between the nodes instead of across them).
+ *
+ * Every node has the same width, so all nodes of one rank share one column.
+ * Dagre's own edge ends are where the straight line to the next point leaves
+ * the box, which for a steep edge is the top or bottom side and can cut
+ * through a neighbour of the same column. So the points are kept but the
+ * route is made column-aware: an edge leaves from the middle of its source's
+ * right side, enters the middle of its target's left side, and crosses a
+ * column it passes through horizontally at the height dagre gave its dummy
+ * point there (dagre keeps that height clear of the column's boxes). Every
+ * sloped segment then lies in a gap between columns, where there are no
+ * boxes, and so does the curve `edgePath` draws along it. Pure functions, no
+ * DOM.
  */
+
+import dagre from '@dagrejs/dagre';
 
 export interface DagInput {
   name: string;
   dependencies?: string[];
 }
 
-export interface DagNode {
-  name: string;
-  layer: number;
-  row: number;
+export interface Point {
   x: number;
   y: number;
+}
+
+export interface DagNode {
+  name: string;
+  /** Column index, left to right. */
+  layer: number;
+  /** Top-left corner of the box. */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
 }
 
 export interface DagEdge {
   from: string;
   to: string;
+  /** From the source's right side to the target's left side. */
+  points: Point[];
 }
 
 export interface DagLayout {
@@ -79,63 +102,125 @@ export function depths(tasks: DagInput[]): Map<string, number> {
   return depth;
 }
 
-export function layoutDag(
-  tasks: DagInput[],
-  geometry: DagGeometry = DEFAULT_GEOMETRY
-): DagLayout {
+/** The edges to draw: known, not self-loops, and acyclic (cut by depth). */
+function dagEdges(tasks: DagInput[]): Array<{ from: string; to: string }> {
   const depth = depths(tasks);
-  const known = new Set(tasks.map(t => t.name));
-  const layers: string[][] = [];
-  for (const t of tasks) {
-    const d = depth.get(t.name) ?? 0;
-    (layers[d] = layers[d] ?? []).push(t.name);
-  }
-  const deps = new Map(tasks.map(t => [t.name, t.dependencies ?? []]));
-  const row = new Map<string, number>();
-  layers.forEach((layer, i) => {
-    if (i > 0) {
-      // Barycentre ordering against the previous layer; stable for ties.
-      const score = (name: string): number => {
-        const rows = (deps.get(name) ?? [])
-          .map(d => row.get(d))
-          .filter((r): r is number => r !== undefined);
-        return rows.length ? rows.reduce((a, b) => a + b, 0) / rows.length : 0;
-      };
-      const indexed = layer.map((name, idx) => ({ name, idx, s: score(name) }));
-      indexed.sort((a, b) => a.s - b.s || a.idx - b.idx);
-      layer.splice(0, layer.length, ...indexed.map(e => e.name));
-    }
-    layer.forEach((name, r) => row.set(name, r));
-  });
-  const { nodeWidth, nodeHeight, gapX, gapY, margin } = geometry;
-  const tallest = Math.max(1, ...layers.map(l => l.length));
-  const height = margin * 2 + tallest * nodeHeight + (tallest - 1) * gapY;
-  const nodes: DagNode[] = [];
-  layers.forEach((layer, i) => {
-    // Centre shorter layers vertically.
-    const span = layer.length * nodeHeight + (layer.length - 1) * gapY;
-    const top = (height - span) / 2;
-    layer.forEach((name, r) => {
-      nodes.push({
-        name,
-        layer: i,
-        row: r,
-        x: margin + i * (nodeWidth + gapX),
-        y: top + r * (nodeHeight + gapY)
-      });
-    });
-  });
-  const edges: DagEdge[] = [];
+  const edges: Array<{ from: string; to: string }> = [];
+  const seen = new Set<string>();
   for (const t of tasks) {
     for (const dep of t.dependencies ?? []) {
-      if (known.has(dep) && dep !== t.name) {
+      const key = `${dep}\u0000${t.name}`;
+      const a = depth.get(dep);
+      const b = depth.get(t.name);
+      if (a !== undefined && b !== undefined && a < b && !seen.has(key)) {
+        seen.add(key);
         edges.push({ from: dep, to: t.name });
       }
     }
   }
-  const width =
-    margin * 2 +
-    Math.max(1, layers.length) * nodeWidth +
-    Math.max(0, layers.length - 1) * gapX;
-  return { nodes, edges, width, height };
+  return edges;
+}
+
+export function layoutDag(
+  tasks: DagInput[],
+  geometry: DagGeometry = DEFAULT_GEOMETRY
+): DagLayout {
+  const { nodeWidth: W, nodeHeight: H, gapX, gapY, margin } = geometry;
+  const names = [...new Set(tasks.map(t => t.name))];
+  if (!names.length) {
+    return { nodes: [], edges: [], width: 2 * margin + W, height: 2 * margin };
+  }
+  const g = new dagre.graphlib.Graph({ multigraph: false });
+  g.setGraph({
+    rankdir: 'LR',
+    ranksep: gapX,
+    nodesep: gapY,
+    edgesep: 10,
+    marginx: margin,
+    marginy: margin
+  });
+  g.setDefaultEdgeLabel(() => ({}));
+  names.forEach(name => g.setNode(name, { width: W, height: H }));
+  const edges = dagEdges(tasks);
+  edges.forEach(e => g.setEdge(e.from, e.to));
+  dagre.layout(g);
+
+  const columns = [...new Set(names.map(n => g.node(n).x))].sort(
+    (a, b) => a - b
+  );
+  const nodes: DagNode[] = names.map(name => {
+    const n = g.node(name);
+    return {
+      name,
+      layer: columns.indexOf(n.x),
+      x: n.x - W / 2,
+      y: n.y - H / 2,
+      width: W,
+      height: H
+    };
+  });
+  const box = new Map(nodes.map(n => [n.name, n]));
+  const routed: DagEdge[] = edges.map(e => {
+    const a = box.get(e.from) as DagNode;
+    const b = box.get(e.to) as DagNode;
+    const inner = (g.edge(e.from, e.to).points ?? []).slice(1, -1);
+    const points: Point[] = [{ x: a.x + W, y: a.y + H / 2 }];
+    for (const p of inner) {
+      // A dummy point inside a column: cross the column horizontally.
+      const col = columns.find(c => Math.abs(p.x - c) < W / 2);
+      if (col !== undefined) {
+        points.push({ x: col - W / 2, y: p.y }, { x: col + W / 2, y: p.y });
+      } else {
+        points.push({ x: p.x, y: p.y });
+      }
+    }
+    points.push({ x: b.x, y: b.y + H / 2 });
+    return { ...e, points: dropStraight(points) };
+  });
+  const label = g.graph();
+  return {
+    nodes,
+    edges: routed,
+    width: Math.max(label.width ?? 0, 2 * margin + W),
+    height: Math.max(label.height ?? 0, 2 * margin + H)
+  };
+}
+
+/** Merge consecutive horizontal segments (fewer, longer straight runs). */
+function dropStraight(points: Point[]): Point[] {
+  const out: Point[] = [];
+  for (const p of points) {
+    const n = out.length;
+    if (n >= 2 && out[n - 1].y === p.y && out[n - 2].y === p.y) {
+      out[n - 1] = p;
+    } else {
+      out.push(p);
+    }
+  }
+  return out;
+}
+
+/**
+ * An SVG path along an edge's points: straight where a segment is
+ * horizontal, else a cubic with horizontal tangents. Each cubic stays inside
+ * the bounding box of its segment (its control points do), so it never
+ * leaves the gap between columns that the segment lies in.
+ */
+export function edgePath(points: Point[]): string {
+  if (!points.length) {
+    return '';
+  }
+  const r = (v: number) => Math.round(v * 10) / 10;
+  let d = `M${r(points[0].x)},${r(points[0].y)}`;
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1];
+    const b = points[i];
+    if (a.y === b.y) {
+      d += ` L${r(b.x)},${r(b.y)}`;
+    } else {
+      const mx = r((a.x + b.x) / 2);
+      d += ` C${mx},${r(a.y)} ${mx},${r(b.y)} ${r(b.x)},${r(b.y)}`;
+    }
+  }
+  return d;
 }

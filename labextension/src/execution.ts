@@ -13,7 +13,7 @@ import { Contents } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
-import { layoutDag } from './dag';
+import { DagLayout, edgePath, layoutDag } from './dag';
 import {
   badge,
   describeError,
@@ -321,10 +321,9 @@ export class ExecutionView extends Widget {
     if (!all.length) {
       return h('div', { class: 'jp-Taskflow-empty' }, 'No tasks.');
     }
-    const layout = layoutDag(all);
-    const pos = new Map(layout.nodes.map(n => [n.name, n]));
-    const W = 140;
-    const H = 36;
+    const layout = this._dagLayout(all);
+    const W = layout.nodes[0]?.width ?? 140;
+    const H = layout.nodes[0]?.height ?? 36;
     const svg = s('svg', {
       class: 'jp-TaskflowDag',
       width: layout.width,
@@ -356,20 +355,12 @@ export class ExecutionView extends Widget {
       )
     );
     for (const e of layout.edges) {
-      const a = pos.get(e.from);
-      const b = pos.get(e.to);
-      if (!a || !b) {
-        continue;
-      }
-      const x1 = a.x + W;
-      const y1 = a.y + H / 2;
-      const x2 = b.x;
-      const y2 = b.y + H / 2;
-      const mx = (x1 + x2) / 2;
       svg.appendChild(
         s('path', {
           class: 'jp-TaskflowDag-edge',
-          d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`,
+          'data-from': e.from,
+          'data-to': e.to,
+          d: edgePath(e.points),
           'marker-end': `url(#${this._markerId})`
         })
       );
@@ -409,6 +400,15 @@ export class ExecutionView extends Widget {
       { class: 'jp-TaskflowExecution-graph' },
       svg as unknown as Node
     );
+  }
+
+  /** The layout only changes with the definition: not on every event. */
+  private _dagLayout(tasks: Array<{ name: string; dependencies?: string[] }>) {
+    const key = JSON.stringify(tasks.map(t => [t.name, t.dependencies ?? []]));
+    if (!this._dag || this._dag.key !== key) {
+      this._dag = { key, layout: layoutDag(tasks) };
+    }
+    return this._dag.layout;
   }
 
   private _table(exec: Execution): HTMLElement {
@@ -552,6 +552,7 @@ export class ExecutionView extends Widget {
   private _markerId = `jp-TaskflowDag-arrow-${++markerCount}`;
   private _frame: number | null = null;
   private _spec: TaskDefinition[] | null = null;
+  private _dag: { key: string; layout: DagLayout } | null = null;
   private _loaded = false;
   private _error: string | null = null;
   private _actionError: string | null = null;
