@@ -55,7 +55,8 @@ TASK_KEYS = frozenset(
         "trigger_rule",
     }
 )
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# matched with ``fullmatch``: ``$`` would also match before a trailing newline
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 MAX_PROBLEMS = 100
 
 
@@ -147,7 +148,7 @@ def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
         wid = data["id"]
         if (
             not isinstance(wid, str)
-            or not ID_PATTERN.match(wid)
+            or not ID_PATTERN.fullmatch(wid)
             or len(wid) > limits.max_name_length
         ):
             p.add(
@@ -172,7 +173,7 @@ def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
         _check_parameters(data["parameters"], p)
 
 
-PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # fullmatch, as ID_PATTERN
 
 
 def _check_parameters(parameters: Any, p: _Problems) -> None:
@@ -182,7 +183,11 @@ def _check_parameters(parameters: Any, p: _Problems) -> None:
         p.add("parameters", "type_error", "must be an object of parameter names to defaults")
         return
     for name in parameters:
-        if not isinstance(name, str) or not PARAMETER_NAME.match(name) or keyword.iskeyword(name):
+        if (
+            not isinstance(name, str)
+            or not PARAMETER_NAME.fullmatch(name)
+            or keyword.iskeyword(name)
+        ):
             p.add(
                 f"parameters.{name}",
                 "invalid_parameter_name",

@@ -108,6 +108,19 @@ REJECTED = [
     ("version a list", {"name": "w", "version": [1], "tasks": [A]}, "version", "type_error"),
     ("tags not strings", {"name": "w", "tags": [1], "tasks": [A]}, "tags", "type_error"),
     ("bad id", {"id": "../etc", "name": "w", "tasks": [A]}, "id", "invalid_id"),
+    # ``$`` matches before a final newline: the id must match up to its very end
+    (
+        "id with a trailing newline",
+        {"id": "hello\n", "name": "w", "tasks": [A]},
+        "id",
+        "invalid_id",
+    ),
+    (
+        "parameter name with a trailing newline",
+        {"name": "w", "parameters": {"n\n": 1}, "tasks": [A]},
+        "parameters.n\n",
+        "invalid_parameter_name",
+    ),
     (
         "max_parallel zero",
         {"name": "w", "max_parallel": 0, "tasks": [A]},
