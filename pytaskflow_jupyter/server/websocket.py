@@ -343,11 +343,27 @@ class EventsWebSocket(
             )
         # (no cache buster here: JupyterLab adds it to REST GETs, never to a WebSocket)
         self.filters = parse_query(self.request.query_arguments, WS_QUERY, cache_buster=False)
+        await self._check_since(self.filters.get("since"))
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise InvalidInput(
                 "/ws is a WebSocket: send an Upgrade: websocket request",
                 [Problem("Upgrade", "upgrade_required", "the request is not a WebSocket upgrade")],
                 code="upgrade_required",
+            )
+
+    async def _check_since(self, since: int | None) -> None:
+        """A ``since`` past the last stored event would wait, silently, for events that
+        may never come (a client of another database, a seq from a typo): 400."""
+        if since is None:
+            return
+        last = await self.hub.run(self.hub.store.last_seq)
+        if since > last:
+            detail = (
+                f"{since} is beyond the last event (seq {last}); "
+                f"reconnect with since={last} or less, or without since"
+            )
+            raise InvalidInput(
+                "Invalid query:", [Problem("since", "out_of_range", detail)], code="invalid_query"
             )
 
     @ws_authenticated

@@ -116,11 +116,26 @@ async def test_since_replays_then_continues_live(api, jp_ws_fetch):
     everything.close()
 
 
-async def test_since_in_the_future_waits_for_that_seq(api, jp_ws_fetch):
-    ws = await jp_ws_fetch("ws", params={"since": 3})
-    execution = await api.submit(wf("future", task("a"), task("b", "a")))
-    got = await read_until(ws, ends(execution["id"]))
-    assert got[0]["seq"] == 4 and contiguous([m["seq"] for m in got])
+async def test_since_beyond_the_last_event_is_400_naming_the_last_seq(
+    api, jp_ws_fetch, taskflow_app
+):
+    # it would otherwise wait, silently, for events that may never come (issue 15)
+    execution = await api.submit(wf("past", task("a"), task("b", "a")))
+    await api.wait(execution["id"])
+    last = await taskflow_app.run(taskflow_app.store.last_seq)
+    assert last > 0
+    with pytest.raises(HTTPClientError) as info:
+        await jp_ws_fetch("ws", params={"since": last + 1})
+    assert info.value.code == 400
+    body = json.loads(info.value.response.body)
+    assert body["code"] == "invalid_query"
+    assert body["errors"][0]["path"] == "since"
+    assert body["errors"][0]["code"] == "out_of_range"
+    assert f"(seq {last})" in body["errors"][0]["detail"]
+    ws = await jp_ws_fetch("ws", params={"since": last})  # at the end: follows live events
+    second = await api.submit(wf("next", task("a")))
+    got = await read_until(ws, ends(second["id"]))
+    assert got[0]["seq"] == last + 1 and contiguous([m["seq"] for m in got])
     ws.close()
 
 
