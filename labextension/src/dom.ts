@@ -3,6 +3,8 @@
  * creation, status badges and human-readable times.
  */
 
+import { COUNTED_STATUSES, formatDuration, TaskCounts } from './model';
+
 type Child = Node | string | null | undefined | false;
 
 export function h<K extends keyof HTMLElementTagNameMap>(
@@ -63,19 +65,7 @@ export function badge(status: string): HTMLElement {
   );
 }
 
-export function formatDuration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || isNaN(seconds)) {
-    return '';
-  }
-  if (seconds < 1) {
-    return `${Math.round(seconds * 1000)} ms`;
-  }
-  if (seconds < 60) {
-    return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
-  }
-  const m = Math.floor(seconds / 60);
-  return `${m} min ${Math.round(seconds - m * 60)} s`;
-}
+export { formatDuration };
 
 export function formatTime(iso: string | null | undefined): string {
   if (!iso) {
@@ -107,4 +97,53 @@ export function describeError(err: unknown): string {
     return err.message;
   }
   return String(err);
+}
+
+/**
+ * The execution's tasks as one bar, a segment per status in proportion to
+ * its count (green completed, grey skipped, red failed, ...), so one failure
+ * does not hide how much succeeded.
+ */
+export function statusBar(counts: TaskCounts, label: string): HTMLElement {
+  const bar = h('div', {
+    class: 'jp-TaskflowStatusBar',
+    role: 'img',
+    'aria-label': label,
+    title: label,
+    'data-total': counts.total
+  });
+  for (const status of COUNTED_STATUSES) {
+    if (counts[status]) {
+      bar.appendChild(
+        h('span', {
+          class: `jp-TaskflowStatusBar-segment jp-Taskflow-status-${status}`,
+          'data-segment': status,
+          'data-count': counts[status],
+          style: `flex-grow: ${counts[status]}`
+        })
+      );
+    }
+  }
+  return bar;
+}
+
+/**
+ * Elapsed time that ticks: a span that `tickElapsed` rewrites from its
+ * `data-start` while the thing it times runs.
+ */
+export function elapsedSpan(start: string | null | undefined): HTMLElement {
+  return h(
+    'span',
+    { class: 'jp-Taskflow-elapsed', 'data-start': start ?? undefined },
+    formatDuration(elapsed(start, null))
+  );
+}
+
+/** Rewrite every ticking elapsed time under `root`. */
+export function tickElapsed(root: Element): void {
+  root
+    .querySelectorAll<HTMLElement>('.jp-Taskflow-elapsed[data-start]')
+    .forEach(el => {
+      el.textContent = formatDuration(elapsed(el.dataset.start, null));
+    });
 }

@@ -18,16 +18,21 @@ import {
   badge,
   describeError,
   elapsed,
+  elapsedSpan,
   formatDuration,
   formatTime,
   h,
-  s
+  s,
+  statusBar,
+  tickElapsed
 } from './dom';
 import {
+  countsText,
   Execution,
   TaskDefinition,
   TaskLogAttempt,
   TaskProgress,
+  taskCounts,
   TaskRun,
   TERMINAL_EXECUTION,
   TERMINAL_TASK
@@ -55,12 +60,17 @@ export class ExecutionView extends Widget {
     super();
     this.addClass('jp-TaskflowExecution');
     this._unsubscribe = service.model.subscribe(() => this._onModelChanged());
+    this.title.label = `TaskFlow ${shortId(executionId)}`;
+    this.title.caption = executionId;
     this._render();
     void this.reload();
+    // Running tasks' elapsed times tick without a re-render.
+    this._timer = window.setInterval(() => tickElapsed(this.node), 1000);
   }
 
   dispose(): void {
     this._unsubscribe();
+    window.clearInterval(this._timer);
     if (this._frame !== null) {
       cancelAnimationFrame(this._frame);
     }
@@ -220,9 +230,14 @@ export class ExecutionView extends Widget {
       );
       return;
     }
+    const name =
+      this.service.model.workflow(exec.workflowId)?.name || exec.workflowId;
+    this.title.label = `${name} · ${shortId(exec.id)}`;
     const problem = this._actionError ?? this._error;
+    const counts = taskCounts(exec);
     this.node.replaceChildren(
       this._header(exec),
+      counts.total ? statusBar(counts, countsText(counts)) : '',
       ...(problem
         ? [h('div', { class: 'jp-Taskflow-error', role: 'alert' }, problem)]
         : []),
@@ -235,6 +250,7 @@ export class ExecutionView extends Widget {
   private _header(exec: Execution): HTMLElement {
     const finished = TERMINAL_EXECUTION.has(exec.status);
     const wf = this.service.model.workflow(exec.workflowId);
+    const counts = taskCounts(exec);
     const button = (
       label: string,
       title: string,
@@ -265,21 +281,22 @@ export class ExecutionView extends Widget {
         badge(exec.status),
         h(
           'span',
-          { class: 'jp-TaskflowPanel-meta' },
+          { class: 'jp-TaskflowPanel-meta jp-TaskflowExecution-meta' },
           [
+            countsText(counts),
             exec.id,
             exec.revision ? `rev ${exec.revision}` : '',
             exec.parentId ? `retry of ${exec.parentId}` : '',
-            exec.startTime ? `started ${formatTime(exec.startTime)}` : '',
-            formatDuration(
-              elapsed(
-                exec.startTime,
-                finished ? (exec.endTime ?? exec.startTime) : null
-              )
-            )
+            exec.startTime ? `started ${formatTime(exec.startTime)}` : ''
           ]
             .filter(Boolean)
-            .join(' · ')
+            .join(' · '),
+          exec.startTime ? ' · ' : null,
+          exec.startTime && !finished
+            ? elapsedSpan(exec.startTime)
+            : formatDuration(
+                elapsed(exec.startTime, exec.endTime ?? exec.startTime)
+              )
         )
       ),
       h(
@@ -451,7 +468,13 @@ export class ExecutionView extends Widget {
       h('td', {}, badge(t.status)),
       notebooks ? this._notebookCell(t) : null,
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
-      h('td', {}, formatDuration(t.duration)),
+      h(
+        'td',
+        { class: 'jp-TaskflowExecution-duration' },
+        t.status === 'running' && t.startTime
+          ? elapsedSpan(t.startTime)
+          : formatDuration(t.duration)
+      ),
       t.error
         ? h('td', { class: 'jp-TaskflowExecution-error' }, t.error)
         : h('td', { class: 'jp-TaskflowExecution-reason' }, t.reason ?? '')
@@ -548,6 +571,7 @@ export class ExecutionView extends Widget {
   }
 
   private _unsubscribe: () => void;
+  private _timer: number;
   // One marker id per view: a url(#id) into a hidden tab's SVG draws nothing.
   private _markerId = `jp-TaskflowDag-arrow-${++markerCount}`;
   private _frame: number | null = null;
@@ -618,6 +642,12 @@ function progressBar(p: TaskProgress, status: string): HTMLElement {
     h('div', { class: 'jp-TaskflowProgress-bar', style: `width: ${pct}%` }),
     h('span', { class: 'jp-TaskflowProgress-text' }, cellText(p))
   );
+}
+
+/** "exec_3f2a9c…" -> "exec_3f2a": enough to tell tabs apart. */
+function shortId(id: string): string {
+  const m = /^([a-z]+_)?([0-9a-f]+)$/i.exec(id);
+  return m ? `${m[1] ?? ''}${m[2].slice(0, 4)}` : id.slice(0, 12);
 }
 
 function truncate(text: string, n: number): string {

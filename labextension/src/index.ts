@@ -98,7 +98,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
       const widget = new MainAreaWidget({ content });
       widget.id = `taskflow-execution-${id}`;
-      widget.title.label = `TaskFlow ${id}`;
       widget.title.icon = taskflowIcon;
       widget.title.closable = true;
       void tracker.add(widget);

@@ -368,13 +368,102 @@ export class TaskflowModel {
   private _listeners = new Set<Listener>();
 }
 
-/** Counts of task statuses, e.g. for a "3/5 completed" summary. */
-export function taskCounts(exec: Execution): Record<string, number> {
-  const counts: Record<string, number> = {};
+/** The statuses an execution's counts and its segmented bar show, in order. */
+export const COUNTED_STATUSES = [
+  'completed',
+  'skipped',
+  'failed',
+  'cancelled',
+  'running',
+  'pending'
+] as const;
+
+export type CountedStatus = (typeof COUNTED_STATUSES)[number];
+
+/**
+ * An execution's tasks by status; `done` is completed + skipped (a skipped
+ * task is settled: its branch was not taken). A retrying task counts as
+ * running (it is between attempts, not finished). The panel list, the
+ * execution view and the segmented bar all read these, so they agree.
+ */
+export type TaskCounts = Record<CountedStatus, number> & {
+  done: number;
+  total: number;
+};
+
+export function taskCounts(exec: Pick<Execution, 'tasks'>): TaskCounts {
+  const counts: TaskCounts = {
+    completed: 0,
+    skipped: 0,
+    failed: 0,
+    cancelled: 0,
+    running: 0,
+    pending: 0,
+    done: 0,
+    total: 0
+  };
   for (const t of exec.tasks ?? []) {
-    counts[t.status] = (counts[t.status] ?? 0) + 1;
+    const status: CountedStatus =
+      t.status === 'retrying'
+        ? 'running'
+        : (COUNTED_STATUSES as readonly string[]).includes(t.status)
+          ? (t.status as CountedStatus)
+          : 'pending';
+    counts[status] += 1;
+    counts.total += 1;
   }
+  counts.done = counts.completed + counts.skipped;
   return counts;
+}
+
+/** "1 task", "3 tasks". */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * The counts as one line: "6/8 done · 1 failed · 1 running". Statuses with
+ * no task are left out; an execution without tasks says "no tasks".
+ */
+export function countsText(c: TaskCounts): string {
+  if (!c.total) {
+    return 'no tasks';
+  }
+  const parts = [`${c.done}/${c.total} done`];
+  for (const status of ['failed', 'cancelled', 'running'] as const) {
+    if (c[status]) {
+      parts.push(`${c[status]} ${status}`);
+    }
+  }
+  return parts.join(' · ');
+}
+
+/**
+ * A duration, written the same way in every view: "<1 ms", "340 ms",
+ * "2.5 s", "12 s", "3 min 4 s", "1 h 2 min".
+ */
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
+    return '';
+  }
+  if (seconds < 0.0005) {
+    return '<1 ms';
+  }
+  if (seconds < 0.9995) {
+    return `${Math.round(seconds * 1000)} ms`;
+  }
+  if (seconds < 9.95) {
+    return `${seconds.toFixed(1)} s`;
+  }
+  if (seconds < 59.5) {
+    return `${Math.round(seconds)} s`;
+  }
+  const total = Math.round(seconds);
+  if (total < 3600) {
+    return `${Math.floor(total / 60)} min ${total % 60} s`;
+  }
+  const m = Math.floor(total / 60);
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 function withoutUndefined<T extends object>(obj: T): Partial<T> {

@@ -11,12 +11,28 @@ import {
   badge,
   describeError,
   elapsed,
+  elapsedSpan,
   formatDuration,
   formatTime,
-  h
+  h,
+  statusBar,
+  tickElapsed
 } from './dom';
 import { taskflowIcon } from './icon';
-import { Execution, taskCounts, TERMINAL_EXECUTION, Workflow } from './model';
+import {
+  countsText,
+  Execution,
+  plural,
+  taskCounts,
+  TERMINAL_EXECUTION,
+  Workflow
+} from './model';
+
+/** Workflows listed before "show more", and how many more each click shows. */
+const WORKFLOW_FIRST = 10;
+const WORKFLOW_PAGE = 20;
+/** Fewer workflows than this need no filter box. */
+const FILTER_FROM = 6;
 import { TaskflowService } from './service';
 
 export interface PanelActions {
@@ -40,11 +56,24 @@ export class TaskflowPanel extends Widget {
       service.model.subscribe(() => this._scheduleRender()),
       service.onStateChanged(() => this._scheduleRender())
     ];
+    this._filter = h('input', {
+      type: 'search',
+      class: 'jp-mod-styled jp-TaskflowPanel-filter',
+      placeholder: 'Filter workflows',
+      'aria-label': 'Filter workflows'
+    });
+    this._filter.oninput = () => {
+      this._limit = WORKFLOW_FIRST;
+      this._render();
+    };
     this._render();
+    // Running executions' elapsed times tick without a re-render.
+    this._timer = window.setInterval(() => tickElapsed(this.node), 1000);
   }
 
   dispose(): void {
     this._unsubscribe.forEach(fn => fn());
+    window.clearInterval(this._timer);
     super.dispose();
   }
 
@@ -125,8 +154,13 @@ export class TaskflowPanel extends Widget {
       active && this.node.contains(active)
         ? active.getAttribute('data-execution-id')
         : null;
+    const typing = active === this._filter;
+    const [from, to] = [this._filter.selectionStart, this._filter.selectionEnd];
     this.node.replaceChildren(header, body);
-    if (focused) {
+    if (typing && this._filter.isConnected) {
+      this._filter.focus();
+      this._filter.setSelectionRange(from, to);
+    } else if (focused) {
       this.node
         .querySelector<HTMLElement>(
           `[data-execution-id="${CSS.escape(focused)}"]`
@@ -137,10 +171,18 @@ export class TaskflowPanel extends Widget {
 
   private _workflowsSection(): HTMLElement {
     const workflows = this.service.model.workflows;
+    const query = this._filter.value.trim().toLowerCase();
+    const matching = query
+      ? workflows.filter(wf =>
+          [wf.name, wf.id, wf.description].some(text =>
+            (text ?? '').toLowerCase().includes(query)
+          )
+        )
+      : workflows;
     const list = h('ul', {
       class: 'jp-TaskflowPanel-list jp-TaskflowPanel-workflows'
     });
-    for (const wf of workflows) {
+    for (const wf of matching.slice(0, this._limit)) {
       const run = h(
         'button',
         {
@@ -170,7 +212,7 @@ export class TaskflowPanel extends Widget {
           h(
             'span',
             { class: 'jp-TaskflowPanel-meta' },
-            `${wf.tasks?.length ?? 0} tasks` +
+            plural(wf.tasks?.length ?? 0, 'task') +
               (wf.revision ? ` · rev ${wf.revision}` : '')
           ),
           h(
@@ -182,17 +224,36 @@ export class TaskflowPanel extends Widget {
         )
       );
     }
+    const more = matching.length - this._limit;
+    const showMore = h(
+      'button',
+      { class: 'jp-mod-styled jp-TaskflowPanel-more', 'data-action': 'more' },
+      `Show ${Math.min(more, WORKFLOW_PAGE)} more (of ${more})`
+    );
+    showMore.onclick = () => {
+      this._limit += WORKFLOW_PAGE;
+      this._render();
+    };
     return h(
       'section',
-      {},
-      h('h3', {}, 'Workflows'),
+      { class: 'jp-TaskflowPanel-workflowsSection' },
+      h('h3', {}, `Workflows (${workflows.length})`),
+      workflows.length >= FILTER_FROM || query ? this._filter : null,
+      query && !matching.length
+        ? h(
+            'p',
+            { class: 'jp-Taskflow-empty' },
+            `No workflow matches "${query}".`
+          )
+        : null,
       workflows.length
         ? list
         : h(
             'p',
             { class: 'jp-Taskflow-empty' },
             'No workflows yet. POST a definition to /workflows, or use the %%taskflow cell magic in a notebook.'
-          )
+          ),
+      more > 0 ? showMore : null
     );
   }
 
@@ -250,14 +311,8 @@ export class TaskflowPanel extends Widget {
   private _executionItem(exec: Execution): HTMLElement {
     const wf = this.service.model.workflow(exec.workflowId);
     const counts = taskCounts(exec);
-    const total = exec.tasks?.length ?? 0;
-    const done = (counts.completed ?? 0) + (counts.skipped ?? 0);
-    const time = elapsed(
-      exec.startTime,
-      TERMINAL_EXECUTION.has(exec.status)
-        ? (exec.endTime ?? exec.startTime)
-        : null
-    );
+    const finished = TERMINAL_EXECUTION.has(exec.status);
+    const text = countsText(counts);
     return h(
       'li',
       {
@@ -274,21 +329,27 @@ export class TaskflowPanel extends Widget {
         { class: 'jp-TaskflowPanel-name' },
         wf?.name || exec.workflowId || '(unknown workflow)'
       ),
+      counts.total ? statusBar(counts, text) : null,
       h('span', { class: 'jp-TaskflowPanel-meta' }, exec.id),
       h(
         'span',
-        { class: 'jp-TaskflowPanel-meta' },
-        [
-          total ? `${done}/${total} done` : '',
-          formatTime(exec.startTime ?? exec.createdAt),
-          formatDuration(time)
-        ]
+        { class: 'jp-TaskflowPanel-meta jp-TaskflowPanel-counts' },
+        [text, formatTime(exec.startTime ?? exec.createdAt)]
           .filter(Boolean)
-          .join(' · ')
+          .join(' · '),
+        exec.startTime ? ' · ' : null,
+        exec.startTime && !finished
+          ? elapsedSpan(exec.startTime)
+          : formatDuration(
+              elapsed(exec.startTime, exec.endTime ?? exec.startTime)
+            )
       )
     );
   }
 
   private _frame: number | null = null;
   private _unsubscribe: Array<() => void>;
+  private _filter: HTMLInputElement;
+  private _limit = WORKFLOW_FIRST;
+  private _timer: number;
 }
