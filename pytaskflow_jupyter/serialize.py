@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .events import Event
-from .model import TaskRun, TaskStatus, Workflow
+from .model import DEFAULT_TRIGGER_RULE, TaskRun, TaskStatus, Workflow
 
 __all__ = ["event_json", "execution_json", "task_json", "workflow_json"]
 
@@ -82,9 +82,43 @@ def execution_json(row: Json, wf: Workflow, runs: dict[str, TaskRun], *, detail:
     }
 
 
+def _workflow_defaults() -> Json:
+    """What a definition that leaves a field out gets (docs/rest.md), fresh each time."""
+    return {
+        "description": None,
+        "version": 1,
+        "tags": [],
+        "owner": None,
+        "max_parallel": None,
+        "parameters": {},
+    }
+
+
+def _task_defaults() -> Json:
+    return {
+        "type": "python",
+        "params": {},
+        "dependencies": [],
+        "retries": 0,
+        "retry_delay": 1,
+        "retry_backoff": 2,
+        "timeout": None,
+        "trigger_rule": DEFAULT_TRIGGER_RULE,
+    }
+
+
 def workflow_json(definition: Json, revision: int, created: str, updated: str) -> Json:
-    """A definition as posted plus ``revision``, ``createdAt`` and ``updatedAt``."""
-    return {**definition, "revision": revision, "createdAt": created, "updatedAt": updated}
+    """A definition with every documented field (what was posted, defaults for the
+    rest), plus ``revision``, ``createdAt`` and ``updatedAt``."""
+    tasks = [{**_task_defaults(), **t} for t in definition.get("tasks", ())]
+    return {
+        **_workflow_defaults(),
+        **definition,
+        "tasks": tasks,
+        "revision": revision,
+        "createdAt": created,
+        "updatedAt": updated,
+    }
 
 
 def event_json(event: Event) -> Json:
