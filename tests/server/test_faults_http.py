@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytaskflow_jupyter.server.body import depth_exceeded
+
 MINIMAL = {
     "name": "Bare Minimum",
     "tasks": [
@@ -82,3 +84,44 @@ async def test_get_workflows_keeps_what_was_posted(api):
     assert {
         k: v for k, v in got.items() if k not in ("revision", "createdAt", "updatedAt")
     } == posted
+
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+async def test_a_32_mb_body_of_brackets_is_refused_as_too_deep(api):
+    status, body, _ = await api("POST", "workflows", raw=b"[" * 32_000_000, headers=JSON_HEADERS)
+    assert (status, body["code"]) == (400, "json_too_deep"), body
+    assert "limit 64" in body["message"]
+    assert (await api("GET", "workflows"))[1] == []
+
+
+def test_the_depth_check_stops_at_the_first_window_past_the_limit():
+    # a linear scan that stops early: of 32 MB it reads about ``limit`` bytes
+    for limit in (1, 64, 1000):
+        seen = depth_exceeded(b"[" * 32_000_000, limit)
+        assert seen is not None and seen < limit + 100
+    assert depth_exceeded(b" " * 1000 + b"[" * 65, 64) is not None
+    assert depth_exceeded(b"[" * 64 + b"]" * 64 + b"[" * 64, 64) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "deepest"),
+    [
+        (b'["[[[[", {"a": "]]]]"}, "\\"[["]', 2),
+        (b'[{"k": "' + b"x" * 5000 + b'"}, [[[]]]]', 4),  # a string longer than a window
+        (b'[["\\\\"], "\\\\\\"[" ]', 2),  # escaped backslashes, then an escaped quote
+        (b'["never closed [[[[[[', 1),
+    ],
+)
+def test_the_depth_check_skips_strings(raw, deepest):
+    assert depth_exceeded(raw, deepest) is None
+    assert depth_exceeded(raw, deepest - 1) is not None
+
+
+async def test_a_string_of_escaped_quotes_that_never_closes_is_refused_at_once(api):
+    # cutting strings out tried every escaped quote again as an opening quote: quadratic
+    # (80 KB took 18 s of CPU; this one would outlast the test's timeout)
+    raw = b'{"name": "' + b'\\"' * 400_000
+    status, body, _ = await api("POST", "workflows", raw=raw, headers=JSON_HEADERS)
+    assert (status, body["code"]) == (400, "invalid_json"), body
