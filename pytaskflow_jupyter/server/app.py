@@ -66,6 +66,7 @@ from .handlers import (
     WorkflowHandler,
     WorkflowsHandler,
 )
+from .headers import install as install_header_limit
 from .websocket import EventHub, EventsWebSocket
 
 __all__ = ["TaskFlowApp", "default_handlers", "main"]
@@ -282,6 +283,8 @@ class TaskFlowApp(ExtensionApp):
 
     # -- lifecycle -------------------------------------------------------------------------
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # the HTTPServer exists only now (after every extension loaded): a 431 past 64 KiB
+        install_header_limit(serverapp.web_app, getattr(serverapp, "http_server", None))
         self.hub.start()
         if self.recover_on_start:
             self._background.append(asyncio.create_task(self._recover_forever()))

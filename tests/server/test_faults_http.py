@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+from typing import Any
+
 import pytest
 
 from pytaskflow_jupyter.server.body import depth_exceeded
+
+from .helpers import LiveServer
 
 MINIMAL = {
     "name": "Bare Minimum",
@@ -125,3 +131,37 @@ async def test_a_string_of_escaped_quotes_that_never_closes_is_refused_at_once(a
     raw = b'{"name": "' + b'\\"' * 400_000
     status, body, _ = await api("POST", "workflows", raw=raw, headers=JSON_HEADERS)
     assert (status, body["code"]) == (400, "invalid_json"), body
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("live431"))
+    yield server
+    server.stop()
+
+
+def raw_get(live: LiveServer, target: str, headers: dict[str, str]) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
+    try:
+        conn.request("GET", target, headers={"Authorization": f"token {live.token}", **headers})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("where", ["header", "request_line"])
+def test_a_request_head_over_64_kib_gets_431_not_a_dropped_connection(live, where):
+    # tornado closes the connection without a word past its max_header_size (64 KiB)
+    big = "a" * (70 * 1024)
+    if where == "header":
+        status, body = raw_get(live, "/workflows", {"X-Big": big})
+    else:
+        status, body = raw_get(live, f"/workflows?pad={big}", {})
+    assert status == 431, body
+    assert body["code"] == "headers_too_large" and "65536" in body["message"]
+
+
+def test_a_request_head_under_64_kib_is_served(live):
+    status, body = raw_get(live, "/workflows", {"X-Big": "a" * (60 * 1024)})
+    assert status == 200 and body == []

@@ -1,6 +1,6 @@
 """``server/`` has no import cycle and its layers point one way (STYLE.md "Layers"):
-``base``, ``body`` and ``openapi`` import nothing from ``server/``; ``handlers`` and
-``websocket`` import only those; ``app`` (the composition root) imports them.
+``base``, ``body``, ``headers`` and ``openapi`` import nothing from ``server/``;
+``handlers`` and ``websocket`` import only those; ``app`` (the composition root) imports them.
 
 Every import counts, also one inside a function or under ``TYPE_CHECKING``: a lazy
 import is how the old cycle (app <-> handlers <-> websocket) hid.
@@ -19,6 +19,7 @@ PACKAGE = "pytaskflow_jupyter.server"
 LAYERS = {
     "base": 0,
     "body": 0,
+    "headers": 0,
     "openapi": 0,
     "handlers": 1,
     "websocket": 1,
