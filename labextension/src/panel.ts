@@ -66,6 +66,18 @@ export class TaskflowPanel extends Widget {
       this._limit = WORKFLOW_FIRST;
       this._render();
     };
+    this._wfSection = h(
+      'section',
+      { class: 'jp-TaskflowPanel-workflowsSection' },
+      this._wfTitle,
+      this._filter,
+      this._wfContent,
+      this._more
+    );
+    this._more.onclick = () => {
+      this._limit += WORKFLOW_PAGE;
+      this._render();
+    };
     this._render();
     // Running executions' elapsed times tick without a re-render.
     this._timer = window.setInterval(() => tickElapsed(this.node), 1000);
@@ -120,7 +132,9 @@ export class TaskflowPanel extends Widget {
       ),
       refresh
     );
-    const body = h('div', { class: 'jp-TaskflowPanel-body' });
+    // The body and the workflows section persist across renders: detaching
+    // the focused filter box would move JupyterLab's focus elsewhere.
+    const top = h('div');
     if (error) {
       const retry = h(
         'button',
@@ -128,7 +142,7 @@ export class TaskflowPanel extends Widget {
         'Try again'
       );
       retry.onclick = () => void this.service.refresh();
-      body.appendChild(
+      top.appendChild(
         h(
           'div',
           { class: 'jp-Taskflow-error', role: 'alert' },
@@ -143,24 +157,28 @@ export class TaskflowPanel extends Widget {
       );
     }
     if (loading) {
-      body.appendChild(h('div', { class: 'jp-Taskflow-loading' }, 'Loading…'));
+      top.appendChild(h('div', { class: 'jp-Taskflow-loading' }, 'Loading…'));
     } else {
-      body.appendChild(this._workflowsSection());
-      body.appendChild(this._executionsSection());
+      this._updateWorkflowsSection();
     }
+    this._wfSection.hidden = loading;
     // Re-rendering replaces the rows: keep keyboard focus on the same one.
     const active = document.activeElement;
     const focused =
       active && this.node.contains(active)
         ? active.getAttribute('data-execution-id')
         : null;
-    const typing = active === this._filter;
-    const [from, to] = [this._filter.selectionStart, this._filter.selectionEnd];
-    this.node.replaceChildren(header, body);
-    if (typing && this._filter.isConnected) {
-      this._filter.focus();
-      this._filter.setSelectionRange(from, to);
-    } else if (focused) {
+    if (!this._body.isConnected) {
+      this.node.replaceChildren(header, this._body);
+      this._body.append(this._top, this._wfSection, this._execSection);
+    } else {
+      this.node.firstElementChild?.replaceWith(header);
+    }
+    this._top.replaceChildren(...top.childNodes);
+    this._execSection.replaceChildren(
+      ...(loading ? [] : [this._executionsSection()])
+    );
+    if (focused) {
       this.node
         .querySelector<HTMLElement>(
           `[data-execution-id="${CSS.escape(focused)}"]`
@@ -169,7 +187,7 @@ export class TaskflowPanel extends Widget {
     }
   }
 
-  private _workflowsSection(): HTMLElement {
+  private _updateWorkflowsSection(): void {
     const workflows = this.service.model.workflows;
     const query = this._filter.value.trim().toLowerCase();
     const matching = query
@@ -225,20 +243,11 @@ export class TaskflowPanel extends Widget {
       );
     }
     const more = matching.length - this._limit;
-    const showMore = h(
-      'button',
-      { class: 'jp-mod-styled jp-TaskflowPanel-more', 'data-action': 'more' },
-      `Show ${Math.min(more, WORKFLOW_PAGE)} more (of ${more})`
-    );
-    showMore.onclick = () => {
-      this._limit += WORKFLOW_PAGE;
-      this._render();
-    };
-    return h(
-      'section',
-      { class: 'jp-TaskflowPanel-workflowsSection' },
-      h('h3', {}, `Workflows (${workflows.length})`),
-      workflows.length >= FILTER_FROM || query ? this._filter : null,
+    this._more.textContent = `Show ${Math.min(more, WORKFLOW_PAGE)} more (of ${more})`;
+    this._more.hidden = more <= 0;
+    this._wfTitle.textContent = `Workflows (${workflows.length})`;
+    this._filter.hidden = !(workflows.length >= FILTER_FROM || query);
+    const parts: Array<HTMLElement | null> = [
       query && !matching.length
         ? h(
             'p',
@@ -252,8 +261,10 @@ export class TaskflowPanel extends Widget {
             'p',
             { class: 'jp-Taskflow-empty' },
             'No workflows yet. POST a definition to /workflows, or use the %%taskflow cell magic in a notebook.'
-          ),
-      more > 0 ? showMore : null
+          )
+    ];
+    this._wfContent.replaceChildren(
+      ...parts.filter((n): n is HTMLElement => n !== null)
     );
   }
 
@@ -350,6 +361,17 @@ export class TaskflowPanel extends Widget {
   private _frame: number | null = null;
   private _unsubscribe: Array<() => void>;
   private _filter: HTMLInputElement;
+  private _body = h('div', { class: 'jp-TaskflowPanel-body' });
+  private _top = h('div');
+  private _wfTitle = h('h3', {}, 'Workflows');
+  private _wfContent = h('div');
+  private _wfSection: HTMLElement;
+  private _execSection = h('div');
+  private _more = h(
+    'button',
+    { class: 'jp-mod-styled jp-TaskflowPanel-more', 'data-action': 'more' },
+    'Show more'
+  );
   private _limit = WORKFLOW_FIRST;
   private _timer: number;
 }

@@ -219,3 +219,61 @@ def test_counts_and_segmented_bar_on_a_failure(lab: Lab, page) -> None:  # type:
         assert colours["completed"] != colours["failed"], colours
     panel.screenshot(path=str(SCREENSHOTS / "layout-panel-counts.png"))
     page.screenshot(path=str(SCREENSHOTS / "layout-failed-counts.png"))
+
+
+def test_workflow_filter_limit_and_ticking_elapsed(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    panel = page.locator("#taskflow-panel")
+    _open_lab(page, lab)
+    for i in range(12):
+        lab.api(
+            "POST",
+            "workflows",
+            {"id": f"many_{i:02}", "name": f"many {i:02}", "tasks": [{"name": "a", **_py("")}]},
+        )
+    slow = lab.api(
+        "POST",
+        "workflows",
+        {
+            "id": "slow_one",
+            "name": "slow one",
+            "tasks": [{"name": "nap", **_py("import time\ntime.sleep(6)")}],
+        },
+    )
+    assert isinstance(slow, dict), slow
+    workflows = panel.locator(".jp-TaskflowPanel-workflow")
+    more = panel.locator('button[data-action="more"]')
+    more.wait_for()
+    total = len(lab.api("GET", "workflows"))  # type: ignore[arg-type]
+    assert workflows.count() == 10
+    assert more.inner_text() == f"Show {min(20, total - 10)} more (of {total - 10})"
+    one = '.jp-TaskflowPanel-workflow[data-workflow-id^="many_"] .jp-TaskflowPanel-meta'
+    meta = panel.locator(one).first.inner_text()
+    assert meta.startswith("1 task") and "1 tasks" not in meta, meta
+    more.click()
+    assert workflows.count() == total
+
+    # Typing filters; the panel re-renders live meanwhile and keeps the caret.
+    box = panel.locator(".jp-TaskflowPanel-filter")
+    # JupyterLab activates (focuses) the launcher once it has started: not mid-typing.
+    page.locator(".jp-Launcher").wait_for()
+    page.wait_for_timeout(1000)
+    box.click()
+    page.keyboard.type("slow", delay=150)
+    assert box.evaluate("el => document.activeElement === el"), (
+        box.input_value(),
+        page.evaluate("document.activeElement.outerHTML.slice(0, 200)"),
+    )
+    assert box.input_value() == "slow"
+    assert [
+        workflows.nth(i).get_attribute("data-workflow-id") for i in range(workflows.count())
+    ] == ["slow_one"]
+
+    # A running task's duration ticks.
+    view = _open_execution(page, panel, slow["id"], "running")
+    cell = view.locator('tr[data-task="nap"] .jp-Taskflow-elapsed')
+    cell.wait_for()
+    first = cell.inner_text()
+    page.wait_for_timeout(1500)
+    assert cell.inner_text() != first, first
+    page.screenshot(path=str(SCREENSHOTS / "layout-running-filter.png"))
