@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
+  DAGRE_MAX_TASKS,
   DagInput,
   DagLayout,
   depths,
   edgePath,
+  gridLayout,
   layoutDag,
   Point
 } from '../dag';
@@ -228,6 +230,22 @@ describe('layoutDag', () => {
     ]);
     assert.equal(layout.nodes.length, 3);
     assert.ok(layout.edges.every(e => e.from !== 'ghost' && e.from !== e.to));
+  });
+
+  it('lays out a graph too large for dagre quickly, by depth', () => {
+    const dag = randomDag(DAGRE_MAX_TASKS + 1, 5);
+    const started = Date.now();
+    const layout = layoutDag(dag);
+    assert.ok(Date.now() - started < 2000, 'linear, not dagre');
+    assert.deepEqual(layout, gridLayout(dag));
+    assert.equal(layout.nodes.length, dag.length);
+    const d = depths(dag);
+    for (const n of layout.nodes) {
+      assert.equal(n.layer, d.get(n.name));
+      assert.ok(
+        n.x + n.width <= layout.width && n.y + n.height <= layout.height
+      );
+    }
   });
 
   it('handles an empty workflow', () => {
