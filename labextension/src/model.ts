@@ -422,15 +422,16 @@ export function plural(n: number, word: string): string {
 }
 
 /**
- * The counts as one line: "6/8 done · 1 failed · 1 running". Statuses with
- * no task are left out; an execution without tasks says "no tasks".
+ * The counts as one line: "3/8 completed · 3 skipped · 1 failed · 1 running"
+ * (what ran and succeeded, then every other status that has a task: a skip is
+ * not a success). An execution without tasks says "no tasks".
  */
 export function countsText(c: TaskCounts): string {
   if (!c.total) {
     return 'no tasks';
   }
-  const parts = [`${c.done}/${c.total} done`];
-  for (const status of ['failed', 'cancelled', 'running'] as const) {
+  const parts = [`${c.completed}/${c.total} completed`];
+  for (const status of ['skipped', 'failed', 'cancelled', 'running'] as const) {
     if (c[status]) {
       parts.push(`${c[status]} ${status}`);
     }

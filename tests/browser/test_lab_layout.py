@@ -180,8 +180,9 @@ def test_counts_and_segmented_bar_on_a_failure(lab: Lab, page) -> None:  # type:
     statuses = [t["status"] for t in detail["tasks"]]
     assert statuses.count("failed") == 1, statuses
     by = {s: statuses.count(s) for s in set(statuses)}
-    done = by.get("completed", 0) + by.get("skipped", 0)
-    text = f"{done}/{len(statuses)} done · 1 failed"
+    text = (
+        f"{by.get('completed', 0)}/{len(statuses)} completed · {by['skipped']} skipped · 1 failed"
+    )
 
     # The same counts in the execution view's meta line and in the panel.
     view.locator(".jp-TaskflowExecution-meta", has_text=text).wait_for()

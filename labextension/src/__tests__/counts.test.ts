@@ -43,14 +43,15 @@ describe('taskCounts', () => {
       done: 6,
       total: 8
     });
-    assert.equal(countsText(c), '6/8 done · 1 failed');
+    // a skip is not a success: the line says what completed, then the rest
+    assert.equal(countsText(c), '4/8 completed · 2 skipped · 1 failed');
   });
 
   it('a retrying task is running, not done', () => {
     const c = taskCounts(exec('retrying', 'running', 'cancelled'));
     assert.equal(c.running, 2);
     assert.equal(c.done, 0);
-    assert.equal(countsText(c), '0/3 done · 1 cancelled · 2 running');
+    assert.equal(countsText(c), '0/3 completed · 1 cancelled · 2 running');
   });
 
   it('an execution without tasks', () => {
