@@ -208,9 +208,11 @@ class Runner:
             executor=self.executor.name,
             tasks=list((prior or {}).values()),
         )
+        # as created, before its loop starts: a task shown completed here is a reused one
+        execution = self._execution_json(row, detail=False)
         if created:
             self._launch(wf, row["id"], params, prior)
-        return self._execution_json(row, detail=False)
+        return execution
 
     def _plan(
         self,

@@ -246,6 +246,8 @@ def test_workflow_filter_limit_and_ticking_elapsed(lab: Lab, page) -> None:  # t
     more = panel.locator('button[data-action="more"]')
     more.wait_for()
     total = len(lab.api("GET", "workflows"))  # type: ignore[arg-type]
+    # the panel hears of the workflows over /ws: wait until it has all of them
+    panel.locator('button[data-action="more"]', has_text=f"(of {total - 10})").wait_for()
     assert workflows.count() == 10
     assert more.inner_text() == f"Show {min(20, total - 10)} more (of {total - 10})"
     one = '.jp-TaskflowPanel-workflow[data-workflow-id^="many_"] .jp-TaskflowPanel-meta'

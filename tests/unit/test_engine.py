@@ -514,3 +514,26 @@ def test_declared_parameters_have_defaults_and_refuse_undeclared_names(runner):
         runner.trigger("wf", params={"limt": 7})
     assert [(p.path, p.code) for p in info.value.problems] == [("params.limt", "unknown_parameter")]
     assert "limt" in info.value.message and "limit" in info.value.message
+
+
+def test_a_new_execution_is_returned_as_created_before_its_loop_runs(runner, monkeypatch):
+    """What start() returns is the execution as recorded, however fast its loop: a task
+    shown completed is a reused one (the kernel records which code produced each result
+    from it; a fresh result taken for a reused one made the next run rerun it)."""
+    launch = Runner._launch
+
+    def fast_loop(self, *args):  # the loop finishes before start() goes on
+        run = launch(self, *args)
+        run.done.wait(30)
+        return run
+
+    monkeypatch.setattr(Runner, "_launch", fast_loop)
+    ex = runner.submit(wf(task("a"), task("b", "a")))
+    assert ex["status"] == "pending"
+    assert {t["status"] for t in ex["tasks"]} == {"pending"}
+    assert runner.get(ex["id"])["status"] == "completed"
+    again = runner.retry(ex["id"], rerun=["b"])
+    assert [(t["name"], t["status"]) for t in again["tasks"]] == [
+        ("a", "completed"),
+        ("b", "pending"),
+    ]
