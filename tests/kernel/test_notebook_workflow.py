@@ -95,12 +95,14 @@ def test_the_notebook_pipeline_runs_clean(kernel_env, folder):
     assert {name: (folder / name).read_bytes() for name in SOURCES} == before
     store = Store(kernel_env)
     try:
-        big, small = (
+        magic, big, small = (
             stored_execution(store, e["id"], detail=True)
             for e in stored_executions(store, "notebook_pipeline")
         )
         check_run(small, folder, DEFAULTS, "small")
         results = check_run(big, folder, {**DEFAULTS, "rows": 40, "title": "Big batch"}, "big")
+        # the same workflow from the magic (%taskflow run ID --param ...)
+        check_run(magic, folder, {**DEFAULTS, "rows": 40, "title": "Big batch"}, "big")
         assert results["report"]["text"].startswith("40 rows, total ")
         [one] = stored_executions(store, derive_id("notebook pipeline/extract.ipynb"))
         one = stored_execution(store, one["id"], detail=True)
