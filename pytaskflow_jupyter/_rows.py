@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
 from .events import DETAIL_FIELDS, Event
@@ -99,20 +100,7 @@ def event_row(e: Event) -> tuple[str, tuple[Any, ...]]:
     )
 
 
-_PAYLOAD_FIELDS = frozenset(
-    (
-        "event",
-        "execution_id",
-        "workflow",
-        "status",
-        "task",
-        "timestamp",
-        "attempt",
-        "duration",
-        *DETAIL_FIELDS,
-        "seq",
-    )
-)
+_PAYLOAD_FIELDS = frozenset(f.name for f in fields(Event))  # what a schema-1 row may hold
 
 
 def event_from_row(row: tuple[Any, ...]) -> Event:

@@ -276,45 +276,42 @@ class RunState:
     def apply(self, msg: Any) -> None:
         """Apply one message (see the module docstring)."""
         if msg.__class__ is Outcome:  # the common case first
-            self._outcome(msg)
+            task = self._attempt(msg.task, msg.attempt)
+            if task is not None:  # else a late outcome of an attempt given up on
+                self._outcome(task, msg)
         elif msg is CANCEL:
             self._cancel()
         elif msg.__class__ is Started:
-            task = self.tasks.get(msg.task)
-            if (
-                task is not None
-                and task.run.status == _RUNNING
-                and task.run.attempts == msg.attempt
-                and not self.cancelled
-            ):
+            if (task := self._attempt(msg.task, msg.attempt)) is not None:
                 self._add_timer(self._timeout(task), "timeout", task)
         elif msg.__class__ is Progress:
-            task = self.tasks.get(msg.task)
-            if task is not None and task.run.status == _RUNNING and \
-                    task.run.attempts == msg.attempt and not self.cancelled:  # fmt: skip
+            if self._attempt(msg.task, msg.attempt) is not None:
                 self._emit(
                     EventKind.TASK_PROGRESS.value, msg.task, _RUNNING, None, msg.attempt,
                     progress={"done": msg.done, "total": msg.total},
                 )  # fmt: skip
         elif msg.__class__ is Logs:
-            task = self.tasks.get(msg.task)
-            if task is not None and task.run.status == _RUNNING and \
-                    task.run.attempts == msg.attempt and not self.cancelled:  # fmt: skip
+            if self._attempt(msg.task, msg.attempt) is not None:
                 self._logs.append((msg.task, msg.attempt, msg.stdout, msg.stderr))
         elif msg is OWNER_LOST:
             self._owner_lost()
         else:
             raise TypeError(f"not a message of the state machine: {msg!r}")
 
-    def _outcome(self, msg: Outcome) -> None:
-        task = self.tasks.get(msg.task)
+    def _attempt(self, name: str, attempt: int) -> _Task | None:
+        """The task whose attempt ``attempt`` is running now, or None: a message about
+        any other attempt (timed out, cancelled, retried since) is ignored."""
+        task = self.tasks.get(name)
         if (
             task is None
             or task.run.status != _RUNNING
-            or task.run.attempts != msg.attempt
+            or task.run.attempts != attempt
             or self.cancelled
         ):
-            return  # late outcome of an attempt given up on (timeout, cancel)
+            return None
+        return task
+
+    def _outcome(self, task: _Task, msg: Outcome) -> None:
         self.inflight -= 1
         task.handle = None
         if msg.stdout or msg.stderr:
