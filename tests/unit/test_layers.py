@@ -38,12 +38,6 @@ LAYERS = [
     ["server.*", "kernel.*"],  # the Jupyter adapters
     ["__init__"],  # the public API and the extension entry points
 ]
-NOT_YET: set[str] = set()  # in the table before it is in the package
-
-# Violations in modules this test does not own, each to be fixed where it is (xfail
-# strict: when one is fixed, its case passes and its entry here must go).
-KNOWN_CYCLES: dict[str, str] = {}
-KNOWN_UPWARD: dict[str, str] = {}
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -151,20 +145,13 @@ def upward_imports(graph: dict[str, list[tuple[str, int]]], name: str) -> list[s
 GRAPH = import_graph(ROOT)
 
 
-def _cases(known: dict[str, str]) -> list[object]:
-    return [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=known[m])) if m in known else m
-        for m in sorted(GRAPH)
-    ]
-
-
-@pytest.mark.parametrize("name", _cases(KNOWN_CYCLES))
+@pytest.mark.parametrize("name", sorted(GRAPH))
 def test_no_module_is_in_an_import_cycle(name):
     cycle = shortest_cycle(GRAPH, name)
     assert cycle is None, " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("name", _cases(KNOWN_UPWARD))
+@pytest.mark.parametrize("name", sorted(GRAPH))
 def test_no_module_imports_a_higher_layer(name):
     assert upward_imports(GRAPH, name) == []
 
@@ -172,7 +159,7 @@ def test_no_module_imports_a_higher_layer(name):
 def test_every_module_has_a_layer_and_every_layer_entry_is_a_module():
     assert [m for m in sorted(GRAPH) if layer_of(m) is None] == []
     entries = {e for layer in LAYERS for e in layer if not e.endswith(".*")}
-    assert sorted(entries - set(GRAPH) - NOT_YET) == []
+    assert sorted(entries - set(GRAPH)) == []
     assert [e for layer in LAYERS for e in layer if e.endswith(".*") and e[:-2] not in GRAPH] == []
 
 
