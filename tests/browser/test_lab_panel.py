@@ -114,16 +114,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
-            "does) runs this test"
-        )
-    tmp = tmp_path_factory.mktemp("lab")
-    root = tmp / "root"
-    root.mkdir()
+def new_lab(tmp: Path, root: Path, *extra: str, fresh_build: bool = False) -> Lab:
+    """A `jupyter lab` (not started) with its own database, config, runtime dir and port
+    under ``tmp``, serving ``root``. ``fresh_build``: serve the labextension that
+    `jlpm build` last wrote (through JUPYTER_PATH), not an install's older copy."""
     token = secrets.token_hex(16)
     port = _free_port()
     env = {
@@ -133,6 +127,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTER_CONFIG_DIR": str(tmp / "config"),
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
     }
+    built = REPO / "pytaskflow_jupyter" / "labextension"
+    if fresh_build and (built / "package.json").exists():
+        (tmp / "data" / "labextensions").mkdir(parents=True)
+        (tmp / "data" / "labextensions" / "pytaskflow-jupyter").symlink_to(built)
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            p for p in (str(tmp / "data"), os.environ.get("JUPYTER_PATH")) if p
+        )
     # No "get notified about Jupyter news?" toast over the screenshots.
     (tmp / "config" / "labconfig").mkdir(parents=True)
     (tmp / "config" / "labconfig" / "page_config.json").write_text(
@@ -146,8 +147,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         f"--ServerApp.base_url={BASE_URL}",
         f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *extra,
     ]  # fmt: skip
-    lab = Lab(
+    return Lab(
         cmd=cmd,
         env=env,
         url=f"http://127.0.0.1:{port}{BASE_URL}",
@@ -155,6 +157,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         root=root,
         log=tmp / "jupyter-lab.log",
     )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
+            "does) runs this test"
+        )
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
+    root.mkdir()
+    lab = new_lab(tmp, root)
     try:
         lab.start()
         # Fail here, with the server log, when the server extension did not load.

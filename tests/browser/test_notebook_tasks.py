@@ -18,11 +18,7 @@ Screenshots: ci-artifacts/screenshots/notebook-*.png.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,13 +27,11 @@ import nbformat
 import pytest
 
 from tests.browser.test_lab_panel import (
-    BASE_URL,
     CHROMIUM,
-    REPO,
     SCREENSHOTS,
     Lab,
-    _free_port,
     _open_lab,
+    new_lab,
     page,  # noqa: F401  (the fixture, with this module's lab)
 )
 
@@ -75,41 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp / "root"
     root.mkdir()
     _write_notebook(root / NOTEBOOK)
-    token = secrets.token_hex(16)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTASKFLOW_DB": str(tmp / "taskflow.db"),
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-    }
-    built = REPO / "pytaskflow_jupyter" / "labextension"
-    if (built / "package.json").exists():
-        (tmp / "data" / "labextensions").mkdir(parents=True)
-        (tmp / "data" / "labextensions" / "pytaskflow-jupyter").symlink_to(built)
-        env["JUPYTER_PATH"] = os.pathsep.join(
-            p for p in (str(tmp / "data"), os.environ.get("JUPYTER_PATH")) if p
-        )
-    (tmp / "config" / "labconfig").mkdir(parents=True)
-    (tmp / "config" / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
-    )
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
-        f"--port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
-        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-        f"--ServerApp.base_url={BASE_URL}", "--ContentsManager.allow_hidden=True",
-        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-        "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]  # fmt: skip
-    lab = Lab(
-        cmd=cmd,
-        env=env,
-        url=f"http://127.0.0.1:{port}{BASE_URL}",
-        token=token,
-        root=root,
-        log=tmp / "jupyter-lab.log",
-    )
+    lab = new_lab(tmp, root, "--ContentsManager.allow_hidden=True", fresh_build=True)
     try:
         lab.start()
         yield lab
