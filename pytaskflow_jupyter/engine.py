@@ -44,7 +44,8 @@ __all__ = ["ExecutionRun", "RunStore", "settle"]
 
 log = logging.getLogger(__name__)
 
-Resolver = Callable[[str], Callable[..., Any] | None]
+# (callable name, snapshot digest or None) -> the notebook function to call
+Resolver = Callable[[str, str | None], Callable[..., Any] | None]
 
 
 class RunStore(Protocol):
@@ -189,7 +190,7 @@ class ExecutionRun:
             fn = None
             ref = spec.params.get("callable")
             if ref and ":" not in ref and self.resolve is not None:
-                fn = self.resolve(ref)
+                fn = self.resolve(ref, spec.params.get("snapshot"))
             job = Job(
                 self.execution_id,
                 self.workflow.id,

@@ -224,6 +224,18 @@ class TaskKind:
                 "conflicting_fields",
                 f"give one of {' or '.join(self.EXCLUSIVE)}, not {' and '.join(given)}",
             )
+        snap = params.get("snapshot")
+        if isinstance(snap, str):
+            if not _SNAPSHOT_ID.fullmatch(snap):
+                add(f"{where}.snapshot", "invalid_snapshot", "must be 'sha256:' and 64 hex digits")
+            ref = params.get("callable")
+            if not isinstance(ref, str) or ":" in ref:
+                add(
+                    f"{where}.snapshot",
+                    "invalid_snapshot",
+                    "is the snapshot of a notebook function: it goes with a 'callable' "
+                    "naming one (no ':')",
+                )
         code = params.get("code")
         if isinstance(code, str):
             try:
@@ -259,6 +271,12 @@ class TaskKind:
 
 _CALLABLE = Field("string", "'package.module:function' (or, in a kernel, a notebook function)")
 _CODE = Field("string", "Python source; its result is the variable `result`")
+_SNAPSHOT = Field(
+    "string",
+    "'sha256:<hex>': the stored snapshot of the notebook function `callable` names, which "
+    "the server runs (taken by the notebook side when it registers, submits or schedules)",
+)
+_SNAPSHOT_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _KWARGS = Field("object", "keyword arguments of the callable (seen by code as `params`)")
 
 
@@ -267,7 +285,7 @@ class PythonKind(TaskKind):
 
     name = "python"
     description = "params of a python task: a callable or code (neither: a no-op)"
-    FIELDS = {"callable": _CALLABLE, "code": _CODE, "kwargs": _KWARGS}
+    FIELDS = {"callable": _CALLABLE, "code": _CODE, "kwargs": _KWARGS, "snapshot": _SNAPSHOT}
     EXCLUSIVE = ("callable", "code")
     EMPTY_OK = True
 
@@ -300,6 +318,7 @@ class BranchKind(TaskKind):
         "callable": _CALLABLE,
         "code": _CODE,
         "kwargs": _KWARGS,
+        "snapshot": _SNAPSHOT,
     }
     EXCLUSIVE = ("next", "callable", "code")
 

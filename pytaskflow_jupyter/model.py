@@ -13,9 +13,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import InvalidInput, Problem
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
 
 __all__ = [
     "EXECUTION_STATUSES",
@@ -193,6 +196,7 @@ class Workflow:
     owner: str | None = None
     max_parallel: int | None = None
     parameters: dict[str, Any] | None = None  # declared execution parameters and defaults
+    schedule: Schedule | None = None  # when the server runs it on its own (SPEC 12)
     # ``canonical_json(source)`` when validation already has it (the fingerprint's text)
     canonical: str | None = field(default=None, repr=False, compare=False)
 

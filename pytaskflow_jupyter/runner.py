@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .engine import ExecutionRun, settle
-from .errors import Conflict, InvalidInput
+from .errors import Conflict, InvalidInput, Problem
 from .events import EventBus
 from .executors import Executor
-from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, Workflow
+from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, Trigger, Workflow
 from .reuse import plan_reuse
 from .serialize import execution_json, workflow_json
 from .store import Store
@@ -112,6 +112,7 @@ class Runner:
         window: int = 2048,
         role: str = "server",
         max_interruptions: int = 3,
+        schedule_grace: float = 60.0,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
@@ -122,6 +123,9 @@ class Runner:
         self.resolve = resolve
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{role}"
         self.heartbeat_interval, self.stale_after = heartbeat_interval, stale_after
+        # a slot seen later than this after it fell was missed (its catch-up policy applies)
+        self.schedule_grace = schedule_grace
+        self.default_trigger = Trigger.NOTEBOOK if role == "kernel" else Trigger.API
         self.run_options: Json = {
             "capture": capture,
             "log_limit": log_limit,
@@ -142,10 +146,86 @@ class Runner:
         self._heart.start()
 
     # -- workflows ----------------------------------------------------------------------
-    def register(self, definition: Any) -> Json:
-        """Validate and store a definition; returns it with its revision."""
-        wf = parse_workflow(definition, self.limits)
+    def register(self, definition: Any, *, workflow_id: str | None = None) -> Json:
+        """Validate and store a definition without running it (``PUT /workflows/{id}``:
+        ``workflow_id`` is the path's, which the body's ``id`` may only repeat); returns
+        it with its revision and schedule."""
+        if workflow_id is not None and isinstance(definition, dict):
+            given = definition.get("id", workflow_id)
+            if given != workflow_id:
+                raise InvalidInput(
+                    "Invalid workflow definition:",
+                    [
+                        Problem(
+                            "id",
+                            "id_mismatch",
+                            f"{given!r} differs from the path's {workflow_id!r}",
+                        )
+                    ],
+                    code="id_mismatch",
+                )
+            definition = {**definition, "id": workflow_id}
+        wf = self._parse(definition)
         return self.get_workflow(wf.id, self.store.save_workflow(wf))
+
+    def _parse(self, definition: Any) -> Workflow:
+        """A valid definition whose snapshots (notebook functions, ``snapshots.py``) are
+        all stored."""
+        wf = parse_workflow(definition, self.limits)
+        wanted = {
+            (i, t.params["snapshot"]) for i, t in enumerate(wf.tasks) if t.params.get("snapshot")
+        }
+        missing = self.store.missing_snapshots({d for _, d in wanted}) if wanted else set()
+        if missing:
+            raise InvalidInput(
+                "Invalid workflow definition:",
+                [
+                    Problem(
+                        f"tasks[{i}].params.snapshot",
+                        "unknown_snapshot",
+                        f"no snapshot {d!r} is stored (snapshots are taken by the notebook "
+                        "side: wf.register(), wf.submit(), wf.schedule())",
+                    )
+                    for i, d in sorted(wanted)
+                    if d in missing
+                ],
+                code="unknown_snapshot",
+            )
+        return wf
+
+    def pause(self, workflow_id: str, paused: bool = True) -> Json:
+        """Pause (or resume) a workflow's schedule; returns the workflow. Resuming never
+        fires the slots that fell while it was paused."""
+        self.store.set_paused(workflow_id, paused)
+        return self.get_workflow(workflow_id)
+
+    def fire_due(self) -> list[str]:
+        """The scheduler's check (every quarter second on a server): fire the due slots
+        of every scheduled workflow and start their executions; returns their ids. The
+        time is the store's clock (``TaskFlowApp.clock``)."""
+        now = self.store.clock()
+        started = []
+        for workflow_id in self.store.due_schedules(now):
+            try:
+                rows = self.store.fire(
+                    workflow_id,
+                    now,
+                    grace=self.schedule_grace,
+                    new_id=new_execution_id,
+                    params=lambda rev, given, wid=workflow_id: self.store.load_workflow(
+                        wid, rev
+                    ).resolve_params(given),
+                    owner=self.owner,
+                    executor=self.executor.name,
+                )
+            except Exception:
+                log.exception("firing the schedule of workflow %r failed", workflow_id)
+                continue
+            for row in rows:
+                wf = self.store.load_workflow(row["workflow_id"], row["revision"])
+                self._launch(wf, row["id"], row["params"], None)
+                started.append(row["id"])
+        return started
 
     def list_workflows(self) -> list[Json]:
         """Every registered definition, latest revision (``GET /workflows``)."""
@@ -165,7 +245,7 @@ class Runner:
         """Register a definition and start an execution of it (``POST /workflows``). A
         replayed ``idempotency_key`` returns the earlier execution and writes nothing,
         not even the definition (one check, in the transaction that creates it)."""
-        wf = parse_workflow(definition, self.limits)
+        wf = self._parse(definition)
         return self.start(wf.id, save=wf, params=params, idempotency_key=idempotency_key)
 
     # -- executions ---------------------------------------------------------------------
@@ -180,6 +260,7 @@ class Runner:
         reuse: str | None = None,
         rerun: Iterable[str] = (),
         changed: Callable[[str], bool] | None = None,
+        trigger: str | None = None,
     ) -> Json:
         """Record a new execution durably, start running it, and return it (``pending``).
 
@@ -207,6 +288,7 @@ class Runner:
             idempotency_key=idempotency_key,
             executor=self.executor.name,
             tasks=list((prior or {}).values()),
+            trigger=trigger or self.default_trigger,
         )
         # as created, before its loop starts: a task shown completed here is a reused one
         execution = self._execution_json(row, detail=False)
@@ -286,12 +368,13 @@ class Runner:
         *,
         workflow_id: str | None = None,
         status: str | None = None,
+        trigger: str | None = None,
         limit: int = 100,
         cursor: int | None = None,
     ) -> tuple[list[Json], int | None]:
         """Executions newest first (``GET /executions``): ``(page, next_cursor)``."""
         rows, after = self.store.list_executions(
-            workflow_id=workflow_id, status=status, limit=limit, cursor=cursor
+            workflow_id=workflow_id, status=status, trigger=trigger, limit=limit, cursor=cursor
         )
         return [self._execution_json(row, detail=False) for row in rows], after
 
@@ -360,6 +443,7 @@ class Runner:
             idempotency_key=idempotency_key,
             reuse=execution_id,
             rerun=rerun,
+            trigger=Trigger.RETRY,
         )
 
     def enqueue(
@@ -382,6 +466,7 @@ class Runner:
             params=wf.resolve_params(_check_params(params)),
             owner=SUBMITTED,
             idempotency_key=idempotency_key,
+            trigger=Trigger.NOTEBOOK,
         )
         return self._execution_json(row, detail=False)
 

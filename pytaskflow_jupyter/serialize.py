@@ -8,10 +8,14 @@ the kernel API all go through here, so a field added to a shape is added once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Event
-from .model import DEFAULT_TRIGGER_RULE, TaskRun, TaskStatus, Workflow
+from .model import DEFAULT_TRIGGER_RULE, TaskRun, TaskStatus, Workflow, iso
+from .schedule import Schedule
+
+if TYPE_CHECKING:  # a record the store returns (the store sits above this module)
+    from .store import ScheduleState
 
 __all__ = ["event_json", "execution_json", "task_json", "workflow_json"]
 
@@ -79,6 +83,8 @@ def execution_json(row: Json, wf: Workflow, runs: dict[str, TaskRun], *, detail:
         "parentId": row["parent_id"],
         "reason": row["reason"],
         "executor": row["executor"],
+        "trigger": row.get("trigger") or "api",
+        "scheduledFor": row.get("scheduled_for"),
     }
 
 
@@ -107,14 +113,38 @@ def _task_defaults() -> Json:
     }
 
 
-def workflow_json(definition: Json, revision: int, created: str, updated: str) -> Json:
+def workflow_json(
+    definition: Json,
+    revision: int,
+    created: str,
+    updated: str,
+    schedule: ScheduleState | None = None,
+) -> Json:
     """A definition with every documented field (what was posted, defaults for the
-    rest), plus ``revision``, ``createdAt`` and ``updatedAt``."""
+    rest), plus ``revision``, ``createdAt`` and ``updatedAt``, and where its schedule
+    stands (SPEC 12: ``paused``, ``nextRunTime``, ``lastScheduledRun``; and the words
+    of the schedule, the last catch-up after a downtime)."""
     tasks = [{**_task_defaults(), **t} for t in definition.get("tasks", ())]
+    spec = definition.get("schedule")
+    sched = None if spec is None else Schedule.from_json(spec)
+    last = None
+    if schedule is not None and schedule.last_execution is not None:
+        last = {
+            "executionId": schedule.last_execution,
+            "scheduledFor": schedule.last_scheduled_for,
+            "status": schedule.last_status,
+        }
+    nxt = None if schedule is None or schedule.next_slot is None else iso(schedule.next_slot)
     return {
         **_workflow_defaults(),
         **definition,
         "tasks": tasks,
+        "schedule": None if sched is None else sched.to_json(),
+        "scheduleText": None if sched is None else sched.describe(),
+        "paused": bool(schedule and schedule.paused),
+        "nextRunTime": nxt,
+        "lastScheduledRun": last,
+        "missedSlots": None if schedule is None else schedule.missed,
         "revision": revision,
         "createdAt": created,
         "updatedAt": updated,

@@ -43,11 +43,12 @@ import sqlite_utils
 from ._rows import event_from_row, event_row, loads, read_history, task_writes
 from .errors import Conflict, NotFound, StorageUnavailable, StoreError
 from .events import Event
-from .model import TERMINAL_EXECUTION, TaskRun, Workflow, utcnow
+from .model import TERMINAL_EXECUTION, TaskRun, Trigger, Workflow, iso, utcnow
+from .schedule import Schedule, plan
 from .transitions import Changes
 from .validation import STORED, Limits, parse_workflow
 
-__all__ = ["Store", "WorkflowRecord", "default_db_path"]
+__all__ = ["ScheduleState", "Store", "WorkflowRecord", "default_db_path"]
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,36 @@ def _m4(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE task_runs ADD COLUMN interruptions INTEGER")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4]
+def _m5(db: sqlite_utils.Database) -> None:
+    """Schedules (SPEC 12) and what started an execution.
+
+    ``schedules``: one row per scheduled workflow — its schedule as posted, the revision
+    it came with, the anchor of ``every`` slots, the newest slot handled, the next one
+    (NULL while paused; indexed: a check reads only the due rows), the last scheduled
+    execution and the last catch-up after a downtime. ``executions.scheduled_for`` is the
+    slot an execution was fired for, unique per workflow: the claim that makes each slot
+    fire once however many servers share the file. ``snapshots``: notebook functions
+    pickled by value for the server to run (``snapshots.py``)."""
+    db.execute(
+        "CREATE TABLE schedules (workflow_id TEXT PRIMARY KEY, revision INTEGER, spec TEXT,"
+        " anchor REAL, last_slot REAL, next_slot REAL, paused INTEGER DEFAULT 0,"
+        " last_execution TEXT, missed TEXT, updated_at TEXT)"
+    )
+    db.execute("CREATE INDEX idx_schedules_next_slot ON schedules (next_slot)")
+    db.execute("ALTER TABLE executions ADD COLUMN trigger TEXT")
+    db.execute("ALTER TABLE executions ADD COLUMN scheduled_for TEXT")
+    db.execute(
+        "UPDATE executions SET trigger = CASE WHEN parent_id IS NOT NULL THEN 'retry' "
+        "WHEN owner LIKE '%:kernel' THEN 'notebook' ELSE 'api' END"
+    )
+    db.execute("CREATE UNIQUE INDEX idx_executions_slot ON executions (workflow_id, scheduled_for)")
+    db.execute(
+        "CREATE TABLE snapshots (hash TEXT PRIMARY KEY, name TEXT, source TEXT, pickle BLOB,"
+        " python TEXT, created_at TEXT)"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4, _m5]
 
 TASK_COLUMNS = (
     "status",
@@ -187,13 +217,37 @@ ACTIVE = ("pending", "running")
 _CONTENTION = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 
 
+class ScheduleState(NamedTuple):
+    """Where a workflow's schedule stands: paused, its next slot (Unix seconds, None while
+    paused), its last scheduled execution and the last catch-up after a downtime."""
+
+    paused: bool
+    next_slot: float | None
+    last_execution: str | None
+    last_scheduled_for: str | None
+    last_status: str | None
+    missed: Json | None
+
+
 class WorkflowRecord(NamedTuple):
-    """A stored definition (as posted), its revision and when its revisions were made."""
+    """A stored definition (as posted), its revision and when its revisions were made,
+    and its schedule's state when it has one."""
 
     definition: Json
     revision: int
     created_at: str
     updated_at: str
+    schedule: ScheduleState | None = None
+
+
+_SCHEDULE_STATE = (
+    "SELECT s.workflow_id, s.paused, s.next_slot, s.last_execution, e.scheduled_for, e.status,"
+    " s.missed FROM schedules s LEFT JOIN executions e ON e.id = s.last_execution"
+)
+
+
+def _schedule_state(r: tuple[Any, ...]) -> ScheduleState:
+    return ScheduleState(bool(r[1]), r[2], r[3], r[4], r[5], loads(r[6]))
 
 
 def _task_run(r: tuple[Any, ...]) -> TaskRun:
@@ -218,8 +272,10 @@ class Store:
         synchronous: str = "NORMAL",
         busy_timeout_ms: int = 60_000,
         limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
+        self.clock = clock  # the time schedules are computed from (``TaskFlowApp.clock``)
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self.limits = limits or Limits()
@@ -348,15 +404,26 @@ class Store:
         return revision
 
     @staticmethod
-    def _encode_workflow(wf: Workflow) -> tuple[str, str, str]:
-        return wf.name, json.dumps({**wf.source, "id": wf.id}), wf.fingerprint()
+    def _encode_workflow(wf: Workflow) -> tuple[str, str, str, str | None]:
+        spec = wf.source.get("schedule")
+        return (
+            wf.name,
+            json.dumps({**wf.source, "id": wf.id}),
+            wf.fingerprint(),
+            None if spec is None else json.dumps(spec, sort_keys=True),
+        )
 
-    @staticmethod
     def _save_workflow(
-        conn: sqlite3.Connection, workflow_id: str, name: str, text: str, fingerprint: str
+        self,
+        conn: sqlite3.Connection,
+        workflow_id: str,
+        name: str,
+        text: str,
+        fingerprint: str,
+        schedule: str | None,
     ) -> int:
         """Inside a writer's transaction: the revision of this definition (a new one when
-        it changed, or when the workflow was deleted)."""
+        it changed, or when the workflow was deleted), and its schedule's row."""
         last = conn.execute(
             "SELECT revision, fingerprint, deleted FROM workflows WHERE id=? "
             "ORDER BY revision DESC LIMIT 1",
@@ -370,7 +437,41 @@ class Store:
             "INSERT INTO workflows VALUES (?,?,?,?,?,?,0)",
             (workflow_id, revision, name, text, fingerprint, utcnow()),
         )
+        self._sync_schedule(conn, workflow_id, revision, schedule)
         return int(revision)
+
+    def _sync_schedule(
+        self, conn: sqlite3.Connection, workflow_id: str, revision: int, spec: str | None
+    ) -> None:
+        """A new revision's schedule: the same one keeps its state (slots, paused); a new
+        or changed one starts now (no slot before it fires); none removes the row."""
+        if spec is None:
+            conn.execute("DELETE FROM schedules WHERE workflow_id=?", (workflow_id,))
+            return
+        row = conn.execute(
+            "SELECT spec, paused FROM schedules WHERE workflow_id=?", (workflow_id,)
+        ).fetchone()
+        if row is not None and row[0] == spec:
+            conn.execute(
+                "UPDATE schedules SET revision=? WHERE workflow_id=?", (revision, workflow_id)
+            )
+            return
+        now = self.clock()
+        paused = bool(row[1]) if row else False
+        nxt = None if paused else Schedule.from_json(json.loads(spec)).next_slot(now, now)
+        values = (revision, spec, now, now, nxt, int(paused), utcnow(), workflow_id)
+        if row is None:
+            conn.execute(
+                "INSERT INTO schedules (revision, spec, anchor, last_slot, next_slot, paused,"
+                " updated_at, workflow_id) VALUES (?,?,?,?,?,?,?,?)",
+                values,
+            )
+        else:
+            conn.execute(
+                "UPDATE schedules SET revision=?, spec=?, anchor=?, last_slot=?, next_slot=?,"
+                " paused=?, updated_at=? WHERE workflow_id=?",
+                values,
+            )
 
     def workflow(self, workflow_id: str, revision: int | None = None) -> WorkflowRecord:
         """A definition as posted (the latest revision unless ``revision``); NotFound for
@@ -390,8 +491,13 @@ class Store:
         ).fetchone()
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
+        state = conn.execute(_SCHEDULE_STATE + " WHERE s.workflow_id=?", (workflow_id,)).fetchone()
         return WorkflowRecord(
-            json.loads(row[0]), rev, first[0], first[1] if revision is None else row[1]
+            json.loads(row[0]),
+            rev,
+            first[0],
+            first[1] if revision is None else row[1],
+            None if state is None else _schedule_state(state),
         )
 
     def load_workflow(self, workflow_id: str, revision: int) -> Workflow:
@@ -423,16 +529,19 @@ class Store:
 
     def workflows(self) -> list[WorkflowRecord]:
         """Every registered definition (latest revision), by id."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT w.definition, w.revision, f.created, w.created_at FROM workflows w JOIN "
-                "(SELECT id, max(revision) AS rev, min(created_at) AS created FROM workflows "
-                " WHERE deleted=0 GROUP BY id) f ON w.id=f.id AND w.revision=f.rev ORDER BY w.id"
-            )
-            .fetchall()
-        )
-        return [WorkflowRecord(json.loads(d), r, c, u) for d, r, c, u in rows]
+        conn = self._conn()
+        conn.execute("BEGIN")  # one read transaction: definitions and schedules agree
+        try:
+            rows = conn.execute(
+                "SELECT w.id, w.definition, w.revision, f.created, w.created_at FROM workflows w "
+                "JOIN (SELECT id, max(revision) AS rev, min(created_at) AS created FROM "
+                "workflows WHERE deleted=0 GROUP BY id) f ON w.id=f.id AND w.revision=f.rev "
+                "ORDER BY w.id"
+            ).fetchall()
+            states = {r[0]: _schedule_state(r) for r in conn.execute(_SCHEDULE_STATE)}
+        finally:
+            conn.execute("COMMIT")
+        return [WorkflowRecord(json.loads(d), r, c, u, states.get(i)) for i, d, r, c, u in rows]
 
     def delete_workflow(self, workflow_id: str) -> None:
         """Remove a definition; its executions stay readable. 409 while one is active."""
@@ -451,6 +560,7 @@ class Store:
                     "cancel it first"
                 )
             conn.execute("UPDATE workflows SET deleted=1 WHERE id=?", (workflow_id,))
+            conn.execute("DELETE FROM schedules WHERE workflow_id=?", (workflow_id,))
 
     # -- executions ---------------------------------------------------------------------
     def create_execution(
@@ -466,6 +576,7 @@ class Store:
         idempotency_key: str | None = None,
         executor: str | None = None,
         tasks: list[TaskRun] | None = None,
+        trigger: str = Trigger.API,
     ) -> tuple[Json, bool]:
         """Record a new ``pending`` execution; returns ``(execution row, created)``.
 
@@ -493,30 +604,196 @@ class Store:
                 revision = self._save_workflow(conn, workflow_id, *encoded)
             elif revision is None:
                 revision = self.workflow(workflow_id).revision
-            conn.execute(
-                "INSERT INTO executions (id, workflow_id, revision, status, params, "
-                "created_at, owner, heartbeat, parent_id, idempotency_key, executor, "
-                "first_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,"
-                "(SELECT coalesce(max(seq), 0) FROM events))",
-                (
-                    execution_id,
-                    workflow_id,
-                    revision,
-                    "pending",
-                    json.dumps(params or {}),
-                    utcnow(),
-                    owner,
-                    time.time(),
-                    parent_id,
-                    idempotency_key,
-                    executor,
-                ),
+            self._insert_execution(
+                conn,
+                execution_id,
+                workflow_id,
+                revision,
+                params=params,
+                owner=owner,
+                parent_id=parent_id,
+                idempotency_key=idempotency_key,
+                executor=executor,
+                trigger=trigger,
             )
             for sql, rows in task_writes(execution_id, tasks or []).items():
                 conn.executemany(sql, rows)
         if save is not None:
             self._cache_put((workflow_id, revision), save)
         return self.execution_row(execution_id), True
+
+    @staticmethod
+    def _insert_execution(
+        conn: sqlite3.Connection,
+        execution_id: str,
+        workflow_id: str,
+        revision: int,
+        *,
+        params: Json | None,
+        owner: str | None,
+        executor: str | None,
+        trigger: str,
+        parent_id: str | None = None,
+        idempotency_key: str | None = None,
+        scheduled_for: str | None = None,
+    ) -> None:
+        """Inside a writer's transaction: the row of a new ``pending`` execution."""
+        conn.execute(
+            "INSERT INTO executions (id, workflow_id, revision, status, params, "
+            "created_at, owner, heartbeat, parent_id, idempotency_key, executor, "
+            "trigger, scheduled_for, first_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
+            "(SELECT coalesce(max(seq), 0) FROM events))",
+            (
+                execution_id,
+                workflow_id,
+                revision,
+                "pending",
+                json.dumps(params or {}),
+                utcnow(),
+                owner,
+                time.time(),
+                parent_id,
+                idempotency_key,
+                executor,
+                str(trigger),
+                scheduled_for,
+            ),
+        )
+
+    # -- schedules ----------------------------------------------------------------------
+    def due_schedules(self, now: float) -> list[str]:
+        """Ids of the workflows with a slot due at ``now`` (not paused): one indexed read,
+        whatever the number of schedules."""
+        rows = (
+            self._conn()
+            .execute("SELECT workflow_id FROM schedules WHERE next_slot <= ?", (now,))
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def fire(
+        self,
+        workflow_id: str,
+        now: float,
+        *,
+        grace: float,
+        new_id: Callable[[], str],
+        params: Callable[[int, Json], Json],
+        owner: str,
+        executor: str | None,
+    ) -> list[Json]:
+        """Fire the due slots of one workflow (``schedule.plan``) and return the rows of
+        the executions created. One transaction reads the schedule, claims each slot (an
+        execution with ``scheduled_for``, unique per workflow: a slot another server
+        already fired is skipped) and moves the schedule on, so each slot fires once.
+        ``params(revision, schedule params)``: the execution's parameters."""
+        created: list[str] = []
+        with self.write() as conn:
+            row = conn.execute(
+                "SELECT revision, spec, anchor, last_slot, next_slot FROM schedules "
+                "WHERE workflow_id=? AND next_slot IS NOT NULL",
+                (workflow_id,),
+            ).fetchone()
+            if row is None or row[4] > now:
+                return []  # paused, removed, or fired by another server meanwhile
+            revision, spec, anchor, last_slot = row[:4]
+            sched = Schedule.from_json(json.loads(spec))
+            fire = plan(sched, anchor, last_slot, now, grace)
+            for slot in fire.slots:
+                when = iso(slot)
+                if conn.execute(
+                    "SELECT 1 FROM executions WHERE workflow_id=? AND scheduled_for=?",
+                    (workflow_id, when),
+                ).fetchone():
+                    continue
+                execution_id = new_id()
+                self._insert_execution(
+                    conn,
+                    execution_id,
+                    workflow_id,
+                    revision,
+                    params=params(revision, sched.params),
+                    owner=owner,
+                    executor=executor,
+                    trigger=Trigger.SCHEDULE,
+                    scheduled_for=when,
+                )
+                created.append(execution_id)
+            conn.execute(
+                "UPDATE schedules SET last_slot=?, next_slot=?, "
+                "last_execution=coalesce(?, last_execution), missed=coalesce(?, missed) "
+                "WHERE workflow_id=?",
+                (
+                    fire.last_slot,
+                    fire.next_slot,
+                    created[-1] if created else None,
+                    None if fire.missed is None else json.dumps(fire.missed),
+                    workflow_id,
+                ),
+            )
+        return [self.execution_row(e) for e in created]
+
+    def set_paused(self, workflow_id: str, paused: bool) -> None:
+        """Pause or resume a workflow's schedule. Resuming starts from now: the slots
+        that fell while paused never fire. NotFound for an unknown workflow, Conflict
+        (``no_schedule``) for one without a schedule."""
+        with self.write() as conn:
+            if not conn.execute(
+                "SELECT 1 FROM workflows WHERE id=? AND deleted=0", (workflow_id,)
+            ).fetchone():
+                raise NotFound(f"unknown workflow {workflow_id!r}")
+            row = conn.execute(
+                "SELECT spec, anchor, paused FROM schedules WHERE workflow_id=?", (workflow_id,)
+            ).fetchone()
+            if row is None:
+                raise Conflict(
+                    f"workflow {workflow_id!r} has no schedule; register it with a 'schedule' "
+                    "first (PUT /workflows/{id})",
+                    code="no_schedule",
+                )
+            if bool(row[2]) == paused:
+                return
+            now = self.clock()
+            nxt = None if paused else Schedule.from_json(json.loads(row[0])).next_slot(now, row[1])
+            conn.execute(
+                "UPDATE schedules SET paused=?, next_slot=?, last_slot=CASE WHEN ? THEN "
+                "last_slot ELSE ? END, updated_at=? WHERE workflow_id=?",
+                (int(paused), nxt, int(paused), now, utcnow(), workflow_id),
+            )
+
+    # -- snapshots ------------------------------------------------------------------------
+    def save_snapshots(self, snapshots: list[tuple[str, str, str, bytes, str]]) -> None:
+        """Record ``(hash, name, source, pickle, python version)`` rows (a hash already
+        there is kept: it is the same bytes)."""
+        if not snapshots:
+            return
+        now = utcnow()
+        with self.write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO snapshots VALUES (?,?,?,?,?,?)",
+                [(*snap, now) for snap in snapshots],
+            )
+
+    def function_snapshot(self, digest: str) -> tuple[str, str, bytes, str, str] | None:
+        """``(name, source, pickle, python version, created_at)`` of a snapshot, or None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT name, source, pickle, python, created_at FROM snapshots WHERE hash=?",
+                (digest,),
+            )
+            .fetchone()
+        )
+        return None if row is None else (row[0], row[1], bytes(row[2]), row[3], row[4])
+
+    def missing_snapshots(self, digests: set[str]) -> set[str]:
+        """Those of ``digests`` that are not stored."""
+        conn = self._conn()
+        return {
+            d
+            for d in digests
+            if not conn.execute("SELECT 1 FROM snapshots WHERE hash=?", (d,)).fetchone()
+        }
 
     def commit(self, execution_id: str, changes: Changes) -> list[Event] | None:
         """Write one batch of state changes of an execution in one transaction (the
@@ -624,18 +901,21 @@ class Store:
         *,
         workflow_id: str | None = None,
         status: str | None = None,
+        trigger: str | None = None,
         limit: int = 100,
         cursor: int | None = None,
     ) -> tuple[list[Json], int | None]:
         """Execution rows newest first; returns ``(page, next_cursor)``."""
         where = ["1=1"]
         args: list[Any] = []
-        if workflow_id is not None:
-            where.append("workflow_id=?")
-            args.append(workflow_id)
-        if status is not None:
-            where.append("status=?")
-            args.append(status)
+        for column, value in (
+            ("workflow_id", workflow_id),
+            ("status", status),
+            ("trigger", trigger),
+        ):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
         if cursor is not None:
             where.append("rowid<?")
             args.append(cursor)

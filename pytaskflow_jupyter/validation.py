@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+from . import schedule
 from .errors import Problem, ValidationError
 from .kinds import KINDS, TASK_TYPES
 from .model import (
@@ -26,6 +27,7 @@ from .model import (
     Workflow,
     canonical_json,
 )
+from .schedule import Schedule
 
 __all__ = ["Limits", "parse_workflow", "walk_strings"]
 
@@ -40,6 +42,7 @@ WORKFLOW_KEYS = frozenset(
         "tasks",
         "max_parallel",
         "parameters",
+        "schedule",
     }
 )
 TASK_KEYS = frozenset(
@@ -171,6 +174,23 @@ def _check_header(data: dict[str, Any], p: _Problems, limits: Limits) -> None:
         p.add("max_parallel", "out_of_range", "must be a positive integer")
     if "parameters" in data:
         _check_parameters(data["parameters"], p)
+    if data.get("schedule") is not None:
+        _check_schedule(data["schedule"], data.get("parameters"), p)
+
+
+def _check_schedule(value: Any, parameters: Any, p: _Problems) -> None:
+    """``schedule`` (SPEC 12); its ``params`` must be declared ``parameters`` when the
+    workflow declares them, as a trigger's."""
+    schedule.check(value, p.add)
+    given = value.get("params") if isinstance(value, dict) else None
+    if isinstance(given, dict) and isinstance(parameters, dict):
+        for name in sorted(set(given) - set(parameters), key=str):
+            p.add(
+                f"schedule.params.{name}",
+                "unknown_parameter",
+                f"{name!r} is not a declared parameter; declared: "
+                f"{', '.join(sorted(map(str, parameters))) or 'none'}",
+            )
 
 
 PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")  # fullmatch, as ID_PATTERN
@@ -514,5 +534,6 @@ def _build(
         owner=data.get("owner"),
         max_parallel=data.get("max_parallel"),
         parameters=data.get("parameters"),
+        schedule=None if data.get("schedule") is None else Schedule.from_json(data["schedule"]),
         canonical=canonical,
     )

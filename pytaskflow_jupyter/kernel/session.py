@@ -32,7 +32,6 @@ result hands the real object downstream instead of the stored summary.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import os
 import sys
@@ -46,6 +45,7 @@ from ..errors import InvalidInput, NotFound
 from ..events import EventBus
 from ..executors import Executor, ThreadExecutor, make_executor
 from ..runner import Runner
+from ..snapshots import SnapshotResolver, bind_names
 from ..store import Store, default_db_path
 
 __all__ = ["Session", "bind", "close_session", "get_session", "register_function"]
@@ -105,10 +105,14 @@ def _missing(name: str) -> Callable[..., Any]:
     return missing
 
 
-def resolve(name: str) -> Callable[..., Any]:
-    """The ``Runner`` hook: a bound notebook function, or a stand-in that says it is missing."""
+def resolve(name: str, snapshot: str | None = None) -> Callable[..., Any]:
+    """The ``Runner`` hook: a bound notebook function; when this kernel does not define
+    it, the task's snapshot (a workflow registered by another kernel); else a stand-in
+    that says it is missing."""
     fn = find_function(name)
     if fn is None:
+        if snapshot is not None:
+            return get_session().snapshots(name, snapshot)
         return _missing(name)
     try:
         return bind(fn)
@@ -162,61 +166,24 @@ def is_summary(value: Any) -> bool:
 # -- binding ------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=256)
 def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a notebook function for the engine (see the module docstring).
+    """Wrap a notebook function for the engine (``snapshots.bind_names``, see the module
+    docstring): upstream results the store kept as a JSON summary are replaced by the
+    Python objects still in memory, and each result is kept in memory."""
+    return bind_names(fn, upstream_hook=_recall_upstream, result_hook=_remember_result)
 
-    The wrapper advertises ``fn``'s keyword parameters plus ``upstream`` and ``context``
-    (through ``__signature__``), so the core passes execution params exactly as it would
-    to ``fn``; parameters still missing are filled from dependency results by name.
-    """
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return fn
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    names = {p.name for p in sig.parameters.values() if p.kind in kinds}
-    var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
 
-    def task_call(
-        upstream: dict[str, Any] | None = None, context: dict[str, Any] | None = None, **kwargs: Any
-    ) -> Any:
-        upstream = dict(upstream or {})
-        context = dict(context or {})
-        execution_id = context.get("execution_id", "")
-        for dep, value in upstream.items():
-            if is_summary(value):
-                found, real = recall(execution_id, dep)
-                if found:
-                    upstream[dep] = real
-        if "upstream" in names:
-            kwargs["upstream"] = upstream
-        if "context" in names:
-            kwargs["context"] = context
-        for dep, value in upstream.items():
-            if dep in names and dep not in kwargs:
-                kwargs[dep] = value
-        result = fn(**kwargs)
-        if execution_id:
-            remember(execution_id, context.get("task", ""), result)
-        return result
+def _recall_upstream(upstream: dict[str, Any], context: dict[str, Any]) -> None:
+    execution_id = context.get("execution_id", "")
+    for dep, value in upstream.items():
+        if is_summary(value):
+            found, real = recall(execution_id, dep)
+            if found:
+                upstream[dep] = real
 
-    # names are all the core reads; defaults and annotations stay off (they may not pickle)
-    params = [
-        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY)
-        for p in sig.parameters.values()
-        if p.kind in kinds
-    ]
-    params += [
-        inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, default=None)
-        for extra in ("upstream", "context")
-        if extra not in names
-    ]
-    if var_kw:
-        params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
-    task_call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    task_call.__name__ = getattr(fn, "__name__", "task")
-    task_call.__qualname__ = getattr(fn, "__qualname__", task_call.__name__)
-    task_call.__wrapped_task__ = fn  # type: ignore[attr-defined]
-    return task_call
+
+def _remember_result(context: dict[str, Any], result: Any) -> None:
+    if context.get("execution_id"):
+        remember(context["execution_id"], context.get("task", ""), result)
 
 
 # -- the session ----------------------------------------------------------------------------
@@ -225,6 +192,7 @@ class Session:
 
     def __init__(self, db_path: str | Path | None = None, *, workers: int | None = None) -> None:
         self.store = Store(db_path or default_db_path())
+        self.snapshots = SnapshotResolver(self.store.function_snapshot)
         self.bus = EventBus()
         self.workers = workers
         self._runners: dict[str, Runner] = {}

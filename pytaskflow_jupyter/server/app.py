@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ from .._version import __version__
 from ..events import EventBus
 from ..executors import EXECUTORS, make_executor
 from ..runner import Runner
+from ..snapshots import SnapshotResolver
 from ..store import Store, default_db_path
 from ..validation import Limits
 from .handlers import (
@@ -62,6 +64,7 @@ from .handlers import (
     NotebookParametersHandler,
     OpenAPIHandler,
     RetryHandler,
+    ScheduleHandler,
     WorkflowExecutionsHandler,
     WorkflowHandler,
     WorkflowsHandler,
@@ -84,6 +87,7 @@ def default_handlers() -> list[tuple[str, type[RequestHandler]]]:
         (r"/workflows", WorkflowsHandler),
         (rf"/workflows/{wid}", WorkflowHandler),
         (rf"/workflows/{wid}/executions", WorkflowExecutionsHandler),
+        (rf"/workflows/{wid}/schedule/(pause|resume)", ScheduleHandler),
         (r"/executions", ExecutionsHandler),
         (rf"/executions/{eid}", ExecutionHandler),
         (rf"/executions/{eid}/cancel", CancelHandler),
@@ -191,6 +195,22 @@ class TaskFlowApp(ExtensionApp):
         "and rerun without using up a retry; one more and the task fails with reason "
         "'interrupted' (it may be what kills the server).",
     ).tag(config=True)
+    scheduler_interval = Float(
+        0.25,
+        help="Seconds between the scheduler's checks for due slots (each one indexed read "
+        "of the schedules table, whatever their number).",
+    ).tag(config=True)
+    schedule_grace = Float(
+        60.0,
+        help="A slot the scheduler sees later than this after it fell counts as missed "
+        "while no server ran: the schedule's catchup policy decides whether it fires.",
+    ).tag(config=True)
+    clock = Unicode(
+        "",
+        help="Where schedules take the time from: '' for the system clock, else "
+        "'module:function' naming a function that returns Unix seconds (tests and "
+        "simulations drive time with it).",
+    ).tag(config=True)
     shutdown_timeout = Float(
         5.0,
         help="Seconds the server waits at shutdown for running executions to finish "
@@ -209,7 +229,7 @@ class TaskFlowApp(ExtensionApp):
             raise TraitError(f"TaskFlowApp.{proposal['trait'].name} must be at least 1")
         return int(proposal["value"])
 
-    @validate("ws_poll_interval", "heartbeat_interval", "adopt_interval")
+    @validate("ws_poll_interval", "heartbeat_interval", "adopt_interval", "scheduler_interval")
     def _positive_float(self, proposal: Any) -> float:
         if not proposal["value"] > 0:
             raise TraitError(f"TaskFlowApp.{proposal['trait'].name} must be > 0")
@@ -236,7 +256,9 @@ class TaskFlowApp(ExtensionApp):
         os.environ["PYTASKFLOW_DB"] = str(path)  # kernels started by this server share it
         self.pool = ThreadPoolExecutor(self.db_threads, thread_name_prefix="taskflow-db")
         limits = Limits(max_tasks=self.max_tasks)
-        self.store = Store(path, synchronous=self.db_synchronous, limits=limits)
+        self.store = Store(
+            path, synchronous=self.db_synchronous, limits=limits, clock=self._clock()
+        )
         self.bus = EventBus()
         self.task_executor = self._make_executor()
         root_dir = getattr(self.serverapp, "root_dir", None)
@@ -251,6 +273,8 @@ class TaskFlowApp(ExtensionApp):
             stale_after=self.stale_after,
             log_limit=self.log_limit,
             max_interruptions=self.max_interruptions,
+            schedule_grace=self.schedule_grace,
+            resolve=SnapshotResolver(self.store.function_snapshot),
             root_dir=root_dir,
             runs_dir=os.path.join(root_dir or os.getcwd(), os.path.expanduser(self.runs_dir)),
         )
@@ -262,6 +286,16 @@ class TaskFlowApp(ExtensionApp):
         self.log.info(
             "PyTaskFlow %s: database %s, executor %s", __version__, path, self.task_executor.name
         )
+
+    def _clock(self) -> Callable[[], float]:
+        if not self.clock:
+            return time.time
+        from ..kinds import resolve_callable
+
+        try:
+            return resolve_callable(self.clock)
+        except Exception as exc:
+            raise TraitError(f"TaskFlowApp.clock = {self.clock!r}: {exc}") from exc
 
     def _make_executor(self) -> Any:
         kind = self.executor
@@ -289,6 +323,20 @@ class TaskFlowApp(ExtensionApp):
         if self.recover_on_start:
             self._background.append(asyncio.create_task(self._recover_forever()))
         self._background.append(asyncio.create_task(self._adopt_forever()))
+        self._background.append(asyncio.create_task(self._schedule_forever()))
+
+    async def _schedule_forever(self) -> None:
+        """Every ``scheduler_interval``: fire the due slots of every schedule (off the
+        loop; exactly once per slot across servers, see ``Store.fire``)."""
+        while True:
+            await asyncio.sleep(self.scheduler_interval)
+            try:
+                fired = await self.run(self.runner.fire_due)
+            except Exception:
+                self.log.exception("PyTaskFlow: the scheduler's check failed")
+                continue
+            if fired:
+                self.log.info("PyTaskFlow: scheduled execution(s) %s", ", ".join(fired))
 
     async def _recover_forever(self) -> None:
         """At start, then every ``stale_after / 2`` s: resume what a dead server left

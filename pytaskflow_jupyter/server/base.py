@@ -31,7 +31,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from ..errors import InvalidInput, Problem, TaskFlowError
-from ..model import EXECUTION_STATUSES
+from ..model import EXECUTION_STATUSES, Trigger
 from ..runner import Runner
 
 __all__ = [
@@ -227,6 +227,16 @@ def status_value(key: str, value: str) -> str:
             key,
             "invalid_query",
             f"unknown status {value!r}; allowed: {', '.join(EXECUTION_STATUSES)}",
+        )
+    return value
+
+
+def trigger_value(key: str, value: str) -> str:
+    """What started an execution (``api``, ``notebook``, ``schedule``, ``retry``)."""
+    allowed = [t.value for t in Trigger]
+    if value not in allowed:
+        raise problem(
+            key, "invalid_query", f"unknown trigger {value!r}; allowed: {', '.join(allowed)}"
         )
     return value
 

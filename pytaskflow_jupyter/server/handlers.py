@@ -43,6 +43,7 @@ from .base import (
     problem,
     rerun_value,
     status_value,
+    trigger_value,
 )
 from .body import check_media_type, parse_json
 from .openapi import openapi
@@ -54,6 +55,7 @@ __all__ = [
     "LogsHandler",
     "OpenAPIHandler",
     "RetryHandler",
+    "ScheduleHandler",
     "TaskFlowHandler",
     "WorkflowExecutionsHandler",
     "WorkflowHandler",
@@ -184,13 +186,21 @@ class WorkflowsHandler(TaskFlowHandler):
 
 
 class WorkflowHandler(TaskFlowHandler):
-    """``GET /workflows/{id}[?revision=N]`` and ``DELETE /workflows/{id}``."""
+    """``GET /workflows/{id}[?revision=N]``, ``PUT /workflows/{id}`` (register or update
+    without running) and ``DELETE /workflows/{id}``."""
 
     @web.authenticated
     @authorized
     async def get(self, workflow_id: str) -> None:
         q = self.query({"revision": int_range(1, 10**12)})
         await self.reply(self.runner.get_workflow, workflow_id, q.get("revision"))
+
+    @web.authenticated
+    @_execute  # a registered schedule runs its code later
+    async def put(self, workflow_id: str) -> None:
+        self.query({})
+        definition = await self.json_body()
+        await self.reply(self.runner.register, definition, workflow_id=workflow_id)
 
     @web.authenticated
     @authorized
@@ -221,8 +231,19 @@ class WorkflowExecutionsHandler(TaskFlowHandler):
         )
 
 
+class ScheduleHandler(TaskFlowHandler):
+    """``POST /workflows/{id}/schedule/pause`` and ``.../resume``: the workflow."""
+
+    @web.authenticated
+    @_execute
+    async def post(self, workflow_id: str, action: str) -> None:
+        self.query({})
+        await self.object_body({})
+        await self.reply(self.runner.pause, workflow_id, action == "pause")
+
+
 class ExecutionsHandler(TaskFlowHandler):
-    """``GET /executions[?workflow_id=&status=&limit=&cursor=]``, newest first."""
+    """``GET /executions[?workflow_id=&status=&trigger=&limit=&cursor=]``, newest first."""
 
     @web.authenticated
     @authorized
@@ -231,6 +252,7 @@ class ExecutionsHandler(TaskFlowHandler):
             {
                 "workflow_id": nonempty,
                 "status": status_value,
+                "trigger": trigger_value,
                 "limit": int_range(1, 1000),
                 "cursor": cursor_value,
             }
@@ -241,6 +263,7 @@ class ExecutionsHandler(TaskFlowHandler):
             rows, after = self.runner.list_executions(
                 workflow_id=q.get("workflow_id"),
                 status=q.get("status"),
+                trigger=q.get("trigger"),
                 limit=limit,
                 cursor=q.get("cursor"),
             )
@@ -249,11 +272,7 @@ class ExecutionsHandler(TaskFlowHandler):
         text, after = await self.app.run(page)
         if after is not None:
             cursor = encode_cursor(after)
-            args = {
-                k: v
-                for k, v in (("workflow_id", q.get("workflow_id")), ("status", q.get("status")))
-                if v is not None
-            }
+            args = {k: v for k, v in q.items() if k in ("workflow_id", "status", "trigger")}
             link = (
                 url_path_join(self.base_url, "executions")
                 + "?"

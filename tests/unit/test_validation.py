@@ -66,9 +66,113 @@ REJECTED = [
     ),
     (
         "unknown top-level key",
+        {"name": "w", "tasks": [A], "shedule": {"every": 60}},
+        "shedule",
+        "unknown_field",
+    ),
+    (
+        "schedule not an object",
         {"name": "w", "tasks": [A], "schedule": "@daily"},
         "schedule",
+        "type_error",
+    ),
+    (
+        "schedule cron invalid",
+        {"name": "w", "tasks": [A], "schedule": {"cron": "61 * * * *"}},
+        "schedule.cron",
+        "invalid_cron",
+    ),
+    (
+        "schedule cron with 6 fields",
+        {"name": "w", "tasks": [A], "schedule": {"cron": "0 0 * * * *"}},
+        "schedule.cron",
+        "invalid_cron",
+    ),
+    (
+        "schedule cron that never fires",
+        {"name": "w", "tasks": [A], "schedule": {"cron": "0 0 31 2 *"}},
+        "schedule.cron",
+        "invalid_cron",
+    ),
+    (
+        "schedule unknown timezone",
+        {"name": "w", "tasks": [A], "schedule": {"cron": "0 3 * * *", "timezone": "Mars/Olympus"}},
+        "schedule.timezone",
+        "unknown_timezone",
+    ),
+    (
+        "schedule timezone as a path",
+        {
+            "name": "w",
+            "tasks": [A],
+            "schedule": {"cron": "0 3 * * *", "timezone": "../../etc/passwd"},
+        },
+        "schedule.timezone",
+        "unknown_timezone",
+    ),
+    (
+        "schedule with cron and every",
+        {"name": "w", "tasks": [A], "schedule": {"cron": "0 3 * * *", "every": 60}},
+        "schedule",
+        "invalid_schedule",
+    ),
+    (
+        "schedule with neither",
+        {"name": "w", "tasks": [A], "schedule": {}},
+        "schedule",
+        "invalid_schedule",
+    ),
+    (
+        "schedule every below a second",
+        {"name": "w", "tasks": [A], "schedule": {"every": 0.5}},
+        "schedule.every",
+        "out_of_range",
+    ),
+    (
+        "schedule every a string",
+        {"name": "w", "tasks": [A], "schedule": {"every": "60"}},
+        "schedule.every",
+        "type_error",
+    ),
+    (
+        "schedule unknown catchup",
+        {"name": "w", "tasks": [A], "schedule": {"every": 60, "catchup": "some"}},
+        "schedule.catchup",
+        "invalid_value",
+    ),
+    (
+        "schedule unknown key",
+        {"name": "w", "tasks": [A], "schedule": {"every": 60, "at": "02:00"}},
+        "schedule.at",
         "unknown_field",
+    ),
+    (
+        "schedule params not declared",
+        {
+            "name": "w",
+            "tasks": [A],
+            "parameters": {"day": None},
+            "schedule": {"every": 60, "params": {"night": 1}},
+        },
+        "schedule.params.night",
+        "unknown_parameter",
+    ),
+    (
+        "snapshot without a notebook callable",
+        {
+            "name": "w",
+            "tasks": [
+                {"name": "a", "params": {"callable": "m:f", "snapshot": "sha256:" + "0" * 64}}
+            ],
+        },
+        "tasks[0].params.snapshot",
+        "invalid_snapshot",
+    ),
+    (
+        "snapshot malformed",
+        {"name": "w", "tasks": [{"name": "a", "params": {"callable": "f", "snapshot": "abc"}}]},
+        "tasks[0].params.snapshot",
+        "invalid_snapshot",
     ),
     (
         "dependencies a string",
