@@ -54,8 +54,9 @@ __all__ = [
     "ExecutionsHandler",
     "LogsHandler",
     "OpenAPIHandler",
+    "PauseHandler",
+    "ResumeHandler",
     "RetryHandler",
-    "ScheduleHandler",
     "TaskFlowHandler",
     "WorkflowExecutionsHandler",
     "WorkflowHandler",
@@ -231,15 +232,27 @@ class WorkflowExecutionsHandler(TaskFlowHandler):
         )
 
 
-class ScheduleHandler(TaskFlowHandler):
-    """``POST /workflows/{id}/schedule/pause`` and ``.../resume``: the workflow."""
+class PauseHandler(TaskFlowHandler):
+    """``POST /workflows/{id}/schedule/pause``: the workflow, its schedule paused."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, workflow_id: str) -> None:
+        self.query({})
+        await self.object_body({})
+        await self.reply(self.runner.pause, workflow_id, True)
+
+
+class ResumeHandler(TaskFlowHandler):
+    """``POST /workflows/{id}/schedule/resume``: the workflow, its schedule running again
+    from now (it runs code again: the ``execute`` action)."""
 
     @web.authenticated
     @_execute
-    async def post(self, workflow_id: str, action: str) -> None:
+    async def post(self, workflow_id: str) -> None:
         self.query({})
         await self.object_body({})
-        await self.reply(self.runner.pause, workflow_id, action == "pause")
+        await self.reply(self.runner.pause, workflow_id, False)
 
 
 class ExecutionsHandler(TaskFlowHandler):

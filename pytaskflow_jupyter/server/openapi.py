@@ -12,7 +12,8 @@ from typing import Any
 
 from ..events import EVENT_TYPES
 from ..kinds import KINDS, TaskKind
-from ..model import EXECUTION_STATUSES, TASK_STATUSES, TRIGGER_RULES
+from ..model import EXECUTION_STATUSES, TASK_STATUSES, TRIGGER_RULES, Trigger
+from ..schedule import CATCHUP, MAX_EVERY
 
 __all__ = ["openapi"]
 
@@ -106,7 +107,57 @@ DEFINITION_PROPERTIES: Json = {
         "JSON values; a trigger's `params` override them and may name no other",
         "additionalProperties": True,
     },
+    "schedule": _nullable(_ref("Schedule")),
     "tasks": {"type": "array", "minItems": 1, "items": _ref("TaskDefinition")},
+}
+TRIGGERS = [t.value for t in Trigger]
+SCHEDULE: Json = {
+    "type": "object",
+    "description": "when the server runs the workflow on its own: exactly one of `cron` or `every`",
+    "additionalProperties": False,
+    "properties": {
+        "cron": _nullable(
+            {**STR, "description": "5 fields: minute hour day-of-month month day-of-week"}
+        ),
+        "every": _nullable({"type": "number", "minimum": 1, "maximum": MAX_EVERY}),
+        "timezone": _nullable({**STR, "description": "IANA name (cron only)", "default": "UTC"}),
+        "catchup": {
+            "type": "string",
+            "enum": list(CATCHUP),
+            "default": "none",
+            "description": "slots missed while no server ran: dropped, the latest, or all "
+            "(at most 100)",
+        },
+        "params": _nullable({"type": "object", "additionalProperties": True}),
+    },
+}
+SCHEDULE_STATE: Json = {
+    "scheduleText": _nullable({**STR, "description": "the schedule in words"}),
+    "paused": {"type": "boolean"},
+    "nextRunTime": TIME,
+    "lastScheduledRun": _nullable(
+        {
+            "type": "object",
+            "required": ["executionId", "scheduledFor", "status"],
+            "properties": {"executionId": STR, "scheduledFor": TIME, "status": STR},
+        }
+    ),
+    "missedSlots": _nullable(
+        {
+            "type": "object",
+            "description": "the last time slots were missed while no server ran, and how "
+            "many of them the catch-up policy fired",
+            "required": ["count", "first", "last", "catchup", "fired", "detectedAt"],
+            "properties": {
+                "count": {"type": "integer"},
+                "first": TIME,
+                "last": TIME,
+                "catchup": {"type": "string", "enum": list(CATCHUP)},
+                "fired": {"type": "integer"},
+                "detectedAt": TIME,
+            },
+        }
+    ),
 }
 
 TASK_PROPERTIES: Json = {
@@ -138,6 +189,10 @@ def _execution(task: str) -> Json:
             "parentId": _nullable(STR),
             "reason": _nullable(STR),
             "executor": _nullable(STR),
+            "trigger": {"type": "string", "enum": TRIGGERS},
+            "scheduledFor": _nullable(
+                {**TIME, "description": "the slot a scheduled execution was fired for"}
+            ),
         },
     }
 
@@ -151,11 +206,24 @@ SCHEMAS: Json = {
         "required": ["name", "tasks"],
         "properties": DEFINITION_PROPERTIES,
     },
+    "Schedule": SCHEDULE,
     "Workflow": {
         "type": "object",
-        "required": ["id", "name", "tasks", "revision", "createdAt", "updatedAt"],
+        "required": [
+            "id",
+            "name",
+            "tasks",
+            "revision",
+            "createdAt",
+            "updatedAt",
+            "schedule",
+            "paused",
+            "nextRunTime",
+            "lastScheduledRun",
+        ],
         "properties": {
             **DEFINITION_PROPERTIES,
+            **SCHEDULE_STATE,
             "revision": {"type": "integer", "minimum": 1},
             "createdAt": {"type": "string", "format": "date-time"},
             "updatedAt": {"type": "string", "format": "date-time"},
@@ -373,6 +441,16 @@ PATHS: Json = {
             ],
             "responses": _responses("200", _ref("Workflow"), "404"),
         },
+        "put": {
+            "operationId": "putWorkflow",
+            "summary": "register or update a definition without running it (its schedule "
+            "takes effect); the body's `id`, if any, must be the path's",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("WorkflowDefinition")}},
+            },
+            "responses": _responses("200", _ref("Workflow"), "413", "415"),
+        },
         "delete": {
             "operationId": "deleteWorkflow",
             "summary": "remove a definition (409 while an execution is active)",
@@ -389,6 +467,19 @@ PATHS: Json = {
             "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415"),
         },
     },
+    **{
+        f"/workflows/{{workflow_id}}/schedule/{action}": {
+            "parameters": [WORKFLOW_ID],
+            "post": {
+                "operationId": f"{action}Schedule",
+                "summary": f"{action} the workflow's schedule"
+                + (" (the slots that fell while paused do not fire)" if action == "resume" else ""),
+                "requestBody": EMPTY_BODY,
+                "responses": _responses("200", _ref("Workflow"), "404", "409", "413", "415"),
+            },
+        }
+        for action in ("pause", "resume")
+    },
     "/executions": {
         "get": {
             "operationId": "listExecutions",
@@ -403,6 +494,11 @@ PATHS: Json = {
                     "status",
                     "only executions with this status",
                     {"type": "string", "enum": list(EXECUTION_STATUSES)},
+                ),
+                _query(
+                    "trigger",
+                    "only executions started this way",
+                    {"type": "string", "enum": TRIGGERS},
                 ),
                 _query(
                     "limit",

@@ -170,7 +170,8 @@ export interface paths {
     };
     /** one definition (latest revision) */
     get: operations['getWorkflow'];
-    put?: never;
+    /** register or update a definition without running it (its schedule takes effect); the body's `id`, if any, must be the path's */
+    put: operations['putWorkflow'];
     post?: never;
     /** remove a definition (409 while an execution is active) */
     delete: operations['deleteWorkflow'];
@@ -193,6 +194,46 @@ export interface paths {
     put?: never;
     /** trigger a new execution of a registered workflow */
     post: operations['startExecution'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/workflows/{workflow_id}/schedule/pause': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** pause the workflow's schedule */
+    post: operations['pauseSchedule'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/workflows/{workflow_id}/schedule/resume': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** resume the workflow's schedule (the slots that fell while paused do not fire) */
+    post: operations['resumeSchedule'];
     delete?: never;
     options?: never;
     head?: never;
@@ -233,6 +274,8 @@ export interface components {
       kwargs?: Record<string, unknown>;
       /** @description the downstream task(s) to run */
       next?: string | string[];
+      /** @description 'sha256:<hex>': the stored snapshot of the notebook function `callable` names, which the server runs (taken by the notebook side when it registers, submits or schedules) */
+      snapshot?: string;
     };
     /** @description a branch task */
     BranchTaskDefinition: {
@@ -314,11 +357,18 @@ export interface components {
       parentId?: string | null;
       reason?: string | null;
       revision: number;
+      /**
+       * Format: date-time
+       * @description the slot a scheduled execution was fired for
+       */
+      scheduledFor?: string | null;
       /** Format: date-time */
       startTime: string | null;
       /** @enum {string} */
       status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
       tasks: components['schemas']['Task'][];
+      /** @enum {string} */
+      trigger?: 'api' | 'notebook' | 'schedule' | 'retry';
       workflowId: string;
     };
     ExecutionDetail: {
@@ -334,11 +384,18 @@ export interface components {
       parentId?: string | null;
       reason?: string | null;
       revision: number;
+      /**
+       * Format: date-time
+       * @description the slot a scheduled execution was fired for
+       */
+      scheduledFor?: string | null;
       /** Format: date-time */
       startTime: string | null;
       /** @enum {string} */
       status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
       tasks: components['schemas']['TaskDetail'][];
+      /** @enum {string} */
+      trigger?: 'api' | 'notebook' | 'schedule' | 'retry';
       workflowId: string;
     };
     ExecutionRequest: {
@@ -394,6 +451,8 @@ export interface components {
       code?: string;
       /** @description keyword arguments of the callable (seen by code as `params`) */
       kwargs?: Record<string, unknown>;
+      /** @description 'sha256:<hex>': the stored snapshot of the notebook function `callable` names, which the server runs (taken by the notebook side when it registers, submits or schedules) */
+      snapshot?: string;
     };
     /** @description a python task */
     PythonTaskDefinition: {
@@ -426,6 +485,26 @@ export interface components {
     RetryRequest: {
       /** @description tasks to run again, with everything downstream of them, even where their results could be reused (an unknown name is a 400) */
       rerun?: string[];
+    };
+    /** @description when the server runs the workflow on its own: exactly one of `cron` or `every` */
+    Schedule: {
+      /**
+       * @description slots missed while no server ran: dropped, the latest, or all (at most 100)
+       * @default none
+       * @enum {string}
+       */
+      catchup?: 'none' | 'latest' | 'all';
+      /** @description 5 fields: minute hour day-of-month month day-of-week */
+      cron?: string | null;
+      every?: number | null;
+      params?: {
+        [key: string]: unknown;
+      } | null;
+      /**
+       * @description IANA name (cron only)
+       * @default UTC
+       */
+      timezone?: string | null;
     };
     Task: {
       attempts: number;
@@ -490,14 +569,39 @@ export interface components {
       createdAt: string;
       description?: string | null;
       id: string;
+      lastScheduledRun: {
+        executionId: string;
+        /** Format: date-time */
+        scheduledFor: string | null;
+        status: string;
+      } | null;
       max_parallel?: number | null;
+      /** @description the last time slots were missed while no server ran, and how many of them the catch-up policy fired */
+      missedSlots?: {
+        /** @enum {string} */
+        catchup: 'none' | 'latest' | 'all';
+        count: number;
+        /** Format: date-time */
+        detectedAt: string | null;
+        fired: number;
+        /** Format: date-time */
+        first: string | null;
+        /** Format: date-time */
+        last: string | null;
+      } | null;
       name: string;
+      /** Format: date-time */
+      nextRunTime: string | null;
       owner?: string | null;
       /** @description the workflow's parameters: names (Python identifiers) to default JSON values; a trigger's `params` override them and may name no other */
       parameters?: {
         [key: string]: unknown;
       };
+      paused: boolean;
       revision: number;
+      schedule: components['schemas']['Schedule'];
+      /** @description the schedule in words */
+      scheduleText?: string | null;
       tags?: string[];
       tasks: components['schemas']['TaskDefinition'][];
       /** Format: date-time */
@@ -515,6 +619,7 @@ export interface components {
       parameters?: {
         [key: string]: unknown;
       };
+      schedule?: components['schemas']['Schedule'];
       tags?: string[];
       tasks: components['schemas']['TaskDefinition'][];
       /** @default 1 */
@@ -536,6 +641,8 @@ export interface operations {
         workflow_id?: string;
         /** @description only executions with this status */
         status?: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+        /** @description only executions started this way */
+        trigger?: 'api' | 'notebook' | 'schedule' | 'retry';
         /** @description page size */
         limit?: number;
         /** @description the X-Next-Cursor of the previous page (opaque) */
@@ -1103,6 +1210,69 @@ export interface operations {
       };
     };
   };
+  putWorkflow: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['WorkflowDefinition'];
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Workflow'];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description body over `TaskFlowApp.max_body_bytes` */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description body is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
   deleteWorkflow: {
     parameters: {
       query?: never;
@@ -1186,6 +1356,168 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['Execution'];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description unknown id */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description the current state forbids it */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description body over `TaskFlowApp.max_body_bytes` */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description body is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  pauseSchedule: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': Record<string, unknown>;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Workflow'];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description unknown id */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description the current state forbids it */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description body over `TaskFlowApp.max_body_bytes` */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description body is not application/json */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  resumeSchedule: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        'application/json': Record<string, unknown>;
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Workflow'];
         };
       };
       /** @description invalid input (body, query, header or definition); `errors` lists each problem */
