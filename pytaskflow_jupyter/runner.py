@@ -204,27 +204,23 @@ class Runner:
         of every scheduled workflow and start their executions; returns their ids. The
         time is the store's clock (``TaskFlowApp.clock``)."""
         now = self.store.clock()
+        due = self.store.due_schedules(now)
+        if not due:
+            return []
+        rows = self.store.fire(
+            due,
+            now,
+            grace=self.schedule_grace,
+            new_id=new_execution_id,
+            params=lambda wid, rev, given: self.store.load_workflow(wid, rev).resolve_params(given),
+            owner=self.owner,
+            executor=self.executor.name,
+        )
         started = []
-        for workflow_id in self.store.due_schedules(now):
-            try:
-                rows = self.store.fire(
-                    workflow_id,
-                    now,
-                    grace=self.schedule_grace,
-                    new_id=new_execution_id,
-                    params=lambda rev, given, wid=workflow_id: self.store.load_workflow(
-                        wid, rev
-                    ).resolve_params(given),
-                    owner=self.owner,
-                    executor=self.executor.name,
-                )
-            except Exception:
-                log.exception("firing the schedule of workflow %r failed", workflow_id)
-                continue
-            for row in rows:
-                wf = self.store.load_workflow(row["workflow_id"], row["revision"])
-                self._launch(wf, row["id"], row["params"], None)
-                started.append(row["id"])
+        for row in rows:
+            wf = self.store.load_workflow(row["workflow_id"], row["revision"])
+            self._launch(wf, row["id"], row["params"], None)
+            started.append(row["id"])
         return started
 
     def list_workflows(self) -> list[Json]:

@@ -671,67 +671,98 @@ class Store:
         )
         return [r[0] for r in rows]
 
+    FIRE_BATCH = 200  # workflows fired per transaction (the write lock is held that long)
+
     def fire(
         self,
-        workflow_id: str,
+        workflow_ids: list[str],
         now: float,
         *,
         grace: float,
         new_id: Callable[[], str],
-        params: Callable[[int, Json], Json],
+        params: Callable[[str, int, Json], Json],
         owner: str,
         executor: str | None,
     ) -> list[Json]:
-        """Fire the due slots of one workflow (``schedule.plan``) and return the rows of
-        the executions created. One transaction reads the schedule, claims each slot (an
-        execution with ``scheduled_for``, unique per workflow: a slot another server
-        already fired is skipped) and moves the schedule on, so each slot fires once.
-        ``params(revision, schedule params)``: the execution's parameters."""
+        """Fire the due slots of these workflows (``schedule.plan``) and return the rows
+        of the executions created. One transaction (per ``FIRE_BATCH`` workflows) reads
+        each schedule, claims each slot (an execution with ``scheduled_for``, unique per
+        workflow: a slot another server already fired is skipped) and moves the schedule
+        on, so each slot fires once. ``params(workflow id, revision, schedule params)``:
+        the execution's parameters. A workflow whose firing fails is left as it was (a
+        savepoint) and logged; the others fire."""
         created: list[str] = []
-        with self.write() as conn:
-            row = conn.execute(
-                "SELECT revision, spec, anchor, last_slot, next_slot FROM schedules "
-                "WHERE workflow_id=? AND next_slot IS NOT NULL",
-                (workflow_id,),
-            ).fetchone()
-            if row is None or row[4] > now:
-                return []  # paused, removed, or fired by another server meanwhile
-            revision, spec, anchor, last_slot = row[:4]
-            sched = Schedule.from_json(json.loads(spec))
-            fire = plan(sched, anchor, last_slot, now, grace)
-            for slot in fire.slots:
-                when = iso(slot)
-                if conn.execute(
-                    "SELECT 1 FROM executions WHERE workflow_id=? AND scheduled_for=?",
-                    (workflow_id, when),
-                ).fetchone():
-                    continue
-                execution_id = new_id()
-                self._insert_execution(
-                    conn,
-                    execution_id,
-                    workflow_id,
-                    revision,
-                    params=params(revision, sched.params),
-                    owner=owner,
-                    executor=executor,
-                    trigger=Trigger.SCHEDULE,
-                    scheduled_for=when,
-                )
-                created.append(execution_id)
-            conn.execute(
-                "UPDATE schedules SET last_slot=?, next_slot=?, "
-                "last_execution=coalesce(?, last_execution), missed=coalesce(?, missed) "
-                "WHERE workflow_id=?",
-                (
-                    fire.last_slot,
-                    fire.next_slot,
-                    created[-1] if created else None,
-                    None if fire.missed is None else json.dumps(fire.missed),
-                    workflow_id,
-                ),
-            )
+        for i in range(0, len(workflow_ids), self.FIRE_BATCH):
+            with self.write() as conn:
+                for workflow_id in workflow_ids[i : i + self.FIRE_BATCH]:
+                    conn.execute("SAVEPOINT fire")
+                    try:
+                        created += self._fire_one(
+                            conn, workflow_id, now, grace, new_id, params, owner, executor
+                        )
+                    except (sqlite3.OperationalError, sqlite3.DatabaseError):
+                        raise  # the storage itself: the whole batch fails and is retried
+                    except Exception:
+                        conn.execute("ROLLBACK TO fire")
+                        log.exception("firing the schedule of workflow %r failed", workflow_id)
+                    conn.execute("RELEASE fire")
         return [self.execution_row(e) for e in created]
+
+    def _fire_one(
+        self,
+        conn: sqlite3.Connection,
+        workflow_id: str,
+        now: float,
+        grace: float,
+        new_id: Callable[[], str],
+        params: Callable[[str, int, Json], Json],
+        owner: str,
+        executor: str | None,
+    ) -> list[str]:
+        row = conn.execute(
+            "SELECT revision, spec, anchor, last_slot, next_slot FROM schedules "
+            "WHERE workflow_id=? AND next_slot IS NOT NULL",
+            (workflow_id,),
+        ).fetchone()
+        if row is None or row[4] > now:
+            return []  # paused, removed, or fired by another server meanwhile
+        revision, spec, anchor, last_slot = row[:4]
+        sched = Schedule.from_json(json.loads(spec))
+        fire = plan(sched, anchor, last_slot, now, grace)
+        created = []
+        for slot in fire.slots:
+            when = iso(slot)
+            if conn.execute(
+                "SELECT 1 FROM executions WHERE workflow_id=? AND scheduled_for=?",
+                (workflow_id, when),
+            ).fetchone():
+                continue
+            execution_id = new_id()
+            self._insert_execution(
+                conn,
+                execution_id,
+                workflow_id,
+                revision,
+                params=params(workflow_id, revision, sched.params),
+                owner=owner,
+                executor=executor,
+                trigger=Trigger.SCHEDULE,
+                scheduled_for=when,
+            )
+            created.append(execution_id)
+        conn.execute(
+            "UPDATE schedules SET last_slot=?, next_slot=?, "
+            "last_execution=coalesce(?, last_execution), missed=coalesce(?, missed) "
+            "WHERE workflow_id=?",
+            (
+                fire.last_slot,
+                fire.next_slot,
+                created[-1] if created else None,
+                None if fire.missed is None else json.dumps(fire.missed),
+                workflow_id,
+            ),
+        )
+        return created
 
     def set_paused(self, workflow_id: str, paused: bool) -> None:
         """Pause or resume a workflow's schedule. Resuming starts from now: the slots
