@@ -172,6 +172,35 @@ export function deleteWorkflow(
   );
 }
 
+/** POST /workflows/{id}/schedule/pause: the workflow, its schedule paused. */
+export function pauseSchedule(
+  id: string,
+  settings?: ServerConnection.ISettings
+): Promise<Workflow> {
+  return request<'pauseSchedule'>(
+    ['workflows', id, 'schedule', 'pause'],
+    json('POST', {}),
+    {},
+    settings
+  );
+}
+
+/**
+ * POST /workflows/{id}/schedule/resume: the workflow, its schedule running
+ * again (the slots that fell while paused do not fire).
+ */
+export function resumeSchedule(
+  id: string,
+  settings?: ServerConnection.ISettings
+): Promise<Workflow> {
+  return request<'resumeSchedule'>(
+    ['workflows', id, 'schedule', 'resume'],
+    json('POST', {}),
+    {},
+    settings
+  );
+}
+
 /** POST /workflows/{id}/executions: run a registered workflow. */
 export function runWorkflow(
   id: string,

@@ -3,7 +3,14 @@
  * creation, status badges and human-readable times.
  */
 
-import { COUNTED_STATUSES, formatDuration, TaskCounts } from './model';
+import {
+  COUNTED_STATUSES,
+  Execution,
+  formatDuration,
+  nextRunText,
+  TaskCounts,
+  triggerBadgeInfo
+} from './model';
 
 type Child = Node | string | null | undefined | false;
 
@@ -145,5 +152,48 @@ export function tickElapsed(root: Element): void {
     .querySelectorAll<HTMLElement>('.jp-Taskflow-elapsed[data-start]')
     .forEach(el => {
       el.textContent = formatDuration(elapsed(el.dataset.start, null));
+    });
+}
+
+/**
+ * "scheduled" (the slot in its title) or "retry" beside an execution's
+ * status; nothing for one started over the API or from a notebook.
+ */
+export function triggerBadge(
+  exec: Pick<Execution, 'trigger' | 'scheduledFor' | 'parentId'>
+): HTMLElement | null {
+  const info = triggerBadgeInfo(exec, formatTime);
+  if (!info) {
+    return null;
+  }
+  return h(
+    'span',
+    {
+      class: `jp-Taskflow-trigger jp-mod-${info.trigger}`,
+      'data-trigger': info.trigger,
+      title: info.title
+    },
+    info.text
+  );
+}
+
+/**
+ * "next run 14:05:00 · in 3 min" that `tickNextRun` keeps counting down;
+ * its title is the UTC instant.
+ */
+export function nextRunSpan(iso: string): HTMLElement {
+  return h(
+    'span',
+    { class: 'jp-Taskflow-nextRun', 'data-next-run': iso, title: iso },
+    nextRunText(iso)
+  );
+}
+
+/** Rewrite every next-run countdown under `root`. */
+export function tickNextRun(root: Element): void {
+  root
+    .querySelectorAll<HTMLElement>('.jp-Taskflow-nextRun[data-next-run]')
+    .forEach(el => {
+      el.textContent = nextRunText(el.dataset.nextRun);
     });
 }

@@ -24,11 +24,13 @@ import {
   h,
   s,
   statusBar,
-  tickElapsed
+  tickElapsed,
+  triggerBadge
 } from './dom';
 import {
   countsText,
   Execution,
+  snapshotText,
   TaskDefinition,
   TaskLogAttempt,
   TaskProgress,
@@ -279,6 +281,7 @@ export class ExecutionView extends Widget {
         { class: 'jp-TaskflowExecution-title' },
         h('h2', {}, wf?.name || exec.workflowId),
         badge(exec.status),
+        triggerBadge(exec),
         h(
           'span',
           { class: 'jp-TaskflowPanel-meta jp-TaskflowExecution-meta' },
@@ -287,6 +290,7 @@ export class ExecutionView extends Widget {
             exec.id,
             exec.revision ? `rev ${exec.revision}` : '',
             exec.parentId ? `retry of ${exec.parentId}` : '',
+            exec.scheduledFor ? `slot ${formatTime(exec.scheduledFor)}` : '',
             exec.startTime ? `started ${formatTime(exec.startTime)}` : ''
           ]
             .filter(Boolean)
@@ -464,7 +468,7 @@ export class ExecutionView extends Widget {
         'data-status': t.status,
         title: 'Show logs'
       },
-      h('td', {}, t.name),
+      h('td', {}, t.name, this._snapshotTag(t.name)),
       h('td', {}, badge(t.status)),
       notebooks ? this._notebookCell(t) : null,
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
@@ -481,6 +485,28 @@ export class ExecutionView extends Widget {
     );
     tr.onclick = () => this._select(t.name);
     return tr;
+  }
+
+  /** The definition's params of a task (for its stored snapshot). */
+  private _params(task: string): Record<string, unknown> | undefined {
+    const def = this._spec?.find(t => t.name === task);
+    return def?.params as Record<string, unknown> | undefined;
+  }
+
+  /** A small "snapshot" tag after a task that runs a notebook snapshot. */
+  private _snapshotTag(task: string): HTMLElement | null {
+    const params = this._params(task);
+    const text = snapshotText(params);
+    return text
+      ? h(
+          'span',
+          {
+            class: 'jp-TaskflowExecution-snapshotTag',
+            title: `${text} (${String(params?.snapshot)})`
+          },
+          'snapshot'
+        )
+      : null;
   }
 
   /** A notebook task's cell progress, and the link to its executed copy. */
@@ -520,8 +546,20 @@ export class ExecutionView extends Widget {
       );
     }
     const run = exec.tasks.find(t => t.name === this._selected);
+    const params = this._params(this._selected);
+    const snapshot = snapshotText(params);
     const parts: Array<Node | null> = [
-      h('h3', {}, `Logs of ${this._selected}`)
+      h('h3', {}, `Logs of ${this._selected}`),
+      snapshot
+        ? h(
+            'p',
+            {
+              class: 'jp-TaskflowExecution-snapshot',
+              title: `${String(params?.callable ?? '')} from the stored snapshot ${String(params?.snapshot)}: what the notebook defined when it registered or scheduled the workflow`
+            },
+            snapshot
+          )
+        : null
     ];
     const logs = this._logs;
     if (logs.state === 'loading') {

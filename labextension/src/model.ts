@@ -23,8 +23,18 @@ import type { components, operations } from './generated/openapi';
 
 type Schemas = components['schemas'];
 
-/** A registered workflow definition (GET /workflows, GET /workflows/{id}). */
-export type Workflow = Schemas['Workflow'];
+/** When the server runs a workflow on its own (SPEC section 12). */
+export type Schedule = Schemas['Schedule'];
+/**
+ * A registered workflow definition (GET /workflows, GET /workflows/{id}).
+ * `schedule` is null for a workflow without one: the document says so
+ * (`nullable` beside its `$ref`), which OpenAPI 3.0 tooling drops.
+ */
+export type Workflow = Omit<Schemas['Workflow'], 'schedule'> & {
+  schedule: Schedule | null;
+};
+/** The last time slots were missed while no server ran. */
+export type MissedSlots = NonNullable<Schemas['Workflow']['missedSlots']>;
 /** The request body of POST /workflows. */
 export type WorkflowDefinition = Schemas['WorkflowDefinition'];
 /** One task of a workflow definition. */
@@ -475,4 +485,184 @@ function withoutUndefined<T extends object>(obj: T): Partial<T> {
     }
   }
   return out;
+}
+
+/** "09:05" or "09:05:07" (seconds only when there are some): local, 24 h. */
+export function clockText(d: Date, seconds = d.getSeconds() !== 0): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  const hm = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  return seconds ? `${hm}:${two(d.getSeconds())}` : hm;
+}
+
+function sameDay(a: Date, b: Date): boolean {
+  return a.toDateString() === b.toDateString();
+}
+
+/**
+ * A local time of day relative to `now`: "14:05:00" today, "tomorrow
+ * 02:30:00", else "2024-01-05 02:30:00".
+ */
+export function dayClockText(d: Date, now: Date, seconds = true): string {
+  const clock = clockText(d, seconds);
+  if (sameDay(d, now)) {
+    return clock;
+  }
+  const tomorrow = new Date(now.getTime());
+  tomorrow.setDate(tomorrow.getDate() + 1);
+  if (sameDay(d, tomorrow)) {
+    return `tomorrow ${clock}`;
+  }
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${clock}`;
+}
+
+/** How far ahead: "in 12 s", "in 3 min", "in 2 h 5 min", "in 3 d 4 h", "due now". */
+export function untilText(seconds: number): string {
+  if (!isFinite(seconds) || seconds < 0.5) {
+    return 'due now';
+  }
+  const s = Math.round(seconds);
+  if (s < 60) {
+    return `in ${s} s`;
+  }
+  const m = Math.round(s / 60);
+  if (m < 60) {
+    return `in ${m} min`;
+  }
+  const h = Math.floor(m / 60);
+  if (h < 24) {
+    return m % 60 ? `in ${h} h ${m % 60} min` : `in ${h} h`;
+  }
+  const d = Math.floor(h / 24);
+  return h % 24 ? `in ${d} d ${h % 24} h` : `in ${d} d`;
+}
+
+/** "next run 14:05:00 · in 3 min" (local time), or '' without a next run. */
+export function nextRunText(
+  iso: string | null | undefined,
+  now: Date = new Date()
+): string {
+  if (!iso) {
+    return '';
+  }
+  const at = new Date(iso);
+  if (isNaN(at.getTime())) {
+    return '';
+  }
+  return `next run ${dayClockText(at, now)} · ${untilText(
+    (at.getTime() - now.getTime()) / 1000
+  )}`;
+}
+
+/** What the panel shows of a workflow's schedule, or null without one. */
+export interface ScheduleState {
+  /** The schedule in words (the server's), e.g. "Every 10 minutes". */
+  words: string;
+  paused: boolean;
+  /** `nextRunText`, '' while paused or when the server has none. */
+  next: string;
+}
+
+export function scheduleState(
+  wf: Pick<Workflow, 'schedule' | 'scheduleText' | 'paused' | 'nextRunTime'>,
+  now: Date = new Date()
+): ScheduleState | null {
+  const sched = wf.schedule;
+  if (!sched) {
+    return null;
+  }
+  const words =
+    wf.scheduleText ||
+    (sched.cron
+      ? `cron ${sched.cron}${sched.timezone ? ` (${sched.timezone})` : ''}`
+      : `every ${plural(Number(sched.every ?? 0), 'second')}`);
+  return {
+    words,
+    paused: !!wf.paused,
+    next: wf.paused ? '' : nextRunText(wf.nextRunTime, now)
+  };
+}
+
+/**
+ * The missed-slots banner: "3 runs were missed while no server ran
+ * (02:30 – 04:30); catch-up 'latest' ran 1 of them."
+ */
+export function missedSlotsText(
+  m: MissedSlots,
+  now: Date = new Date()
+): string {
+  const when = (iso: string | null) => {
+    const d = iso ? new Date(iso) : null;
+    return d && !isNaN(d.getTime()) ? dayClockText(d, now, false) : '';
+  };
+  const first = when(m.first);
+  const last = when(m.last);
+  const range =
+    first && last && first !== last ? `${first} – ${last}` : first || last;
+  const one = m.count === 1;
+  const head = `${one ? '1 run was' : `${m.count} runs were`} missed while no server ran${
+    range ? ` (${range})` : ''
+  }`;
+  let tail: string;
+  if (!m.fired) {
+    tail = `catch-up '${m.catchup}' dropped ${one ? 'it' : 'them'}`;
+  } else if (one) {
+    tail = `catch-up '${m.catchup}' ran it`;
+  } else if (m.fired >= m.count) {
+    tail = `catch-up '${m.catchup}' ran all of them`;
+  } else {
+    tail = `catch-up '${m.catchup}' ran ${m.fired} of them`;
+  }
+  return `${head}; ${tail}.`;
+}
+
+/** The key a dismissed missed-slots banner is remembered by. */
+export function missedSlotsKey(
+  wf: Pick<Workflow, 'id' | 'missedSlots'>
+): string | null {
+  const m = wf.missedSlots;
+  return m ? `${wf.id}@${m.detectedAt ?? m.last ?? ''}` : null;
+}
+
+/**
+ * "runs snapshot sha256:abcd1234ef56…" for a task whose params name a stored
+ * snapshot of a notebook function, else null.
+ */
+export function snapshotText(
+  params: Record<string, unknown> | null | undefined
+): string | null {
+  const snap = params?.snapshot;
+  if (typeof snap !== 'string' || !snap) {
+    return null;
+  }
+  const m = /^(sha256:)([0-9a-f]+)$/i.exec(snap);
+  const short = m
+    ? `${m[1]}${m[2].slice(0, 12)}${m[2].length > 12 ? '…' : ''}`
+    : snap;
+  return `runs snapshot ${short}`;
+}
+
+/** The badge an execution's trigger gets in lists and views, or null. */
+export function triggerBadgeInfo(
+  exec: Pick<Execution, 'trigger' | 'scheduledFor' | 'parentId'>,
+  local: (iso: string) => string = iso => iso
+): { text: string; title: string; trigger: string } | null {
+  if (exec.trigger === 'schedule') {
+    const slot = exec.scheduledFor;
+    return {
+      text: 'scheduled',
+      trigger: 'schedule',
+      title: slot
+        ? `Scheduled run for the slot ${local(slot)} (${slot})`
+        : 'Scheduled run'
+    };
+  }
+  if (exec.trigger === 'retry') {
+    return {
+      text: 'retry',
+      trigger: 'retry',
+      title: exec.parentId ? `Retry of ${exec.parentId}` : 'Retry'
+    };
+  }
+  return null;
 }

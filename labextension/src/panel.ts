@@ -15,14 +15,20 @@ import {
   formatDuration,
   formatTime,
   h,
+  nextRunSpan,
   statusBar,
-  tickElapsed
+  tickElapsed,
+  tickNextRun,
+  triggerBadge
 } from './dom';
 import { taskflowIcon } from './icon';
 import {
   countsText,
   Execution,
+  missedSlotsKey,
+  missedSlotsText,
   plural,
+  scheduleState,
   taskCounts,
   TERMINAL_EXECUTION,
   Workflow
@@ -79,8 +85,13 @@ export class TaskflowPanel extends Widget {
       this._render();
     };
     this._render();
-    // Running executions' elapsed times tick without a re-render.
-    this._timer = window.setInterval(() => tickElapsed(this.node), 1000);
+    // Running executions' elapsed times and next-run countdowns tick
+    // without a re-render.
+    this._timer = window.setInterval(() => {
+      tickElapsed(this.node);
+      tickNextRun(this.node);
+      this._reloadOverdue();
+    }, 1000);
   }
 
   dispose(): void {
@@ -92,6 +103,26 @@ export class TaskflowPanel extends Widget {
   protected onAfterAttach(): void {
     this.service.start();
     this._render();
+  }
+
+  /**
+   * A next run well in the past means the slot fired (perhaps on another
+   * server sharing the database, whose events this one does not send):
+   * re-read that workflow, once per next-run value.
+   */
+  private _reloadOverdue(): void {
+    const now = Date.now();
+    for (const wf of this.service.model.workflows) {
+      if (!wf.schedule || wf.paused || !wf.nextRunTime) {
+        continue;
+      }
+      const key = `${wf.id}@${wf.nextRunTime}`;
+      const due = new Date(wf.nextRunTime).getTime();
+      if (now - due > 5000 && !this._overdueAsked.has(key)) {
+        this._overdueAsked.add(key);
+        void this.service.reloadWorkflow(wf.id);
+      }
+    }
   }
 
   private _scheduleRender(): void {
@@ -236,9 +267,12 @@ export class TaskflowPanel extends Widget {
           h(
             'span',
             { class: 'jp-TaskflowPanel-actions' },
+            this._pauseButton(wf),
             this._runWithParametersButton(wf),
             run
-          )
+          ),
+          this._scheduleLine(wf),
+          this._missedBanner(wf)
         )
       );
     }
@@ -265,6 +299,125 @@ export class TaskflowPanel extends Widget {
     ];
     this._wfContent.replaceChildren(
       ...parts.filter((n): n is HTMLElement => n !== null)
+    );
+  }
+
+  /**
+   * The schedule in words and the next run ("next run 14:05:00 · in 3 min",
+   * its title the UTC instant), or "paused"; nothing without a schedule.
+   */
+  private _scheduleLine(wf: Workflow): HTMLElement | null {
+    const state = scheduleState(wf);
+    if (!state) {
+      return null;
+    }
+    const error = this._scheduleErrors.get(wf.id);
+    return h(
+      'div',
+      {
+        class: 'jp-TaskflowPanel-schedule',
+        'data-paused': state.paused ? 'true' : 'false'
+      },
+      h(
+        'span',
+        {
+          class: 'jp-TaskflowPanel-scheduleText',
+          title: `Schedule: ${state.words}`
+        },
+        state.words
+      ),
+      state.paused
+        ? h(
+            'span',
+            {
+              class: 'jp-TaskflowPanel-paused',
+              title: 'Paused: no slot fires until the schedule is resumed'
+            },
+            'paused'
+          )
+        : wf.nextRunTime
+          ? nextRunSpan(wf.nextRunTime)
+          : null,
+      error
+        ? h(
+            'span',
+            { class: 'jp-TaskflowPanel-scheduleError', role: 'alert' },
+            error
+          )
+        : null
+    );
+  }
+
+  /** ⏸ / ⏯: pause or resume the workflow's schedule. */
+  private _pauseButton(wf: Workflow): HTMLElement | null {
+    if (!wf.schedule) {
+      return null;
+    }
+    const pausing = !wf.paused;
+    const label = pausing ? 'Pause schedule' : 'Resume schedule';
+    const button = h(
+      'button',
+      {
+        class: 'jp-Taskflow-iconButton',
+        title: label,
+        'aria-label': label,
+        'aria-pressed': pausing ? 'false' : 'true',
+        'data-action': pausing ? 'pause' : 'resume',
+        disabled: this._toggling.has(wf.id)
+      },
+      pausing ? '⏸' : '⏯'
+    );
+    button.onclick = ev => {
+      ev.stopPropagation();
+      this._toggling.add(wf.id);
+      this._scheduleErrors.delete(wf.id);
+      button.disabled = true;
+      this.service
+        .setPaused(wf.id, pausing)
+        .catch(err =>
+          this._scheduleErrors.set(
+            wf.id,
+            `${label} failed: ${describeError(err)}`
+          )
+        )
+        .finally(() => {
+          this._toggling.delete(wf.id);
+          this._render();
+        });
+    };
+    return button;
+  }
+
+  /** Slots missed while no server ran, until dismissed. */
+  private _missedBanner(wf: Workflow): HTMLElement | null {
+    const key = missedSlotsKey(wf);
+    if (!wf.missedSlots || !key || this._dismissed.has(key)) {
+      return null;
+    }
+    const dismiss = h(
+      'button',
+      {
+        class: 'jp-Taskflow-iconButton',
+        title: 'Dismiss',
+        'aria-label': 'Dismiss',
+        'data-action': 'dismiss-missed'
+      },
+      '✕'
+    );
+    dismiss.onclick = ev => {
+      ev.stopPropagation();
+      this._dismissed.add(key);
+      this._render();
+    };
+    return h(
+      'div',
+      {
+        class: 'jp-TaskflowPanel-missed',
+        role: 'status',
+        'data-detected-at': wf.missedSlots.detectedAt ?? undefined
+      },
+      h('span', {}, missedSlotsText(wf.missedSlots)),
+      dismiss
     );
   }
 
@@ -341,7 +494,12 @@ export class TaskflowPanel extends Widget {
         wf?.name || exec.workflowId || '(unknown workflow)'
       ),
       counts.total ? statusBar(counts, text) : null,
-      h('span', { class: 'jp-TaskflowPanel-meta' }, exec.id),
+      h(
+        'span',
+        { class: 'jp-TaskflowPanel-meta' },
+        triggerBadge(exec),
+        exec.id
+      ),
       h(
         'span',
         { class: 'jp-TaskflowPanel-meta jp-TaskflowPanel-counts' },
@@ -374,4 +532,10 @@ export class TaskflowPanel extends Widget {
   );
   private _limit = WORKFLOW_FIRST;
   private _timer: number;
+  /** Workflows whose pause/resume is in flight. */
+  private _toggling = new Set<string>();
+  private _scheduleErrors = new Map<string, string>();
+  /** Missed-slots banners dismissed (by workflow and detection time). */
+  private _dismissed = new Set<string>();
+  private _overdueAsked = new Set<string>();
 }

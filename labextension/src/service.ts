@@ -79,6 +79,34 @@ export class TaskflowService {
     this.model.upsertExecutions([exec]);
   }
 
+  /** Pause or resume a workflow's schedule; the model takes the answer. */
+  async setPaused(id: string, paused: boolean): Promise<void> {
+    const wf = paused
+      ? await api.pauseSchedule(id, this.settings)
+      : await api.resumeSchedule(id, this.settings);
+    this.model.upsertWorkflow(wf);
+  }
+
+  /**
+   * Re-read one workflow (its schedule state: next run, last scheduled run)
+   * into the model; concurrent calls for one id cost one request.
+   */
+  async reloadWorkflow(id: string): Promise<void> {
+    if (this._reloadingWorkflow.has(id)) {
+      return;
+    }
+    this._reloadingWorkflow.add(id);
+    try {
+      this.model.upsertWorkflow(
+        await api.getWorkflow(id, undefined, this.settings)
+      );
+    } catch {
+      // deleted meanwhile, or the server is away: the next refresh tells
+    } finally {
+      this._reloadingWorkflow.delete(id);
+    }
+  }
+
   /** Subscribe to state changes (loading, error, stream status). */
   onStateChanged(fn: (state: ServiceState) => void): () => void {
     this._stateListeners.add(fn);
@@ -95,6 +123,11 @@ export class TaskflowService {
       // A new execution (perhaps started elsewhere) or a finished one: read
       // its full detail (task list, errors) once.
       void this.loadExecution(id).catch(() => undefined);
+    }
+    // A scheduled workflow's new execution moved its next run on.
+    const wf = ev.workflow ? this.model.workflow(ev.workflow) : undefined;
+    if (wf?.schedule && (!known || ev.event.startsWith('execution_'))) {
+      void this.reloadWorkflow(wf.id);
     }
     // An unknown workflow (registered elsewhere): reload the list, once per id
     // so that executions of a deleted workflow do not reload on every event.
@@ -139,6 +172,7 @@ export class TaskflowService {
   private _reloading = false;
   private _reloadAgain = false;
   private _askedWorkflows = new Set<string>();
+  private _reloadingWorkflow = new Set<string>();
   private _state: ServiceState = {
     loading: true,
     error: null,

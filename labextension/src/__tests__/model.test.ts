@@ -52,7 +52,11 @@ function workflow(id: string, name: string): Workflow {
     tasks: [],
     revision: 1,
     createdAt: '2024-01-01T00:00:00Z',
-    updatedAt: '2024-01-01T00:00:00Z'
+    updatedAt: '2024-01-01T00:00:00Z',
+    schedule: null,
+    paused: false,
+    nextRunTime: null,
+    lastScheduledRun: null
   };
 }
 
