@@ -28,8 +28,9 @@ LAYERS = [
     ["errors", "_version"],  # the exception tree; the version
     ["model"],  # the vocabulary: workflows, tasks, executions, statuses
     ["notebook_task"],  # a notebook run in a worker (nbclient), below the kind that runs it
-    ["kinds", "events"],  # what each task type runs; event types and the bus
-    ["schedule", "snapshots"],  # when schedules fire; notebook functions pickled by value
+    # what each task type runs; event types and the bus; when schedules fire; notebook
+    # functions pickled by value
+    ["kinds", "events", "schedule", "snapshots"],
     ["tasks", "validation", "reuse", "serialize", "transitions"],  # pure logic over the model
     ["_rows"],  # the rows the store writes
     ["store"],  # the only module that talks to SQLite
