@@ -31,6 +31,26 @@ the current definition and reuses every completed task of ``run`` that is unchan
 same definition entry, same function source (as seen by this kernel when ``run``
 started), and only unchanged dependencies. So after editing one function, only that
 task and its downstream tasks run again.
+
+On the server: snapshots and schedules
+--------------------------------------
+The server cannot call a function of this kernel, so ``wf.register()``,
+``wf.submit()`` and ``wf.schedule()`` snapshot every notebook function of the
+workflow (``snapshots.py``: pickled by value, with the globals and helpers it uses),
+save the snapshots, and register a definition whose tasks carry ``params.snapshot``;
+the server (a schedule's slot, the panel's Run button, ``POST
+/workflows/{id}/executions``) then runs them after this kernel is gone. A function
+that cannot be snapshotted is refused at that call, naming it and the object.
+
+``wf.run()`` runs in this kernel (the live functions, never the snapshots) and
+snapshots what it can, so that the latest revision stays runnable by the server: with
+snapshots when every function can be taken, else without them (kernel-only), unless
+the workflow has a schedule, where it refuses as ``register()`` does. So the latest
+revision of a scheduled workflow always carries snapshots.
+
+The builder keeps its schedule (``wf.schedule(...)``) for every later registration;
+until it sets one (or ``wf.unschedule()`` removes it) a registration keeps the
+schedule stored for the workflow (``%taskflow schedule``, say) instead of dropping it.
 """
 
 from __future__ import annotations
@@ -39,21 +59,35 @@ import hashlib
 import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, Problem
 from ..events import Event
 from ..model import TERMINAL_EXECUTION, TaskStatus
 from ..model import Workflow as WorkflowModel
+from ..snapshots import take
 from ..validation import derive_id, parse_workflow
 from .graph import render_svg
 from .session import current_shell, find_function, get_session, recall, register_function
 from .widgets import ExecutionWidget, elapsed_seconds, render_text
 
-__all__ = ["Run", "Workflow"]
+__all__ = ["Run", "Workflow", "WorkflowSchedule"]
 
+Json = dict[str, Any]
 TaskRef = str | Callable[..., Any]
+_UNSET: Any = object()  # the builder never set (nor removed) a schedule
+# what GET /workflows/{id} adds to a definition (registering it again must leave them out)
+SERVER_FIELDS = (
+    "scheduleText",
+    "paused",
+    "nextRunTime",
+    "lastScheduledRun",
+    "missedSlots",
+    "revision",
+    "createdAt",
+    "updatedAt",
+)
 _code_hashes: dict[str, dict[str, str]] = {}  # execution id -> task -> hash of its code
 _TASK_FIELDS = ("retries", "retry_delay", "retry_backoff", "timeout", "trigger_rule")
 
@@ -104,6 +138,60 @@ def _reused(execution: dict[str, Any]) -> list[str]:
     return [t["name"] for t in execution["tasks"] if t["status"] == TaskStatus.COMPLETED]
 
 
+def notebook_tasks(definition: Json) -> list[tuple[int, Json]]:
+    """``(index, task)`` of the tasks of ``definition`` whose ``callable`` names a
+    notebook function (no ``:``): the ones the server runs from a snapshot."""
+    found = []
+    for i, task in enumerate(definition.get("tasks") or []):
+        ref = (task.get("params") or {}).get("callable")
+        kind = task.get("type") or "python"
+        if kind in ("python", "branch") and isinstance(ref, str) and ":" not in ref:
+            found.append((i, task))
+    return found
+
+
+def stored_definition(workflow: Json) -> Json:
+    """A workflow as ``get_workflow`` returns it, as a definition to register again."""
+    return {k: v for k, v in workflow.items() if k not in SERVER_FIELDS}
+
+
+def with_snapshots(
+    definition: Json, functions: Mapping[str, Callable[..., Any]] | None = None
+) -> Json:
+    """``definition`` with ``params.snapshot`` on every task naming a notebook function,
+    its snapshot saved in the store first. A task's function is ``functions[name]``
+    when given (the builder's raw functions: snapshotted again each time), else the
+    task keeps the snapshot it has, else this kernel's ``find_function``. Refused
+    (``InvalidInput``): ``not_snapshottable`` names the function and the object that
+    cannot be pickled; ``no_snapshot`` a function neither stored nor defined here."""
+    functions = functions or {}
+    tasks = [dict(t) for t in definition.get("tasks") or []]
+    rows = []
+    for i, task in notebook_tasks(definition):
+        params = dict(task.get("params") or {})
+        fn = functions.get(task["name"])
+        if fn is None and params.get("snapshot"):
+            continue
+        fn = fn or find_function(params["callable"])
+        if fn is None:
+            detail = (
+                f"notebook function {params['callable']!r} has no snapshot and is not defined "
+                "in this kernel, so the server cannot run it; register the workflow from the "
+                "notebook that defines it (wf.register() or wf.submit()), or run the cell "
+                "that defines it here first"
+            )
+            raise InvalidInput(
+                f"task {task['name']!r}: {detail}",
+                [Problem(f"tasks[{i}].params.callable", "no_snapshot", detail)],
+                code="no_snapshot",
+            )
+        snap = take(fn, task["name"], f"tasks[{i}]")
+        rows.append(snap.row())
+        tasks[i] = {**task, "params": {**params, "snapshot": snap.digest}}
+    get_session().store.save_snapshots(rows)
+    return {**definition, "tasks": tasks}
+
+
 def _has_widget_frontend() -> bool:
     shell = current_shell()
     return shell is not None and getattr(shell, "kernel", None) is not None
@@ -144,6 +232,7 @@ class Workflow:
         }
         self._tasks: dict[str, dict[str, Any]] = {}
         self._functions: dict[str, Callable[..., Any]] = {}
+        self._schedule: Json | None = _UNSET
 
     # -- building ------------------------------------------------------------------------
     def task(
@@ -286,13 +375,17 @@ class Workflow:
     # -- the definition ------------------------------------------------------------------
     @property
     def definition(self) -> dict[str, Any]:
-        """The definition, as ``POST /workflows`` takes it."""
-        return {
+        """The definition, as ``POST /workflows`` takes it (with the builder's schedule;
+        snapshots are added when it is registered)."""
+        definition = {
             "id": self.id,
             "name": self.name,
             **self._header,
             "tasks": [dict(t) for t in self._tasks.values()],
         }
+        if isinstance(self._schedule, dict):
+            definition["schedule"] = dict(self._schedule)
+        return definition
 
     @property
     def tasks(self) -> list[str]:
@@ -304,8 +397,102 @@ class Workflow:
         return parse_workflow(self.definition, get_session().store.limits)
 
     def register(self) -> dict[str, Any]:
-        """Store the definition in the shared database; returns it with its ``revision``."""
-        return get_session().runner().register(self.definition)
+        """Store the definition in the shared database, with a snapshot of each notebook
+        function (so the server can run it); returns it with its ``revision``.
+        ``InvalidInput`` (``not_snapshottable``) names a function that cannot be
+        snapshotted and the object it uses."""
+        return get_session().runner().register(self._prepared())
+
+    def submit(
+        self,
+        params: dict[str, Any] | None = None,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Run:
+        """Register with snapshots (as ``register()``) and hand an execution to the
+        Jupyter server, which runs it even after this kernel is gone; returns its
+        ``Run`` (followed from the database)."""
+        runner = get_session().runner()
+        saved = runner.register(self._prepared())
+        execution = runner.enqueue(self.id, revision=saved["revision"], params=params)
+        run = Run(execution["id"])
+        return run.wait(timeout) if wait else run
+
+    def schedule(
+        self,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        timezone: str | None = None,
+        catchup: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> WorkflowSchedule:
+        """Run the workflow on the server on a schedule (SPEC section 12): exactly one of
+        ``cron`` (5 fields, in ``timezone``, default UTC) or ``every`` (seconds);
+        ``catchup`` ``none`` (default), ``latest`` or ``all``; ``params`` for each
+        scheduled execution. Registers at once, with snapshots (as ``register()``); the
+        builder keeps the schedule for later ``run()``/``register()``. Returns where the
+        schedule stands (``next_run_time``...)."""
+        spec = {
+            k: v
+            for k, v in {
+                "cron": cron,
+                "every": every,
+                "timezone": timezone,
+                "catchup": catchup,
+                "params": params,
+            }.items()
+            if v is not None
+        }
+        saved = get_session().runner().register(self._prepared(spec))
+        self._schedule = spec  # only once valid: a refused schedule leaves the builder as it was
+        return WorkflowSchedule(saved)
+
+    def unschedule(self) -> WorkflowSchedule:
+        """Remove the schedule (a new revision without one; later registrations of this
+        builder have none either)."""
+        saved = get_session().runner().register(self._prepared(None, strict=False))
+        self._schedule = None
+        return WorkflowSchedule(saved)
+
+    def pause(self) -> WorkflowSchedule:
+        """Pause the schedule (``Conflict`` ``no_schedule`` without one)."""
+        return WorkflowSchedule(get_session().runner().pause(self.id, True))
+
+    def resume(self) -> WorkflowSchedule:
+        """Resume the schedule from now: the slots that fell while paused never fire."""
+        return WorkflowSchedule(get_session().runner().pause(self.id, False))
+
+    def _prepared(self, schedule: Any = _UNSET, *, strict: bool = True) -> Json:
+        """The definition to register: with ``schedule`` (default: the builder's, or
+        the stored one if the builder never set one) and with snapshots. ``strict=False``
+        (``run()``): without snapshots when one cannot be taken, unless scheduled."""
+        definition = self.definition
+        if schedule is _UNSET:
+            schedule = self._schedule
+        if schedule is _UNSET:
+            schedule = self._stored_schedule()
+        definition.pop("schedule", None)
+        if schedule is not None:
+            definition["schedule"] = schedule
+        try:
+            return with_snapshots(definition, self._functions)
+        except InvalidInput as exc:
+            if (
+                strict
+                or schedule is not None
+                or exc.code not in ("not_snapshottable", "no_snapshot")
+            ):
+                raise
+            return definition
+
+    def _stored_schedule(self) -> Json | None:
+        try:
+            schedule: Json | None = get_session().runner().get_workflow(self.id)["schedule"]
+        except NotFound:
+            return None
+        return schedule
 
     # -- running -------------------------------------------------------------------------
     def run(
@@ -324,10 +511,12 @@ class Workflow:
         ``params`` are execution parameters (passed to functions that name them);
         ``executor`` is ``"thread"`` (default) or ``"process"``; ``reuse`` an earlier run
         whose unchanged completed tasks are not run again (``rerun`` forces some).
+        The revision carries snapshots when every function can be taken (see the
+        module docstring); it runs the live functions of this kernel either way.
         """
         session = get_session()
         runner = session.runner(executor)
-        saved = runner.register(self.definition)
+        saved = runner.register(self._prepared(strict=False))
         model = session.store.load_workflow(self.id, saved["revision"])
         hashes = current_hashes(model)
         parent = _execution_id(reuse) if reuse is not None else None
@@ -363,6 +552,38 @@ class Workflow:
         order = [(t["name"], t["dependencies"]) for t in self._tasks.values()]
         svg = render_svg(order, {})
         return f"<div><b>{self.name}</b> ({len(order)} tasks)<br>{svg}</div>"
+
+
+class WorkflowSchedule:
+    """Where a workflow's schedule stands, as ``wf.schedule()``, ``pause()``,
+    ``resume()`` and ``unschedule()`` leave it: ``workflow`` is the stored workflow (as
+    ``GET /workflows/{id}`` shows it, also readable as ``ws["nextRunTime"]``)."""
+
+    def __init__(self, workflow: Json) -> None:
+        self.workflow = workflow
+        self.workflow_id: str = workflow["id"]
+        self.revision: int = workflow["revision"]
+        self.schedule: Json | None = workflow.get("schedule")
+        self.text: str | None = workflow.get("scheduleText")
+        self.paused = bool(workflow.get("paused"))
+        self.next_run_time: str | None = workflow.get("nextRunTime")
+        self.last_scheduled_run: Json | None = workflow.get("lastScheduledRun")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.workflow[key]
+
+    def __repr__(self) -> str:
+        head = f"<Schedule of {self.workflow_id!r} (revision {self.revision})"
+        if self.schedule is None:
+            return f"{head}: none>"
+        state = "paused" if self.paused else f"next run {self.next_run_time}"
+        last = self.last_scheduled_run
+        if last:
+            state += f"; last {last['scheduledFor']} {last['status']}"
+        return f"{head}: {self.text}; {state}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
 
 
 class Run:

@@ -9,6 +9,12 @@ keeps going.
 Commands that start or show an execution return its ``Run`` handle, which the notebook
 displays as the live widget when the magic is the cell's last line, and which can be
 kept: ``run = %taskflow run etl``.
+
+What the server runs (``submit``, ``schedule``) must not need this kernel: a task that
+names a notebook function runs from its snapshot (``api.with_snapshots``). A registered
+definition keeps the snapshots it has; a task without one is snapshotted from this
+kernel's function of that name, or the command is refused, saying to register the
+workflow from the notebook that defines it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..errors import TaskFlowError
 from ..validation import derive_id
-from .api import Run, Workflow
+from .api import Run, Workflow, notebook_tasks, stored_definition, with_snapshots
 from .session import get_session
 
 __all__ = ["TaskFlowMagics", "load_ipython_extension"]
@@ -43,6 +49,12 @@ HELP = """\
 %taskflow retry EXEC [--rerun TASK ...] [--wait] rerun what did not complete
 %taskflow logs EXEC TASK                        captured stdout/stderr of a task
 %taskflow submit ID [--param k=v ...]           run a workflow on the Jupyter server
+                                                (notebook functions run from snapshots)
+%taskflow schedule ID (--cron EXPR | --every S) [--timezone TZ] [--catchup POLICY]
+                      [--param k=v ...]         run it on the server on a schedule
+%taskflow pause ID                              pause its schedule
+%taskflow resume ID                             resume it (missed slots do not fire)
+%taskflow schedules                             scheduled workflows, next and last runs
 %taskflow run-notebook PATH [--param k=v ...] [--wait] [--timeout S]
                                                 run one notebook as a one-task workflow
 %taskflow help                                  this text
@@ -96,7 +108,24 @@ def _parser() -> _Parser:
     submit = sub.add_parser("submit", add_help=False)
     submit.add_argument("workflow")
     submit.add_argument("--param", action="append", default=[], metavar="K=V")
+    schedule = sub.add_parser("schedule", add_help=False)
+    schedule.add_argument("workflow")
+    when = schedule.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", metavar="EXPR")
+    when.add_argument("--every", type=_seconds, metavar="S")
+    schedule.add_argument("--timezone", metavar="TZ")
+    schedule.add_argument("--catchup", metavar="POLICY")
+    schedule.add_argument("--param", action="append", default=[], metavar="K=V")
+    sub.add_parser("pause", add_help=False).add_argument("workflow")
+    sub.add_parser("resume", add_help=False).add_argument("workflow")
+    sub.add_parser("schedules", add_help=False)
     return root
+
+
+def _seconds(text: str) -> int | float:
+    """``--every 90`` is the integer 90 (shown as such), ``--every 0.5`` a float."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def _cell_parser() -> _Parser:
@@ -253,24 +282,67 @@ class TaskFlowMagics(Magics):
         return wf.run(wait=args.wait)
 
     def _cmd_submit(self, args: argparse.Namespace) -> Run:
-        session = get_session()
-        definition = session.runner().get_workflow(args.workflow)
-        local = [
-            t["name"]
-            for t in definition.get("tasks", [])
-            if (t.get("params") or {}).get("callable") and ":" not in t["params"]["callable"]
-        ]
-        execution = session.runner().enqueue(args.workflow, params=parse_params(args.param))
-        note = ""
-        if local:
-            note = (
-                f"; note: {', '.join(local[:5])} name notebook functions, which the server "
-                "cannot run (those tasks will fail)"
-            )
+        runner = get_session().runner()
+        revision, note = _runnable_on_server(args.workflow)
+        execution = runner.enqueue(
+            args.workflow, revision=revision, params=parse_params(args.param)
+        )
         if not _server_running():
             note += "; no Jupyter server is running: it starts when one using this database does"
         print(f"submitted {execution['id']} ({args.workflow}) to the Jupyter server{note}")
         return Run(execution["id"])
+
+    # -- schedules -----------------------------------------------------------------------
+    def _cmd_schedule(self, args: argparse.Namespace) -> None:
+        """Schedule a registered workflow: its definition again, with the schedule and
+        a snapshot for each notebook function (kept, or taken from this kernel)."""
+        runner = get_session().runner()
+        definition = stored_definition(runner.get_workflow(args.workflow))
+        given = {
+            "cron": args.cron,
+            "every": args.every,
+            "timezone": args.timezone,
+            "catchup": args.catchup,
+            "params": parse_params(args.param) if args.param else None,
+        }
+        definition["schedule"] = {k: v for k, v in given.items() if v is not None}
+        saved = runner.register(with_snapshots(definition))
+        print(
+            f"scheduled {saved['id']!r} (revision {saved['revision']}): "
+            f"{saved['scheduleText']}; next run {saved['nextRunTime']}"
+        )
+
+    def _cmd_pause(self, args: argparse.Namespace) -> None:
+        saved = get_session().runner().pause(args.workflow, True)
+        print(f"paused the schedule of {saved['id']!r} ({saved['scheduleText']})")
+
+    def _cmd_resume(self, args: argparse.Namespace) -> None:
+        saved = get_session().runner().pause(args.workflow, False)
+        print(
+            f"resumed the schedule of {saved['id']!r} ({saved['scheduleText']}); "
+            f"next run {saved['nextRunTime']}"
+        )
+
+    def _cmd_schedules(self, args: argparse.Namespace) -> _Table:
+        rows = []
+        for w in get_session().runner().list_workflows():
+            if w.get("schedule") is None:
+                continue
+            last = w.get("lastScheduledRun")
+            rows.append(
+                [
+                    w["id"],
+                    w["scheduleText"],
+                    "yes" if w["paused"] else "no",
+                    w["nextRunTime"] or "",
+                    f"{last['scheduledFor']} {last['status']}" if last else "",
+                ]
+            )
+        return _Table(
+            ["id", "schedule", "paused", "next run", "last scheduled run"],
+            rows,
+            "no scheduled workflows",
+        )
 
     # -- the cell --------------------------------------------------------------------------
     def _cell(self, line: str, cell: str) -> Run | None:
@@ -298,6 +370,25 @@ class TaskFlowMagics(Magics):
         )
         run = Run(execution["id"])
         return run.wait() if args.wait else run
+
+
+def _runnable_on_server(workflow_id: str) -> tuple[int, str]:
+    """The revision of ``workflow_id`` the server can run, and a note for the user:
+    the latest one when every notebook-function task has a snapshot, else a new one
+    with the functions of this kernel snapshotted (refused, naming the task, when this
+    kernel does not define one)."""
+    runner = get_session().runner()
+    stored = runner.get_workflow(workflow_id)
+    definition = stored_definition(stored)
+    missing = [t["name"] for _, t in notebook_tasks(definition) if not t["params"].get("snapshot")]
+    if not missing:
+        return stored["revision"], ""
+    saved = runner.register(with_snapshots(definition))
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return saved["revision"], (
+        f"; snapshotted the notebook function(s) of {shown} from this kernel "
+        f"(revision {saved['revision']})"
+    )
 
 
 def _server_running() -> bool:

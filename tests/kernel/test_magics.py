@@ -151,8 +151,11 @@ def test_submit_hands_the_execution_to_the_server(tf, db_path):
     finally:
         store.close()
     assert run.wait(30).results == {"a": 42}
-    _, out, _ = tf("submit magic_demo")
-    assert "numbers, total name notebook functions, which the server cannot run" in out
+    # notebook functions defined in this kernel: snapshotted into a new revision first
+    run, out, err = tf("submit magic_demo")
+    assert err == ""
+    assert "snapshotted the notebook function(s) of numbers, total from this kernel " in out
+    assert run.execution["revision"] == 2
 
 
 @pytest.mark.parametrize(
