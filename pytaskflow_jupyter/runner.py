@@ -86,6 +86,16 @@ def _check_params(params: Any) -> Json:
     return params
 
 
+def _snapshots_of(definition: Json) -> set[str]:
+    """The snapshot digests a stored definition's tasks name."""
+    found = set()
+    for task in definition.get("tasks", ()):
+        params = task.get("params")
+        if isinstance(params, dict) and isinstance(params.get("snapshot"), str):
+            found.add(params["snapshot"])
+    return found
+
+
 def new_execution_id() -> str:
     """``exec_`` + 16 random hex digits."""
     return "exec_" + secrets.token_hex(8)
@@ -101,7 +111,7 @@ class Runner:
         bus: EventBus | None = None,
         *,
         limits: Limits | None = None,
-        resolve: Callable[[str], Callable[..., Any] | None] | None = None,
+        resolve: Callable[[str, str | None], Callable[..., Any] | None] | None = None,
         heartbeat_interval: float = 5.0,
         stale_after: float = 30.0,
         capture: bool = True,
@@ -225,11 +235,19 @@ class Runner:
 
     def list_workflows(self) -> list[Json]:
         """Every registered definition, latest revision (``GET /workflows``)."""
-        return [workflow_json(*record) for record in self.store.workflows()]
+        records = self.store.workflows()
+        info = self.store.snapshot_info({d for r in records for d in _snapshots_of(r.definition)})
+        return [
+            workflow_json(
+                *record, {d: info[d] for d in _snapshots_of(record.definition) if d in info}
+            )
+            for record in records
+        ]
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
         """One definition (``GET /workflows/{id}``); NotFound for an unknown or deleted one."""
-        return workflow_json(*self.store.workflow(workflow_id, revision))
+        record = self.store.workflow(workflow_id, revision)
+        return workflow_json(*record, self.store.snapshot_info(_snapshots_of(record.definition)))
 
     def delete_workflow(self, workflow_id: str) -> None:
         """Remove a definition (``DELETE /workflows/{id}``); Conflict while one runs."""

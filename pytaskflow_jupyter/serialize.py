@@ -119,11 +119,13 @@ def workflow_json(
     created: str,
     updated: str,
     schedule: ScheduleState | None = None,
+    snapshots: dict[str, tuple[str, str, str, str]] | None = None,
 ) -> Json:
     """A definition with every documented field (what was posted, defaults for the
     rest), plus ``revision``, ``createdAt`` and ``updatedAt``, and where its schedule
     stands (SPEC 12: ``paused``, ``nextRunTime``, ``lastScheduledRun``; and the words
-    of the schedule, the last catch-up after a downtime)."""
+    of the schedule, the last catch-up after a downtime), and the snapshots its tasks
+    run (``snapshots``: digest -> function name, source, Python version, when taken)."""
     tasks = [{**_task_defaults(), **t} for t in definition.get("tasks", ())]
     spec = definition.get("schedule")
     sched = None if spec is None else Schedule.from_json(spec)
@@ -145,6 +147,10 @@ def workflow_json(
         "nextRunTime": nxt,
         "lastScheduledRun": last,
         "missedSlots": None if schedule is None else schedule.missed,
+        "snapshots": {
+            digest: {"function": name, "source": source, "python": python, "createdAt": at}
+            for digest, (name, source, python, at) in (snapshots or {}).items()
+        },
         "revision": revision,
         "createdAt": created,
         "updatedAt": updated,

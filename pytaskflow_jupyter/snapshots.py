@@ -58,7 +58,7 @@ def take(fn: Callable[..., Any], task: str, where: str = "") -> Snapshot:
     cannot be pickled (``where``: the task's path in the definition, for the error)."""
     import cloudpickle
 
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+    name = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn)))
     try:
         blob = cloudpickle.dumps(fn, protocol=5)
     except Exception as exc:

@@ -817,6 +817,22 @@ class Store:
         )
         return None if row is None else (row[0], row[1], bytes(row[2]), row[3], row[4])
 
+    def snapshot_info(self, digests: set[str]) -> dict[str, tuple[str, str, str, str]]:
+        """``digest -> (function name, source, python version, created_at)`` of those
+        stored (no pickle bytes)."""
+        found: dict[str, tuple[str, str, str, str]] = {}
+        wanted = sorted(digests)
+        conn = self._conn()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            for row in conn.execute(
+                "SELECT hash, name, source, python, created_at FROM snapshots WHERE hash IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[row[0]] = (row[1], row[2], row[3], row[4])
+        return found
+
     def missing_snapshots(self, digests: set[str]) -> set[str]:
         """Those of ``digests`` that are not stored."""
         conn = self._conn()

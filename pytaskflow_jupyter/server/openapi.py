@@ -142,6 +142,20 @@ SCHEDULE_STATE: Json = {
             "properties": {"executionId": STR, "scheduledFor": TIME, "status": STR},
         }
     ),
+    "snapshots": {
+        "type": "object",
+        "description": "the snapshots of notebook functions its tasks run, by digest",
+        "additionalProperties": {
+            "type": "object",
+            "required": ["function", "source", "python", "createdAt"],
+            "properties": {
+                "function": STR,
+                "source": STR,
+                "python": STR,
+                "createdAt": {"type": "string", "format": "date-time"},
+            },
+        },
+    },
     "missedSlots": _nullable(
         {
             "type": "object",

@@ -602,6 +602,16 @@ export interface components {
       schedule: components['schemas']['Schedule'];
       /** @description the schedule in words */
       scheduleText?: string | null;
+      /** @description the snapshots of notebook functions its tasks run, by digest */
+      snapshots?: {
+        [key: string]: {
+          /** Format: date-time */
+          createdAt: string;
+          function: string;
+          python: string;
+          source: string;
+        };
+      };
       tags?: string[];
       tasks: components['schemas']['TaskDefinition'][];
       /** Format: date-time */
