@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -77,7 +78,6 @@ __all__ = ["Run", "Workflow", "WorkflowSchedule"]
 Json = dict[str, Any]
 TaskRef = str | Callable[..., Any]
 _UNSET: Any = object()  # the builder never set (nor removed) a schedule
-# what GET /workflows/{id} adds to a definition (registering it again must leave them out)
 SERVER_FIELDS = (
     "scheduleText",
     "paused",
@@ -150,9 +150,12 @@ def notebook_tasks(definition: Json) -> list[tuple[int, Json]]:
     return found
 
 
-def stored_definition(workflow: Json) -> Json:
-    """A workflow as ``get_workflow`` returns it, as a definition to register again."""
-    return {k: v for k, v in workflow.items() if k not in SERVER_FIELDS}
+def stored_definition(workflow_id: str) -> tuple[Json, int]:
+    """The latest definition of ``workflow_id`` as it was registered (none of the fields
+    and defaults ``GET /workflows/{id}`` adds, so registering it again changes nothing
+    else), and its revision; ``NotFound`` for an unknown workflow."""
+    record = get_session().store.workflow(workflow_id)
+    return json.loads(json.dumps(record.definition)), record.revision
 
 
 def with_snapshots(

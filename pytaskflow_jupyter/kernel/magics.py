@@ -297,7 +297,7 @@ class TaskFlowMagics(Magics):
         """Schedule a registered workflow: its definition again, with the schedule and
         a snapshot for each notebook function (kept, or taken from this kernel)."""
         runner = get_session().runner()
-        definition = stored_definition(runner.get_workflow(args.workflow))
+        definition, _ = stored_definition(args.workflow)
         given = {
             "cron": args.cron,
             "every": args.every,
@@ -377,13 +377,11 @@ def _runnable_on_server(workflow_id: str) -> tuple[int, str]:
     the latest one when every notebook-function task has a snapshot, else a new one
     with the functions of this kernel snapshotted (refused, naming the task, when this
     kernel does not define one)."""
-    runner = get_session().runner()
-    stored = runner.get_workflow(workflow_id)
-    definition = stored_definition(stored)
+    definition, revision = stored_definition(workflow_id)
     missing = [t["name"] for _, t in notebook_tasks(definition) if not t["params"].get("snapshot")]
     if not missing:
-        return stored["revision"], ""
-    saved = runner.register(with_snapshots(definition))
+        return revision, ""
+    saved = get_session().runner().register(with_snapshots(definition))
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     return saved["revision"], (
         f"; snapshotted the notebook function(s) of {shown} from this kernel "

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +93,84 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def kernel_env(db_path, monkeypatch):
+    """The kernel nbclient starts inherits this: the test's database, this package."""
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
+    return db_path
+
+
+# -- a real Jupyter server sharing the database --------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(kernel_env, tmp_path):
+    """``jupyter server`` with the extension, on the test's database."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"pytaskflow_jupyter": True}}})
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--allow-root",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+        ],
+        env=child_env(
+            JUPYTER_CONFIG_DIR=str(config),
+            JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+            PYTASKFLOW_DB=str(kernel_env),
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=PACKAGE_ROOT,
+    )
+    base = f"http://127.0.0.1:{port}/"
+
+    def get(path: str):
+        req = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def post(path: str, body: dict | None = None):
+        req = urllib.request.Request(
+            base + path,
+            data=json.dumps(body or {}).encode(),
+            method="POST",
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    try:
+        wait_until(lambda: proc.poll() is not None or _answers(get), timeout=90, interval=0.2)
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        yield {"get": get, "post": post, "ws": f"ws://127.0.0.1:{port}/ws", "token": token}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def _answers(get) -> bool:
+    try:
+        get("workflows")
+        return True
+    except OSError:
+        return False

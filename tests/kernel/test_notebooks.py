@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
-import subprocess
-import sys
 import threading
-import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -22,19 +17,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 from pytaskflow_jupyter.store import Store
 
 from ..unit.helpers import stored_execution, stored_executions
-from .conftest import PACKAGE_ROOT, REPO, child_env, wait_until
+from .conftest import REPO
 
 pytestmark = pytest.mark.notebook
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-@pytest.fixture
-def kernel_env(db_path, monkeypatch):
-    """The kernel nbclient starts inherits this: the test's database, this package."""
-    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
-    return db_path
 
 
 def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
@@ -172,69 +160,6 @@ def test_cell_magic_and_run_wait_in_a_real_kernel(kernel_env, tmp_path):
 
 
 # -- with a real Jupyter server sharing the database --------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(kernel_env, tmp_path):
-    """``jupyter server`` with the extension, on the test's database."""
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"pytaskflow_jupyter": True}}})
-    )
-    port, token = _free_port(), secrets.token_hex(16)
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--allow-root",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}",
-        ],
-        env=child_env(
-            JUPYTER_CONFIG_DIR=str(config),
-            JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
-            PYTASKFLOW_DB=str(kernel_env),
-        ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=PACKAGE_ROOT,
-    )
-    base = f"http://127.0.0.1:{port}/"
-
-    def get(path: str):
-        req = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-
-    try:
-        wait_until(lambda: proc.poll() is not None or _answers(get), timeout=90, interval=0.2)
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-        yield {"get": get, "ws": f"ws://127.0.0.1:{port}/ws", "token": token}
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
-
-
-def _answers(get) -> bool:
-    try:
-        get("workflows")
-        return True
-    except OSError:
-        return False
-
-
 def test_server_sharing_the_database_serves_the_kernel_execution(server, kernel_env, tmp_path):
     store = Store(kernel_env)
     since = store.last_seq()  # events after this one are replayed, then streamed live
