@@ -26,6 +26,7 @@ import secrets
 import socket
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -393,8 +394,10 @@ class Runner:
         return [self._execution_json(row, detail=False) for row in rows], after
 
     def get_logs(self, execution_id: str, task: str) -> list[Json]:
-        """Captured stdout/stderr of each attempt of a task."""
-        return self.store.get_logs(execution_id, task)
+        """Captured stdout/stderr of each attempt of a task. Task names are kept in NFC
+        (validation normalizes them): a name as posted in another normal form (NFD from
+        macOS, say) finds its task."""
+        return self.store.get_logs(execution_id, unicodedata.normalize("NFC", task))
 
     def notebook_parameters(self, path: str) -> list[Json]:
         """The ``parameters`` cell of a notebook under the root, described (SPEC 9)."""

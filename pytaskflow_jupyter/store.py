@@ -404,13 +404,14 @@ class Store:
         return revision
 
     @staticmethod
-    def _encode_workflow(wf: Workflow) -> tuple[str, str, str, str | None]:
+    def _encode_workflow(wf: Workflow) -> tuple[str, str, str, str | None, bool]:
         spec = wf.source.get("schedule")
         return (
             wf.name,
             json.dumps({**wf.source, "id": wf.id}),
             wf.fingerprint(),
             None if spec is None else json.dumps(spec, sort_keys=True),
+            "id" not in wf.source,  # derived from the name
         )
 
     def _save_workflow(
@@ -421,14 +422,24 @@ class Store:
         text: str,
         fingerprint: str,
         schedule: str | None,
+        derived: bool = False,
     ) -> int:
         """Inside a writer's transaction: the revision of this definition (a new one when
-        it changed, or when the workflow was deleted), and its schedule's row."""
+        it changed, or when the workflow was deleted), and its schedule's row. An id
+        ``derived`` from the name that a workflow of another name has is a Conflict
+        (``Café Report`` and ``cafe-report`` both derive ``cafe_report``)."""
         last = conn.execute(
-            "SELECT revision, fingerprint, deleted FROM workflows WHERE id=? "
+            "SELECT revision, fingerprint, deleted, name FROM workflows WHERE id=? "
             "ORDER BY revision DESC LIMIT 1",
             (workflow_id,),
         ).fetchone()
+        if derived and last and not last[2] and last[3] != name:
+            raise Conflict(
+                f"the name {name!r} derives the id {workflow_id!r}, which the workflow "
+                f"{last[3]!r} already has; give an 'id' to make it another workflow, or "
+                f"id {workflow_id!r} to make it a new revision of that one",
+                code="id_collision",
+            )
         if last and last[1] == fingerprint and not last[2]:
             return int(last[0])
         revision = (last[0] if last else 0) + 1

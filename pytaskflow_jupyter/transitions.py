@@ -69,6 +69,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .events import Event
@@ -355,7 +356,7 @@ class RunState:
                     task,
                     f"TimeoutError: task exceeded its timeout of {task.spec.timeout:g}s",
                     None,
-                    None,
+                    _seconds(task.run.start_time),  # its duration: start to end, as shown
                     self.clock(),
                     reason=Reason.TIMEOUT.value,
                 )
@@ -634,3 +635,10 @@ class RunState:
             EventKind.EXECUTION_FAILED.value, None, self.status, now, error="internal engine error"
         )
         return self.take()
+
+
+def _seconds(stamp: str | None) -> float | None:
+    """Unix seconds of an ``iso`` stamp (None stays None)."""
+    if stamp is None:
+        return None
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

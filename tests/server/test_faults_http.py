@@ -87,9 +87,11 @@ async def test_get_workflows_keeps_what_was_posted(api):
     await api.submit(posted)
     status, got, _ = await api("GET", "workflows", "kept")
     assert status == 200
-    assert {
-        k: v for k, v in got.items() if k not in ("revision", "createdAt", "updatedAt")
-    } == posted
+    state = ("schedule", "scheduleText", "paused", "nextRunTime", "lastScheduledRun")
+    added = ("revision", "createdAt", "updatedAt", "missedSlots", "snapshots", *state)
+    assert {k: v for k, v in got.items() if k not in added} == posted
+    assert [got[k] for k in state] == [None, None, False, None, None]
+    assert got["snapshots"] == {} and got["missedSlots"] is None
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -165,3 +167,58 @@ def test_a_request_head_over_64_kib_gets_431_not_a_dropped_connection(live, wher
 def test_a_request_head_under_64_kib_is_served(live):
     status, body = raw_get(live, "/workflows", {"X-Big": "a" * (60 * 1024)})
     assert status == 200 and body == []
+
+
+# -- item 12: the small ones ------------------------------------------------------------------
+async def test_the_logs_route_finds_a_task_posted_with_a_decomposed_name(api):
+    """``café`` posted in NFD (``cafe`` + U+0301, as macOS spells file names) is kept in
+    NFC; the logs route under the name as posted finds it."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "café")
+    assert nfd != "café"
+    execution = await api.submit(
+        {"name": "nfd", "tasks": [{"name": nfd, "params": {"code": "print('hi')"}}]}
+    )
+    await api.wait(execution["id"])
+    for name in (nfd, "café"):
+        status, body, _ = await api("GET", "executions", execution["id"], "tasks", name, "logs")
+        assert status == 200, body
+        assert body["attempts"][0]["stdout"] == "hi\n"
+
+
+async def test_two_names_deriving_one_id_are_refused_unless_the_id_is_given(api):
+    first = await api.submit({"name": "Café Report", "tasks": [{"name": "a"}]})
+    assert first["workflowId"] == "cafe_report"
+    status, body, _ = await api(
+        "POST", "workflows", body={"name": "cafe-report", "tasks": [{"name": "a"}]}
+    )
+    assert status == 409 and body["code"] == "id_collision", body
+    assert "Café Report" in body["message"]
+    status, body, _ = await api("GET", "workflows", "cafe_report")
+    assert body["name"] == "Café Report" and body["revision"] == 1  # nothing written
+    # the same name again is a new execution of the same workflow; an explicit id decides
+    again = await api.submit({"name": "Café Report", "tasks": [{"name": "a"}, {"name": "b"}]})
+    assert again["workflowId"] == "cafe_report" and again["revision"] == 2
+    mine = await api.submit({"id": "cafe_report", "name": "cafe-report", "tasks": [{"name": "a"}]})
+    assert mine["revision"] == 3
+    other = await api.submit(
+        {"id": "cafe_report_2", "name": "cafe-report", "tasks": [{"name": "a"}]}
+    )
+    assert other["workflowId"] == "cafe_report_2"
+
+
+async def test_a_timed_out_attempt_has_a_duration(api):
+    execution = await api.submit(
+        {
+            "name": "slow",
+            "tasks": [
+                {"name": "a", "timeout": 0.3, "params": {"code": "import time; time.sleep(5)"}}
+            ],
+        }
+    )
+    done = await api.wait(execution["id"])
+    (a,) = done["tasks"]
+    assert a["status"] == "failed" and a["reason"] == "timeout"
+    assert a["duration"] is not None and a["duration"] >= 0.3
+    assert a["startTime"] and a["endTime"] and a["history"][0]["duration"] == a["duration"]

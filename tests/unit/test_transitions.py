@@ -122,6 +122,10 @@ def test_a_timeout_counts_from_the_start_and_stops_the_attempt():
     state.fire_timers()
     assert tasks(state) == {"a": ("failed", 1, "timeout"), "b": ("pending", 0, None)}
     assert state.to_stop == ["handle-a"] and state.inflight == 0
+    run = state.tasks["a"].run
+    # a timed-out attempt has a duration, its start to its end (issue 15, item 12)
+    assert run.duration == 12.0 and run.history[0]["duration"] == 12.0
+    assert run.start_time is not None and run.end_time is not None
     state.apply(ok("a"))  # the outcome of the stopped attempt, late: ignored
     assert tasks(state)["a"] == ("failed", 1, "timeout")
 
