@@ -197,3 +197,55 @@ export function tickNextRun(root: Element): void {
       el.textContent = nextRunText(el.dataset.nextRun);
     });
 }
+
+/**
+ * Small inline icons drawn in the text colour (the sidebar's fonts have no
+ * glyph for ⏸ or ⏱): `pause`, `resume` (an outlined play triangle, not the
+ * filled Run one) and `clock`.
+ */
+export function icon(kind: 'pause' | 'resume' | 'clock'): SVGElement {
+  const shapes: Record<typeof kind, SVGElement[]> = {
+    pause: [
+      s('rect', { x: 3, y: 2, width: 3.5, height: 12, rx: 1 }),
+      s('rect', { x: 9.5, y: 2, width: 3.5, height: 12, rx: 1 })
+    ],
+    resume: [
+      s('path', {
+        d: 'M4 2.5 L13 8 L4 13.5 Z',
+        fill: 'none',
+        stroke: 'currentColor',
+        'stroke-width': 1.6,
+        'stroke-linejoin': 'round'
+      })
+    ],
+    clock: [
+      s('circle', {
+        cx: 8,
+        cy: 8,
+        r: 6.2,
+        fill: 'none',
+        stroke: 'currentColor',
+        'stroke-width': 1.5
+      }),
+      s('path', {
+        d: 'M8 4.5 V8 L10.5 9.5',
+        fill: 'none',
+        stroke: 'currentColor',
+        'stroke-width': 1.5,
+        'stroke-linecap': 'round'
+      })
+    ]
+  };
+  return s(
+    'svg',
+    {
+      class: `jp-Taskflow-icon jp-mod-${kind}`,
+      viewBox: '0 0 16 16',
+      width: 12,
+      height: 12,
+      fill: 'currentColor',
+      'aria-hidden': 'true'
+    },
+    ...shapes[kind]
+  );
+}

@@ -591,12 +591,18 @@ export function missedSlotsText(
   m: MissedSlots,
   now: Date = new Date()
 ): string {
-  const when = (iso: string | null) => {
+  const when = (iso: string | null, seconds: boolean) => {
     const d = iso ? new Date(iso) : null;
-    return d && !isNaN(d.getTime()) ? dayClockText(d, now, false) : '';
+    return d && !isNaN(d.getTime()) ? dayClockText(d, now, seconds) : '';
   };
-  const first = when(m.first);
-  const last = when(m.last);
+  // Minutes, unless that makes two different slots look the same.
+  const seconds =
+    !!m.first &&
+    !!m.last &&
+    m.first !== m.last &&
+    when(m.first, false) === when(m.last, false);
+  const first = when(m.first, seconds);
+  const last = when(m.last, seconds);
   const range =
     first && last && first !== last ? `${first} – ${last}` : first || last;
   const one = m.count === 1;

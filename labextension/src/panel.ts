@@ -15,6 +15,7 @@ import {
   formatDuration,
   formatTime,
   h,
+  icon,
   nextRunSpan,
   statusBar,
   tickElapsed,
@@ -324,6 +325,7 @@ export class TaskflowPanel extends Widget {
           class: 'jp-TaskflowPanel-scheduleText',
           title: `Schedule: ${state.words}`
         },
+        icon('clock') as unknown as Node,
         state.words
       ),
       state.paused
@@ -365,7 +367,7 @@ export class TaskflowPanel extends Widget {
         'data-action': pausing ? 'pause' : 'resume',
         disabled: this._toggling.has(wf.id)
       },
-      pausing ? '⏸' : '⏯'
+      icon(pausing ? 'pause' : 'resume') as unknown as Node
     );
     button.onclick = ev => {
       ev.stopPropagation();

@@ -144,6 +144,18 @@ describe('missedSlotsText', () => {
     );
   });
 
+  it('shows seconds when minutes would make the range look like one time', () => {
+    const close = missed({
+      count: 5,
+      first: local(13, 43, 1).toISOString(),
+      last: local(13, 43, 5).toISOString()
+    });
+    assert.equal(
+      missedSlotsText(close, NOW),
+      "5 runs were missed while no server ran (13:43:01 – 13:43:05); catch-up 'latest' ran 1 of them."
+    );
+  });
+
   it('is remembered by workflow and detection time', () => {
     const m = missed({});
     assert.equal(
