@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import websocket
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
+from pytaskflow_jupyter.executors import ThreadExecutor
+from pytaskflow_jupyter.runner import Runner
+from pytaskflow_jupyter.snapshots import SnapshotResolver
 from pytaskflow_jupyter.store import Store
 
 from ..unit.helpers import stored_execution, stored_executions
@@ -55,7 +59,11 @@ def widget_views(nb: nbformat.NotebookNode) -> int:
 
 
 def test_the_notebooks_are_found():
-    assert {p.name for p in NOTEBOOKS} >= {"getting-started.ipynb", "etl-example.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "getting-started.ipynb",
+        "etl-example.ipynb",
+        "scheduled-example.ipynb",
+    }
 
 
 def test_getting_started_runs_clean(kernel_env, tmp_path):
@@ -107,6 +115,58 @@ def test_etl_example_runs_clean(kernel_env, tmp_path):
         store.close()
     printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
     assert "reused: ['extract', 'validate', 'route']" in printed
+
+
+def test_scheduled_example_runs_clean_and_the_server_side_runs_it_after(
+    kernel_env, tmp_path, monkeypatch
+):
+    """The example schedules and pauses its workflow; once its kernel is gone, a runner
+    with only the snapshots (as the server has) runs the latest revision, notebook task
+    included, to the results the kernel computed."""
+    monkeypatch.delenv("PYTASKFLOW_ROOT_DIR", raising=False)  # its paths: from its folder
+    folder = tmp_path / "notebooks"
+    for name in ("scheduled-example.ipynb", "pipeline/extract.ipynb"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / "notebooks" / name, folder / name)
+    nb = execute(nbformat.read(folder / "scheduled-example.ipynb", as_version=4), folder)
+    assert problems(nb) == []
+    printed = "".join(
+        out.get("text", "") + out.get("data", {}).get("text/plain", "")
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    )
+    assert "At 06:00, Monday through Friday (Europe/Paris); next run 20" in printed
+    assert "; paused>" in printed
+    assert (
+        "function write_log cannot be snapshotted for the server: it uses 'log', an open file"
+        in printed
+    )
+    store = Store(kernel_env)
+    runner = Runner(
+        store,
+        ThreadExecutor(2),
+        resolve=SnapshotResolver(store.function_snapshot),
+        root_dir=str(folder),
+    )
+    try:
+        [first] = stored_executions(store, "scheduled_example")
+        first = stored_execution(store, first["id"], detail=True)
+        assert first["status"] == "completed" and first["trigger"] == "notebook"
+        workflow = runner.get_workflow("scheduled_example")
+        assert workflow["schedule"]["cron"] == "0 6 * * 1-5" and workflow["paused"]
+        assert workflow["schedule"]["catchup"] == "latest"
+        tasks = {t["name"]: t["params"] for t in workflow["tasks"]}
+        assert tasks["summarize"]["snapshot"] and tasks["verdict"]["snapshot"]
+        assert "snapshot" not in tasks["extract"]
+        # the kernel is gone (nbclient shut it down): the panel's Run button, say
+        again = runner.start("scheduled_example", trigger="api")
+        assert runner.wait(again["id"], timeout=120)["status"] == "completed"
+        again = stored_execution(store, again["id"], detail=True)
+        assert [t["result"] for t in again["tasks"]] == [t["result"] for t in first["tasks"]]
+        assert again["tasks"][2]["result"] == "5 rows, big batch"
+    finally:
+        runner.close()
+        store.close()
 
 
 FLOW = [
