@@ -209,3 +209,44 @@ def test_missed_slots_banner_after_a_restart(lab: Lab, page) -> None:  # noqa: F
     panel.locator('button[data-action="refresh"]').click()
     item.get_by_role("button", name="Resume schedule").wait_for()
     assert banner.count() == 0
+
+
+def double(x: int = 21) -> int:
+    """The "notebook function" of the snapshot test."""
+    return 2 * x
+
+
+def test_task_detail_names_its_snapshot(lab: Lab, page) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    # What the notebook side does when it registers a workflow of notebook functions:
+    # store the snapshot, name it in the task's params.
+    from pytaskflow_jupyter.snapshots import take
+    from pytaskflow_jupyter.store import Store
+
+    snap = take(double, "double")
+    store = Store(lab.env["PYTASKFLOW_DB"])
+    try:
+        store.save_snapshots([snap.row()])
+    finally:
+        store.close()
+    task = {"name": "double", "type": "python",
+            "params": {"callable": "double", "snapshot": snap.digest}}  # fmt: skip
+    lab.api("PUT", "workflows/snap_demo", {"name": "Snapshot demo", "tasks": [task]})
+    run = lab.api("POST", "workflows/snap_demo/executions", {})
+    assert isinstance(run, dict), run
+
+    _open_lab(page, lab)
+    page.locator(f'.jp-TaskflowPanel-execution[data-execution-id="{run["id"]}"]').click()
+    view = page.locator(f"#taskflow-execution-{run['id']} .jp-TaskflowExecution")
+    view.wait_for(state="visible")
+    row = view.locator('tr[data-task="double"]')
+    row.locator(".jp-TaskflowExecution-snapshotTag", has_text="snapshot").wait_for()
+    row.click()
+    detail = view.locator('.jp-TaskflowExecution-logs[data-task="double"]')
+    short = snap.digest[: len("sha256:") + 12]
+    detail.locator(".jp-TaskflowExecution-snapshot").get_by_text(
+        f"runs snapshot {short}…", exact=True
+    ).wait_for()
+    assert snap.digest in (
+        detail.locator(".jp-TaskflowExecution-snapshot").get_attribute("title") or ""
+    )
+    view.screenshot(path=str(SCREENSHOTS / "lab-schedules-snapshot.png"))
