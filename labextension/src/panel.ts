@@ -363,7 +363,6 @@ export class TaskflowPanel extends Widget {
         class: 'jp-Taskflow-iconButton',
         title: label,
         'aria-label': label,
-        'aria-pressed': pausing ? 'false' : 'true',
         'data-action': pausing ? 'pause' : 'resume',
         disabled: this._toggling.has(wf.id)
       },

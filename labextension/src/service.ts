@@ -124,9 +124,12 @@ export class TaskflowService {
       // its full detail (task list, errors) once.
       void this.loadExecution(id).catch(() => undefined);
     }
-    // A scheduled workflow's new execution moved its next run on.
+    // A scheduled workflow's new execution moved its next run on (and its
+    // finish is its last scheduled run's status).
     const wf = ev.workflow ? this.model.workflow(ev.workflow) : undefined;
-    if (wf?.schedule && (!known || ev.event.startsWith('execution_'))) {
+    const finished =
+      ev.event.startsWith('execution_') && ev.event !== 'execution_started';
+    if (wf?.schedule && (!known || finished)) {
       void this.reloadWorkflow(wf.id);
     }
     // An unknown workflow (registered elsewhere): reload the list, once per id
