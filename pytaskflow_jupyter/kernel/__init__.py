@@ -3,6 +3,8 @@
     session.py   composition root: the kernel's Store, EventBus and Runners (lazy, one per
                  kernel); finds and binds notebook functions
     api.py       Workflow (decorators over a definition) and Run (a handle on an execution)
+    remote.py    what the server runs of a notebook workflow: snapshots of its notebook
+                 functions (with_snapshots), where its schedule stands (WorkflowSchedule)
     magics.py    %taskflow / %%taskflow, a thin command line over api.py
     widgets.py   ExecutionWidget: live status from the shared database, text fallback
     graph.py     the DAG drawing (layered layout, SVG)

@@ -57,19 +57,18 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..errors import InvalidInput, NotFound, Problem
+from ..errors import InvalidInput, NotFound
 from ..events import Event
 from ..model import TERMINAL_EXECUTION, TaskStatus
 from ..model import Workflow as WorkflowModel
-from ..snapshots import take
 from ..validation import derive_id, parse_workflow
 from .graph import render_svg
+from .remote import WorkflowSchedule, with_snapshots
 from .session import current_shell, find_function, get_session, recall, register_function
 from .widgets import ExecutionWidget, elapsed_seconds, render_text
 
@@ -78,16 +77,6 @@ __all__ = ["Run", "Workflow", "WorkflowSchedule"]
 Json = dict[str, Any]
 TaskRef = str | Callable[..., Any]
 _UNSET: Any = object()  # the builder never set (nor removed) a schedule
-SERVER_FIELDS = (
-    "scheduleText",
-    "paused",
-    "nextRunTime",
-    "lastScheduledRun",
-    "missedSlots",
-    "revision",
-    "createdAt",
-    "updatedAt",
-)
 _code_hashes: dict[str, dict[str, str]] = {}  # execution id -> task -> hash of its code
 _TASK_FIELDS = ("retries", "retry_delay", "retry_backoff", "timeout", "trigger_rule")
 
@@ -136,63 +125,6 @@ def _reused(execution: dict[str, Any]) -> list[str]:
     """The tasks of a just-created execution that reuse an earlier result (the only
     ones already completed)."""
     return [t["name"] for t in execution["tasks"] if t["status"] == TaskStatus.COMPLETED]
-
-
-def notebook_tasks(definition: Json) -> list[tuple[int, Json]]:
-    """``(index, task)`` of the tasks of ``definition`` whose ``callable`` names a
-    notebook function (no ``:``): the ones the server runs from a snapshot."""
-    found = []
-    for i, task in enumerate(definition.get("tasks") or []):
-        ref = (task.get("params") or {}).get("callable")
-        kind = task.get("type") or "python"
-        if kind in ("python", "branch") and isinstance(ref, str) and ":" not in ref:
-            found.append((i, task))
-    return found
-
-
-def stored_definition(workflow_id: str) -> tuple[Json, int]:
-    """The latest definition of ``workflow_id`` as it was registered (none of the fields
-    and defaults ``GET /workflows/{id}`` adds, so registering it again changes nothing
-    else), and its revision; ``NotFound`` for an unknown workflow."""
-    record = get_session().store.workflow(workflow_id)
-    return json.loads(json.dumps(record.definition)), record.revision
-
-
-def with_snapshots(
-    definition: Json, functions: Mapping[str, Callable[..., Any]] | None = None
-) -> Json:
-    """``definition`` with ``params.snapshot`` on every task naming a notebook function,
-    its snapshot saved in the store first. A task's function is ``functions[name]``
-    when given (the builder's raw functions: snapshotted again each time), else the
-    task keeps the snapshot it has, else this kernel's ``find_function``. Refused
-    (``InvalidInput``): ``not_snapshottable`` names the function and the object that
-    cannot be pickled; ``no_snapshot`` a function neither stored nor defined here."""
-    functions = functions or {}
-    tasks = [dict(t) for t in definition.get("tasks") or []]
-    rows = []
-    for i, task in notebook_tasks(definition):
-        params = dict(task.get("params") or {})
-        fn = functions.get(task["name"])
-        if fn is None and params.get("snapshot"):
-            continue
-        fn = fn or find_function(params["callable"])
-        if fn is None:
-            detail = (
-                f"notebook function {params['callable']!r} has no snapshot and is not defined "
-                "in this kernel, so the server cannot run it; register the workflow from the "
-                "notebook that defines it (wf.register() or wf.submit()), or run the cell "
-                "that defines it here first"
-            )
-            raise InvalidInput(
-                f"task {task['name']!r}: {detail}",
-                [Problem(f"tasks[{i}].params.callable", "no_snapshot", detail)],
-                code="no_snapshot",
-            )
-        snap = take(fn, task["name"], f"tasks[{i}]")
-        rows.append(snap.row())
-        tasks[i] = {**task, "params": {**params, "snapshot": snap.digest}}
-    get_session().store.save_snapshots(rows)
-    return {**definition, "tasks": tasks}
 
 
 def _has_widget_frontend() -> bool:
@@ -555,38 +487,6 @@ class Workflow:
         order = [(t["name"], t["dependencies"]) for t in self._tasks.values()]
         svg = render_svg(order, {})
         return f"<div><b>{self.name}</b> ({len(order)} tasks)<br>{svg}</div>"
-
-
-class WorkflowSchedule:
-    """Where a workflow's schedule stands, as ``wf.schedule()``, ``pause()``,
-    ``resume()`` and ``unschedule()`` leave it: ``workflow`` is the stored workflow (as
-    ``GET /workflows/{id}`` shows it, also readable as ``ws["nextRunTime"]``)."""
-
-    def __init__(self, workflow: Json) -> None:
-        self.workflow = workflow
-        self.workflow_id: str = workflow["id"]
-        self.revision: int = workflow["revision"]
-        self.schedule: Json | None = workflow.get("schedule")
-        self.text: str | None = workflow.get("scheduleText")
-        self.paused = bool(workflow.get("paused"))
-        self.next_run_time: str | None = workflow.get("nextRunTime")
-        self.last_scheduled_run: Json | None = workflow.get("lastScheduledRun")
-
-    def __getitem__(self, key: str) -> Any:
-        return self.workflow[key]
-
-    def __repr__(self) -> str:
-        head = f"<Schedule of {self.workflow_id!r} (revision {self.revision})"
-        if self.schedule is None:
-            return f"{head}: none>"
-        state = "paused" if self.paused else f"next run {self.next_run_time}"
-        last = self.last_scheduled_run
-        if last:
-            state += f"; last {last['scheduledFor']} {last['status']}"
-        return f"{head}: {self.text}; {state}>"
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self))
 
 
 class Run:

@@ -11,7 +11,7 @@ displays as the live widget when the magic is the cell's last line, and which ca
 kept: ``run = %taskflow run etl``.
 
 What the server runs (``submit``, ``schedule``) must not need this kernel: a task that
-names a notebook function runs from its snapshot (``api.with_snapshots``). A registered
+names a notebook function runs from its snapshot (``remote.with_snapshots``). A registered
 definition keeps the snapshots it has; a task without one is snapshotted from this
 kernel's function of that name, or the command is refused, saying to register the
 workflow from the notebook that defines it.
@@ -30,7 +30,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..errors import TaskFlowError
 from ..validation import derive_id
-from .api import Run, Workflow, notebook_tasks, stored_definition, with_snapshots
+from .api import Run, Workflow
+from .remote import notebook_tasks, stored_definition, with_snapshots
 from .session import get_session
 
 __all__ = ["TaskFlowMagics", "load_ipython_extension"]

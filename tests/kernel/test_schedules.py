@@ -157,12 +157,9 @@ def test_pause_resume_and_the_schedules_table(tf, session):
     table, _, _ = tf("schedules")
     demo = session.runner().get_workflow("sched_demo")
     assert table.columns == ["id", "schedule", "paused", "next run", "last scheduled run"]
-    assert table.rows == [
+    assert table.rows == [  # by id, unscheduled workflows left out
         ["other", other["scheduleText"], "yes", "", ""],
         ["sched_demo", demo["scheduleText"], "no", demo["nextRunTime"], ""],
-    ] or table.rows == [
-        ["sched_demo", demo["scheduleText"], "no", demo["nextRunTime"], ""],
-        ["other", other["scheduleText"], "yes", "", ""],
     ]
     text = repr(table)
     assert text.splitlines()[0].split() == [
