@@ -50,6 +50,7 @@ import pickle
 import queue
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -394,6 +395,7 @@ def _worker_main(
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    _become_subreaper()
     threading.Thread(target=_orphan_watch, args=(parent_pid,), daemon=True).start()
     while True:
         try:
@@ -401,6 +403,7 @@ def _worker_main(
         except (EOFError, OSError):
             return
         outcome = _run_payload(data, conn)
+        _end_descendants()  # what the attempt started ends with it, before it is reported
         retire = bool(outcome.error and outcome.error.startswith("MemoryError"))
         try:
             reply = cloudpickle.dumps((outcome, retire))
@@ -448,6 +451,54 @@ def _orphan_watch(parent_pid: int) -> None:
     while True:
         time.sleep(0.5)
         if os.getppid() != parent_pid:
+            _end_descendants()
             with contextlib.suppress(OSError):
                 os.killpg(0, signal.SIGKILL)
             os._exit(1)
+
+
+def _become_subreaper() -> None:
+    """Linux: the worker adopts its orphaned descendants (``PR_SET_CHILD_SUBREAPER``), so
+    a subprocess that detached itself (a double fork, a new session) stays one of its
+    descendants, which ``_end_descendants`` and ``kill`` find."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _has_children() -> bool:
+    """Whether this process has a child (a zombie counts): a read of each thread's
+    ``/proc/self/task/<tid>/children``, about 10 µs; psutil where that file is missing."""
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY)
+            try:
+                if os.read(fd, 64).strip():
+                    return True
+            finally:
+                os.close(fd)
+        return False
+    except OSError:
+        return bool(psutil.Process().children())
+
+
+def _end_descendants() -> None:
+    """SIGKILL every descendant of this worker (a task's subprocesses, in its group or in
+    a session of their own, detached or not) and reap them."""
+    if not _has_children():
+        return  # the common case: the attempt started no process
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            time.sleep(0.001)  # killed, not yet exited

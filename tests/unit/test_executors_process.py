@@ -277,3 +277,72 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+# -- issue 15, item 5: every process a task started is gone when its attempt ends -----------
+SPAWN = """
+import os, subprocess, sys, time
+plain = subprocess.Popen(['sleep', '600'])
+session = subprocess.Popen(['sleep', '600'], start_new_session=True)
+# a daemon: double fork in a new session, its parent gone at once (reparented)
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.write(w, str(os.getpid()).encode())
+        time.sleep(600)
+    os._exit(0)
+daemon = int(os.read(r, 32))
+open({path!r}, 'w').write(f'{{plain.pid}} {{session.pid}} {{daemon}}')
+{then}
+"""
+
+
+def spawned(path) -> list[int]:
+    wait_until(lambda: path.exists() and len(path.read_text().split()) == 3)
+    return [int(p) for p in path.read_text().split()]
+
+
+def test_a_completed_attempt_leaves_no_process_behind(executor, tmp_path):
+    path = tmp_path / "pids"
+    out, _ = run_one(executor, job("spawns", SPAWN.format(path=str(path), then="result = 1")))
+    assert out.ok, out.error
+    pids = spawned(path)
+    # gone before the outcome was reported: no waiting needed
+    assert [pid for pid in pids if alive(pid)] == []
+    after, _ = run_one(executor, job(code=PID))  # the worker serves on
+    assert after.ok
+
+
+def test_a_timed_out_attempt_leaves_no_process_behind(process_runner, tmp_path):
+    path = tmp_path / "pids"
+    code = SPAWN.format(path=str(path), then="time.sleep(600)")
+    execution = process_runner.submit(wf(task("slow", code=textwrap.dedent(code), timeout=3)))
+    pids = spawned(path)
+    done = process_runner.wait(execution["id"], timeout=60)
+    assert reasons(done) == {"slow": "timeout"}
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=5)
+
+
+SPAWNING_PARENT = """
+import sys, time
+from pytaskflow_jupyter.executors import ProcessExecutor
+from pytaskflow_jupyter.tasks import Job
+ex = ProcessExecutor(1)
+ex.submit(Job("e", "w", "t", 1, "python", {"code": sys.argv[1]}), print)
+time.sleep(600)
+"""
+
+
+def test_no_process_of_a_task_outlives_a_killed_parent(tmp_path):
+    path = tmp_path / "pids"
+    code = SPAWN.format(path=str(path), then="time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", SPAWNING_PARENT, textwrap.dedent(code)])
+    try:
+        pids = spawned(path)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        wait_until(lambda: not any(alive(pid) for pid in pids), timeout=10)
+    finally:
+        parent.kill()
+        parent.wait()
