@@ -1,8 +1,10 @@
 /**
- * The execution view (inside a MainAreaWidget): status, Run / Cancel / Retry,
- * the DAG as SVG with nodes coloured by status, the task table (with a
- * notebook task's cell progress and a link to its executed copy), and the
- * logs of the selected task. Live through the shared model; the full
+ * The execution view (inside a MainAreaWidget): status (and a "scheduled"
+ * badge with its slot, or "retry"), Run / Cancel / Retry, the DAG as SVG with
+ * nodes coloured by status, the task table (with a notebook task's cell
+ * progress and a link to its executed copy, and a tag on a task that runs a
+ * stored notebook-function snapshot), and the logs of the selected task
+ * (under the snapshot it runs). Live through the shared model; the full
  * execution detail and the definition (for the edges) are read over REST
  * when the view opens, when it finishes, and when a notebook task finishes
  * (its `output` is only in the detail).

@@ -1,8 +1,11 @@
 /**
  * The TaskFlow sidebar: registered workflows (with a Run action, and Run with
- * parameters for those that declare parameters) and recent
- * executions with status badges, re-rendered from the shared model whenever
- * a /ws event or a REST snapshot changes it.
+ * parameters for those that declare parameters; a scheduled one shows its
+ * schedule in words, its next run counting down or "paused", a pause/resume
+ * toggle, and a banner when slots were missed while no server ran) and
+ * recent executions with status badges (and a "scheduled" or "retry" one),
+ * re-rendered from the shared model whenever a /ws event or a REST snapshot
+ * changes it.
  */
 
 import { Widget } from '@lumino/widgets';
@@ -350,7 +353,7 @@ export class TaskflowPanel extends Widget {
     );
   }
 
-  /** ⏸ / ⏯: pause or resume the workflow's schedule. */
+  /** Pause (two bars) or resume (an outlined play) the workflow's schedule. */
   private _pauseButton(wf: Workflow): HTMLElement | null {
     if (!wf.schedule) {
       return null;
