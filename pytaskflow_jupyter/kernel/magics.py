@@ -310,7 +310,12 @@ class TaskFlowMagics(Magics):
         saved = runner.register(with_snapshots(definition))
         print(
             f"scheduled {saved['id']!r} (revision {saved['revision']}): "
-            f"{saved['scheduleText']}; next run {saved['nextRunTime']}"
+            f"{saved['scheduleText']}; "
+            + (
+                "paused (%taskflow resume to go on)"
+                if saved["paused"]
+                else f"next run {saved['nextRunTime']}"
+            )
         )
 
     def _cmd_pause(self, args: argparse.Namespace) -> None:

@@ -167,6 +167,9 @@ def test_pause_resume_and_the_schedules_table(tf, session):
     ]
     assert "unscheduled" not in text and demo["scheduleText"] in text
     assert "<table class='taskflow-list'>" in table._repr_html_()
+    _, out, _ = tf("schedule other --cron '0 7 * * *'")  # a paused one stays paused
+    assert out.endswith("; paused (%taskflow resume to go on)\n")
+    other = session.runner().get_workflow("other")
     _, out, _ = tf("resume other")
     other = session.runner().get_workflow("other")
     assert out == (
