@@ -101,9 +101,16 @@ class ProcessExecutor(QueueExecutor):
 
     ``workers``: concurrency (default: the number of CPUs). ``memory_limit``: bytes of
     address space per worker (``RLIMIT_AS``; a task over it gets ``MemoryError`` or dies,
-    and its worker is replaced). ``max_tasks_per_worker``: replace a worker after that
-    many attempts (for tasks that leak into module globals).
+    and its worker is replaced); default: the machine's physical memory (a task asking
+    for more fails with ``MemoryError`` instead of meeting the kernel's OOM killer), ``0``
+    for none. ``max_tasks_per_worker``: replace a worker after that many attempts (for
+    tasks that leak into module globals). Whatever the options, a worker is replaced
+    after an attempt that left it ``LEAKED_FDS`` more open descriptors or ``LEAKED_RSS``
+    more resident memory than it had before its first attempt.
     """
+
+    LEAKED_FDS = 32
+    LEAKED_RSS = 1 << 30
 
     name = "process"
     can_stop = True
@@ -117,7 +124,9 @@ class ProcessExecutor(QueueExecutor):
     ) -> None:
         super().__init__()
         self.workers = max(1, workers or os.cpu_count() or 1)
-        self.memory_limit = memory_limit
+        if memory_limit is None:
+            memory_limit = max(2 << 30, psutil.virtual_memory().total)
+        self.memory_limit = memory_limit or None
         self.max_tasks_per_worker = max_tasks_per_worker
         self._abandon = False  # shutdown(wait=False): running attempts are not reported
         self._dir = tempfile.mkdtemp(prefix="taskflow-workers-")
@@ -198,7 +207,13 @@ class _Slot:
         ctx = get_context("loky")
         parent, child = ctx.Pipe()
         err_read, err_write = ctx.Pipe(duplex=False)
-        args = (child, os.getpid(), self.crash_path, self.ex.memory_limit)
+        args = (
+            child,
+            os.getpid(),
+            self.crash_path,
+            self.ex.memory_limit,
+            (self.ex.LEAKED_FDS, self.ex.LEAKED_RSS),
+        )
         proc = ctx.Process(
             target=exec,
             name=f"taskflow-worker-{self.index}",
@@ -253,7 +268,7 @@ class _Slot:
         except (EOFError, OSError):
             return self._died(attempt)
         outcome: Outcome
-        retire: bool
+        retire: str | None
         try:
             outcome, retire = pickle.loads(reply)
         except Exception as exc:
@@ -263,11 +278,13 @@ class _Slot:
                     f"UnpicklingError: the result of task {job.task!r} "
                     f"cannot be loaded here: {type(exc).__name__}: {exc}",
                 ),
-                False,
+                None,
             )
         outcome.task, outcome.attempt = job.task, job.attempt
         self.tasks_run += 1
         limit = self.ex.max_tasks_per_worker
+        if retire:
+            log.info("process executor: worker replaced after task %r: %s", job.task, retire)
         if retire or (limit and self.tasks_run >= limit):
             self.discard()
         return outcome
@@ -381,7 +398,11 @@ def _read_crash(path: str, limit: int = 16 * 1024) -> str:
 
 # -- the worker process -----------------------------------------------------------------
 def _worker_main(
-    conn: Connection, parent_pid: int, crash_path: str, memory_limit: int | None
+    conn: Connection,
+    parent_pid: int,
+    crash_path: str,
+    memory_limit: int | None,
+    leaks: tuple[int, int] = (32, 1 << 30),
 ) -> None:
     """Serve attempts until the pipe closes; runs in the worker process."""
     with contextlib.suppress(OSError):
@@ -397,14 +418,19 @@ def _worker_main(
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     _become_subreaper()
     threading.Thread(target=_orphan_watch, args=(parent_pid,), daemon=True).start()
+    baseline = None
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        if baseline is None:  # before the first attempt: what a clean worker holds
+            baseline = _resources()
         outcome = _run_payload(data, conn)
         _end_descendants()  # what the attempt started ends with it, before it is reported
-        retire = bool(outcome.error and outcome.error.startswith("MemoryError"))
+        retire = _leaked(baseline, leaks)
+        if outcome.error and outcome.error.startswith("MemoryError"):
+            retire = "the attempt ran out of memory"
         try:
             reply = cloudpickle.dumps((outcome, retire))
         except Exception as exc:
@@ -455,6 +481,30 @@ def _orphan_watch(parent_pid: int) -> None:
             with contextlib.suppress(OSError):
                 os.killpg(0, signal.SIGKILL)
             os._exit(1)
+
+
+def _resources() -> tuple[int, int]:
+    """Open file descriptors and resident bytes of this process (two reads of /proc)."""
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+        with open("/proc/self/statm", "rb") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return fds, rss
+
+
+def _leaked(baseline: tuple[int, int], leaks: tuple[int, int]) -> str | None:
+    """Why this worker should not serve another attempt (descriptors or memory an attempt
+    left behind), or None."""
+    if baseline == (0, 0):
+        return None  # no /proc: nothing to compare
+    fds, rss = _resources()
+    if fds - baseline[0] > leaks[0]:
+        return f"it left {fds - baseline[0]} more file descriptors open than a fresh worker"
+    if rss - baseline[1] > leaks[1]:
+        return f"it left the worker {(rss - baseline[1]) >> 20} MiB larger than a fresh one"
+    return None
 
 
 def _become_subreaper() -> None:

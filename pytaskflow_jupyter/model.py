@@ -207,8 +207,10 @@ class Workflow:
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """An execution's parameters: the declared defaults overridden by ``given``
-        (SPEC section 10). With declared ``parameters``, an undeclared name is refused."""
-        if self.parameters is None:
+        (SPEC section 10). With declared ``parameters``, an undeclared name is refused.
+        ``parameters: {}`` declares nothing, as leaving it out does (``GET /workflows``
+        shows that default: a definition read back and registered again means the same)."""
+        if not self.parameters:
             return given
         unknown = sorted(set(given) - set(self.parameters))
         if unknown:

@@ -183,7 +183,7 @@ def _check_schedule(value: Any, parameters: Any, p: _Problems) -> None:
     workflow declares them, as a trigger's."""
     schedule.check(value, p.add)
     given = value.get("params") if isinstance(value, dict) else None
-    if isinstance(given, dict) and isinstance(parameters, dict):
+    if isinstance(given, dict) and isinstance(parameters, dict) and parameters:
         for name in sorted(set(given) - set(parameters), key=str):
             p.add(
                 f"schedule.params.{name}",

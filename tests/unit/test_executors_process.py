@@ -346,3 +346,50 @@ def test_no_process_of_a_task_outlives_a_killed_parent(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+# -- issue 15, item 10: limits on by default, leaky workers recycled -------------------------
+def test_memory_limit_defaults_to_the_physical_memory():
+    import psutil
+
+    ex = ProcessExecutor(1)
+    try:
+        out, _ = run_one(
+            ex, job(code="import resource\nresult = resource.getrlimit(resource.RLIMIT_AS)")
+        )
+        ram = max(2 << 30, psutil.virtual_memory().total)
+        assert out.ok and out.result == (ram, ram)
+    finally:
+        ex.shutdown(wait=False)
+    unlimited = ProcessExecutor(1, memory_limit=0)
+    try:
+        out, _ = run_one(
+            unlimited,
+            job(code="import resource\nresult = resource.getrlimit(resource.RLIMIT_AS)[0]"),
+        )
+        assert out.ok and out.result == -1  # RLIM_INFINITY
+    finally:
+        unlimited.shutdown(wait=False)
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        "import builtins\nbuiltins._kept = [open('/dev/null') for _ in range(40)]",
+        "import builtins\nbuiltins._kept = b'x' * (100 << 20)",
+    ],
+    ids=["descriptors", "memory"],
+)
+def test_a_worker_is_replaced_after_an_attempt_that_leaked(leak):
+    ex = ProcessExecutor(1)
+    ex.LEAKED_RSS = 64 << 20  # the class default is 1 GiB
+    try:
+        first, _ = run_one(ex, job(code=PID))
+        same, _ = run_one(ex, job(code=PID))
+        assert first.result == same.result  # a clean attempt keeps its worker
+        leaked, _ = run_one(ex, job(code=leak + "\nimport os\nresult = os.getpid()"))
+        assert leaked.ok and leaked.result == first.result
+        after, _ = run_one(ex, job(code=PID))
+        assert after.ok and after.result != first.result  # a fresh worker
+    finally:
+        ex.shutdown(wait=False)
