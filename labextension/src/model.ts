@@ -25,14 +25,8 @@ type Schemas = components['schemas'];
 
 /** When the server runs a workflow on its own (SPEC section 12). */
 export type Schedule = Schemas['Schedule'];
-/**
- * A registered workflow definition (GET /workflows, GET /workflows/{id}).
- * `schedule` is null for a workflow without one: the document says so
- * (`nullable` beside its `$ref`), which OpenAPI 3.0 tooling drops.
- */
-export type Workflow = Omit<Schemas['Workflow'], 'schedule'> & {
-  schedule: Schedule | null;
-};
+/** A registered workflow definition (GET /workflows, GET /workflows/{id}). */
+export type Workflow = Schemas['Workflow'];
 /** The last time slots were missed while no server ran. */
 export type MissedSlots = NonNullable<Schemas['Workflow']['missedSlots']>;
 /** The request body of POST /workflows. */

@@ -107,7 +107,8 @@ DEFINITION_PROPERTIES: Json = {
         "JSON values; a trigger's `params` override them and may name no other",
         "additionalProperties": True,
     },
-    "schedule": _nullable(_ref("Schedule")),
+    # OpenAPI 3.0 ignores `nullable` beside a `$ref`: wrapped in allOf it is kept
+    "schedule": {"allOf": [_ref("Schedule")], "nullable": True},
     "tasks": {"type": "array", "minItems": 1, "items": _ref("TaskDefinition")},
 }
 TRIGGERS = [t.value for t in Trigger]

@@ -599,7 +599,7 @@ export interface components {
       };
       paused: boolean;
       revision: number;
-      schedule: components['schemas']['Schedule'];
+      schedule: components['schemas']['Schedule'] | null;
       /** @description the schedule in words */
       scheduleText?: string | null;
       /** @description the snapshots of notebook functions its tasks run, by digest */
@@ -629,7 +629,7 @@ export interface components {
       parameters?: {
         [key: string]: unknown;
       };
-      schedule?: components['schemas']['Schedule'];
+      schedule?: components['schemas']['Schedule'] | null;
       tags?: string[];
       tasks: components['schemas']['TaskDefinition'][];
       /** @default 1 */
