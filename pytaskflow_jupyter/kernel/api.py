@@ -274,6 +274,13 @@ class Workflow:
             if kwargs:
                 call_params["kwargs"] = dict(kwargs)
             self._put(task_name, kind, depends_on, call_params, fields)
+            declared = self._header.get("parameters")
+            if isinstance(declared, dict) and declared:  # the names a run may pass are known
+                try:
+                    self._check_signature(task_name, func, declared)
+                except InvalidInput:
+                    del self._tasks[task_name]
+                    raise
             self._functions[task_name] = func
             register_function(key, func)
             return func
@@ -349,7 +356,7 @@ class Workflow:
         Jupyter server, which runs it even after this kernel is gone; returns its
         ``Run`` (followed from the database)."""
         runner = get_session().runner()
-        saved = runner.register(self._prepared())
+        saved = runner.register(self._prepared(params=params))
         execution = runner.enqueue(self.id, revision=saved["revision"], params=params)
         run = Run(execution["id"])
         return run.wait(timeout) if wait else run
@@ -399,10 +406,59 @@ class Workflow:
         """Resume the schedule from now: the slots that fell while paused never fire."""
         return WorkflowSchedule(get_session().runner().pause(self.id, False))
 
-    def _prepared(self, schedule: Any = _UNSET, *, strict: bool = True) -> Json:
+    def _check_signature(self, task: str, fn: Callable[..., Any], given: Iterable[str]) -> None:
+        """Refuse a function with a parameter nothing will fill (issue 15, item 14): a
+        required one that names neither a dependency, a kwarg, an execution parameter
+        (``given``) nor ``upstream``/``context``; a positional-only one without default."""
+        try:
+            parameters = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return
+        spec = self._tasks[task]
+        sources = {
+            "dependencies": set(spec.get("dependencies", ())),
+            "kwargs": set((spec.get("params") or {}).get("kwargs") or {}),
+            "execution parameters": set(given),
+        }
+        known = set().union(*sources.values()) | {"upstream", "context"}
+        for p in parameters:
+            if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.kind is p.POSITIONAL_ONLY or p.name not in known:
+                have = "; ".join(
+                    f"{kind}: {', '.join(sorted(names))}"
+                    for kind, names in sources.items()
+                    if names
+                )
+                raise InvalidInput(
+                    f"task {task!r}: {getattr(fn, '__name__', task)}() needs {p.name!r}, which "
+                    + (
+                        "is positional-only (tasks are called with keywords)"
+                        if p.kind is p.POSITIONAL_ONLY
+                        else "names no dependency, kwarg, execution parameter, 'upstream' or "
+                        "'context'"
+                    )
+                    + (f" ({have})" if have else "")
+                    + f"; give it a default, depend on a task named {p.name!r}, pass "
+                    f"kwargs={{{p.name!r}: ...}}, or declare it: Workflow(..., parameters="
+                    f"{{{p.name!r}: ...}})",
+                    code="unfilled_parameter",
+                )
+
+    def _check_signatures(self, *given: Iterable[str] | None) -> None:
+        names = {n for g in given for n in (g or ())}
+        for task, fn in self._functions.items():
+            if task in self._tasks:
+                self._check_signature(task, fn, names)
+
+    def _prepared(
+        self, schedule: Any = _UNSET, *, strict: bool = True, params: Json | None = None
+    ) -> Json:
         """The definition to register: with ``schedule`` (default: the builder's, or
         the stored one if the builder never set one) and with snapshots. ``strict=False``
-        (``run()``): without snapshots when one cannot be taken, unless scheduled."""
+        (``run()``): without snapshots when one cannot be taken, unless scheduled.
+        Every function's parameters must be filled by something (``_check_signature``;
+        ``params``: those the execution about to start is given)."""
         definition = self.definition
         if schedule is _UNSET:
             schedule = self._schedule
@@ -411,6 +467,11 @@ class Workflow:
         definition.pop("schedule", None)
         if schedule is not None:
             definition["schedule"] = schedule
+        self._check_signatures(
+            definition.get("parameters"),
+            params,
+            (schedule or {}).get("params") if isinstance(schedule, dict) else None,
+        )
         try:
             return with_snapshots(definition, self._functions)
         except InvalidInput as exc:
@@ -451,7 +512,7 @@ class Workflow:
         """
         session = get_session()
         runner = session.runner(executor)
-        saved = runner.register(self._prepared(strict=False))
+        saved = runner.register(self._prepared(strict=False, params=params))
         model = session.store.load_workflow(self.id, saved["revision"])
         hashes = current_hashes(model)
         parent = _execution_id(reuse) if reuse is not None else None

@@ -392,3 +392,57 @@ def test_a_new_kernel_session_marks_executions_of_dead_kernels_lost(db_path):
     assert lost.execution["reason"] == "owner_lost"
     assert lost.errors == {"a": "the process that ran this execution stopped"}
     assert lost.retry(wait=True, timeout=30).status == "completed"
+
+
+# -- issue 15, item 14: a parameter nothing fills is refused when the workflow is defined ----
+def test_a_parameter_nothing_fills_is_refused_before_anything_runs(session):
+    wf = Workflow("unfilled")
+
+    @wf.task
+    def load():
+        return 1
+
+    @wf.task(depends_on=load)
+    def scale(load, factor):  # factor: no dependency, kwarg, parameter, nor default
+        return load * factor
+
+    with pytest.raises(InvalidInput) as info:
+        wf.run()
+    message = str(info.value)
+    assert info.value.code == "unfilled_parameter"
+    assert "task 'scale': scale() needs 'factor'" in message
+    assert "(dependencies: load)" in message
+    assert "Workflow(..., parameters={'factor': ...})" in message
+    assert session.store.list_executions(workflow_id="unfilled")[0] == []  # nothing ran
+    with pytest.raises(InvalidInput):
+        wf.register()
+    # an execution parameter fills it
+    assert wf.run({"factor": 3}, wait=True, timeout=30).results == {"load": 1, "scale": 3}
+
+
+def test_declared_parameters_let_the_decorator_refuse_at_once(session):
+    wf = Workflow("declared", parameters={"factor": 2})
+
+    @wf.task
+    def fine(factor, upstream, context, extra=None):
+        return factor
+
+    with pytest.raises(InvalidInput, match="needs 'fctor'"):
+
+        @wf.task
+        def typo(fctor):
+            return fctor
+
+    assert wf.tasks == ["fine"]  # the refused task is not kept
+
+    with pytest.raises(InvalidInput, match="positional-only"):
+
+        @wf.task
+        def positional(factor, /):
+            return factor
+
+    @wf.task(kwargs={"n": 1})
+    def by_kwarg(n):
+        return n
+
+    assert wf.run(wait=True, timeout=30).results == {"fine": 2, "by_kwarg": 1}
