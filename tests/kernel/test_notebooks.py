@@ -268,3 +268,34 @@ def test_submit_from_the_notebook_runs_on_the_server(server, shell, session, cap
     assert widget.wait(30) and widget.status == "completed"
     listed = server["get"]("executions?workflow_id=on_server")
     assert [(e["id"], e["status"]) for e in listed] == [(run.id, "completed")]
+
+
+# -- issue 15, item 15: Dask from a real kernel ----------------------------------------------
+def test_wf_run_on_dask_in_a_real_kernel(kernel_env, tmp_path):
+    """``wf.run(executor="dask")`` in a kernel: a LocalCluster started from the kernel,
+    notebook functions (with a notebook global) shipped to its workers by cloudpickle."""
+    code = (
+        "import os\n"
+        "from pytaskflow_jupyter import Workflow\n"
+        "wf = Workflow('on dask')\n"
+        "K = 5\n"
+        "@wf.task\ndef a():\n    return (K, os.getpid())\n"
+        "@wf.task(depends_on=a)\ndef b(a):\n    return a[0] * 2\n"
+        "run = wf.run(executor='dask', wait=True, timeout=240)\n"
+        "print(run.status, run.results['b'], run.results['a'][1] != os.getpid())\n"
+    )
+    nb = new_notebook(
+        cells=[new_code_cell(code)],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    execute(nb, tmp_path)
+    texts = [o.get("text", "") for o in nb.cells[0].outputs if o["output_type"] == "stream"]
+    assert "completed 10 True\n" in texts, nb.cells[0].outputs
+    store = Store(kernel_env)
+    try:
+        (row,), _ = store.list_executions(workflow_id="on_dask")
+        assert row["executor"] == "dask" and row["status"] == "completed"
+    finally:
+        store.close()
