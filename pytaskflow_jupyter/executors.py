@@ -17,6 +17,7 @@ process executor.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._executor import DONE, Attempt, Executor, QueueExecutor, Report, attempt_hooks
 from .kinds import NO_HOOKS, Hooks
-from .tasks import Job, run_job, uses_hooks
+from .tasks import Job, failed_outcome, run_job, uses_hooks
 
 if TYPE_CHECKING:
     from ._dask import DaskExecutor
@@ -41,6 +42,7 @@ __all__ = [
     "ProcessExecutor",
     "QueueExecutor",
     "Report",
+    "TaskStopped",
     "ThreadExecutor",
     "make_executor",
 ]
@@ -57,8 +59,34 @@ class InlineExecutor(Executor):
         report(run_job(job, attempt_hooks(job, report) if uses_hooks(job) else NO_HOOKS))
 
 
+class TaskStopped(BaseException):
+    """Raised inside a thread running an attempt that was stopped (cancel, timeout).
+    A ``BaseException``, so that ``except Exception`` in task code does not swallow it."""
+
+
+def _raise_in_thread(ident: int, exc: type[BaseException] | None) -> None:
+    """Schedule ``exc`` in the thread ``ident`` (CPython's asynchronous exception: it is
+    raised at the thread's next Python instruction); None clears one not yet raised."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
+    )
+
+
+class _Running:
+    """What ``_stop_running`` needs of an attempt running in a pool thread."""
+
+    __slots__ = ("hooks", "ident")
+
+    def __init__(self, hooks: Hooks, ident: int) -> None:
+        self.hooks, self.ident = hooks, ident
+
+
 class ThreadExecutor(QueueExecutor):
-    """A pool of threads; a running attempt cannot be stopped (only abandoned).
+    """A pool of threads. A running attempt is stopped where Python can stop it: a
+    ``TaskStopped`` raised in its thread ends Python code at its next instruction; code
+    blocked in C (a long ``time.sleep``, a C extension's loop) runs on until it returns
+    to Python, and ends there. A kind that takes hooks (a notebook) is asked to stop
+    through its hooks instead, and stops itself.
 
     Its own pool rather than ``concurrent.futures``: one queue put per attempt, no
     Future, no per-submit semaphore (the engine submits thousands of attempts a turn).
@@ -91,16 +119,37 @@ class ThreadExecutor(QueueExecutor):
     def _run(self, attempt: Attempt) -> None:
         job = attempt.job
         hooks = attempt_hooks(job, attempt.report) if uses_hooks(job) else NO_HOOKS
-        if self._closed or not self._claim(attempt, hooks):
+        if self._closed or not self._claim(attempt, _Running(hooks, threading.get_ident())):
             return  # shut down, or stopped while queued (already reported)
-        outcome = run_job(job, hooks)
-        attempt.state = DONE
+        try:
+            outcome = run_job(job, hooks)
+        except TaskStopped:  # raised after the task's code, in run_job's own wrap-up
+            outcome = failed_outcome(job, "Stopped: the attempt was stopped")
+        finally:
+            self._end_attempt(attempt)
         self._deliver(attempt, outcome)
 
+    def _end_attempt(self, attempt: Attempt) -> None:
+        """Mark the attempt done under the lock, so that no stop raises in this thread
+        any more, and clear a stop raised too late to land in the attempt."""
+        while True:
+            try:
+                with self._lock:
+                    attempt.state = DONE
+                    if attempt.stopped:
+                        _raise_in_thread(threading.get_ident(), None)
+                return
+            except TaskStopped:  # it landed here: the attempt is over anyway
+                continue
+
     def _stop_running(self, handle: Attempt) -> None:
-        # a thread cannot be killed; a kind that takes hooks (a notebook) stops itself
-        if isinstance(handle.slot, Hooks) and handle.slot.stop is not None:
-            handle.slot.stop.set()
+        running = handle.slot
+        if not isinstance(running, _Running):
+            return
+        if running.hooks.stop is not None:  # a kind that takes hooks stops itself
+            running.hooks.stop.set()
+        else:  # under the executor's lock: the thread is still in this attempt
+            _raise_in_thread(running.ident, TaskStopped)
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Queued attempts are dropped unreported; running ones end (``wait``) or are

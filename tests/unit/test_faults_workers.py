@@ -151,3 +151,60 @@ def test_a_worker_that_dies_at_start_up_reports_why(tmp_path):
     assert "(exit code 1)" in out.error
     assert "ImportError: broken install: no module spam" in out.error
     assert "Traceback" in out.stderr and "broken install" in out.traceback
+
+
+# -- item 11: cancel and timeout stop Python code in the thread executor --------------------
+def test_a_stopped_attempt_in_a_thread_stops_and_frees_its_thread(tmp_path):
+    """One thread: a busy loop is stopped (before, it held the only thread for good)."""
+    ex = ThreadExecutor(1)
+    try:
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        marker = tmp_path / "after"
+        code = f"while True:\n    pass\nopen({str(marker)!r}, 'w')"
+        handle = ex.submit(job("spin", code), q.put)
+        wait_until(lambda: handle.state == 1)  # RUNNING
+        ex.stop(handle)
+        stopped: Outcome = q.get(timeout=GUARD)
+        assert not stopped.ok and "TaskStopped" in (stopped.error or "")
+        ex.submit(job("next", "result = 42"), q.put)
+        after: Outcome = q.get(timeout=GUARD)  # the thread serves again
+        assert after.ok and after.result == 42
+        assert not marker.exists()
+    finally:
+        ex.shutdown(wait=False)
+
+
+def test_code_blocked_in_c_ends_when_it_returns_to_python(tmp_path):
+    ex = ThreadExecutor(1)
+    try:
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        marker = tmp_path / "after"
+        code = f"import time\ntime.sleep(1.5)\nopen({str(marker)!r}, 'w')"
+        handle = ex.submit(job("sleeps", code), q.put)
+        wait_until(lambda: handle.state == 1)
+        ex.stop(handle)
+        stopped: Outcome = q.get(timeout=GUARD)  # once the sleep returned
+        assert not stopped.ok and "TaskStopped" in (stopped.error or "")
+        assert not marker.exists()  # the line after the sleep never ran
+    finally:
+        ex.shutdown(wait=False)
+
+
+def test_a_timeout_in_the_thread_executor_stops_the_task_code(store, tmp_path):
+    runner = Runner(store, ThreadExecutor(1))
+    try:
+        marker = tmp_path / "after"
+        spin = (
+            "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 30:\n    pass\n"
+            f"open({str(marker)!r}, 'w')"
+        )
+        execution = runner.submit(wf(task("spin", code=spin, timeout=0.5)))
+        done = runner.wait(execution["id"], timeout=GUARD)
+        assert statuses(done) == {"spin": "failed"}
+        assert done["tasks"][0]["reason"] == "timeout"
+        again = runner.submit(wf(task("quick", code="result = 2"), name="again"))
+        assert runner.wait(again["id"], timeout=10)["status"] == "completed"  # the thread is free
+        assert not marker.exists()
+    finally:
+        runner.close()
+        runner.executor.shutdown(wait=False)
