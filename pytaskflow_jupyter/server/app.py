@@ -12,7 +12,8 @@ Lifecycle:
   kernels this server starts share the file.
 * ``_start_jupyter_server_extension`` (on the running loop): start the event hub, resume
   the executions a dead previous server owned (``Runner.recover``, off the loop), and
-  adopt every second the executions kernels enqueued for the server (``%taskflow submit``).
+  adopt every second the executions kernels enqueued for the server (``%taskflow submit``),
+  and fire the schedules' due slots four times a second (``Runner.fire_due``).
 * ``stop_extension``: stop those tasks, close the WebSocket clients, stop the runner's
   heartbeat (executions still running are resumed by the next server) and the executor.
 
@@ -322,56 +323,60 @@ class TaskFlowApp(ExtensionApp):
         # the HTTPServer exists only now (after every extension loaded): a 431 past 64 KiB
         install_header_limit(serverapp.web_app, getattr(serverapp, "http_server", None))
         self.hub.start()
+        loops = [
+            (self.runner.fire_due, self.scheduler_interval, False, self._fired),
+            (self.runner.adopt_submitted, self.adopt_interval, False, self._adopted),
+        ]
         if self.recover_on_start:
-            self._background.append(asyncio.create_task(self._recover_forever()))
-        self._background.append(asyncio.create_task(self._adopt_forever()))
-        self._background.append(asyncio.create_task(self._schedule_forever()))
+            # at start, then every stale_after / 2 s: resume what a dead server left
+            # running, fail (owner_lost) what a dead kernel left running
+            loops.append((self.runner.recover, max(1.0, self.stale_after / 2), True, self._took))
+        for fn, interval, at_once, done in loops:
+            self._background.append(asyncio.create_task(self._repeat(fn, interval, at_once, done)))
 
-    async def _schedule_forever(self) -> None:
-        """Every ``scheduler_interval``: fire the due slots of every schedule (off the
-        loop; exactly once per slot across servers, see ``Store.fire``)."""
-        while True:
-            await asyncio.sleep(self.scheduler_interval)
-            try:
-                fired = await self.run(self.runner.fire_due)
-            except Exception:
-                self.log.exception("PyTaskFlow: the scheduler's check failed")
-                continue
-            if fired:
-                self.log.info("PyTaskFlow: scheduled execution(s) %s", ", ".join(fired))
-
-    async def _recover_forever(self) -> None:
-        """At start, then every ``stale_after / 2`` s: resume what a dead server left
-        running, fail (``owner_lost``) what a dead kernel left running."""
+    async def _repeat(
+        self,
+        fn: Callable[[], list[str]],
+        interval: float,
+        at_once: bool,
+        done: Callable[[list[str]], None],
+    ) -> None:
+        """Run ``fn`` (off the loop) every ``interval`` seconds, first at once or after
+        one interval, and hand what it returns to ``done``; a failure is logged and the
+        next round runs as planned. The scheduler (``Runner.fire_due``: exactly once per
+        slot across servers, see ``Store.fire``), the adoption of what kernels submitted
+        and the take-over of dead owners' executions all run this way."""
+        if not at_once:
+            await asyncio.sleep(interval)
         while True:
             try:
-                taken = await self.run(self.runner.recover)
+                result = await self.run(fn)
             except Exception:
-                self.log.exception("PyTaskFlow: taking over executions of dead owners failed")
+                self.log.exception("PyTaskFlow: %s failed", getattr(fn, "__name__", fn))
             else:
-                if taken:
-                    self.log.info(
-                        "PyTaskFlow: took over %d execution(s) of dead owners: %s",
-                        len(taken),
-                        ", ".join(taken),
-                    )
-            await asyncio.sleep(max(1.0, self.stale_after / 2))
+                done(result)
+            await asyncio.sleep(interval)
 
-    async def _adopt_forever(self) -> None:
+    def _fired(self, fired: list[str]) -> None:
+        if fired:
+            self.log.info("PyTaskFlow: scheduled execution(s) %s", ", ".join(fired))
+
+    def _took(self, taken: list[str]) -> None:
+        if taken:
+            self.log.info(
+                "PyTaskFlow: took over %d execution(s) of dead owners: %s",
+                len(taken),
+                ", ".join(taken),
+            )
+
+    def _adopted(self, adopted: list[str]) -> None:
         from jupyter_server._tz import utcnow
 
-        while True:
-            await asyncio.sleep(self.adopt_interval)
-            try:
-                adopted = await self.run(self.runner.adopt_submitted)
-            except Exception:
-                self.log.exception("PyTaskFlow: adopting submitted executions failed")
-                continue
-            if adopted:
-                self.log.info("PyTaskFlow: running submitted execution(s) %s", ", ".join(adopted))
-            if self.runner.active() and self.serverapp is not None:
-                # any *_last_activity setting keeps JupyterHub's culler away while we work
-                self.serverapp.web_app.settings["taskflow_last_activity"] = utcnow()
+        if adopted:
+            self.log.info("PyTaskFlow: running submitted execution(s) %s", ", ".join(adopted))
+        if self.runner.active() and self.serverapp is not None:
+            # any *_last_activity setting keeps JupyterHub's culler away while we work
+            self.serverapp.web_app.settings["taskflow_last_activity"] = utcnow()
 
     def current_activity(self) -> bool | None:
         return True if self.runner.active() else None

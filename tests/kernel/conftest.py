@@ -174,3 +174,20 @@ def _answers(get) -> bool:
         return True
     except OSError:
         return False
+
+
+@pytest.fixture
+def magic(shell, capsys):
+    """Run a ``%taskflow`` line (or, given ``cell``, a cell) in the shell and return
+    ``(value, stdout, stderr)``."""
+
+    def call(line: str, cell: str | None = None):
+        capsys.readouterr()
+        if cell is None:
+            value = shell.run_line_magic("taskflow", line)
+        else:
+            value = shell.run_cell_magic("taskflow", line, cell)
+        out = capsys.readouterr()
+        return value, out.out, out.err
+
+    return call

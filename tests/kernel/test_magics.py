@@ -38,20 +38,10 @@ def add_up(numbers, scale=1):
 
 
 @pytest.fixture
-def tf(shell, session, capsys):
+def tf(shell, session, magic):
     """Run a ``%taskflow`` line and return (value, stdout, stderr)."""
     shell.run_cell(FUNCTIONS)
-    capsys.readouterr()
-
-    def call(line: str, cell: str | None = None):
-        if cell is None:
-            value = shell.run_line_magic("taskflow", line)
-        else:
-            value = shell.run_cell_magic("taskflow", line, cell)
-        out = capsys.readouterr()
-        return value, out.out, out.err
-
-    return call
+    return magic
 
 
 def test_help_lists_every_command(tf):

@@ -39,20 +39,10 @@ def sched_total(numbers):
 
 
 @pytest.fixture
-def tf(shell, session, capsys):
+def tf(shell, session, magic):
     """Run a ``%taskflow`` line (or cell) and return (value, stdout, stderr)."""
     assert shell.run_cell(FUNCTIONS).success
-    capsys.readouterr()
-
-    def call(line: str, cell: str | None = None):
-        if cell is None:
-            value = shell.run_line_magic("taskflow", line)
-        else:
-            value = shell.run_cell_magic("taskflow", line, cell)
-        out = capsys.readouterr()
-        return value, out.out, out.err
-
-    return call
+    return magic
 
 
 def snapshots_of(workflow: dict) -> dict[str, str | None]:
