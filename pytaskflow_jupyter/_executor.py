@@ -64,6 +64,12 @@ class Executor:
     def shutdown(self, *, wait: bool = True) -> None:
         """Release workers; attempts still running are abandoned."""
 
+    def abandoned(self) -> list[tuple[str, str, int, float]]:
+        """Attempts stopped (cancel, timeout) whose code this executor could not end and
+        that still run: ``(execution id, task, attempt, since)`` (Unix time of the stop).
+        Empty for executors that kill what they stop."""
+        return []
+
 
 QUEUED, RUNNING, DONE = 0, 1, 2
 

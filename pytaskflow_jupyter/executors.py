@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -94,9 +95,12 @@ class ThreadExecutor(QueueExecutor):
 
     name = "thread"
 
+    ABANDON_AFTER = 0.5  # seconds a stopped attempt may take to end before it is reported
+
     def __init__(self, workers: int | None = None) -> None:
         super().__init__()
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
+        self._stopping: dict[Attempt, float] = {}  # stopped, still running: since when
         self._threads = [
             threading.Thread(target=self._serve, name=f"taskflow-{i}", daemon=True)
             for i in range(self.workers)
@@ -138,6 +142,7 @@ class ThreadExecutor(QueueExecutor):
                     attempt.state = DONE
                     if attempt.stopped:
                         _raise_in_thread(threading.get_ident(), None)
+                        self._stopping.pop(attempt, None)
                 return
             except TaskStopped:  # it landed here: the attempt is over anyway
                 continue
@@ -146,10 +151,22 @@ class ThreadExecutor(QueueExecutor):
         running = handle.slot
         if not isinstance(running, _Running):
             return
+        self._stopping[handle] = time.time()
         if running.hooks.stop is not None:  # a kind that takes hooks stops itself
             running.hooks.stop.set()
         else:  # under the executor's lock: the thread is still in this attempt
             _raise_in_thread(running.ident, TaskStopped)
+
+    def abandoned(self) -> list[tuple[str, str, int, float]]:
+        """Stopped attempts still running ``ABANDON_AFTER`` seconds after their stop:
+        code blocked in C, which only ends when it returns to Python."""
+        late = time.time() - self.ABANDON_AFTER
+        with self._lock:
+            return [
+                (a.job.execution_id, a.job.task, a.job.attempt, since)
+                for a, since in self._stopping.items()
+                if since <= late
+            ]
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Queued attempts are dropped unreported; running ones end (``wait``) or are

@@ -325,7 +325,16 @@ class Runner:
 
     def _execution_json(self, row: Json, *, detail: bool) -> Json:
         wf = self.store.load_workflow(row["workflow_id"], row["revision"])
-        return execution_json(row, wf, self.store.task_runs(row["id"]), detail=detail)
+        abandoned = None
+        if detail:  # a dead owner's threads died with it: what it reported is over
+            abandoned = {
+                task: (attempt, since)
+                for task, (attempt, since, owner) in self.store.abandoned(row["id"]).items()
+                if _owner_alive(owner)
+            }
+        return execution_json(
+            row, wf, self.store.task_runs(row["id"]), detail=detail, abandoned=abandoned
+        )
 
     def _launch(
         self, wf: Workflow, execution_id: str, params: Json, prior: dict[str, TaskRun] | None
@@ -499,9 +508,16 @@ class Runner:
 
     # -- ownership, recovery ------------------------------------------------------------
     def _beat(self) -> None:
+        reported: list[tuple[str, str, int, float]] = []
         while not self._closing.wait(self.heartbeat_interval):
             try:
                 self.store.heartbeat(self.owner, self.active())
+                # what the executor stopped but could not end (a thread blocked in C):
+                # recorded for REST and the widget while it runs on
+                abandoned = self.executor.abandoned()
+                if abandoned != reported:
+                    self.store.sync_abandoned(self.owner, abandoned)
+                    reported = abandoned
             except Exception:
                 log.exception("heartbeat failed")
 

@@ -37,11 +37,15 @@ _PENDING_DETAIL: Json = {
     "history": [],
     "branch": None,
     "output": None,
+    "abandoned": None,
 }
 
 
-def task_json(run: TaskRun, *, detail: bool = False) -> Json:
-    """A task as REST shows it (``detail``: with result, traceback, history, branch)."""
+def task_json(
+    run: TaskRun, *, detail: bool = False, abandoned: tuple[int, float] | None = None
+) -> Json:
+    """A task as REST shows it (``detail``: with result, traceback, history, branch, and
+    ``abandoned``: an attempt given up on whose code still runs, as ``(attempt, since)``)."""
     out: Json = {
         "name": run.name,
         "status": run.status,
@@ -59,15 +63,29 @@ def task_json(run: TaskRun, *, detail: bool = False) -> Json:
             history=run.attempt_history(),
             branch=run.branch,
             output=run.output,
+            abandoned=None
+            if abandoned is None
+            else {"attempt": abandoned[0], "since": iso(abandoned[1])},
         )
     return out
 
 
-def execution_json(row: Json, wf: Workflow, runs: dict[str, TaskRun], *, detail: bool) -> Json:
-    """An execution (``row`` as the store keeps it) with its tasks in definition order."""
+def execution_json(
+    row: Json,
+    wf: Workflow,
+    runs: dict[str, TaskRun],
+    *,
+    detail: bool,
+    abandoned: dict[str, tuple[int, float]] | None = None,
+) -> Json:
+    """An execution (``row`` as the store keeps it) with its tasks in definition order
+    (``abandoned``: attempts given up on that still run, by task, for the detail)."""
     pending = _PENDING_DETAIL if detail else _PENDING
+    gone = abandoned or {}
     tasks = [
-        task_json(runs[t.name], detail=detail) if t.name in runs else {"name": t.name, **pending}
+        task_json(runs[t.name], detail=detail, abandoned=gone.get(t.name))
+        if t.name in runs
+        else {"name": t.name, **pending}
         for t in wf.tasks
     ]
     return {

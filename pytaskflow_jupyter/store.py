@@ -184,7 +184,16 @@ def _m5(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4, _m5]
+def _m6(db: sqlite_utils.Database) -> None:
+    """Attempts given up on (cancel, timeout) whose code still runs in a thread of their
+    owner (blocked in C): kept by the owner while it runs, for REST and the widget."""
+    db.execute(
+        "CREATE TABLE abandoned (execution_id TEXT, name TEXT, attempt INTEGER, since REAL,"
+        " owner TEXT, PRIMARY KEY (execution_id, name, attempt)) WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4, _m5, _m6]
 
 TASK_COLUMNS = (
     "status",
@@ -802,6 +811,30 @@ class Store:
                 "last_slot ELSE ? END, updated_at=? WHERE workflow_id=?",
                 (int(paused), nxt, int(paused), now, utcnow(), workflow_id),
             )
+
+    # -- attempts abandoned but still running ---------------------------------------------
+    def sync_abandoned(self, owner: str, rows: list[tuple[str, str, int, float]]) -> None:
+        """Make ``rows`` (execution, task, attempt, since) the attempts ``owner`` reports
+        abandoned but still running (those it no longer reports have ended)."""
+        with self.write() as conn:
+            conn.execute("DELETE FROM abandoned WHERE owner=?", (owner,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO abandoned VALUES (?,?,?,?,?)",
+                [(*row, owner) for row in rows],
+            )
+
+    def abandoned(self, execution_id: str) -> dict[str, tuple[int, float, str]]:
+        """Task -> (attempt, since, owner) of an execution's attempts abandoned but still
+        running, as their owners last reported them."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT name, attempt, since, owner FROM abandoned WHERE execution_id=?",
+                (execution_id,),
+            )
+            .fetchall()
+        )
+        return {name: (attempt, since, owner) for name, attempt, since, owner in rows}
 
     # -- snapshots ------------------------------------------------------------------------
     def save_snapshots(self, snapshots: list[tuple[str, str, str, bytes, str]]) -> None:

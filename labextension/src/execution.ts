@@ -33,6 +33,8 @@ import {
   countsText,
   Execution,
   snapshotText,
+  abandonedText,
+  watchAbandoned,
   TaskDefinition,
   TaskLogAttempt,
   TaskProgress,
@@ -69,7 +71,21 @@ export class ExecutionView extends Widget {
     this._render();
     void this.reload();
     // Running tasks' elapsed times tick without a re-render.
-    this._timer = window.setInterval(() => tickElapsed(this.node), 1000);
+    this._timer = window.setInterval(() => this._tick(), 1000);
+  }
+
+  /** Every second: running tasks' elapsed times; every other second, while an
+   * ended execution may show an attempt still running in its thread, its detail. */
+  private _tick(): void {
+    tickElapsed(this.node);
+    this._ticks += 1;
+    const exec = this.service.model.execution(this.executionId);
+    if (exec && this._ticks % 2 === 0 && watchAbandoned(exec, Date.now())) {
+      void this.service
+        .loadExecution(this.executionId)
+        .then(() => this._render())
+        .catch(() => undefined);
+    }
   }
 
   dispose(): void {
@@ -481,9 +497,22 @@ export class ExecutionView extends Widget {
           ? elapsedSpan(t.startTime)
           : formatDuration(t.duration)
       ),
-      t.error
-        ? h('td', { class: 'jp-TaskflowExecution-error' }, t.error)
-        : h('td', { class: 'jp-TaskflowExecution-reason' }, t.reason ?? '')
+      h(
+        'td',
+        {
+          class: t.error
+            ? 'jp-TaskflowExecution-error'
+            : 'jp-TaskflowExecution-reason'
+        },
+        t.error ?? t.reason ?? '',
+        abandonedText(t)
+          ? h(
+              'div',
+              { class: 'jp-TaskflowExecution-abandoned' },
+              abandonedText(t) ?? ''
+            )
+          : null
+      )
     );
     tr.onclick = () => this._select(t.name);
     return tr;
@@ -622,6 +651,7 @@ export class ExecutionView extends Widget {
   private _actionError: string | null = null;
   private _busy: string | null = null;
   private _lastStatus: string | undefined;
+  private _ticks = 0;
   private _selected: string | null = null;
   private _selectedStatus: string | undefined;
   private _logs: Logs = { state: 'loading' };

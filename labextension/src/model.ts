@@ -628,6 +628,40 @@ export function missedSlotsKey(
  * "runs snapshot sha256:abcd1234ef56…" for a task whose params name a stored
  * snapshot of a notebook function, else null.
  */
+/**
+ * What a task shows when an attempt was given up on (cancel, timeout) but its
+ * code still runs in a thread (blocked in C), or null.
+ */
+export function abandonedText(
+  task: Pick<TaskRun, 'abandoned'> | undefined
+): string | null {
+  const a = task?.abandoned;
+  if (!a) {
+    return null;
+  }
+  return `attempt ${a.attempt} given up on but still running in its thread`;
+}
+
+/**
+ * Whether an ended execution should be read again to see its abandoned
+ * attempts come and go: while one is shown, and for `watchMs` after the end
+ * (the owner reports them with its heartbeat).
+ */
+export function watchAbandoned(
+  exec: Pick<Execution, 'status' | 'endTime' | 'tasks'>,
+  now: number,
+  watchMs = 12000
+): boolean {
+  if (!TERMINAL_EXECUTION.has(exec.status)) {
+    return false;
+  }
+  if (exec.tasks.some(t => t.abandoned)) {
+    return true;
+  }
+  const end = exec.endTime ? Date.parse(exec.endTime) : NaN;
+  return Number.isFinite(end) && now - end < watchMs;
+}
+
 export function snapshotText(
   params: Record<string, unknown> | null | undefined
 ): string | null {

@@ -260,6 +260,22 @@ class Session:
         self.store.close()
 
 
+def live_abandoned(execution_id: str) -> dict[str, int]:
+    """Task -> attempt of an execution's attempts that a runner of this kernel gave up on
+    (cancel, timeout) and whose code still runs in its thread (``Executor.abandoned``)."""
+    session = _session
+    if session is None:
+        return {}
+    with session._lock:
+        runners = list(session._runners.values())
+    return {
+        task: attempt
+        for runner in runners
+        for eid, task, attempt, _ in runner.executor.abandoned()
+        if eid == execution_id
+    }
+
+
 def get_session() -> Session:
     """The kernel's session, created on first use on ``default_db_path()``."""
     global _session

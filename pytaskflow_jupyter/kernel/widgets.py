@@ -115,6 +115,10 @@ def _text_bar(done: int, total: int, width: int = 8) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
+ABANDON_WATCH = 1.5  # s after the end to watch for an attempt left running (ThreadExecutor)
+ABANDONED_NOTE = "attempt {attempt} given up on but still running in its thread (blocked in C)"
+
+
 def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed: float) -> str:
     """The execution as plain text: a header line and a line per task."""
     done = sum(t["status"] in TERMINAL_TASK for t in tasks)
@@ -137,6 +141,8 @@ def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed:
             extra.append(f"({t['reason']})")
         if t.get("error") and status in ("failed", "retrying"):
             extra.append(str(t["error"]).splitlines()[0][:120])
+        if t.get("abandoned"):
+            extra.append(ABANDONED_NOTE.format(attempt=t["abandoned"]))
         lines.append(
             f"  {SYMBOLS.get(status, '?')} {t['name']:<{width}}  {status:<9}  " + "  ".join(extra)
         )
@@ -169,6 +175,13 @@ def _cells_html(task: dict[str, Any]) -> str:
         f'<span style="display:block;height:100%;width:{100 * done / total:.0f}%;'
         f'background:{stroke}"></span></span>cell {done}/{total}</span>'
     )
+
+
+def _abandoned_html(task: dict[str, Any]) -> str:
+    if not task.get("abandoned"):
+        return ""
+    note = escape(ABANDONED_NOTE.format(attempt=task["abandoned"]))
+    return f'<div class="taskflow-abandoned" style="color:#9a6700">&#9888; {note}</div>'
 
 
 def _error_html(task: dict[str, Any]) -> str:
@@ -380,7 +393,8 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
     # -- drawing -----------------------------------------------------------------------
     def _push(self) -> None:
         """Set every trait from the state, as one comm message."""
-        tasks = [dict(self._state[name]) for name, _ in self._order]
+        live = getattr(self, "_abandoned", {})
+        tasks = [{**self._state[name], "abandoned": live.get(name)} for name, _ in self._order]
         status = self._exec.get("status") or "pending"
         elapsed = elapsed_seconds(self._exec.get("startTime"), self._exec.get("endTime"))
         done = sum(t["status"] in TERMINAL_TASK for t in tasks)
@@ -437,7 +451,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                 ("left", escape(status) + (f" ({escape(note)})" if note else "") + _cells_html(t)),
                 ("right", str(t.get("attempts") or 0)),
                 ("right", escape(fmt_seconds(t.get("duration")))),
-                ("left", _error_html(t)),
+                ("left", _error_html(t) + _abandoned_html(t)),
             ]
             rows.append(
                 f'<tr class="taskflow-task" data-task="{escape(t["name"])}" '
@@ -478,6 +492,22 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         if any(e.execution_id == self.execution_id for e in events):
             self._wake.set()
 
+    def _follow_abandoned(self) -> None:
+        """After the end: while an attempt this kernel's thread executor gave up on still
+        runs (code blocked in C), say so, and say when it ended (``live_abandoned``)."""
+        from .session import live_abandoned
+
+        deadline = time.monotonic() + ABANDON_WATCH
+        while not self._stop.is_set():
+            live = live_abandoned(self.execution_id)
+            if live != getattr(self, "_abandoned", {}):
+                with self._lock:
+                    self._abandoned = live
+                    self._push()
+            if not live and time.monotonic() > deadline:
+                return
+            self._stop.wait(self.poll_interval)
+
     def _follow(self) -> None:
         last_push = time.monotonic()
         try:
@@ -500,6 +530,8 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                 last_push = time.monotonic()
                 if self._exec.get("status") in TERMINAL_EXECUTION:
                     break
+            self._finished.set()  # the execution ended (wait() returns)
+            self._follow_abandoned()
         except Exception:  # a broken database must not kill the kernel; the widget just stops
             log.exception("widget for %s stopped", self.execution_id)
         finally:

@@ -261,6 +261,16 @@ SCHEMAS: Json = {
                     "attempt left, e.g. a notebook task's executed copy",
                 }
             ),
+            "abandoned": _nullable(
+                {
+                    "type": "object",
+                    "description": "an attempt given up on (cancel, timeout) whose code "
+                    "still runs: a thread blocked in C, which no executor but `process` "
+                    "can kill; null once it ended",
+                    "required": ["attempt", "since"],
+                    "properties": {"attempt": {"type": "integer"}, "since": TIME},
+                }
+            ),
         },
     },
     "Execution": _execution("Task"),

@@ -358,3 +358,24 @@ def test_cancel_reaches_an_execution_run_by_another_process(session, db_path, tm
         flag.write_text("")
         out, _ = server.communicate(timeout=60)
     assert server.returncode == 0, out
+
+
+def test_an_attempt_left_running_in_its_thread_is_shown_until_it_ends(session):
+    """Issue 15, item 11: a timed-out attempt blocked in C (a sleep) runs on in its
+    thread; the widget says so after the end of the execution, and stops saying it once
+    the code returned."""
+    wf = Workflow("left running")
+
+    @wf.task(timeout=0.3)
+    def sleeps():
+        import time
+
+        time.sleep(2.5)
+
+    run = wf.run()
+    widget = run.widget()
+    wait_until(lambda: "still running in its thread" in widget.text(), timeout=30)
+    assert "attempt 1 given up on" in widget.table.value
+    wait_until(lambda: "still running" not in widget.text(), timeout=30)
+    assert widget.wait(10)
+    assert run.status == "failed"

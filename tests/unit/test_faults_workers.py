@@ -208,3 +208,26 @@ def test_a_timeout_in_the_thread_executor_stops_the_task_code(store, tmp_path):
     finally:
         runner.close()
         runner.executor.shutdown(wait=False)
+
+
+def test_an_attempt_blocked_in_c_is_shown_abandoned_while_it_runs_on(store):
+    """REST (``Runner.get``, as ``GET /executions/{id}``) says that a timed-out attempt
+    still runs in its thread, and stops saying it once the code returned."""
+    runner = Runner(store, ThreadExecutor(1), heartbeat_interval=0.1)
+    try:
+        execution = runner.submit(
+            wf(task("sleeps", code="import time\ntime.sleep(2.5)", timeout=0.3))
+        )
+        done = runner.wait(execution["id"], timeout=GUARD)
+        assert done["tasks"][0]["reason"] == "timeout"
+
+        def shown():
+            return runner.get(execution["id"])["tasks"][0]["abandoned"]
+
+        flagged = wait_until(shown, timeout=GUARD)
+        assert flagged["attempt"] == 1 and flagged["since"].endswith("Z")
+        wait_until(lambda: shown() is None, timeout=GUARD)  # the sleep returned: it ended
+        assert runner.get(execution["id"], detail=False)["tasks"][0].get("abandoned") is None
+    finally:
+        runner.close()
+        runner.executor.shutdown(wait=False)

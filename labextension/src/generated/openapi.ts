@@ -531,6 +531,12 @@ export interface components {
       | components['schemas']['BranchTaskDefinition']
       | components['schemas']['NotebookTaskDefinition'];
     TaskDetail: {
+      /** @description an attempt given up on (cancel, timeout) whose code still runs: a thread blocked in C, which no executor but `process` can kill; null once it ended */
+      abandoned?: {
+        attempt: number;
+        /** Format: date-time */
+        since: string | null;
+      } | null;
       attempts: number;
       branch?: unknown;
       duration: number | null;
