@@ -10,18 +10,26 @@ So the stream is read from the store, never from memory:
   wakes when the in-process ``EventBus`` publishes (bounced onto the loop with
   ``call_soon_threadsafe``, coalesced) and every ``poll_interval`` seconds (to see
   commits of other processes), reads the stored events after ``last`` in a worker thread
-  and hands their JSON text (encoded once for every client) to each live client, in
-  ``seq`` order.
+  and encodes each there, once for every client: its JSON text and its WebSocket frame
+  (no compression is negotiated, so the frame is the same bytes for every client). It
+  hands them to each live client, in ``seq`` order, in rounds of ``CLIENTS_PER_ROUND``
+  clients with a yield to the loop between rounds, so REST requests are served while
+  hundreds of clients are fed; the messages a filter selects are picked once per filter.
 * A client has a cursor ``pos``: the last ``seq`` it has been given or has skipped. A
   new client first catches up from the store (``since=SEQ``, or the store's last seq
   when absent), in pages, until ``pos`` reaches ``hub.last``; it joins the live stream
   at that moment, with no ``await`` between the check and the switch, so no event falls
-  between replay and live and none is sent twice (the live path also skips ``seq <= pos``).
-* Each client has a bounded queue drained by its own writer task, which waits for the
-  socket to flush. A client whose queue overflows is closed with code 1013 ("try again
-  later"); it reconnects with ``since`` set to the last ``seq`` it saw and misses nothing.
-  So a slow or dead client costs the others one ``put_nowait`` per event, and the engine
-  nothing at all: it never waits for the hub.
+  between replay and live and none is sent twice (the live path also skips ``seq <= pos``,
+  and takes, round after round, every live client still behind the chunk it fans out,
+  so one that went live during a yield gets the chunk too).
+* Each client has a bounded list of pending messages drained by its own writer task: it
+  takes the whole list, writes all its frames to the socket in one write, and waits for
+  that one flush (never for one message: Tornado's ``write_message`` costs a write and a
+  ``Task`` per message per client). A client whose pending messages would exceed the
+  queue size is closed with code 1013 ("try again later"); it reconnects with ``since``
+  set to the last ``seq`` it saw and misses nothing. So a slow or dead client costs the
+  others nothing, and the engine nothing at all: it never waits for the hub; a client
+  costs the hub one list extension per chunk of events, whatever the chunk's length.
 
 Messages from the client are not part of the protocol; they are ignored (frames over
 ``max_message_size`` close the connection with 1009, as Tornado does).
@@ -56,13 +64,39 @@ __all__ = ["EventHub", "EventsWebSocket"]
 
 log = logging.getLogger(__name__)
 
-Row = tuple[int, str, str, str]  # seq, JSON text, execution id, workflow id
 SLOW_CLIENT = 1013
 GOING_AWAY = 1001
+CLIENTS_PER_ROUND = 100  # clients served between two yields to the loop
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 5.2): what a server
+    sends, the same bytes for every client."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size <= 0xFFFF:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
+class Message:
+    """One stored event, encoded once for every client: its JSON text and its frame."""
+
+    __slots__ = ("execution", "frame", "seq", "text", "workflow")
+
+    def __init__(self, seq: int, text: str, execution: str, workflow: str) -> None:
+        self.seq, self.text, self.execution, self.workflow = seq, text, execution, workflow
+        self.frame = text_frame(text.encode())
 
 
 class Client:
-    """One subscriber: filters, cursor, bounded queue, writer task."""
+    """One subscriber: filters, cursor, bounded list of pending messages, writer task.
+
+    ``write_frames`` takes many encoded frames at once and returns the flush's future; a
+    client without it (a connection that must encode each message itself) falls back to
+    ``send``, one message at a time.
+    """
 
     def __init__(
         self,
@@ -72,36 +106,66 @@ class Client:
         execution: str | None,
         workflow: str | None,
         queue_size: int,
+        write_frames: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
-        self.send, self.close = send, close
+        self.send, self.close, self.write_frames = send, close, write_frames
         self.execution, self.workflow = execution, workflow
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.queue_size = queue_size
+        self.pending: list[Message] = []
         self.pos = 0
         self.live = False
         self.closed = False
         self.tasks: list[asyncio.Task[None]] = []
+        self._wake: asyncio.Future[None] | None = None  # the writer waits for messages
+        self._room: asyncio.Future[None] | None = None  # the replay waits for the writer
 
     def wants(self, execution: str, workflow: str) -> bool:
         return (self.execution is None or execution == self.execution) and (
             self.workflow is None or workflow == self.workflow
         )
 
+    def push(self, messages: list[Message]) -> bool:
+        """Queue ``messages`` for the writer; False (nothing queued) if they overflow."""
+        if len(self.pending) + len(messages) > self.queue_size:
+            return False
+        self.pending += messages
+        _resolve(self._wake)
+        return True
+
+    async def replay(self, messages: list[Message]) -> None:
+        """Queue ``messages``, waiting for the writer to make room instead of dropping."""
+        while messages and not self.closed:
+            room = self.queue_size - len(self.pending)
+            if room <= 0:
+                self._room = asyncio.get_running_loop().create_future()
+                await self._room
+                continue
+            self.push(messages[:room])
+            messages = messages[room:]
+
     async def write_loop(self) -> None:
-        """Hand everything queued to the socket at once, then wait for it to flush."""
-        while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            writes = []
+        """Hand everything pending to the socket in one write, then wait for that flush
+        (never for one message): whatever arrives meanwhile goes in the next write."""
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            if not self.pending:
+                self._wake = loop.create_future()
+                await self._wake
+                continue
+            batch, self.pending = self.pending, []
+            _resolve(self._room)
             try:
-                for text in batch:
-                    writes.append(self.send(text))
+                if self.write_frames is not None:
+                    await self.write_frames(b"".join([m.frame for m in batch]))
+                else:
+                    await asyncio.gather(*[self.send(m.text) for m in batch])
             except (WebSocketClosedError, iostream.StreamClosedError):
                 self.closed = True
-            outcomes = await asyncio.gather(*writes, return_exceptions=True)
-            if self.closed or any(isinstance(o, BaseException) for o in outcomes):
-                self.closed = True
-                return
+
+
+def _resolve(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 class EventHub:
@@ -215,12 +279,12 @@ class EventHub:
             # Fan out in chunks no larger than half a client queue, yielding between them so
             # writers can move their queues to their sockets: only a client whose socket
             # does not drain overflows, never one that merely met a burst.
-            smallest = min((c.queue.maxsize for c in self.clients), default=self.queue_size)
+            smallest = min((c.queue_size for c in self.clients), default=self.queue_size)
             step = max(1, min(self.page_size, smallest // 2))
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
-                self._fan_out(chunk)
-                self.last = chunk[-1][0]  # a client joining live now starts after this
+                await self._fan_out(chunk)
+                self.last = chunk[-1].seq  # a client joining live now starts after this
                 if start + step < len(rows):
                     await asyncio.sleep(0)
             if len(rows) < self.page_size:
@@ -228,35 +292,42 @@ class EventHub:
 
     def fetch(
         self, after: int, execution: str | None, workflow: str | None, limit: int
-    ) -> list[Row]:
-        """Stored events after ``after`` with their routing keys (worker thread)."""
+    ) -> list[Message]:
+        """Stored events after ``after``, encoded (worker thread)."""
         rows = []
         for event in self.store.events(after, execution=execution, workflow=workflow, limit=limit):
             assert event.seq is not None  # the store numbers every event it has committed
-            rows.append(
-                (event.seq, json.dumps(event_json(event)), event.execution_id, event.workflow)
-            )
+            text = json.dumps(event_json(event))
+            rows.append(Message(event.seq, text, event.execution_id, event.workflow))
         return rows
 
-    def _fan_out(self, rows: list[Row]) -> None:
-        for client in list(self.clients):
-            if not client.live:
-                continue
-            for seq, text, execution, workflow in rows:
-                if seq <= client.pos:
-                    continue
-                client.pos = seq
-                if not client.wants(execution, workflow):
-                    continue
-                try:
-                    client.queue.put_nowait(text)
-                except asyncio.QueueFull:
+    async def _fan_out(self, rows: list[Message]) -> None:
+        """Give ``rows`` to every live client, a round of clients between yields.
+
+        The messages a filter selects are picked once for all the clients that share it.
+        ``self.last`` moves only after this, so a client may go live during a yield with
+        ``pos`` before ``rows``: each round takes the live clients still behind ``rows``,
+        until none is (the ``seq > pos`` cut keeps out what a client already has).
+        """
+        end = rows[-1].seq
+        selected: dict[tuple[str | None, str | None], list[Message]] = {}
+        while behind := [c for c in self.clients if c.live and c.pos < end]:
+            for client in behind[:CLIENTS_PER_ROUND]:
+                key = (client.execution, client.workflow)
+                if key not in selected:
+                    selected[key] = [m for m in rows if client.wants(m.execution, m.workflow)]
+                messages = selected[key]
+                if messages and messages[0].seq <= client.pos:
+                    messages = [m for m in messages if m.seq > client.pos]
+                client.pos = end
+                if messages and not client.push(messages):
                     log.warning(
-                        "closing a /ws client that fell %d events behind", client.queue.maxsize
+                        "closing a /ws client that fell %d events behind", client.queue_size
                     )
                     client.close(SLOW_CLIENT, "too slow; reconnect with since=<last seq received>")
                     self.detach(client)
-                    break
+            if len(behind) > CLIENTS_PER_ROUND:
+                await asyncio.sleep(0)  # the loop serves REST requests between rounds
 
     # -- clients -------------------------------------------------------------------------
     def attach(self, client: Client, since: int | None) -> None:
@@ -288,12 +359,11 @@ class EventHub:
                 self.fetch, client.pos, client.execution, client.workflow, self.page_size
             )
             complete = len(rows) < self.page_size
-            for seq, text, _, _ in rows:
-                if seq > target:
-                    complete = True
-                    break
-                await client.queue.put(text)  # replay waits for the client instead of dropping
-                client.pos = seq
+            kept = [m for m in rows if m.seq <= target]
+            complete = complete or len(kept) < len(rows)
+            await client.replay(kept)  # waits for the client instead of dropping
+            if kept:
+                client.pos = max(client.pos, kept[-1].seq)
             if complete:
                 client.pos = max(client.pos, target)
 
@@ -373,6 +443,22 @@ class EventsWebSocket(
         if res is not None:
             await res
 
+    def get_compression_options(self) -> None:
+        """No permessage-deflate: a frame is then the same bytes for every client, so the
+        hub encodes each event once (``write_frames``)."""
+        return None
+
+    def write_frames(self, frames: bytes) -> Awaitable[None]:
+        """Many encoded frames in one write to the stream, the future of its flush.
+
+        Tornado's ``write_message`` costs a frame, a write and a ``Task`` per message per
+        client, which fanning thousands of events out to hundreds of clients cannot pay.
+        """
+        connection = self.ws_connection
+        if connection is None or connection.is_closing() or connection.stream is None:
+            raise WebSocketClosedError()
+        return connection.stream.write(frames)
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # WebSocketMixin: keep-alive pings
         self.client = Client(
@@ -381,6 +467,7 @@ class EventsWebSocket(
             execution=self.filters.get("execution"),
             workflow=self.filters.get("workflow"),
             queue_size=self.hub.queue_size,
+            write_frames=self.write_frames,
         )
         self.hub.attach(self.client, self.filters.get("since"))
 
