@@ -19,6 +19,14 @@ through ``self._queue``, and so do ``cancel()``; one turn of the loop:
 Batching a turn's changes in one transaction keeps per-task overhead near a function
 call plus a row write, however many tasks finish together.
 
+Results: a task's result stays in memory only while a task downstream may still start
+(``RunState.results``); a task with consumers gets a ``results.Spill`` in its job, so a
+large result is written to a file under ``runs_dir`` by its worker and passed on by
+reference (``results.py``); a resumed execution finds those files again (``_recall``),
+and the engine removes them when the execution ends. Executors get the queue's ``put``
+as their report callback, not this object: a pool thread that keeps its last attempt
+then keeps no execution alive.
+
 The engine depends on ``RunStore`` (a protocol of three methods), not on ``Store``;
 ``settle`` runs one message through the same state machine for an execution that has no
 loop (a dead owner's), so that nothing else writes run state.
@@ -27,20 +35,24 @@ loop (a dead owner's), so that nothing else writes run state.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._rows import encode_result
 from .events import Event, EventBus
 from .executors import Executor
-from .model import ExecStatus, TaskRun, Workflow
+from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, TaskStatus, Workflow
+from .results import SPILL_OVER, Spill, Spilled, remove, spill_path
 from .tasks import Job, Logs, Outcome, Progress, Started
 from .transitions import CANCEL, Changes, RunState
 
-__all__ = ["ExecutionRun", "RunStore", "settle"]
+__all__ = ["ExecutionRun", "RunStore", "settle", "stored_result"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +113,7 @@ class ExecutionRun:
         runs_dir: str | None = None,
         control_interval: float = 0.5,
         max_interruptions: int = 3,
+        spill_over: int | None = SPILL_OVER,
     ) -> None:
         self.store, self.executor, self.bus = store, executor, bus
         self.workflow = workflow
@@ -109,10 +122,18 @@ class ExecutionRun:
         self.resolve = resolve
         self.capture, self.log_limit = capture, log_limit
         self.root_dir, self.runs_dir = root_dir, runs_dir
+        # a result pickled larger than this is spilled (None: never)
+        self.spill_over = spill_over if runs_dir is not None else None
         self.window = min(window, workflow.max_parallel or window)
         self.control_interval = control_interval
         self.state = RunState(
-            workflow, execution_id, prior, fast_noop=fast_noop, max_interruptions=max_interruptions
+            workflow,
+            execution_id,
+            prior,
+            fast_noop=fast_noop,
+            max_interruptions=max_interruptions,
+            stored=stored_result,
+            recall=self._recall,
         )
         self.status: str = ExecStatus.PENDING.value
         self.done = threading.Event()
@@ -156,8 +177,19 @@ class ExecutionRun:
             log.exception("execution %s: engine loop failed", self.execution_id)
             self._abort()
         finally:
+            if self.runs_dir is not None and self.status in TERMINAL_EXECUTION:
+                remove(self.runs_dir, self.execution_id)  # else a resumed engine needs them
             self.done.set()
         return self.status
+
+    def _recall(self, run: TaskRun) -> Any:
+        """What a resumed execution hands downstream of a finished task: its spilled
+        result if the file is there, else what the store kept (as before spilling)."""
+        if self.runs_dir is not None and run.status == TaskStatus.COMPLETED:
+            path = spill_path(self.runs_dir, self.execution_id, run.name, run.attempts)
+            if os.path.isfile(path):
+                return Spilled(path, run.result)
+        return run.result
 
     def _wait(self, deadline: float) -> None:
         q, apply = self._queue, self.state.apply
@@ -183,11 +215,15 @@ class ExecutionRun:
                 self.executor.stop(handle)
 
     def _submit(self, started: list[Any]) -> None:
-        submit, report, results = self.executor.submit, self.report, self.state.results
+        submit, report, results = self.executor.submit, self._queue.put, self.state.results
         submitted, reports_start = self.state.submitted, self.executor.reports_start
         for task in started:
             spec = task.spec
-            fn = None
+            fn = spill = None
+            if task.children and self.spill_over is not None and spec.type != "branch":
+                assert self.runs_dir is not None
+                path = spill_path(self.runs_dir, self.execution_id, spec.name, task.run.attempts)
+                spill = Spill(path, self.spill_over, stored_result)
             ref = spec.params.get("callable")
             if ref and ":" not in ref and self.resolve is not None:
                 fn = self.resolve(ref, spec.params.get("snapshot"))
@@ -206,6 +242,7 @@ class ExecutionRun:
                 self.params,
                 spec.timeout,
                 self.runs_dir,
+                spill,
             )
             submitted(task, submit(job, report), reports_start)
 
@@ -254,3 +291,8 @@ class ExecutionRun:
                 )
                 if delay is not None:
                     time.sleep(delay)
+
+
+def stored_result(value: Any) -> Any:
+    """A result as the store keeps it and REST shows it: its JSON, or a summary."""
+    return json.loads(encode_result(value))

@@ -1,9 +1,10 @@
 """What runs inside a worker: one attempt of one task, turned into an ``Outcome``.
 
 This module is imported by every executor's workers (threads, loky processes, Dask
-workers), so it depends only on the standard library and ``kinds`` (which runs each
-task type). A task's exception never escapes: it becomes ``Outcome.ok = False`` with
-the error text and traceback. That holds for every ``BaseException``, ``SystemExit`` and
+workers), so it depends only on the standard library, ``kinds`` (which runs each
+task type) and ``results`` (upstream results passed by reference, large results spilled
+to a file). A task's exception never escapes: it becomes ``Outcome.ok = False`` with the
+error text and traceback. That holds for every ``BaseException``, ``SystemExit`` and
 ``KeyboardInterrupt`` included: raised by task code they end the attempt, never the
 worker thread (a thread pool that loses its threads runs nothing again).
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kinds import KINDS, NO_HOOKS, Hooks, Produced
+from .results import Spill, load_upstream, spill
 
 __all__ = [
     "Job",
@@ -53,6 +55,7 @@ class Job:
     exec_params: Json = field(default_factory=dict)
     timeout: float | None = None
     runs_dir: str | None = None  # where attempts save files (notebook tasks), absolute
+    spill: Spill | None = None  # where a large result goes (a task with consumers)
 
 
 @dataclass
@@ -167,11 +170,15 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
         _local.out = _local.err = None  # a buffer is made at the first write
         _local.capturing = True
     try:
+        if job.upstream:
+            job.upstream = load_upstream(job.upstream)
         value = KINDS[job.type].run(job, hooks)
+        output = None
         if value.__class__ is Produced:
-            out = Outcome(job.task, job.attempt, True, value.value, output=value.output)
-        else:
-            out = Outcome(job.task, job.attempt, True, value)
+            value, output = value.value, value.output
+        if job.spill is not None:
+            value = spill(value, job.spill) or value
+        out = Outcome(job.task, job.attempt, True, value, output=output)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: the task's, not ours
         out = Outcome(
             job.task,
@@ -183,6 +190,9 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
             timed_out=bool(getattr(exc, "timed_out", False)),  # it stopped itself at its timeout
         )
     finally:
+        # a pool thread keeps its last job until it takes the next one: not its inputs
+        job.upstream = {}
+        value = None
         if job.capture:
             _local.capturing = False
             stdout = "" if _local.out is None else _local.out.getvalue()

@@ -55,6 +55,15 @@ other direct downstream tasks are skipped (``not_selected``) unless they are rea
 from a selected one (Airflow's ``skip_all_except`` rule, so ``branch -> a -> join`` with
 ``branch -> join`` still runs ``join``).
 
+``results`` holds a result only while a task downstream may still start an attempt
+(it is pending, or running with a retry left): each task counts its ``consumers``,
+and a consumer that cannot start again (``_release``) takes itself off its
+dependencies' counts; the last one drops the result. ``TaskRun.result`` holds the
+result as the store keeps it (``stored``: the JSON, or a summary), never the object,
+so a finished task holds nothing big. A worker may hand in a ``results.Spilled``
+reference instead of a large value: it goes downstream as it is, and its ``stored``
+form is the run's result.
+
 Cancellation is final: no task starts after it. The execution is ``failed`` when any
 task failed, ``completed`` when every task completed or was skipped.
 
@@ -75,6 +84,7 @@ from typing import Any
 from .events import Event
 from .kinds import KINDS
 from .model import EventKind, ExecStatus, Reason, TaskRun, TaskSpec, TaskStatus, Workflow, iso
+from .results import Spilled
 from .tasks import Logs, Outcome, Progress, Started
 
 __all__ = ["CANCEL", "OWNER_LOST", "Changes", "RunState"]
@@ -86,6 +96,7 @@ _TERMINAL = frozenset((_COMPLETED, _FAILED, _SKIPPED, _CANCELLED))
 _ENDED = frozenset((_COMPLETED, _SKIPPED, _FAILED))  # counted by trigger rules
 _STARTED, _DONE = EventKind.TASK_STARTED.value, EventKind.TASK_COMPLETED.value
 _SUCCESS, _FAILURE, _SKIP = 0, 1, 2
+_SCALARS = (bool, int, float)  # kept as they are: ``stored`` would not shrink them
 SELF_TIMED_GRACE = 10.0  # seconds (see RunState._timeout)
 
 
@@ -120,7 +131,10 @@ class Changes:
 class _Task:
     """State of one task: its spec, its durable run, and the counts of the loop."""
 
-    __slots__ = ("children", "counts", "handle", "noop", "not_selected", "remaining", "run", "spec")
+    __slots__ = (
+        "children", "consumers", "counts", "handle", "noop", "not_selected", "released",
+        "remaining", "run", "spec",
+    )  # fmt: skip
 
     def __init__(self, spec: TaskSpec, run: TaskRun, noop: bool) -> None:
         self.spec = spec
@@ -131,6 +145,8 @@ class _Task:
         self.not_selected = False
         self.noop = noop
         self.handle: Any = None
+        self.consumers = 0  # tasks downstream that may still start an attempt
+        self.released = False  # this task took itself off its dependencies' consumers
 
 
 class RunState:
@@ -146,8 +162,13 @@ class RunState:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         max_interruptions: int = 3,
+        stored: Callable[[Any], Any] | None = None,
+        recall: Callable[[TaskRun], Any] | None = None,
     ) -> None:
         self.workflow = workflow
+        # a result as the store keeps it (default: as it is); what a resumed execution
+        # hands downstream of a finished task (default: its stored result)
+        self.stored, self.recall = stored, recall
         self.max_interruptions = max_interruptions
         self.execution_id = execution_id
         self.clock, self.monotonic = clock, monotonic
@@ -163,6 +184,8 @@ class RunState:
         for task in self.tasks.values():
             for dep in task.spec.dependencies:
                 self.tasks[dep].children.append(task)
+        for task in self.tasks.values():
+            task.consumers = len(task.children)
         self.status: str = ExecStatus.PENDING.value
         self.results: dict[str, Any] = {}
         self.ready: deque[_Task] = deque()
@@ -221,7 +244,8 @@ class RunState:
             run = task.run
             if run.status in _TERMINAL:
                 self.open -= 1
-                self.results[run.name] = run.result
+                if task.consumers:
+                    self.results[run.name] = run.result if self.recall is None else self.recall(run)
                 if run.branch:
                     self._apply_branch(task, run.branch.get("selected", []))
             elif run.status == _RUNNING:
@@ -233,6 +257,9 @@ class RunState:
                     task.counts[self._kind(drun)] += 1
                 else:
                     task.remaining += 1
+        for task in tasks.values():
+            if task.run.status in _TERMINAL:
+                self._release(task)
         self.ready.extend(
             t for t in tasks.values() if t.remaining == 0 and t.run.status == _PENDING
         )
@@ -333,6 +360,20 @@ class RunState:
         task.handle = handle
         if task.spec.timeout is not None and not reports_start:
             self._add_timer(self._timeout(task), "timeout", task)
+        if not self._budget_left(task):  # its last attempt has its upstream results
+            self._release(task)
+
+    def _release(self, task: _Task) -> None:
+        """``task`` will not start another attempt: drop the results of its dependencies
+        that no other task downstream may still need."""
+        if task.released:
+            return
+        task.released = True
+        for dep in task.spec.dependencies:
+            parent = self.tasks[dep]
+            parent.consumers -= 1
+            if parent.consumers <= 0:
+                self.results.pop(dep, None)
 
     # -- timers ------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
@@ -430,6 +471,7 @@ class RunState:
     def _finished(self, task: _Task) -> None:
         """A task reached a terminal status: tell its children."""
         self.open -= 1
+        self._release(task)
         kind = self._kind(task.run)
         for child in task.children:
             child.counts[kind] += 1
@@ -450,7 +492,8 @@ class RunState:
         run.attempts += 1
         run.start_time = run.end_time = iso(self.clock())
         run.status, run.duration, run.result = _COMPLETED, 0.0, None
-        self.results[run.name] = None
+        if task.consumers:
+            self.results[run.name] = None
         self._mark(task)
         self._emit(_STARTED, run.name, _RUNNING, run.start_time, run.attempts)
         self._emit(_DONE, run.name, _COMPLETED, run.end_time, run.attempts, 0.0)
@@ -497,8 +540,19 @@ class RunState:
         # the start of the attempt's code, not of its hand-off: startTime + duration = endTime
         run.start_time, run.end_time = iso(started), iso(finished)
         run.duration = round(finished - started, 6)
-        run.result = value
-        self.results[run.name] = value
+        if value.__class__ is Spilled:
+            run.result = value.stored
+        elif (
+            self.stored is None
+            or value is None
+            or value.__class__ in _SCALARS
+            or (value.__class__ is str and len(value) <= 1 << 16)
+        ):
+            run.result = value
+        else:
+            run.result = self.stored(value)
+        if task.consumers:
+            self.results[run.name] = value
         self._mark(task)
         self._emit(
             _DONE, run.name, _COMPLETED, run.end_time, run.attempts, run.duration,
@@ -577,6 +631,7 @@ class RunState:
         self._clear()
 
     def _clear(self) -> None:
+        self.results.clear()  # nothing starts any more
         self.ready.clear()
         self.runnable.clear()
         self.timers.clear()
@@ -613,6 +668,7 @@ class RunState:
         else:
             status = ExecStatus.COMPLETED.value
         self.status = status
+        self.results.clear()
         self._exec.update(status=status, end_time=iso(self.clock()), cancel_requested=0)
         self._emit(f"execution_{status}", None, status)
         return status
@@ -622,12 +678,14 @@ class RunState:
         stop every attempt in flight, change nothing."""
         for task in self.tasks.values():
             self._stop(task)
+        self.results.clear()
         self._dirty, self._events, self._exec, self._logs = {}, [], {}, []
 
     def engine_failure(self) -> Changes:
         """The changes that record the driver's own failure (whatever state it left)."""
         now = iso(self.clock())
         self.status = ExecStatus.FAILED.value
+        self.results.clear()
         self._dirty, self._logs = {}, []
         self._exec = {"status": self.status, "end_time": now, "reason": Reason.ENGINE_ERROR.value}
         self._events = []

@@ -29,8 +29,8 @@ LAYERS = [
     ["model"],  # the vocabulary: workflows, tasks, executions, statuses
     ["notebook_task"],  # a notebook run in a worker (nbclient), below the kind that runs it
     # what each task type runs; event types and the bus; when schedules fire; notebook
-    # functions pickled by value
-    ["kinds", "events", "schedule", "snapshots"],
+    # functions pickled by value; results kept, spilled and passed by reference
+    ["kinds", "events", "schedule", "snapshots", "results"],
     ["tasks", "validation", "reuse", "serialize", "transitions"],  # pure logic over the model
     ["_rows"],  # the rows the store writes
     ["store"],  # the only module that talks to SQLite

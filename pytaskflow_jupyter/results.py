@@ -1,0 +1,142 @@
+"""Task results on their way downstream: kept while needed, large ones spilled to a file.
+
+Design
+------
+A result is needed in memory only to hand it to the attempts of the tasks downstream
+(``transitions.RunState.results`` drops it once none of them can start another attempt);
+the store keeps what REST shows (the JSON, or a summary). A large result would still be
+held by the server from its task's end to its consumers' start, so a worker whose task
+has consumers writes a result larger than ``Spill.over`` bytes pickled to ``Spill.path``
+(``<runs_dir>/<execution id>/results/...``) and reports a ``Spilled`` reference instead:
+the server never holds the value (with the process and Dask executors it does not even
+cross the pipe), and each consumer's worker loads it (``load_upstream``, in
+``tasks.run_job``), so no executor knows about any of this. A worker on the same machine
+reads the file (the Dask executor's workers are expected to share the runs folder).
+
+Pickling streams into ``_Sink``: a result under the threshold costs a pickle in memory
+and no file; over it, the pickle goes to disk as it is made (no second copy in memory),
+to a temporary name renamed at the end, so a file that exists is whole. A result that
+cannot be pickled stays in memory, as before.
+
+The files live as long as the execution: a consumer whose attempt a restart of the
+server cut short reruns on the resumed server and reads its upstream result from the
+file (``spill_path`` is a function of the execution, task and attempt, so the resumed
+engine finds it again); the engine removes the folder when the execution ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SPILL_OVER", "Spill", "Spilled", "load_upstream", "remove", "spill", "spill_path"]
+
+SPILL_OVER = 1 << 20  # bytes pickled: a result larger than this is spilled
+
+
+@dataclass(frozen=True, slots=True)
+class Spill:
+    """Where a worker writes its result if it is large, and how the store shows it."""
+
+    path: str
+    over: int = SPILL_OVER
+    stored: Callable[[Any], Any] = repr  # the value as the store keeps it (engine's)
+
+
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """A result written to ``path``; ``stored`` is what the store keeps of it."""
+
+    path: str
+    stored: Any = None
+
+    def load(self) -> Any:
+        with open(self.path, "rb") as f:
+            return pickle.load(f)
+
+
+def results_dir(runs_dir: str, execution_id: str) -> str:
+    return os.path.join(runs_dir, execution_id, "results")
+
+
+def spill_path(runs_dir: str, execution_id: str, task: str, attempt: int) -> str:
+    """The file of ``task``'s result of ``attempt`` (task names may hold any character:
+    the file is named by a digest)."""
+    digest = hashlib.sha256(task.encode()).hexdigest()[:24]
+    return os.path.join(results_dir(runs_dir, execution_id), f"{digest}.{attempt}.pickle")
+
+
+class _Sink(io.RawIOBase):
+    """A file-like target for ``pickle.dump``: memory up to ``over`` bytes, then the
+    file ``path + '.part'`` (what was buffered first)."""
+
+    def __init__(self, path: str, over: int) -> None:
+        self.path, self.over = path, over
+        self.buffer: io.BytesIO | None = io.BytesIO()
+        self.file: io.BufferedWriter | None = None
+
+    def write(self, data: Any) -> int:
+        if self.file is None:
+            assert self.buffer is not None
+            self.buffer.write(data)
+            if self.buffer.tell() <= self.over:
+                return len(data)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.file = open(self.path + ".part", "wb")  # noqa: SIM115 (closed in spill)
+            self.file.write(self.buffer.getbuffer())
+            self.buffer = None
+            return len(data)
+        return self.file.write(data)
+
+
+def spill(value: Any, to: Spill) -> Spilled | None:
+    """Write ``value`` to ``to.path`` if its pickle is larger than ``to.over``; None
+    when it is smaller or cannot be pickled (it then goes downstream in memory)."""
+    if value is None or value.__class__ in (bool, int, float):
+        return None
+    sink = _Sink(to.path, to.over)
+    try:
+        pickle.dump(value, sink, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        if sink.file is not None:
+            sink.file.close()
+            os.unlink(sink.path + ".part")
+        return None
+    if sink.file is None:
+        return None
+    try:
+        sink.file.close()
+        os.replace(sink.path + ".part", to.path)
+    except OSError:  # a full disk, say: the value goes downstream in memory
+        with contextlib.suppress(OSError):
+            os.unlink(sink.path + ".part")
+        return None
+    return Spilled(to.path, to.stored(value))
+
+
+def load_upstream(upstream: dict[str, Any]) -> dict[str, Any]:
+    """``upstream`` with each ``Spilled`` reference replaced by the value it names."""
+    if not any(v.__class__ is Spilled for v in upstream.values()):
+        return upstream
+    return {k: v.load() if v.__class__ is Spilled else v for k, v in upstream.items()}
+
+
+def remove(runs_dir: str, execution_id: str) -> None:
+    """Remove an ended execution's spilled results (nothing else under its folder)."""
+    folder = results_dir(runs_dir, execution_id)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.endswith((".pickle", ".part")):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
