@@ -22,10 +22,11 @@ call plus a row write, however many tasks finish together.
 Results: a task's result stays in memory only while a task downstream may still start
 (``RunState.results``); a task with consumers gets a ``results.Spill`` in its job, so a
 large result is written to a file under ``runs_dir`` by its worker and passed on by
-reference (``results.py``); a resumed execution finds those files again (``_recall``),
-and the engine removes them when the execution ends. Executors get the queue's ``put``
-as their report callback, not this object: a pool thread that keeps its last attempt
-then keeps no execution alive.
+reference (``results.py``), and a task without any reports only what the store keeps;
+a resumed execution finds those files again (``_recall``), and the engine removes them
+when the execution ends. Executors get the queue's ``put`` as their report callback,
+not this object: a pool thread that keeps its last attempt then keeps no execution
+alive.
 
 The engine depends on ``RunStore`` (a protocol of three methods), not on ``Store``;
 ``settle`` runs one message through the same state machine for an execution that has no
@@ -220,7 +221,11 @@ class ExecutionRun:
         for task in started:
             spec = task.spec
             fn = spill = None
-            if task.children and self.spill_over is not None and spec.type != "branch":
+            if spec.type == "branch":  # its selection is read as it is
+                pass
+            elif not task.children:  # only what the store keeps comes back
+                spill = _NO_CONSUMERS
+            elif self.spill_over is not None:
                 assert self.runs_dir is not None
                 path = spill_path(self.runs_dir, self.execution_id, spec.name, task.run.attempts)
                 spill = Spill(path, self.spill_over, stored_result)
@@ -296,3 +301,6 @@ class ExecutionRun:
 def stored_result(value: Any) -> Any:
     """A result as the store keeps it and REST shows it: its JSON, or a summary."""
     return json.loads(encode_result(value))
+
+
+_NO_CONSUMERS = Spill(None, 0, stored_result)

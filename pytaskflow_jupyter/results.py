@@ -12,6 +12,10 @@ the server never holds the value (with the process and Dask executors it does no
 cross the pipe), and each consumer's worker loads it (``load_upstream``, in
 ``tasks.run_job``), so no executor knows about any of this. A worker on the same machine
 reads the file (the Dask executor's workers are expected to share the runs folder).
+A task without consumers gets a ``Spill`` without a path: its worker reports only what
+the store keeps of its result (``Spilled`` without a path), since nothing else will
+read the value; so a big result never crosses a process executor's pipe, nor stays in
+the reply an idle worker's thread still holds.
 
 Pickling streams into ``_Sink``: a result under the threshold costs a pickle in memory
 and no file; over it, the pickle goes to disk as it is made (no second copy in memory),
@@ -42,21 +46,25 @@ SPILL_OVER = 1 << 20  # bytes pickled: a result larger than this is spilled
 
 @dataclass(frozen=True, slots=True)
 class Spill:
-    """Where a worker writes its result if it is large, and how the store shows it."""
+    """Where a worker writes its result if it is large (None: no task downstream needs
+    it, report only its stored form), and how the store shows it."""
 
-    path: str
+    path: str | None
     over: int = SPILL_OVER
     stored: Callable[[Any], Any] = repr  # the value as the store keeps it (engine's)
 
 
 @dataclass(frozen=True, slots=True)
 class Spilled:
-    """A result written to ``path``; ``stored`` is what the store keeps of it."""
+    """A result reported by reference: ``stored`` is what the store keeps of it,
+    ``path`` the file holding the value (None: nothing downstream reads it)."""
 
-    path: str
+    path: str | None
     stored: Any = None
 
     def load(self) -> Any:
+        if self.path is None:
+            raise ValueError("this result was not kept: no task downstream needed it")
         with open(self.path, "rb") as f:
             return pickle.load(f)
 
@@ -82,24 +90,29 @@ class _Sink(io.RawIOBase):
         self.file: io.BufferedWriter | None = None
 
     def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes  # pickle hands large buffers over as they are
         if self.file is None:
             assert self.buffer is not None
             self.buffer.write(data)
             if self.buffer.tell() <= self.over:
-                return len(data)
+                return size
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self.file = open(self.path + ".part", "wb")  # noqa: SIM115 (closed in spill)
             self.file.write(self.buffer.getbuffer())
             self.buffer = None
-            return len(data)
-        return self.file.write(data)
+            return size
+        self.file.write(data)
+        return size
 
 
 def spill(value: Any, to: Spill) -> Spilled | None:
     """Write ``value`` to ``to.path`` if its pickle is larger than ``to.over``; None
-    when it is smaller or cannot be pickled (it then goes downstream in memory)."""
+    when it is smaller or cannot be pickled (it then goes downstream in memory). Without
+    a path, only the stored form of ``value`` is reported."""
     if value is None or value.__class__ in (bool, int, float):
         return None
+    if to.path is None:
+        return Spilled(None, to.stored(value))
     sink = _Sink(to.path, to.over)
     try:
         pickle.dump(value, sink, protocol=pickle.HIGHEST_PROTOCOL)

@@ -197,6 +197,20 @@ def test_a_small_or_unpicklable_result_is_not_spilled(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.pickle"]  # no .part left
 
 
+def test_a_numpy_array_is_spilled_whole(tmp_path):
+    np = pytest.importorskip("numpy")
+    array = np.arange(1 << 18, dtype="float64")  # 2 MiB, pickled as one large buffer
+    ref = spill(array, Spill(str(tmp_path / "a.pickle"), 1 << 20, stored_result))
+    assert ref is not None and (ref.load() == array).all()
+
+
+def test_a_result_nothing_downstream_reads_comes_back_as_its_stored_form():
+    ref = spill(BIG, Spill(None, 1 << 20, stored_result))
+    assert ref is not None and ref.path is None and ref.stored == stored_result(BIG)
+    with pytest.raises(ValueError):
+        ref.load()
+
+
 # -- resume after a restart ---------------------------------------------------------------
 def _resume(store, runs: Path, write_file: bool) -> dict:
     """An execution as a restarted server finds it: ``a`` completed (its result
