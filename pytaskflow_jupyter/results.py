@@ -50,8 +50,8 @@ class Spill:
     it, report only its stored form), and how the store shows it."""
 
     path: str | None
-    over: int = SPILL_OVER
-    stored: Callable[[Any], Any] = repr  # the value as the store keeps it (engine's)
+    over: int  # bytes pickled (``SPILL_OVER`` by default in the engine)
+    stored: Callable[[Any], Any]  # the value as the store keeps it (``engine.stored_result``)
 
 
 @dataclass(frozen=True, slots=True)
