@@ -220,15 +220,7 @@ class ExecutionRun:
         submitted, reports_start = self.state.submitted, self.executor.reports_start
         for task in started:
             spec = task.spec
-            fn = spill = None
-            if spec.type == "branch":  # its selection is read as it is
-                pass
-            elif not task.children:  # only what the store keeps comes back
-                spill = _NO_CONSUMERS
-            elif self.spill_over is not None:
-                assert self.runs_dir is not None
-                path = spill_path(self.runs_dir, self.execution_id, spec.name, task.run.attempts)
-                spill = Spill(path, self.spill_over, stored_result)
+            fn = None
             ref = spec.params.get("callable")
             if ref and ":" not in ref and self.resolve is not None:
                 fn = self.resolve(ref, spec.params.get("snapshot"))
@@ -247,9 +239,20 @@ class ExecutionRun:
                 self.params,
                 spec.timeout,
                 self.runs_dir,
-                spill,
+                self._spill(task),
             )
             submitted(task, submit(job, report), reports_start)
+
+    def _spill(self, task: Any) -> Spill | None:
+        """Where the attempt's worker writes a large result (``results.py``)."""
+        if task.spec.type == "branch":  # the state reads its selection as it is
+            return None
+        if not task.children:  # nothing downstream: only what the store keeps comes back
+            return _NO_CONSUMERS
+        if self.runs_dir is None or self.spill_over is None:
+            return None
+        path = spill_path(self.runs_dir, self.execution_id, task.spec.name, task.run.attempts)
+        return Spill(path, self.spill_over, stored_result)
 
     def _flush(self) -> bool:
         """Commit the turn's changes, then publish; False when the execution was ended
