@@ -49,7 +49,7 @@ from ._rows import encode_result
 from .events import Event, EventBus
 from .executors import Executor
 from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, TaskStatus, Workflow
-from .results import SPILL_OVER, Spill, Spilled, remove, spill_path
+from .results import SPILL_OVER, Spill, Spilled, remove, results_dir, spill_path
 from .tasks import Job, Logs, Outcome, Progress, Started
 from .transitions import CANCEL, Changes, RunState
 
@@ -156,6 +156,7 @@ class ExecutionRun:
         state = self.state
         try:
             state.begin(self.store.execution_row(self.execution_id)["status"])
+            self._make_results_dir()
             next_control = time.monotonic() + self.control_interval
             while not self._stopped:
                 state.decide()
@@ -182,6 +183,23 @@ class ExecutionRun:
                 remove(self.runs_dir, self.execution_id)  # else a resumed engine needs them
             self.done.set()
         return self.status
+
+    def _make_results_dir(self) -> None:
+        if self.runs_dir is None or self.spill_over is None:
+            return
+        if not any(task.children for task in self.state.tasks.values()):
+            return
+        try:
+            os.makedirs(results_dir(self.runs_dir, self.execution_id), exist_ok=True)
+        except OSError:
+            log.warning(
+                "execution %s: cannot create its results folder under %s; large results "
+                "stay in memory",
+                self.execution_id,
+                self.runs_dir,
+                exc_info=True,
+            )
+            self.spill_over = None
 
     def _recall(self, run: TaskRun) -> Any:
         """What a resumed execution hands downstream of a finished task: its spilled

@@ -22,7 +22,7 @@ and no file; over it, the pickle goes to disk as it is made (no second copy in m
 to a temporary name renamed at the end, so a file that exists is whole. A result that
 cannot be pickled stays in memory, as before.
 
-The files live as long as the execution: a consumer whose attempt a restart of the
+The files live as long as the execution (``results_dir``): a consumer whose attempt a restart of the
 server cut short reruns on the resumed server and reads its upstream result from the
 file (``spill_path`` is a function of the execution, task and attempt, so the resumed
 engine finds it again); the engine removes the folder when the execution ends.
@@ -39,7 +39,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SPILL_OVER", "Spill", "Spilled", "load_upstream", "remove", "spill", "spill_path"]
+__all__ = [
+    "SPILL_OVER",
+    "Spill",
+    "Spilled",
+    "load_upstream",
+    "remove",
+    "results_dir",
+    "spill",
+    "spill_path",
+]
 
 SPILL_OVER = 1 << 20  # bytes pickled: a result larger than this is spilled
 
@@ -70,6 +79,9 @@ class Spilled:
 
 
 def results_dir(runs_dir: str, execution_id: str) -> str:
+    """The folder of an execution's spilled results: the engine makes it when the
+    execution starts and removes it when it ends; workers only write into it, so an
+    attempt that ends after its execution (one the engine gave up on) leaves no file."""
     return os.path.join(runs_dir, execution_id, "results")
 
 
@@ -96,7 +108,6 @@ class _Sink(io.RawIOBase):
             self.buffer.write(data)
             if self.buffer.tell() <= self.over:
                 return size
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self.file = open(self.path + ".part", "wb")  # noqa: SIM115 (closed in spill)
             self.file.write(self.buffer.getbuffer())
             self.buffer = None

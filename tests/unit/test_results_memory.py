@@ -193,6 +193,7 @@ def test_a_retried_consumer_reads_the_spilled_result_again(thread_runner, runs):
 
 
 def test_a_small_or_unpicklable_result_is_not_spilled(tmp_path):
+    assert spill(BIG, Spill(str(tmp_path / "gone" / "x.pickle"), 1 << 20, stored_result)) is None
     to = Spill(str(tmp_path / "x.pickle"), 1 << 20, stored_result)
     assert spill([1, 2, 3], to) is None
     assert spill(threading.Lock(), to) is None
@@ -230,6 +231,7 @@ def _resume(store, runs: Path, write_file: bool) -> dict:
     execution_id = "exec_resumed0000000"
     if write_file:
         path = spill_path(str(runs), execution_id, "a", 1)
+        Path(path).parent.mkdir(parents=True)
         assert spill(BIG, Spill(path, 1 << 20, stored_result)) is not None
     a = TaskRun("a", "completed", 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", 1.0)
     a.result = stored_result(BIG)
