@@ -12,7 +12,7 @@ So the stream is read from the store, never from memory:
   commits of other processes), reads the stored events after ``last`` in a worker thread
   and encodes each there, once for every client: its JSON text and its WebSocket frame
   (no compression is negotiated, so the frame is the same bytes for every client). It
-  hands them to each live client, in ``seq`` order, in rounds of ``CLIENTS_PER_ROUND``
+  hands them to each live client, in ``seq`` order, in rounds of ``clients_per_round``
   clients with a yield to the loop between rounds, so REST requests are served while
   hundreds of clients are fed; the messages a filter selects are picked once per filter.
 * A client has a cursor ``pos``: the last ``seq`` it has been given or has skipped. A
@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 
 SLOW_CLIENT = 1013
 GOING_AWAY = 1001
-CLIENTS_PER_ROUND = 100  # clients served between two yields to the loop
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -179,9 +178,11 @@ class EventHub:
         poll_interval: float = 0.2,
         page_size: int = 1000,
         queue_size: int = 10_000,
+        clients_per_round: int = 100,
     ) -> None:
         self.store, self.run = store, run
         self.poll_interval, self.page_size, self.queue_size = poll_interval, page_size, queue_size
+        self.clients_per_round = clients_per_round  # clients fed between two yields
         self.last = 0
         self.clients: set[Client] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -312,7 +313,7 @@ class EventHub:
         end = rows[-1].seq
         selected: dict[tuple[str | None, str | None], list[Message]] = {}
         while behind := [c for c in self.clients if c.live and c.pos < end]:
-            for client in behind[:CLIENTS_PER_ROUND]:
+            for client in behind[: max(1, self.clients_per_round)]:
                 key = (client.execution, client.workflow)
                 if key not in selected:
                     selected[key] = [m for m in rows if client.wants(m.execution, m.workflow)]
@@ -326,7 +327,7 @@ class EventHub:
                     )
                     client.close(SLOW_CLIENT, "too slow; reconnect with since=<last seq received>")
                     self.detach(client)
-            if len(behind) > CLIENTS_PER_ROUND:
+            if len(behind) > max(1, self.clients_per_round):
                 await asyncio.sleep(0)  # the loop serves REST requests between rounds
 
     # -- clients -------------------------------------------------------------------------

@@ -1,0 +1,207 @@
+"""``/ws`` fan-out to many clients at once: every client gets every event its filters
+select exactly once, in ``seq`` order, whether it joined before the runs or during them
+(replay then live), and however the hub cuts the stream into chunks, rounds of clients
+and writes. Correctness only: the cost is measured by ``bench/bench_ws.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from pytaskflow_jupyter.events import make_event
+from pytaskflow_jupyter.server.websocket import Client, EventHub
+from pytaskflow_jupyter.store import Store
+from pytaskflow_jupyter.transitions import Changes
+from pytaskflow_jupyter.validation import parse_workflow
+
+from .helpers import task, wf
+
+FINAL = {"execution_completed", "execution_failed", "execution_cancelled"}
+
+
+class Reader:
+    """One client reading in the background, as a browser does, while the runs go on."""
+
+    def __init__(self, ws: Any, filters: dict[str, Any]) -> None:
+        self.ws, self.filters = ws, filters
+        self.got: list[dict[str, Any]] = []
+        self.ended: set[str] = set()
+        self.changed = asyncio.Event()
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while (text := await self.ws.read_message()) is not None:
+            message = json.loads(text)  # one event per message, nothing else
+            self.got.append(message)
+            if message["event"] in FINAL:
+                self.ended.add(message["execution_id"])
+                self.changed.set()
+
+    async def until_ended(self, execution_id: str) -> None:
+        while execution_id not in self.ended:
+            assert not self.task.done(), f"closed ({self.ws.close_code}) {self.got[-3:]}"
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 60)
+
+    def close(self) -> None:
+        self.ws.close()
+        self.task.cancel()
+
+
+def selected(stored: list[Any], filters: dict[str, Any], start: int) -> list[int]:
+    """The seqs of the stored events a client with ``filters`` must get, in order (from
+    ``since``, or from ``start``, the end of the stream when it connected without)."""
+    since = filters.get("since", start)
+    return [
+        e.seq
+        for e in stored
+        if e.seq > since
+        and filters.get("execution", e.execution_id) == e.execution_id
+        and filters.get("workflow", e.workflow) == e.workflow
+    ]
+
+
+async def stored_events(taskflow_app: Any) -> list[Any]:
+    out: list[Any] = []
+    while batch := await taskflow_app.run(taskflow_app.store.events, out[-1].seq if out else 0):
+        out += batch
+    return out
+
+
+async def test_fifty_clients_get_every_event_once_in_order_with_their_filters(
+    api, jp_ws_fetch, ws_connect, taskflow_app
+):
+    hub = taskflow_app.hub
+    hub.page_size = 64  # many pages and chunks ...
+    hub.clients_per_round = 7  # ... and many rounds of clients, with yields between them
+    for name, width in (("wide", 150), ("narrow", 40)):
+        definition = wf(name, task("start"), *[task(f"t{i}", "start") for i in range(width)])
+        status, body, _ = await api("PUT", "workflows", name, body=definition)
+        assert status == 200, body
+    filters: list[dict[str, Any]] = [
+        *({} for _ in range(20)),
+        *({"workflow": "wide"} for _ in range(10)),
+        *({"workflow": "narrow"} for _ in range(10)),
+    ]
+    readers = [Reader(await ws_connect(params=f), f) for f in filters]
+    before = await taskflow_app.run(taskflow_app.store.last_seq)
+    wide = (await api("POST", "workflows", "wide", "executions"))[1]
+    narrow = (await api("POST", "workflows", "narrow", "executions"))[1]
+    # ten more join while both run, replaying from before the runs, then live
+    for i in range(10):
+        f = {"execution": (wide, narrow)[i % 2]["id"], "since": before}
+        if i in (2, 3):
+            f["workflow"] = "wide"  # both filters at once: wide's events, or none of narrow's
+        readers.append(Reader(await jp_ws_fetch("ws", params=f), f))
+        await asyncio.sleep(0.005)
+    assert len(readers) == 50
+    for execution in (wide, narrow):
+        await api.wait(execution["id"])
+    # a last run of `wide` ends the stream of every client that follows `wide`: what came
+    # before it is all a client will get of the two runs (a duplicate would show)
+    last = (await api("POST", "workflows", "wide", "executions"))[1]
+    await api.wait(last["id"])
+    stored = await stored_events(taskflow_app)
+    by_seq = {e.seq: e for e in stored}
+    empty = []
+    for reader in readers:
+        f = reader.filters
+        expected = selected(stored, f, before)
+        # the last event of each execution it follows is that execution's final one
+        for execution_id in {by_seq[seq].execution_id for seq in expected}:
+            await reader.until_ended(execution_id)
+        if not expected:
+            empty.append(reader)
+            continue
+        seqs = [m["seq"] for m in reader.got]
+        assert seqs == expected, (f, seqs[:10], expected[:10], len(seqs), len(expected))
+        for m in reader.got:
+            assert f.get("execution", m["execution_id"]) == m["execution_id"]
+            assert f.get("workflow", m["workflow"]) == m["workflow"]
+    # (the hub gives a chunk to every client in one pass: by now any leak would be here)
+    assert [r.got for r in empty] == [[]], [r.filters for r in empty]
+    unfiltered = [r for r in readers if not r.filters]
+    assert {tuple(m["seq"] for m in r.got) for r in unfiltered} == {
+        tuple(e.seq for e in stored if e.seq > before)
+    }
+    for reader in readers:
+        reader.close()
+
+
+async def test_a_replay_longer_than_the_queue_waits_for_the_client_and_is_not_closed(
+    api, jp_ws_fetch, taskflow_app
+):
+    """Replay fills a client's queue as fast as the client takes it (never the 1013 of a
+    live client that falls behind), with live events after it, none lost, none twice."""
+    execution = await api.submit(wf("long", *[task(f"t{i}") for i in range(120)]))
+    await api.wait(execution["id"])
+    hub = taskflow_app.hub
+    hub.queue_size = 8
+    readers = [Reader(await jp_ws_fetch("ws", params={"since": 0}), {}) for _ in range(5)]
+    assert [c.queue_size for c in hub.clients] == [8] * 5
+    hub.queue_size = 10_000
+    then = await api.submit(wf("then", task("a")))
+    await api.wait(then["id"])
+    stored = await stored_events(taskflow_app)
+    for reader in readers:
+        await reader.until_ended(then["id"])
+        assert [m["seq"] for m in reader.got] == [e.seq for e in stored]
+        reader.close()
+
+
+async def test_a_client_going_live_during_a_fan_out_gets_the_chunk_once(tmp_path):
+    """The hub feeds clients in rounds, yielding between them; a client whose replay ends
+    during such a yield (``pos`` before the chunk) must get the whole chunk, and one whose
+    ``since`` is inside the chunk only what follows it."""
+    store = Store(tmp_path / "t.db")
+    store.save_workflow(parse_workflow(wf("w", task("a"))))
+    store.create_execution("exec_x", "w", 1)
+    store.commit(
+        "exec_x",
+        Changes(
+            events=[make_event("task_started", "exec_x", "w", "running", "a") for _ in range(10)]
+        ),
+    )
+
+    async def run(fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    hub = EventHub(store, run, clients_per_round=1)
+    received: dict[str, list[int]] = {}
+
+    def client(name: str, pos: int) -> Client:
+        got = received.setdefault(name, [])
+        c = Client(
+            lambda text: got.append(json.loads(text)["seq"]) or _done(),
+            lambda code, reason: None,
+            execution=None,
+            workflow=None,
+            queue_size=100,
+        )
+        c.pos, c.live = pos, True
+        c.tasks = [asyncio.ensure_future(c.write_loop())]
+        return c
+
+    early = [client("a", 0), client("b", 0)]
+    hub.clients.update(early)
+    late = [client("c", 0), client("d", 4)]
+    rows = await run(hub.fetch, 0, None, None, 100)
+    # they join at the first yield, as clients whose replay just caught up with hub.last
+    asyncio.get_running_loop().call_soon(hub.clients.update, late)
+    await hub._fan_out(rows)
+    for _ in range(100):
+        if sum(map(len, received.values())) == 36:
+            break
+        await asyncio.sleep(0.01)
+    for c in early + late:
+        hub.detach(c)
+    store.close()
+    everything = list(range(1, 11))
+    assert received == {"a": everything, "b": everything, "c": everything, "d": everything[4:]}
+
+
+def _done() -> asyncio.Future[None]:
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
