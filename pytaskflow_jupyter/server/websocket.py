@@ -160,6 +160,7 @@ class Client:
                     await asyncio.gather(*[self.send(m.text) for m in batch])
             except (WebSocketClosedError, iostream.StreamClosedError):
                 self.closed = True
+                _resolve(self._room)  # a replay waiting for room ends (on_close detaches)
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:
