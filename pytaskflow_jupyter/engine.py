@@ -125,6 +125,7 @@ class ExecutionRun:
         self.root_dir, self.runs_dir = root_dir, runs_dir
         # a result pickled larger than this is spilled (None: never)
         self.spill_over = spill_over if runs_dir is not None else None
+        self._spill_to: Spill | None = None  # made with its folder, when the run starts
         self.window = min(window, workflow.max_parallel or window)
         self.control_interval = control_interval
         self.state = RunState(
@@ -189,8 +190,10 @@ class ExecutionRun:
             return
         if not any(task.children for task in self.state.tasks.values()):
             return
+        folder = results_dir(self.runs_dir, self.execution_id)
         try:
-            os.makedirs(results_dir(self.runs_dir, self.execution_id), exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
+            self._spill_to = Spill(folder, self.spill_over, stored_result)
         except OSError:
             log.warning(
                 "execution %s: cannot create its results folder under %s; large results "
@@ -267,10 +270,7 @@ class ExecutionRun:
             return None
         if not task.children:  # nothing downstream: only what the store keeps comes back
             return _NO_CONSUMERS
-        if self.runs_dir is None or self.spill_over is None:
-            return None
-        path = spill_path(self.runs_dir, self.execution_id, task.spec.name, task.run.attempts)
-        return Spill(path, self.spill_over, stored_result)
+        return self._spill_to
 
     def _flush(self) -> bool:
         """Commit the turn's changes, then publish; False when the execution was ended

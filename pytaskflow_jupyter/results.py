@@ -55,10 +55,11 @@ SPILL_OVER = 1 << 20  # bytes pickled: a result larger than this is spilled
 
 @dataclass(frozen=True, slots=True)
 class Spill:
-    """Where a worker writes its result if it is large (None: no task downstream needs
-    it, report only its stored form), and how the store shows it."""
+    """Where a worker writes its result if it is large: a file in ``folder`` (None: no
+    task downstream needs it, report only its stored form), and how the store shows it.
+    One per execution, shared by its jobs: nothing is built per attempt."""
 
-    path: str | None
+    folder: str | None
     over: int  # bytes pickled (``SPILL_OVER`` by default in the engine)
     stored: Callable[[Any], Any]  # the value as the store keeps it (``engine.stored_result``)
 
@@ -86,10 +87,14 @@ def results_dir(runs_dir: str, execution_id: str) -> str:
 
 
 def spill_path(runs_dir: str, execution_id: str, task: str, attempt: int) -> str:
-    """The file of ``task``'s result of ``attempt`` (task names may hold any character:
-    the file is named by a digest)."""
+    """The file of ``task``'s result of ``attempt``."""
+    return _file(results_dir(runs_dir, execution_id), task, attempt)
+
+
+def _file(folder: str, task: str, attempt: int) -> str:
+    # task names may hold any character, and differ only in case: named by a digest
     digest = hashlib.sha256(task.encode()).hexdigest()[:24]
-    return os.path.join(results_dir(runs_dir, execution_id), f"{digest}.{attempt}.pickle")
+    return os.path.join(folder, f"{digest}.{attempt}.pickle")
 
 
 class _Sink(io.RawIOBase):
@@ -116,15 +121,17 @@ class _Sink(io.RawIOBase):
         return size
 
 
-def spill(value: Any, to: Spill) -> Spilled | None:
-    """Write ``value`` to ``to.path`` if its pickle is larger than ``to.over``; None
-    when it is smaller or cannot be pickled (it then goes downstream in memory). Without
-    a path, only the stored form of ``value`` is reported."""
+def spill(value: Any, to: Spill, task: str, attempt: int) -> Spilled | None:
+    """Write ``value``, ``task``'s result of ``attempt``, to its file in ``to.folder``
+    if its pickle is larger than ``to.over``; None when it is smaller or cannot be
+    pickled (it then goes downstream in memory). Without a folder, only the stored form
+    of ``value`` is reported."""
     if value is None or value.__class__ in (bool, int, float):
         return None
-    if to.path is None:
+    if to.folder is None:
         return Spilled(None, to.stored(value))
-    sink = _Sink(to.path, to.over)
+    path = _file(to.folder, task, attempt)
+    sink = _Sink(path, to.over)
     try:
         pickle.dump(value, sink, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
@@ -136,12 +143,12 @@ def spill(value: Any, to: Spill) -> Spilled | None:
         return None
     try:
         sink.file.close()
-        os.replace(sink.path + ".part", to.path)
+        os.replace(sink.path + ".part", path)
     except OSError:  # a full disk, say: the value goes downstream in memory
         with contextlib.suppress(OSError):
             os.unlink(sink.path + ".part")
         return None
-    return Spilled(to.path, to.stored(value))
+    return Spilled(path, to.stored(value))
 
 
 def load_upstream(upstream: dict[str, Any]) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
         if value.__class__ is Produced:
             value, output = value.value, value.output
         if job.spill is not None:
-            value = spill(value, job.spill) or value
+            value = spill(value, job.spill, job.task, job.attempt) or value
         out = Outcome(job.task, job.attempt, True, value, output=output)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: the task's, not ours
         out = Outcome(

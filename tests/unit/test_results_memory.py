@@ -193,25 +193,26 @@ def test_a_retried_consumer_reads_the_spilled_result_again(thread_runner, runs):
 
 
 def test_a_small_or_unpicklable_result_is_not_spilled(tmp_path):
-    assert spill(BIG, Spill(str(tmp_path / "gone" / "x.pickle"), 1 << 20, stored_result)) is None
-    to = Spill(str(tmp_path / "x.pickle"), 1 << 20, stored_result)
-    assert spill([1, 2, 3], to) is None
-    assert spill(threading.Lock(), to) is None
+    gone = Spill(str(tmp_path / "gone"), 1 << 20, stored_result)  # the execution ended
+    assert spill(BIG, gone, "x", 1) is None
+    to = Spill(str(tmp_path), 1 << 20, stored_result)
+    assert spill([1, 2, 3], to, "x", 1) is None
+    assert spill(threading.Lock(), to, "x", 1) is None
     assert not list(tmp_path.iterdir())
-    ref = spill(BIG, to)
+    ref = spill(BIG, to, "x", 1)
     assert ref is not None and ref.load() == BIG and ref.stored == stored_result(BIG)
-    assert [p.name for p in tmp_path.iterdir()] == ["x.pickle"]  # no .part left
+    assert [p.suffix for p in tmp_path.iterdir()] == [".pickle"]  # no .part left
 
 
 def test_a_numpy_array_is_spilled_whole(tmp_path):
     np = pytest.importorskip("numpy")
     array = np.arange(1 << 18, dtype="float64")  # 2 MiB, pickled as one large buffer
-    ref = spill(array, Spill(str(tmp_path / "a.pickle"), 1 << 20, stored_result))
+    ref = spill(array, Spill(str(tmp_path), 1 << 20, stored_result), "a", 1)
     assert ref is not None and (ref.load() == array).all()
 
 
 def test_a_result_nothing_downstream_reads_comes_back_as_its_stored_form():
-    ref = spill(BIG, Spill(None, 1 << 20, stored_result))
+    ref = spill(BIG, Spill(None, 1 << 20, stored_result), "a", 1)
     assert ref is not None and ref.path is None and ref.stored == stored_result(BIG)
     with pytest.raises(ValueError):
         ref.load()
@@ -232,7 +233,8 @@ def _resume(store, runs: Path, write_file: bool) -> dict:
     if write_file:
         path = spill_path(str(runs), execution_id, "a", 1)
         Path(path).parent.mkdir(parents=True)
-        assert spill(BIG, Spill(path, 1 << 20, stored_result)) is not None
+        ref = spill(BIG, Spill(str(Path(path).parent), 1 << 20, stored_result), "a", 1)
+        assert ref is not None and ref.path == path
     a = TaskRun("a", "completed", 1, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", 1.0)
     a.result = stored_result(BIG)
     # b was running when the server stopped: the resumed engine reruns it (interrupted)
