@@ -193,6 +193,7 @@ class _Slot:
                 attempt.state, attempt.slot = DONE, None
             if not self.ex._abandon:
                 self.ex._deliver(attempt, outcome)
+            del attempt, outcome  # an idle slot thread keeps no result alive
 
     def _spawn_quietly(self) -> None:
         try:

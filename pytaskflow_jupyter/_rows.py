@@ -150,8 +150,14 @@ def encode_result(value: Any, limit: int = 1 << 20) -> str:
 
 
 def _summary(value: Any) -> str:
+    """The first 200 characters of ``repr(value)``, without building all of it for a
+    large value (200 MB of bytes would make a string four times that size)."""
     try:
-        text = repr(value)
+        if isinstance(value, (bytes, bytearray, memoryview, str)) and len(value) > 200:
+            head = value[:200]
+            text = repr(bytes(head) if isinstance(head, memoryview) else head) + "..."
+        else:
+            text = repr(value)
     except Exception:
         text = f"<{type(value).__name__}>"
     return text[:200] + ("..." if len(text) > 200 else "")

@@ -380,9 +380,10 @@ def test_memory_limit_defaults_to_the_physical_memory():
     ],
     ids=["descriptors", "memory"],
 )
-def test_a_worker_is_replaced_after_an_attempt_that_leaked(leak):
+def test_a_worker_is_replaced_after_an_attempt_that_leaked(leak, monkeypatch):
+    # the class default is 1 GiB; set before the executor starts its worker
+    monkeypatch.setattr(ProcessExecutor, "LEAKED_RSS", 64 << 20)
     ex = ProcessExecutor(1)
-    ex.LEAKED_RSS = 64 << 20  # the class default is 1 GiB
     try:
         first, _ = run_one(ex, job(code=PID))
         same, _ = run_one(ex, job(code=PID))
