@@ -205,7 +205,7 @@ def test_a_small_or_unpicklable_result_is_not_spilled(tmp_path):
 
 
 def test_a_numpy_array_is_spilled_whole(tmp_path):
-    np = pytest.importorskip("numpy")
+    import numpy as np
     array = np.arange(1 << 18, dtype="float64")  # 2 MiB, pickled as one large buffer
     ref = spill(array, Spill(str(tmp_path), 1 << 20, stored_result), "a", 1)
     assert ref is not None and (ref.load() == array).all()
