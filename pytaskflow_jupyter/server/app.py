@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -322,6 +323,10 @@ class TaskFlowApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # the HTTPServer exists only now (after every extension loaded): a 431 past 64 KiB
         install_header_limit(serverapp.web_app, getattr(serverapp, "http_server", None))
+        # everything imported and built so far lives as long as the server: out of the
+        # garbage collector's full passes, which otherwise walk it again every time
+        gc.collect()
+        gc.freeze()
         self.hub.start()
         loops = [
             (self.runner.fire_due, self.scheduler_interval, False, self._fired),
