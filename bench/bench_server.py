@@ -103,16 +103,20 @@ def seed(db: Path, count: int) -> None:
 
 
 class Server:
-    def __init__(self, tmp: Path, db: Path) -> None:
+    """``jupyter taskflow`` (thread executor) from the package under ``root``, on a free
+    port, with a token; ``bench_ws.py`` builds on it."""
+
+    def __init__(self, tmp: Path, db: Path, root: Path = ROOT) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),  # before the editable install of this checkout
             "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
             "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
             "JUPYTER_DATA_DIR": str(tmp / "data"),
         }
+        env.pop("JUPYTER_PORT", None)
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [

@@ -28,13 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import http.client
 import json
 import multiprocessing as mp
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,97 +44,39 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from bench_server import TOKEN
+from bench_server import Server as BaseServer
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token"
 FINAL = (b'"execution_completed"', b'"execution_failed"', b'"execution_cancelled"')
 SEQ = b'"seq": '
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``jupyter taskflow`` from the package under ``root``, on a free port."""
+class Server(BaseServer):
+    """``bench_server.Server`` (``jupyter taskflow`` from the package under ``root``)
+    with JSON bodies and the server's CPU time."""
 
     def __init__(self, tmp: Path, root: Path) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(root),  # before the editable install of this checkout
-            "JUPYTER_CONFIG_DIR": str(tmp / "cfg"),
-            "JUPYTER_RUNTIME_DIR": str(tmp / "rt"),
-            "JUPYTER_DATA_DIR": str(tmp / "data"),
-        }
-        env.pop("JUPYTER_PORT", None)
         where = subprocess.run(
             [sys.executable, "-c", "import pytaskflow_jupyter as p; print(p.__file__)"],
-            env=env,
+            env={**os.environ, "PYTHONPATH": str(root)},
             cwd=tmp,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         print(f"server code: {where}", file=sys.stderr)
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from pytaskflow_jupyter.server.app import main; main()",
-                "--allow-root",
-                f"--port={self.port}",
-                f"--IdentityProvider.token={TOKEN}",
-                f"--ServerApp.root_dir={tmp}",
-                f"--TaskFlowApp.db_path={tmp / 'ws.db'}",
-                "--TaskFlowApp.executor=thread",
-                "--ServerApp.log_level=WARN",
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-        )
+        super().__init__(tmp, tmp / "ws.db", root)
         self.ps = psutil.Process(self.proc.pid)
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.request("GET", "/workflows")[0] == 200:
-                    return
-            except OSError:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"server did not start; see {tmp / 'server.log'}")
-            time.sleep(0.2)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
-        headers = {"Authorization": f"token {TOKEN}"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        start = time.perf_counter()
-        self.conn.request(method, path, body=data, headers=headers)
-        resp = self.conn.getresponse()
-        payload = resp.read()
-        took = time.perf_counter() - start
-        return resp.status, json.loads(payload) if payload else None, took
+        data = None if body is None else json.dumps(body).encode()
+        status, payload, took = super().request(method, path, data)
+        return status, json.loads(payload) if payload else None, took
 
     def cpu(self) -> float:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 # -- the clients (a process of their own) ---------------------------------------------------
