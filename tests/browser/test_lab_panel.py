@@ -31,19 +31,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "ci-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BASE_URL = "/lab-test/"
 
 
@@ -161,11 +154,7 @@ def new_lab(tmp: Path, root: Path, *extra: str, fresh_build: bool = False) -> La
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
-            "does) runs this test"
-        )
+    require_chromium()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()

@@ -27,13 +27,13 @@ import nbformat
 import pytest
 
 from tests.browser.test_lab_panel import (
-    CHROMIUM,
     SCREENSHOTS,
     Lab,
     _open_lab,
     new_lab,
     page,  # noqa: F401  (the fixture, with this module's lab)
 )
+from tests.chromium import require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -63,8 +63,7 @@ def _write_notebook(path: Path) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """test_lab_panel's server (same flags), allowed to serve the hidden runs folder."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed: `apt-get install chromium` runs this test")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("lab-notebooks")
     root = tmp / "root"
     root.mkdir()

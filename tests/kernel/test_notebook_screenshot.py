@@ -26,20 +26,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
 from .conftest import REPO, child_env, wait_until
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = REPO / "ci-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NOTEBOOK = "getting-started.ipynb"
 
 
@@ -65,11 +58,7 @@ def _settings(settings: Path) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"{CHROMIUM} is not installed: `apt-get install chromium` (what .ci/run "
-            "does) runs this test"
-        )
+    require_chromium()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
