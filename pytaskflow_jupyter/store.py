@@ -712,14 +712,31 @@ class Store:
         the execution's parameters. A workflow whose firing fails is left as it was (a
         savepoint) and logged; the others fire."""
         created: list[str] = []
+
+        def claim(
+            conn: sqlite3.Connection, workflow_id: str, revision: int, sched: Schedule, when: str
+        ) -> str:
+            """Create the execution that claims slot ``when``; its id."""
+            execution_id = new_id()
+            self._insert_execution(
+                conn,
+                execution_id,
+                workflow_id,
+                revision,
+                params=params(workflow_id, revision, sched.params),
+                owner=owner,
+                executor=executor,
+                trigger=Trigger.SCHEDULE,
+                scheduled_for=when,
+            )
+            return execution_id
+
         for i in range(0, len(workflow_ids), self.FIRE_BATCH):
             with self.write() as conn:
                 for workflow_id in workflow_ids[i : i + self.FIRE_BATCH]:
                     conn.execute("SAVEPOINT fire")
                     try:
-                        created += self._fire_one(
-                            conn, workflow_id, now, grace, new_id, params, owner, executor
-                        )
+                        created += self._fire_one(conn, workflow_id, now, grace, claim)
                     except (sqlite3.OperationalError, sqlite3.DatabaseError):
                         raise  # the storage itself: the whole batch fails and is retried
                     except Exception:
@@ -728,17 +745,16 @@ class Store:
                     conn.execute("RELEASE fire")
         return [self.execution_row(e) for e in created]
 
+    @staticmethod
     def _fire_one(
-        self,
         conn: sqlite3.Connection,
         workflow_id: str,
         now: float,
         grace: float,
-        new_id: Callable[[], str],
-        params: Callable[[str, int, Json], Json],
-        owner: str,
-        executor: str | None,
+        claim: Callable[[sqlite3.Connection, str, int, Schedule, str], str],
     ) -> list[str]:
+        """Inside ``fire``'s transaction: one workflow's due slots claimed (``claim``
+        creates the execution of a slot), its schedule moved on."""
         row = conn.execute(
             "SELECT revision, spec, anchor, last_slot, next_slot FROM schedules "
             "WHERE workflow_id=? AND next_slot IS NOT NULL",
@@ -757,19 +773,7 @@ class Store:
                 (workflow_id, when),
             ).fetchone():
                 continue
-            execution_id = new_id()
-            self._insert_execution(
-                conn,
-                execution_id,
-                workflow_id,
-                revision,
-                params=params(workflow_id, revision, sched.params),
-                owner=owner,
-                executor=executor,
-                trigger=Trigger.SCHEDULE,
-                scheduled_for=when,
-            )
-            created.append(execution_id)
+            created.append(claim(conn, workflow_id, revision, sched, when))
         conn.execute(
             "UPDATE schedules SET last_slot=?, next_slot=?, "
             "last_execution=coalesce(?, last_execution), missed=coalesce(?, missed) "
