@@ -146,6 +146,25 @@ export function elapsedSpan(start: string | null | undefined): HTMLElement {
   );
 }
 
+/**
+ * How long an execution ran: ` · ` and a ticking elapsed time while it runs,
+ * its duration once `finished`; nothing before it started.
+ */
+export function runTime(
+  exec: Pick<Execution, 'startTime' | 'endTime'>,
+  finished: boolean
+): Child[] {
+  if (!exec.startTime) {
+    return [null];
+  }
+  return [
+    ' · ',
+    finished
+      ? formatDuration(elapsed(exec.startTime, exec.endTime ?? exec.startTime))
+      : elapsedSpan(exec.startTime)
+  ];
+}
+
 /** Rewrite every ticking elapsed time under `root`. */
 export function tickElapsed(root: Element): void {
   root

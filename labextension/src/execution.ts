@@ -19,11 +19,11 @@ import { DagLayout, edgePath, layoutDag } from './dag';
 import {
   badge,
   describeError,
-  elapsed,
   elapsedSpan,
   formatDuration,
   formatTime,
   h,
+  runTime,
   s,
   statusBar,
   tickElapsed,
@@ -313,12 +313,7 @@ export class ExecutionView extends Widget {
           ]
             .filter(Boolean)
             .join(' · '),
-          exec.startTime ? ' · ' : null,
-          exec.startTime && !finished
-            ? elapsedSpan(exec.startTime)
-            : formatDuration(
-                elapsed(exec.startTime, exec.endTime ?? exec.startTime)
-              )
+          ...runTime(exec, finished)
         )
       ),
       h(

@@ -13,13 +13,11 @@ import { Widget } from '@lumino/widgets';
 import {
   badge,
   describeError,
-  elapsed,
-  elapsedSpan,
-  formatDuration,
   formatTime,
   h,
   icon,
   nextRunSpan,
+  runTime,
   statusBar,
   tickElapsed,
   tickNextRun,
@@ -510,12 +508,7 @@ export class TaskflowPanel extends Widget {
         [text, formatTime(exec.startTime ?? exec.createdAt)]
           .filter(Boolean)
           .join(' · '),
-        exec.startTime ? ' · ' : null,
-        exec.startTime && !finished
-          ? elapsedSpan(exec.startTime)
-          : formatDuration(
-              elapsed(exec.startTime, exec.endTime ?? exec.startTime)
-            )
+        ...runTime(exec, finished)
       )
     );
   }
