@@ -142,3 +142,20 @@ async def until_live(hub: Any, count: int) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"{count} live clients expected, {len(hub.clients)} attached")
+
+
+def store_with_events(path: Path, count: int) -> Any:
+    """A store at ``path`` holding workflow ``w`` (one task ``a``), execution ``exec_x``
+    and ``count`` stored ``task_started`` events of it (seq 1..count): what the hub
+    tests replay and fan out."""
+    from pytaskflow_jupyter.events import make_event
+    from pytaskflow_jupyter.store import Store
+    from pytaskflow_jupyter.transitions import Changes
+    from pytaskflow_jupyter.validation import parse_workflow
+
+    store = Store(path)
+    store.save_workflow(parse_workflow(wf("w", task("a"))))
+    store.create_execution("exec_x", "w", 1)
+    events = [make_event("task_started", "exec_x", "w", "running", "a") for _ in range(count)]
+    store.commit("exec_x", Changes(events=events))
+    return store

@@ -17,7 +17,7 @@ from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.store import Store
 from pytaskflow_jupyter.transitions import Changes
 
-from .helpers import REPO, task, wf
+from .helpers import REPO, store_with_events, task, wf
 
 REQUIRED = {
     "event",
@@ -379,17 +379,8 @@ async def test_a_client_joining_while_the_idle_hub_catches_up_misses_nothing(tmp
     """The hub, with no client, skips ahead to the store's last seq; a client that joins
     (and goes live at once) during that read must still get every later-stored event."""
     from pytaskflow_jupyter.server.websocket import Client, EventHub
-    from pytaskflow_jupyter.validation import parse_workflow
 
-    store = Store(tmp_path / "t.db")
-    store.save_workflow(parse_workflow(wf("w", task("a"))))
-    store.create_execution("exec_x", "w", 1)
-    store.commit(
-        "exec_x",
-        Changes(
-            events=[make_event("task_started", "exec_x", "w", "running", "a") for _ in range(5)]
-        ),
-    )
+    store = store_with_events(tmp_path / "t.db", 5)
     received: list[int] = []
     client = Client(
         lambda text: received.append(json.loads(text)["seq"]) or _done(),

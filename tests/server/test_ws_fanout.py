@@ -9,13 +9,9 @@ import asyncio
 import json
 from typing import Any
 
-from pytaskflow_jupyter.events import make_event
 from pytaskflow_jupyter.server.websocket import Client, EventHub
-from pytaskflow_jupyter.store import Store
-from pytaskflow_jupyter.transitions import Changes
-from pytaskflow_jupyter.validation import parse_workflow
 
-from .helpers import task, wf
+from .helpers import store_with_events, task, wf
 
 FINAL = {"execution_completed", "execution_failed", "execution_cancelled"}
 
@@ -154,15 +150,7 @@ async def test_a_client_going_live_during_a_fan_out_gets_the_chunk_once(tmp_path
     """The hub feeds clients in rounds, yielding between them; a client whose replay ends
     during such a yield (``pos`` before the chunk) must get the whole chunk, and one whose
     ``since`` is inside the chunk only what follows it."""
-    store = Store(tmp_path / "t.db")
-    store.save_workflow(parse_workflow(wf("w", task("a"))))
-    store.create_execution("exec_x", "w", 1)
-    store.commit(
-        "exec_x",
-        Changes(
-            events=[make_event("task_started", "exec_x", "w", "running", "a") for _ in range(10)]
-        ),
-    )
+    store = store_with_events(tmp_path / "t.db", 10)
 
     async def run(fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
