@@ -237,12 +237,11 @@ class Runner:
     def list_workflows(self) -> list[Json]:
         """Every registered definition, latest revision (``GET /workflows``)."""
         records = self.store.workflows()
-        info = self.store.snapshot_info({d for r in records for d in _snapshots_of(r.definition)})
+        named = [_snapshots_of(r.definition) for r in records]
+        info = self.store.snapshot_info(set().union(*named))  # one read for all of them
         return [
-            workflow_json(
-                *record, {d: info[d] for d in _snapshots_of(record.definition) if d in info}
-            )
-            for record in records
+            workflow_json(*record, {d: info[d] for d in digests if d in info})
+            for record, digests in zip(records, named, strict=True)
         ]
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
