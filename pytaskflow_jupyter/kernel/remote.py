@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import InvalidInput, Problem
+from ..kinds import KINDS
 from ..snapshots import take
 from .session import find_function, get_session
 
@@ -32,8 +33,9 @@ def notebook_tasks(definition: Json) -> list[tuple[int, Json]]:
     found = []
     for i, task in enumerate(definition.get("tasks") or []):
         ref = (task.get("params") or {}).get("callable")
-        kind = task.get("type") or "python"
-        if kind in ("python", "branch") and isinstance(ref, str) and ":" not in ref:
+        kind = KINDS.get(task.get("type") or "python")
+        takes_snapshot = kind is not None and "snapshot" in kind.FIELDS  # python, branch
+        if takes_snapshot and isinstance(ref, str) and ":" not in ref:
             found.append((i, task))
     return found
 
