@@ -14,6 +14,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type { operations } from './generated/openapi';
+import type { InstancePage } from './mapped';
 import type {
   ExecutionDetail,
   ExecutionRequest,
@@ -270,6 +271,42 @@ export function getTaskLogs(
     {},
     settings
   );
+}
+
+/**
+ * GET /executions/{id}/tasks/{name}/logs?map_index=I: the logs of one
+ * instance of a mapped task.
+ */
+export function getInstanceLogs(
+  executionId: string,
+  task: string,
+  mapIndex: number,
+  settings?: ServerConnection.ISettings
+): Promise<TaskLogs> {
+  return request<'getTaskLogs'>(
+    ['executions', executionId, 'tasks', task, 'logs'],
+    {},
+    { map_index: mapIndex },
+    settings
+  );
+}
+
+/**
+ * GET /executions/{id}/tasks/{name}/instances[?limit=&cursor=&status=]: one
+ * page of a mapped task's instances, by `mapIndex`.
+ */
+export function listInstances(
+  executionId: string,
+  task: string,
+  query: { limit?: number; cursor?: number; status?: string } = {},
+  settings?: ServerConnection.ISettings
+): Promise<InstancePage> {
+  return request<'getTaskLogs'>(
+    ['executions', executionId, 'tasks', task, 'instances'],
+    {},
+    query,
+    settings
+  ) as unknown as Promise<InstancePage>;
 }
 
 /** GET /taskflow/notebooks/parameters?path=P: a notebook's parameters cell. */

@@ -7,7 +7,10 @@
  * (under the snapshot it runs). Live through the shared model; the full
  * execution detail and the definition (for the edges) are read over REST
  * when the view opens, when it finishes, and when a notebook task finishes
- * (its `output` is only in the detail).
+ * (its `output` is only in the detail). A mapped task is one node with its
+ * instances' `done/total` and histogram; selecting it shows its instances
+ * (`instances.ts`) instead of logs, and its instances' events re-read the
+ * execution at most every `REFRESH_MS` rather than re-rendering per event.
  */
 
 import { showErrorMessage } from '@jupyterlab/apputils';
@@ -16,6 +19,16 @@ import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
 import { DagLayout, edgePath, layoutDag } from './dag';
+import { InstanceList, mappedNodeParts } from './instances';
+import {
+  doneText,
+  isMapped,
+  mapOver,
+  mappedCounts,
+  mappedText,
+  REFRESH_MS,
+  Throttle
+} from './mapped';
 import {
   badge,
   describeError,
@@ -66,6 +79,18 @@ export class ExecutionView extends Widget {
     super();
     this.addClass('jp-TaskflowExecution');
     this._unsubscribe = service.model.subscribe(() => this._onModelChanged());
+    this._counts = new Throttle(
+      () =>
+        void this.service
+          .loadExecution(this.executionId)
+          .catch(() => undefined),
+      REFRESH_MS
+    );
+    this._unsubscribeInstances = service.model.subscribeInstances(id => {
+      if (id === this.executionId) {
+        this._counts.request();
+      }
+    });
     this.title.label = `TaskFlow ${shortId(executionId)}`;
     this.title.caption = executionId;
     this._render();
@@ -90,6 +115,9 @@ export class ExecutionView extends Widget {
 
   dispose(): void {
     this._unsubscribe();
+    this._unsubscribeInstances();
+    this._counts.dispose();
+    this._instances?.dispose();
     window.clearInterval(this._timer);
     if (this._frame !== null) {
       cancelAnimationFrame(this._frame);
@@ -143,11 +171,12 @@ export class ExecutionView extends Widget {
       }
     }
     this._reloadForOutputs(exec);
+    this._reloadForCounts(exec);
     const sel =
       this._selected && exec.tasks.find(t => t.name === this._selected);
     if (sel && sel.status !== this._selectedStatus) {
       this._selectedStatus = sel.status;
-      if (TERMINAL_TASK.has(sel.status)) {
+      if (TERMINAL_TASK.has(sel.status) && !this._isMapped(sel)) {
         void this._loadLogs(sel.name);
       }
     }
@@ -168,6 +197,30 @@ export class ExecutionView extends Widget {
       finished.forEach(t => this._askedOutput.add(t.name));
       void this.service.loadExecution(this.executionId).catch(() => undefined);
     }
+  }
+
+  /** A mapped task that just expanded has counts only the detail carries. */
+  private _reloadForCounts(exec: Execution): void {
+    const waiting = exec.tasks.some(
+      t =>
+        t.status !== 'pending' &&
+        this._isMapped(t) &&
+        !mappedCounts(t) &&
+        !this._askedCounts.has(t.name)
+    );
+    if (waiting) {
+      exec.tasks
+        .filter(t => t.status !== 'pending' && this._isMapped(t))
+        .forEach(t => this._askedCounts.add(t.name));
+      this._counts.request();
+    }
+  }
+
+  private _isMapped(t: TaskRun): boolean {
+    return isMapped(
+      t,
+      this._spec?.find(d => d.name === t.name)
+    );
   }
 
   private _scheduleRender(): void {
@@ -209,7 +262,37 @@ export class ExecutionView extends Widget {
       .execution(this.executionId)
       ?.tasks.find(t => t.name === task);
     this._selectedStatus = run?.status;
+    if (this._instances?.task !== task) {
+      this._instances?.dispose();
+      this._instances = null;
+    }
+    if (run && this._isMapped(run)) {
+      this._render(); // its instances, not its logs
+      return;
+    }
     void this._loadLogs(task);
+  }
+
+  /** The instance list of the selected mapped task (kept across renders). */
+  private _instanceList(exec: Execution, run: TaskRun): HTMLElement {
+    if (!this._instances) {
+      const def = this._spec?.find(d => d.name === run.name);
+      this._instances = new InstanceList(
+        this.executionId,
+        run.name,
+        mapOver(def),
+        this.service,
+        {
+          retry: () =>
+            void this._act('Retry', () =>
+              api.retryExecution(this.executionId, this.service.settings)
+            ),
+          busy: () => this._busy !== null
+        }
+      );
+    }
+    this._instances.update(exec);
+    return this._instances.node;
   }
 
   private async _loadLogs(task: string): Promise<void> {
@@ -401,17 +484,35 @@ export class ExecutionView extends Widget {
     }
     const types = new Map(all.map(t => [t.name, t.type]));
     for (const n of layout.nodes) {
-      const status = runs.get(n.name)?.status ?? 'pending';
-      const progress = runs.get(n.name)?.progress;
+      const run = runs.get(n.name);
+      const status = run?.status ?? 'pending';
+      const progress = run?.progress;
+      const def = all.find(t => t.name === n.name);
+      const mapped = run ? isMapped(run, def) : !!mapOver(def);
+      const counts = mapped ? mappedCounts(run) : null;
+      const sub = mapped
+        ? `${types.get(n.name) ?? ''} · ${counts ? doneText(counts) : 'mapped'}`
+        : `${types.get(n.name) ?? ''} · ${
+            status === 'running' && progress ? cellText(progress) : status
+          }`;
+      const parts = mapped ? mappedNodeParts(counts, W, H) : null;
       const g = s(
         'g',
         {
           class: `jp-TaskflowDag-node jp-Taskflow-status-${status}${this._selected === n.name ? ' jp-mod-selected' : ''}`,
           'data-task': n.name,
           'data-status': status,
+          'data-mapped': mapped ? doneText(counts) || 'waiting' : undefined,
           transform: `translate(${n.x},${n.y})`
         },
-        s('title', {}, `${n.name}: ${status}`),
+        s(
+          'title',
+          {},
+          `${n.name}: ${status}${
+            mapped ? ` · ${mappedText(counts, mapOver(def))}` : ''
+          }`
+        ),
+        parts?.behind,
         s('rect', { width: W, height: H, rx: 6 }),
         s(
           'text',
@@ -420,11 +521,10 @@ export class ExecutionView extends Widget {
         ),
         s(
           'text',
-          { x: 10, y: 29, class: 'jp-TaskflowDag-sub' },
-          `${types.get(n.name) ?? ''} · ${
-            status === 'running' && progress ? cellText(progress) : status
-          }`
-        )
+          { x: 10, y: mapped ? 26 : 29, class: 'jp-TaskflowDag-sub' },
+          sub
+        ),
+        parts?.strip
       );
       g.addEventListener('click', () => this._select(n.name));
       svg.appendChild(g);
@@ -448,7 +548,8 @@ export class ExecutionView extends Widget {
   private _table(exec: Execution): HTMLElement {
     // The column only when a task has something to show in it.
     const notebooks = exec.tasks.some(t => t.progress || t.output);
-    const rows = exec.tasks.map(t => this._row(t, notebooks));
+    const mapped = exec.tasks.some(t => this._isMapped(t));
+    const rows = exec.tasks.map(t => this._row(t, notebooks, mapped));
     return h(
       'table',
       { class: 'jp-TaskflowExecution-tasks' },
@@ -462,6 +563,7 @@ export class ExecutionView extends Widget {
             'Task',
             'Status',
             ...(notebooks ? ['Notebook'] : []),
+            ...(mapped ? ['Instances'] : []),
             'Attempts',
             'Duration',
             'Error'
@@ -472,7 +574,7 @@ export class ExecutionView extends Widget {
     );
   }
 
-  private _row(t: TaskRun, notebooks: boolean): HTMLElement {
+  private _row(t: TaskRun, notebooks: boolean, mapped: boolean): HTMLElement {
     const tr = h(
       'tr',
       {
@@ -484,6 +586,7 @@ export class ExecutionView extends Widget {
       h('td', {}, t.name, this._snapshotTag(t.name)),
       h('td', {}, badge(t.status)),
       notebooks ? this._notebookCell(t) : null,
+      mapped ? this._instancesCell(t) : null,
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
       h(
         'td',
@@ -511,6 +614,35 @@ export class ExecutionView extends Widget {
     );
     tr.onclick = () => this._select(t.name);
     return tr;
+  }
+
+  /** A mapped task's counts: its histogram and "742/1000 completed · …". */
+  private _instancesCell(t: TaskRun): HTMLElement {
+    if (!this._isMapped(t)) {
+      return h('td', {});
+    }
+    const c = mappedCounts(t);
+    const def = this._spec?.find(d => d.name === t.name);
+    const text = mappedText(c, mapOver(def));
+    return h(
+      'td',
+      {
+        class: 'jp-TaskflowExecution-instances',
+        'data-done': doneText(c) || undefined
+      },
+      c
+        ? statusBar(
+            {
+              ...c,
+              skipped: 0,
+              done: c.completed,
+              total: c.total
+            },
+            text
+          )
+        : null,
+      h('span', { class: 'jp-TaskflowExecution-instancesText' }, text)
+    );
   }
 
   /** The definition's params of a task (for its stored snapshot). */
@@ -572,6 +704,9 @@ export class ExecutionView extends Widget {
       );
     }
     const run = exec.tasks.find(t => t.name === this._selected);
+    if (run && this._isMapped(run)) {
+      return this._instanceList(exec, run);
+    }
     const params = this._params(this._selected);
     const snapshot = snapshotText(params);
     const parts: Array<Node | null> = [
@@ -635,6 +770,10 @@ export class ExecutionView extends Widget {
   }
 
   private _unsubscribe: () => void;
+  private _unsubscribeInstances: () => void;
+  private _counts: Throttle;
+  private _instances: InstanceList | null = null;
+  private _askedCounts = new Set<string>();
   private _timer: number;
   // One marker id per view: a url(#id) into a hidden tab's SVG draws nothing.
   private _markerId = `jp-TaskflowDag-arrow-${++markerCount}`;

@@ -20,6 +20,7 @@
  */
 
 import type { components, operations } from './generated/openapi';
+import { instanceOfEvent, MappedCounts, newerCounts } from './mapped';
 
 type Schemas = components['schemas'];
 
@@ -38,8 +39,8 @@ export type ExecutionSummary = Schemas['Execution'];
 /** An execution of GET /executions/{id}, with full task detail. */
 export type ExecutionDetail = Schemas['ExecutionDetail'];
 export type ExecutionRequest = Schemas['ExecutionRequest'];
-/** One /ws message (SPEC section 4). */
-export type TaskflowEvent = Schemas['Event'];
+/** One /ws message (SPEC section 4); an instance's events carry `map_index`. */
+export type TaskflowEvent = Schemas['Event'] & { map_index?: number | null };
 export type EventName = TaskflowEvent['event'];
 /** GET /executions/{id}/tasks/{task}/logs */
 export type TaskLogs = Schemas['TaskLogs'];
@@ -70,6 +71,8 @@ export type TaskRun = Partial<
   name: string;
   status: TaskStatus;
   progress?: TaskProgress | null;
+  /** A mapped task's instances by status (snapshots only; SPEC section 11). */
+  mapped?: MappedCounts | null;
 };
 
 /**
@@ -152,6 +155,10 @@ export function mergeTask(current: TaskRun, next: TaskRun): TaskRun {
   } else if (a && b) {
     merged.progress = b.done >= a.done ? b : a;
   }
+  // Counts only grow more settled: an older snapshot's do not win.
+  if (current.mapped !== undefined || next.mapped !== undefined) {
+    merged.mapped = newerCounts(current.mapped, next.mapped);
+  }
   return merged;
 }
 
@@ -201,7 +208,8 @@ function executionStatusOf(event: string): ExecutionStatus | null {
 
 /** The task state a `task_*` event announces, or null for other events. */
 export function taskFromEvent(ev: TaskflowEvent): TaskRun | null {
-  if (!ev.task || !ev.event.startsWith('task_')) {
+  if (!ev.task || !ev.event.startsWith('task_') || instanceOfEvent(ev)) {
+    // An instance's event is not its mapped task's own state change.
     return null;
   }
   const base: TaskRun = { name: ev.task, status: 'pending' };
@@ -256,8 +264,8 @@ export function executionFromEvent(ev: TaskflowEvent): Execution | null {
   const exec: Execution = {
     id: ev.execution_id,
     workflowId: ev.workflow,
-    // A task event proves the execution is at least running.
-    status: status ?? (task ? 'running' : 'pending'),
+    // A task (or instance) event proves the execution is at least running.
+    status: status ?? (task || instanceOfEvent(ev) ? 'running' : 'pending'),
     tasks: task ? [task] : []
   };
   if (ev.event === 'execution_started') {
@@ -269,6 +277,14 @@ export function executionFromEvent(ev: TaskflowEvent): Execution | null {
 }
 
 export type Listener = (model: TaskflowModel) => void;
+
+/** An event of one instance of a mapped task (it carries `map_index`). */
+export type InstanceListener = (
+  executionId: string,
+  task: string,
+  mapIndex: number,
+  ev: TaskflowEvent
+) => void;
 
 /**
  * Workflows and executions as the frontend knows them. Views subscribe and
@@ -339,9 +355,30 @@ export class TaskflowModel {
     if (!exec) {
       return false;
     }
+    const before = this._executions.get(exec.id)?.status;
     this._merge(exec);
+    const instance = instanceOfEvent(ev);
+    if (instance) {
+      // Thousands of these: only their own listeners hear them (views that
+      // show counts re-read them, throttled), unless the execution is new
+      // or its status moved.
+      for (const fn of [...this._instanceListeners]) {
+        fn(exec.id, instance.task, instance.mapIndex, ev);
+      }
+      if (before === this._executions.get(exec.id)?.status) {
+        return true;
+      }
+    }
     this._emit();
     return true;
+  }
+
+  /** Call `fn` on every instance event; returns an unsubscribe function. */
+  subscribeInstances(fn: InstanceListener): () => void {
+    this._instanceListeners.add(fn);
+    return () => {
+      this._instanceListeners.delete(fn);
+    };
   }
 
   /** Call `fn` on every change; returns an unsubscribe function. */
@@ -370,6 +407,7 @@ export class TaskflowModel {
   private _workflows = new Map<string, Workflow>();
   private _executions = new Map<string, Execution>();
   private _listeners = new Set<Listener>();
+  private _instanceListeners = new Set<InstanceListener>();
 }
 
 /** The statuses an execution's counts and its segmented bar show, in order. */
