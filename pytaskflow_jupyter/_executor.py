@@ -118,7 +118,7 @@ class QueueExecutor(Executor):
                 return False
             attempt.state, attempt.slot = RUNNING, slot
         if attempt.job.timeout is not None:
-            attempt.report(Started(attempt.job.task, attempt.job.attempt))
+            attempt.report(Started(attempt.job.task, attempt.job.attempt, attempt.job.map_index))
         return True
 
     def stop(self, handle: Attempt | None) -> None:
@@ -150,10 +150,10 @@ def attempt_hooks(job: Job, report: Report) -> Hooks:
     reported to the engine as ``Progress`` messages."""
 
     def progress(done: int, total: int) -> None:
-        report(Progress(job.task, job.attempt, done, total))
+        report(Progress(job.task, job.attempt, done, total, job.map_index))
 
     def logs(stdout: str, stderr: str) -> None:
         limit = job.log_limit
-        report(Logs(job.task, job.attempt, stdout[:limit], stderr[:limit]))
+        report(Logs(job.task, job.attempt, stdout[:limit], stderr[:limit], job.map_index))
 
     return Hooks(threading.Event(), progress, logs)

@@ -260,10 +260,10 @@ class _Slot:
                 reply = conn.recv_bytes()
                 if reply.startswith(_PROGRESS):
                     done, total = (int(n) for n in reply[len(_PROGRESS) :].split(b"/"))
-                    attempt.report(Progress(job.task, job.attempt, done, total))
+                    attempt.report(Progress(job.task, job.attempt, done, total, job.map_index))
                 elif reply.startswith(_LOGS):
                     out, err = pickle.loads(reply[len(_LOGS) :])
-                    attempt.report(Logs(job.task, job.attempt, out, err))
+                    attempt.report(Logs(job.task, job.attempt, out, err, job.map_index))
                 else:
                     break
         except (EOFError, OSError):
@@ -281,7 +281,7 @@ class _Slot:
                 ),
                 None,
             )
-        outcome.task, outcome.attempt = job.task, job.attempt
+        outcome.task, outcome.attempt, outcome.map_index = job.task, job.attempt, job.map_index
         self.tasks_run += 1
         limit = self.ex.max_tasks_per_worker
         if retire:

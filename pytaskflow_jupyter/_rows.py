@@ -50,7 +50,13 @@ _REASON_EXTRA: dict[str, str] = {}  # reason -> the extra JSON of a task_skipped
 def event_row(e: Event) -> tuple[str, tuple[Any, ...]]:
     """The statement and the values after ``seq`` that store ``e``, chosen by which of
     its fields are set (the shapes the engine writes by the thousand have their own)."""
-    if e.error is None and e.delay is None and e.selected is None and e.progress is None:
+    if (
+        e.error is None
+        and e.delay is None
+        and e.selected is None
+        and e.progress is None
+        and e.map_index is None
+    ):
         if e.reason is None:
             if e.attempt is not None:
                 if e.duration is None:  # task_started
@@ -167,24 +173,35 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-_TASK_SQL = "INSERT OR REPLACE INTO task_runs VALUES ({})"  # NULLs in the SQL: see _EVENT_SQL
-_TASK_FULL = _TASK_SQL.format(",".join("?" * 15))
-_TASK_STARTED = _TASK_SQL.format("?,?,?,?,?" + ",NULL" * 10)  # up to start_time
-_TASK_ENDED = _TASK_SQL.format("?,?,?,?,?,?,?,?" + ",NULL" * 7)  # up to result
-_TASK_SKIPPED = _TASK_SQL.format("?,?,?,?" + ",NULL" * 6 + ",?,NULL,NULL,NULL,NULL")  # reason
+def _task_statements(table: str, keys: int) -> tuple[str, str, str, str]:
+    """The four statements that write a run to ``table`` (``keys`` key columns, then
+    status, attempts, start_time, end_time, duration, result, error, traceback, reason,
+    history, branch, output, interruptions, mapped), NULLs in the SQL (see _EVENT_SQL):
+    a started run, an ended one (up to its result), a skipped one (its reason), any."""
+    sql, key = f"INSERT OR REPLACE INTO {table} VALUES ({{}})", "?," * keys
+    return (
+        sql.format(key + "?,?,?" + ",NULL" * 11),
+        sql.format(key + "?,?,?,?,?,?" + ",NULL" * 8),
+        sql.format(key + "?,?" + ",NULL" * 6 + ",?" + ",NULL" * 5),
+        sql.format(key + ",".join("?" * 14)),
+    )
 
 
-def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tuple[Any, ...]]]:
+_TASK_STATEMENTS = _task_statements("task_runs", 2)
+_INSTANCE_STATEMENTS = _task_statements("task_instances", 3)  # + map_index
+
+
+def task_writes(
+    execution_id: str, rows: Iterable[TaskRun], *, instances: bool = False
+) -> dict[str, list[tuple[Any, ...]]]:
     """The rows to write, by statement (see ``_EVENT_SQL``: NULLs in the SQL); only the
-    statements that have rows."""
-    out: dict[str, list[tuple[Any, ...]]] = {
-        _TASK_STARTED: [],
-        _TASK_ENDED: [],
-        _TASK_SKIPPED: [],
-        _TASK_FULL: [],
-    }
+    statements that have rows. ``instances``: runs of mapped instances (their own table,
+    keyed by ``map_index`` too)."""
+    statements = _INSTANCE_STATEMENTS if instances else _TASK_STATEMENTS
+    out: dict[str, list[tuple[Any, ...]]] = {sql: [] for sql in statements}
     started, ended, skipped, full = out.values()
     for r in rows:
+        key = (execution_id, r.name, r.map_index) if instances else (execution_id, r.name)
         value = r.result
         if value is None:
             result = "null" if r.status == _COMPLETED else None
@@ -198,6 +215,7 @@ def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tu
             and r.branch is None
             and r.output is None
             and not r.interruptions
+            and r.mapped is None
         ):
             if (
                 r.start_time is None
@@ -206,30 +224,20 @@ def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tu
                 and result is None
                 and r.reason is not None
             ):
-                skipped.append((execution_id, r.name, r.status, r.attempts, r.reason))
+                skipped.append((*key, r.status, r.attempts, r.reason))
                 continue
             if r.start_time is not None and r.reason is None:
                 if r.end_time is None and r.duration is None and result is None:
-                    started.append((execution_id, r.name, r.status, r.attempts, r.start_time))
+                    started.append((*key, r.status, r.attempts, r.start_time))
                     continue
                 if r.end_time is not None and r.duration is not None and result is not None:
                     ended.append(
-                        (
-                            execution_id,
-                            r.name,
-                            r.status,
-                            r.attempts,
-                            r.start_time,
-                            r.end_time,
-                            r.duration,
-                            result,
-                        )
+                        (*key, r.status, r.attempts, r.start_time, r.end_time, r.duration, result)
                     )
                     continue
         full.append(
             (
-                execution_id,
-                r.name,
+                *key,
                 r.status,
                 r.attempts,
                 r.start_time,
@@ -243,6 +251,7 @@ def task_writes(execution_id: str, rows: Iterable[TaskRun]) -> dict[str, list[tu
                 None if r.branch is None else json.dumps(r.branch),
                 r.output,
                 r.interruptions or None,
+                None if r.mapped is None else json.dumps(r.mapped),
             )
         )
     return {sql: batch for sql, batch in out.items() if batch}

@@ -51,7 +51,7 @@ from .executors import Executor
 from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, TaskStatus, Workflow
 from .results import SPILL_OVER, Spill, Spilled, remove, results_dir, spill_path
 from .tasks import Job, Logs, Outcome, Progress, Started
-from .transitions import CANCEL, Changes, RunState
+from .transitions import CANCEL, MAX_MAP_LENGTH, Changes, RunState
 
 __all__ = ["ExecutionRun", "RunStore", "settle", "stored_result"]
 
@@ -74,6 +74,9 @@ class RunStore(Protocol):
     def execution_row(self, execution_id: str) -> dict[str, Any]:
         """The stored execution (its ``status`` at least)."""
 
+    def instance_runs(self, execution_id: str) -> dict[str, dict[int, TaskRun]]:
+        """The stored runs of the instances of its mapped tasks, by task and index."""
+
 
 def settle(
     store: RunStore,
@@ -85,7 +88,9 @@ def settle(
 ) -> str:
     """Apply one message to an execution that has no loop (``OWNER_LOST``), commit and
     publish its changes; returns the resulting status."""  # fmt: skip
-    state = RunState(workflow, execution_id, runs)
+    state = RunState(
+        workflow, execution_id, runs, prior_instances=store.instance_runs(execution_id)
+    )
     state.apply(message)
     events = store.commit(execution_id, state.take())
     bus.publish(events or [])
@@ -115,6 +120,7 @@ class ExecutionRun:
         control_interval: float = 0.5,
         max_interruptions: int = 3,
         spill_over: int | None = SPILL_OVER,
+        max_map_length: int = MAX_MAP_LENGTH,
     ) -> None:
         self.store, self.executor, self.bus = store, executor, bus
         self.workflow = workflow
@@ -136,6 +142,7 @@ class ExecutionRun:
             max_interruptions=max_interruptions,
             stored=stored_result,
             recall=self._recall,
+            max_map_length=max_map_length,
         )
         self.status: str = ExecStatus.PENDING.value
         self.done = threading.Event()
@@ -156,6 +163,8 @@ class ExecutionRun:
         """Run until the execution reaches a terminal status; return that status."""
         state = self.state
         try:
+            if any(t.map_over is not None for t in self.workflow.tasks):
+                state.prior_instances = self.store.instance_runs(self.execution_id)
             state.begin(self.store.execution_row(self.execution_id)["status"])
             self._make_results_dir()
             next_control = time.monotonic() + self.control_interval
@@ -245,6 +254,9 @@ class ExecutionRun:
             ref = spec.params.get("callable")
             if ref and ":" not in ref and self.resolve is not None:
                 fn = self.resolve(ref, spec.params.get("snapshot"))
+            upstream = {d: results.get(d) for d in spec.dependencies}
+            if task.parent is not None:  # an instance: its item, not the whole list
+                upstream[spec.map_over] = task.item
             job = Job(
                 self.execution_id,
                 self.workflow.id,
@@ -252,7 +264,7 @@ class ExecutionRun:
                 task.run.attempts,
                 spec.type,
                 spec.params,
-                {d: results.get(d) for d in spec.dependencies},
+                upstream,
                 fn,
                 self.capture,
                 self.log_limit,
@@ -261,6 +273,8 @@ class ExecutionRun:
                 spec.timeout,
                 self.runs_dir,
                 self._spill(task),
+                task.run.map_index,
+                task.item,
             )
             submitted(task, submit(job, report), reports_start)
 
@@ -268,8 +282,12 @@ class ExecutionRun:
         """Where the attempt's worker writes a large result (``results.py``)."""
         if task.spec.type == "branch":  # the state reads its selection as it is
             return None
+        if task.parent is not None:  # an instance: its mapped task collects its value
+            return None if task.parent.children else _NO_CONSUMERS
         if not task.children:  # nothing downstream: only what the store keeps comes back
             return _NO_CONSUMERS
+        if any(c.spec.map_over == task.spec.name for c in task.children):
+            return None  # the state reads the list it maps over
         return self._spill_to
 
     def _flush(self) -> bool:

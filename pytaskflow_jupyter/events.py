@@ -33,7 +33,7 @@ _ALWAYS: dict[str, tuple[str, ...]] = {
     EventKind.TASK_SKIPPED.value: ("reason",),
     EventKind.TASK_PROGRESS.value: ("attempt", "progress"),
 }
-DETAIL_FIELDS = ("error", "reason", "delay", "selected", "progress")
+DETAIL_FIELDS = ("error", "reason", "delay", "selected", "progress", "map_index")
 
 
 @dataclass(slots=True)
@@ -59,6 +59,7 @@ class Event:
     delay: float | None = None
     selected: list[str] | None = None
     progress: dict[str, int] | None = None  # task_progress: {"done": d, "total": t}
+    map_index: int | None = None  # an event of one instance of a mapped task (SPEC 11)
     seq: int | None = None
 
     def to_json(self) -> dict[str, Any]:

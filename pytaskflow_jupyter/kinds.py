@@ -119,21 +119,25 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-_INJECTED = frozenset({"upstream", "context"})
+_INJECTED = frozenset({"upstream", "context", "item", "map_index"})
 
 
 def _context(job: Job) -> Json:
-    return {
+    context = {
         "execution_id": job.execution_id,
         "workflow": job.workflow,
         "task": job.task,
         "attempt": job.attempt,
     }
+    if job.map_index is not None:
+        context["map_index"] = job.map_index
+    return context
 
 
 def call(job: Job, fn: Callable[..., Any]) -> Any:
     """Call a task's function: ``params.kwargs`` as keyword arguments, then the
-    execution's parameters it names, ``upstream`` and ``context`` if it names them."""
+    execution's parameters it names, ``upstream`` and ``context`` if it names them, and
+    in an instance of a mapped task ``item`` and ``map_index`` (SPEC 11)."""
     try:
         names, var_kw = _signature(fn)
     except TypeError:  # unhashable callable object
@@ -148,19 +152,27 @@ def call(job: Job, fn: Callable[..., Any]) -> Any:
         kwargs["upstream"] = job.upstream
     if "context" in names:
         kwargs["context"] = _context(job)
+    if job.map_index is not None:
+        if "item" in names:
+            kwargs["item"] = job.item
+        if "map_index" in names:
+            kwargs["map_index"] = job.map_index
     return fn(**kwargs)
 
 
 def run_code(job: Job) -> Any:
     """Run ``params.code``: it sees ``params`` (its ``kwargs`` and the execution's
-    parameters), ``upstream`` and ``context``; its result is the variable ``result``."""
-    scope = {
+    parameters), ``upstream`` and ``context`` (and ``item`` and ``map_index`` in an
+    instance of a mapped task); its result is the variable ``result``."""
+    scope: dict[str, Any] = {
         "__name__": "__taskflow__",
         "params": {**(job.params.get("kwargs") or {}), **job.exec_params},
         "upstream": job.upstream,
         "context": _context(job),
         "result": None,
     }
+    if job.map_index is not None:
+        scope.update(item=job.item, map_index=job.map_index)
     exec(compile_code(job.params["code"], job.task), scope)
     return scope.get("result")
 

@@ -172,6 +172,7 @@ class TaskSpec(NamedTuple):
     retry_backoff: float = 2.0
     timeout: float | None = None
     trigger_rule: str = DEFAULT_TRIGGER_RULE
+    map_over: str | None = None  # a dependency whose list result it runs once per item
 
     def retry_wait(self, attempt: int) -> float:
         """Seconds to wait after failed ``attempt`` (1-based) before the next one."""
@@ -254,7 +255,8 @@ class TaskRun:
     plain values of ``TaskStatus`` and ``Reason``. ``branch`` records a branch's
     ``selected`` and ``skipped`` tasks so that a resumed or retried execution replays it.
     ``attempts`` counts every attempt started, ``interruptions`` those among them that a
-    stop of the server cut short (they do not count against ``retries``).
+    stop of the server cut short (they do not count against ``retries``). The run of one
+    instance of a mapped task is a ``TaskRun`` too, with its ``map_index``.
     """
 
     name: str
@@ -273,6 +275,10 @@ class TaskRun:
     # attempts cut short by a shutdown or crash of the process running them: they are
     # rerun without using up a retry, up to ``max_interruptions`` (``transitions``)
     interruptions: int = 0
+    # a mapped task's counts of its instances by status, with ``total`` (SPEC 11); None
+    # before it expanded and for every other task
+    mapped: dict[str, int] | None = None
+    map_index: int | None = None  # set on the run of one instance of a mapped task
 
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every finished attempt (REST's ``history``): the failed ones, then a success."""

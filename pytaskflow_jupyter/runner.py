@@ -31,14 +31,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .engine import ExecutionRun, settle
-from .errors import Conflict, InvalidInput, Problem
+from .errors import Conflict, InvalidInput, NotFound, Problem
 from .events import EventBus
 from .executors import Executor
 from .model import TERMINAL_EXECUTION, ExecStatus, TaskRun, Trigger, Workflow
-from .reuse import plan_reuse
-from .serialize import execution_json, workflow_json
+from .reuse import Reuse, plan_reuse
+from .serialize import execution_json, instances_json, workflow_json
 from .store import Store
-from .transitions import OWNER_LOST
+from .transitions import MAX_MAP_LENGTH, OWNER_LOST
 from .validation import Limits, parse_workflow
 
 __all__ = ["Runner", "new_execution_id"]
@@ -123,6 +123,7 @@ class Runner:
         window: int = 2048,
         role: str = "server",
         max_interruptions: int = 3,
+        max_map_length: int = MAX_MAP_LENGTH,
         schedule_grace: float = 60.0,
     ) -> None:
         if role not in ROLES:
@@ -148,6 +149,8 @@ class Runner:
             "window": window,
             # a task whose attempts a stop of the server cut short this often fails
             "max_interruptions": max_interruptions,
+            # instances of one mapped task at most (a longer list fails the task)
+            "max_map_length": max_map_length,
         }
         _LIVE_OWNERS.add(self.owner)
         self._runs: dict[str, ExecutionRun] = {}
@@ -290,7 +293,8 @@ class Runner:
                 revision = self.store.workflow(workflow_id).revision
             wf = self.store.load_workflow(workflow_id, revision)
         params = wf.resolve_params(params)
-        prior = None if reuse is None else self._plan(reuse, wf, rerun, changed)
+        plan = None if reuse is None else self._plan(reuse, wf, rerun, changed)
+        prior = None if plan is None else plan.rows
         row, created = self.store.create_execution(
             new_execution_id(),
             workflow_id,
@@ -303,6 +307,7 @@ class Runner:
             executor=self.executor.name,
             tasks=list((prior or {}).values()),
             trigger=trigger or self.default_trigger,
+            instances_of=None if plan is None else plan.instances_of,
         )
         # as created, before its loop starts: a task shown completed here is a reused one
         execution = self._execution_json(row, detail=False)
@@ -316,7 +321,7 @@ class Runner:
         wf: Workflow,
         rerun: Iterable[str],
         changed: Callable[[str], bool] | None,
-    ) -> dict[str, TaskRun]:
+    ) -> Reuse:
         parent = self.store.execution_row(parent_id)
         before = self.store.load_workflow(parent["workflow_id"], parent["revision"])
         runs = self.store.task_runs(parent_id)
@@ -401,11 +406,36 @@ class Runner:
         )
         return [self._execution_json(row, detail=False) for row in rows], after
 
-    def get_logs(self, execution_id: str, task: str) -> list[Json]:
-        """Captured stdout/stderr of each attempt of a task. Task names are kept in NFC
-        (validation normalizes them): a name as posted in another normal form (NFD from
-        macOS, say) finds its task."""
-        return self.store.get_logs(execution_id, unicodedata.normalize("NFC", task))
+    def get_logs(self, execution_id: str, task: str, map_index: int | None = None) -> list[Json]:
+        """Captured stdout/stderr of each attempt of a task (or of one instance of a
+        mapped task). Task names are kept in NFC (validation normalizes them): a name as
+        posted in another normal form (NFD from macOS, say) finds its task."""
+        return self.store.get_logs(execution_id, unicodedata.normalize("NFC", task), map_index)
+
+    def instances(
+        self,
+        execution_id: str,
+        task: str,
+        *,
+        status: str | None = None,
+        cursor: int = 0,
+        limit: int = 100,
+    ) -> Json:
+        """A page of the instances of a mapped task (SPEC 11), in index order."""
+        name = unicodedata.normalize("NFC", task)
+        row = self.store.execution_row(execution_id)
+        spec = self.store.load_workflow(row["workflow_id"], row["revision"]).task_map.get(name)
+        if spec is None:
+            raise NotFound(f"execution {execution_id!r} has no task {task!r}")
+        if spec.map_over is None:
+            raise InvalidInput(
+                f"task {task!r} is not mapped (it has no map_over)", code="not_mapped"
+            )
+        page, after = self.store.instances(
+            execution_id, name, status=status, cursor=cursor, limit=limit
+        )
+        run = self.store.task_runs(execution_id).get(name)
+        return instances_json(page, after, None if run is None else run.mapped)
 
     def notebook_parameters(self, path: str) -> list[Json]:
         """The ``parameters`` cell of a notebook under the root, described (SPEC 9)."""

@@ -17,7 +17,7 @@ from .schedule import Schedule
 if TYPE_CHECKING:  # a record the store returns (the store sits above this module)
     from .store import ScheduleState
 
-__all__ = ["event_json", "execution_json", "task_json", "workflow_json"]
+__all__ = ["event_json", "execution_json", "instances_json", "task_json", "workflow_json"]
 
 Json = dict[str, Any]
 
@@ -67,7 +67,35 @@ def task_json(
             if abandoned is None
             else {"attempt": abandoned[0], "since": iso(abandoned[1])},
         )
+    if run.mapped is not None:
+        out["mapped"] = run.mapped
     return out
+
+
+def instance_json(run: TaskRun) -> Json:
+    """One instance of a mapped task (SPEC 11), as the instances route shows it."""
+    return {
+        "mapIndex": run.map_index,
+        "status": run.status,
+        "attempts": run.attempts,
+        "duration": run.duration,
+        "startTime": run.start_time,
+        "endTime": run.end_time,
+        "error": run.error,
+        "reason": run.reason,
+        "result": run.result,
+        "traceback": run.traceback,
+        "history": run.attempt_history(),
+    }
+
+
+def instances_json(page: list[TaskRun], next_cursor: int | None, mapped: Json | None) -> Json:
+    """A page of a mapped task's instances, the cursor of the next page, its counts."""
+    return {
+        "instances": [instance_json(run) for run in page],
+        "nextCursor": next_cursor,
+        "mapped": mapped,
+    }
 
 
 def execution_json(
@@ -88,6 +116,9 @@ def execution_json(
         else {"name": t.name, **pending}
         for t in wf.tasks
     ]
+    for task, spec in zip(tasks, wf.tasks, strict=True):
+        if spec.map_over is not None:
+            task.setdefault("mapped", None)  # null until its upstream's list is known
     return {
         "id": row["id"],
         "workflowId": row["workflow_id"],
@@ -128,6 +159,7 @@ def _task_defaults() -> Json:
         "retry_backoff": 2,
         "timeout": None,
         "trigger_rule": DEFAULT_TRIGGER_RULE,
+        "map_over": None,
     }
 
 

@@ -41,9 +41,9 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from ._rows import event_from_row, event_row, loads, read_history, task_writes
-from .errors import Conflict, NotFound, StorageUnavailable, StoreError
+from .errors import Conflict, InvalidInput, NotFound, StorageUnavailable, StoreError
 from .events import Event
-from .model import TERMINAL_EXECUTION, TaskRun, Trigger, Workflow, iso, utcnow
+from .model import TERMINAL_EXECUTION, TaskRun, TaskStatus, Trigger, Workflow, iso, utcnow
 from .schedule import Schedule, plan
 from .transitions import Changes
 from .validation import STORED, Limits, parse_workflow
@@ -193,7 +193,27 @@ def _m6(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4, _m5, _m6]
+def _m7(db: sqlite_utils.Database) -> None:
+    """Mapped tasks (SPEC 11): a mapped task's counts of its instances by status
+    (``task_runs.mapped``, so that reading an execution never reads its instances), the
+    runs of the instances (the columns of ``task_runs`` with ``map_index``; ``branch`` and
+    ``mapped`` stay NULL) and their logs."""
+    db.execute("ALTER TABLE task_runs ADD COLUMN mapped TEXT")
+    db.execute(
+        "CREATE TABLE task_instances (execution_id TEXT, name TEXT, map_index INTEGER,"
+        " status TEXT, attempts INTEGER, start_time TEXT, end_time TEXT, duration REAL,"
+        " result TEXT, error TEXT, traceback TEXT, reason TEXT, history TEXT, branch TEXT,"
+        " output TEXT, interruptions INTEGER, mapped TEXT,"
+        " PRIMARY KEY (execution_id, name, map_index)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE instance_logs (execution_id TEXT, name TEXT, map_index INTEGER,"
+        " attempt INTEGER, stdout TEXT, stderr TEXT,"
+        " PRIMARY KEY (execution_id, name, map_index, attempt)) WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
 
 TASK_COLUMNS = (
     "status",
@@ -209,6 +229,7 @@ TASK_COLUMNS = (
     "branch",
     "output",
     "interruptions",
+    "mapped",
 )
 EXEC_COLUMNS = frozenset(
     {
@@ -264,7 +285,7 @@ def _task_run(r: tuple[Any, ...]) -> TaskRun:
     name, status, attempts, start, end, duration, result, error, tb, reason, history = r[:11]
     return TaskRun(
         name, status, attempts, start, end, duration, loads(result), error, tb, reason,
-        read_history(history, status), loads(r[11]), r[12], r[13] or 0,
+        read_history(history, status), loads(r[11]), r[12], r[13] or 0, loads(r[14]),
     )  # fmt: skip
 
 
@@ -597,13 +618,16 @@ class Store:
         executor: str | None = None,
         tasks: list[TaskRun] | None = None,
         trigger: str = Trigger.API,
+        instances_of: list[str] | None = None,
     ) -> tuple[Json, bool]:
         """Record a new ``pending`` execution; returns ``(execution row, created)``.
 
         ``save``: the definition to record first (its revision is the execution's), in
         the same transaction. With an ``idempotency_key`` already used, the earlier
         execution is returned and nothing is written, not even the definition (a key of
-        another workflow is a Conflict). ``tasks``: rows carried over (reused results).
+        another workflow is a Conflict). ``tasks``: rows carried over (reused results);
+        ``instances_of``: mapped tasks whose completed instances of ``parent_id`` are
+        carried over (their rows copied by one statement, however many there are).
         """
         encoded = None if save is None else self._encode_workflow(save)
         with self.write() as conn:
@@ -638,6 +662,13 @@ class Store:
             )
             for sql, rows in task_writes(execution_id, tasks or []).items():
                 conn.executemany(sql, rows)
+            if instances_of and parent_id is not None:
+                conn.execute(
+                    "INSERT INTO task_instances SELECT ?, name, map_index, "
+                    f"{', '.join(TASK_COLUMNS)} FROM task_instances WHERE execution_id=? AND "
+                    f"status=? AND name IN ({','.join('?' * len(instances_of))})",
+                    (execution_id, parent_id, TaskStatus.COMPLETED.value, *instances_of),
+                )
         if save is not None:
             self._cache_put((workflow_id, revision), save)
         return self.execution_row(execution_id), True
@@ -901,6 +932,11 @@ class Store:
         # everything but the seq is encoded before the write lock is taken
         events = changes.events
         task_rows = task_writes(execution_id, changes.tasks) if changes.tasks else None
+        if changes.instances:
+            task_rows = {
+                **(task_rows or {}),
+                **task_writes(execution_id, changes.instances, instances=True),
+            }
         event_rows = [event_row(event) for event in events] if events else None
         execution, logs = changes.execution, changes.logs
         conn = self._conn()
@@ -928,6 +964,11 @@ class Store:
                 conn.executemany(
                     "INSERT OR REPLACE INTO task_logs VALUES (?,?,?,?,?)",
                     [(execution_id, *entry) for entry in logs],
+                )
+            if changes.instance_logs:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO instance_logs VALUES (?,?,?,?,?,?)",
+                    [(execution_id, *entry) for entry in changes.instance_logs],
                 )
             if execution:
                 cols = sorted(set(execution) & EXEC_COLUMNS)
@@ -980,6 +1021,53 @@ class Store:
             .fetchall()
         )
         return {r[0]: _task_run(r) for r in rows}
+
+    def instance_runs(self, execution_id: str) -> dict[str, dict[int, TaskRun]]:
+        """Stored runs of the instances of an execution's mapped tasks, by task and index."""
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT name, {', '.join(TASK_COLUMNS)}, map_index FROM task_instances "
+                "WHERE execution_id=?",
+                (execution_id,),
+            )
+            .fetchall()
+        )
+        out: dict[str, dict[int, TaskRun]] = {}
+        for r in rows:
+            run = _task_run(r)
+            run.map_index = r[15]
+            out.setdefault(run.name, {})[r[15]] = run
+        return out
+
+    def instances(
+        self,
+        execution_id: str,
+        name: str,
+        *,
+        status: str | None = None,
+        cursor: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[TaskRun], int | None]:
+        """A page of a mapped task's instance runs from index ``cursor`` on, in index
+        order (only those in ``status``); returns ``(page, next_cursor)``."""
+        sql = (
+            f"SELECT name, {', '.join(TASK_COLUMNS)}, map_index FROM task_instances "
+            "WHERE execution_id=? AND name=? AND map_index>=?"
+        )
+        args: list[Any] = [execution_id, name, cursor]
+        if status is not None:
+            sql += " AND status=?"
+            args.append(status)
+        rows = self._conn().execute(sql + " ORDER BY map_index LIMIT ?", [*args, limit + 1])
+        page = []
+        for r in rows.fetchall():
+            run = _task_run(r)
+            run.map_index = r[15]
+            page.append(run)
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (page[-1].map_index + 1 if more and page[-1].map_index is not None else None)
 
     def execution_row(self, execution_id: str) -> Json:
         """The raw execution row (snake_case), or NotFound."""
@@ -1072,18 +1160,27 @@ class Store:
             return cur.rowcount == 1
 
     # -- logs and events ----------------------------------------------------------------
-    def get_logs(self, execution_id: str, name: str) -> list[Json]:
-        """Captured stdout/stderr of each attempt of a task."""
+    def get_logs(self, execution_id: str, name: str, map_index: int | None = None) -> list[Json]:
+        """Captured stdout/stderr of each attempt of a task (of one of its instances when
+        ``map_index`` is given)."""
         row = self.execution_row(execution_id)
-        if name not in self.load_workflow(row["workflow_id"], row["revision"]).task_map:
+        spec = self.load_workflow(row["workflow_id"], row["revision"]).task_map.get(name)
+        if spec is None:
             raise NotFound(f"execution {execution_id!r} has no task {name!r}")
+        args: tuple[Any, ...] = (execution_id, name)
+        if map_index is None:
+            sql = "FROM task_logs WHERE execution_id=? AND name=?"
+        else:
+            if spec.map_over is None:
+                raise InvalidInput(
+                    f"task {name!r} is not mapped; map_index applies to mapped tasks only",
+                    code="not_mapped",
+                )
+            sql = "FROM instance_logs WHERE execution_id=? AND name=? AND map_index=?"
+            args += (map_index,)
         rows = (
             self._conn()
-            .execute(
-                "SELECT attempt, stdout, stderr FROM task_logs WHERE "
-                "execution_id=? AND name=? ORDER BY attempt",
-                (execution_id, name),
-            )
+            .execute(f"SELECT attempt, stdout, stderr {sql} ORDER BY attempt", args)
             .fetchall()
         )
         return [{"attempt": a, "stdout": o, "stderr": e} for a, o, e in rows]

@@ -56,6 +56,8 @@ class Job:
     timeout: float | None = None
     runs_dir: str | None = None  # where attempts save files (notebook tasks), absolute
     spill: Spill | None = None  # where a large result goes (a task with consumers)
+    map_index: int | None = None  # one instance of a mapped task (SPEC 11): its index
+    item: Any = None  # ... and its element of the upstream's list
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Started:
 
     task: str
     attempt: int
+    map_index: int | None = None
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Progress:
     attempt: int
     done: int
     total: int
+    map_index: int | None = None
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Logs:
     attempt: int
     stdout: str
     stderr: str
+    map_index: int | None = None
 
 
 @dataclass
@@ -103,6 +108,7 @@ class Outcome:
     finished: float = 0.0
     timed_out: bool = False
     output: str | None = None  # a file the attempt left to show (kinds.Produced)
+    map_index: int | None = None  # the instance of a mapped task that ran
 
 
 def failed_outcome(job: Job, error: str, traceback: str | None = None, stderr: str = "") -> Outcome:
@@ -117,6 +123,7 @@ def failed_outcome(job: Job, error: str, traceback: str | None = None, stderr: s
         stderr=stderr,
         started=now,
         finished=now,
+        map_index=job.map_index,
     )
 
 
@@ -178,7 +185,7 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
             value, output = value.value, value.output
         if job.spill is not None:
             value = spill(value, job.spill, job.task, job.attempt) or value
-        out = Outcome(job.task, job.attempt, True, value, output=output)
+        out = Outcome(job.task, job.attempt, True, value, output=output, map_index=job.map_index)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: the task's, not ours
         out = Outcome(
             job.task,
@@ -188,6 +195,7 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
             traceback=getattr(exc, "traceback_text", None) or traceback.format_exc(limit=-20),
             output=getattr(exc, "output", None),
             timed_out=bool(getattr(exc, "timed_out", False)),  # it stopped itself at its timeout
+            map_index=job.map_index,
         )
     finally:
         # a pool thread keeps its last job until it takes the next one: not its inputs

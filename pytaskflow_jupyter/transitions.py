@@ -64,6 +64,16 @@ so a finished task holds nothing big. A worker may hand in a ``results.Spilled``
 reference instead of a large value: it goes downstream as it is, and its ``stored``
 form is the run's result.
 
+A mapped task (``map_over``, SPEC 11) expands when its dependencies ended (``_expand``):
+one *instance* per item of its upstream's list, each a ``_Task`` with its own ``TaskRun``
+(``map_index``) that goes through the same transitions as a task -- runnable, started
+under the same window, retried and timed out on its own -- and reports to its mapped
+task instead of to children (``_instance_finished``). The mapped task is ``running``
+while they run, keeps their counts by status in ``run.mapped`` (moved in ``take``, one
+step per changed instance), and ends with the last one (``_map_done``): ``completed``
+with their results in order, or ``failed`` if one failed. Instance rows are written as
+task rows are; events of an instance carry its ``map_index``.
+
 Cancellation is final: no task starts after it. The execution is ``failed`` when any
 task failed, ``completed`` when every task completed or was skipped.
 
@@ -87,7 +97,7 @@ from .model import EventKind, ExecStatus, Reason, TaskRun, TaskSpec, TaskStatus,
 from .results import Spilled
 from .tasks import Logs, Outcome, Progress, Started
 
-__all__ = ["CANCEL", "OWNER_LOST", "Changes", "RunState"]
+__all__ = ["CANCEL", "MAX_MAP_LENGTH", "OWNER_LOST", "Changes", "RunState"]
 
 _PENDING, _RUNNING = TaskStatus.PENDING.value, TaskStatus.RUNNING.value
 _COMPLETED, _FAILED = TaskStatus.COMPLETED.value, TaskStatus.FAILED.value
@@ -98,6 +108,8 @@ _STARTED, _DONE = EventKind.TASK_STARTED.value, EventKind.TASK_COMPLETED.value
 _SUCCESS, _FAILURE, _SKIP = 0, 1, 2
 _SCALARS = (bool, int, float)  # kept as they are: ``stored`` would not shrink them
 SELF_TIMED_GRACE = 10.0  # seconds (see RunState._timeout)
+_INSTANCE_COUNTS = (_PENDING, _RUNNING, _COMPLETED, _FAILED, _CANCELLED)
+MAX_MAP_LENGTH = 10_000  # instances of one mapped task (``TaskFlowApp.max_map_length``)
 
 
 class _Message:
@@ -123,20 +135,29 @@ class Changes:
     events: list[Event] = field(default_factory=list)
     execution: dict[str, Any] = field(default_factory=dict)
     logs: list[tuple[str, int, str, str]] = field(default_factory=list)
+    instances: list[TaskRun] = field(default_factory=list)  # runs of mapped instances
+    # (task, map_index, attempt, stdout, stderr) of mapped instances
+    instance_logs: list[tuple[str, int, int, str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.events or self.execution or self.logs)
+        return bool(
+            self.tasks or self.events or self.execution or self.logs or self.instances
+            or self.instance_logs
+        )  # fmt: skip
 
 
 class _Task:
     """State of one task: its spec, its durable run, and the counts of the loop."""
 
     __slots__ = (
-        "children", "consumers", "counts", "handle", "noop", "not_selected", "released",
-        "remaining", "run", "spec",
+        "children", "consumers", "counted", "counts", "handle", "instances", "item", "noop",
+        "not_selected", "open_instances", "parent", "released", "remaining", "run", "spec",
+        "values",
     )  # fmt: skip
 
-    def __init__(self, spec: TaskSpec, run: TaskRun, noop: bool) -> None:
+    def __init__(
+        self, spec: TaskSpec, run: TaskRun, noop: bool, parent: _Task | None = None
+    ) -> None:
         self.spec = spec
         self.run = run
         self.children: list[_Task] = []
@@ -147,6 +168,14 @@ class _Task:
         self.handle: Any = None
         self.consumers = 0  # tasks downstream that may still start an attempt
         self.released = False  # this task took itself off its dependencies' consumers
+        # a mapped task: its instances, how many have not ended, their values in order
+        # (kept only for consumers); an instance: its mapped task, item, counted status
+        self.instances: list[_Task] | None = None
+        self.open_instances = 0
+        self.values: list[Any] | None = None
+        self.parent = parent
+        self.item: Any = None
+        self.counted: str = _PENDING
 
 
 class RunState:
@@ -164,8 +193,13 @@ class RunState:
         max_interruptions: int = 3,
         stored: Callable[[Any], Any] | None = None,
         recall: Callable[[TaskRun], Any] | None = None,
+        prior_instances: dict[str, dict[int, TaskRun]] | None = None,
+        max_map_length: int = MAX_MAP_LENGTH,
     ) -> None:
         self.workflow = workflow
+        # stored runs of mapped instances (a resumed execution's, a retry's reused ones)
+        self.prior_instances = prior_instances or {}
+        self.max_map_length = max_map_length
         # a result as the store keeps it (default: as it is); what a resumed execution
         # hands downstream of a finished task (default: its stored result)
         self.stored, self.recall = stored, recall
@@ -177,7 +211,10 @@ class RunState:
             s.name: _Task(
                 s,
                 prior.get(s.name) or TaskRun(s.name),
-                fast_noop and s.timeout is None and KINDS[s.type].is_noop(s.params),
+                fast_noop
+                and s.timeout is None
+                and s.map_over is None
+                and KINDS[s.type].is_noop(s.params),
             )
             for s in workflow.tasks
         }
@@ -190,26 +227,57 @@ class RunState:
         self.results: dict[str, Any] = {}
         self.ready: deque[_Task] = deque()
         self.runnable: deque[_Task] = deque()
-        self.timers: list[tuple[float, int, str, int, str]] = []
+        self.timers: list[tuple[float, int, str, int, _Task]] = []
         self._timer_seq = 0
         self.inflight = 0
         self.open = len(self.tasks)
         self.cancelled = False
         self.to_stop: list[Any] = []  # executor handles the driver must stop
         self._dirty: dict[str, TaskRun] = {}
+        self._dirty_instances: dict[_Task, None] = {}
         self._events: list[Event] = []
         self._logs: list[tuple[str, int, str, str]] = []
+        self._instance_logs: list[tuple[str, int, int, str, str]] = []
         self._exec: dict[str, Any] = {}
 
     # -- the turn's changes ----------------------------------------------------------------
     def take(self) -> Changes:
         """The changes made since the last ``take`` (empty when there are none)."""
-        changes = Changes(list(self._dirty.values()), self._events, self._exec, self._logs)
+        instances = []
+        if self._dirty_instances:
+            for inst in self._dirty_instances:
+                instances.append(inst.run)
+                parent, status = inst.parent, inst.run.status
+                if inst.counted != status and parent is not None:
+                    mapped = parent.run.mapped
+                    assert mapped is not None  # an instance exists once its task expanded
+                    mapped[inst.counted] -= 1
+                    mapped[status] += 1
+                    inst.counted = status
+                    self._dirty[parent.spec.name] = parent.run
+            self._dirty_instances = {}
+        changes = Changes(
+            list(self._dirty.values()), self._events, self._exec, self._logs, instances,
+            self._instance_logs,
+        )  # fmt: skip
         self._dirty, self._events, self._exec, self._logs = {}, [], {}, []
+        self._instance_logs = []
         return changes
 
     def _mark(self, task: _Task) -> None:
-        self._dirty[task.spec.name] = task.run
+        if task.parent is None:
+            self._dirty[task.spec.name] = task.run
+        else:  # its mapped task's counts follow in ``take``
+            self._dirty_instances[task] = None
+
+    def _log(self, task: _Task, attempt: int, stdout: str, stderr: str) -> None:
+        """What an attempt wrote (so far, or in all)."""
+        if task.parent is None:
+            self._logs.append((task.spec.name, attempt, stdout, stderr))
+        else:
+            index = task.run.map_index
+            assert index is not None
+            self._instance_logs.append((task.spec.name, index, attempt, stdout, stderr))
 
     def _emit(
         self,
@@ -249,7 +317,10 @@ class RunState:
                 if run.branch:
                     self._apply_branch(task, run.branch.get("selected", []))
             elif run.status == _RUNNING:
-                self._interrupted(task)  # resumed after a crash (at-least-once)
+                if task.spec.map_over is not None:
+                    run.status = _PENDING  # it expands again, with its stored instances
+                else:
+                    self._interrupted(task)  # resumed after a crash (at-least-once)
         for task in tasks.values():
             for dep in task.spec.dependencies:
                 drun = tasks[dep].run
@@ -284,7 +355,8 @@ class RunState:
             f"the process running this task stopped {run.interruptions} times (interrupted)"
         )
         run.end_time = run.end_time or iso(self.clock())
-        self.open -= 1
+        if task.parent is None:  # an instance is counted by its mapped task (_expand)
+            self.open -= 1
         self._emit(
             EventKind.TASK_FAILED.value,
             run.name,
@@ -292,6 +364,7 @@ class RunState:
             attempt=run.attempts,
             error=run.error,
             reason=Reason.INTERRUPTED.value,
+            map_index=run.map_index,
         )
 
     @staticmethod
@@ -304,32 +377,40 @@ class RunState:
     def apply(self, msg: Any) -> None:
         """Apply one message (see the module docstring)."""
         if msg.__class__ is Outcome:  # the common case first
-            task = self._attempt(msg.task, msg.attempt)
+            task = self._attempt(msg.task, msg.attempt, msg.map_index)
             if task is not None:  # else a late outcome of an attempt given up on
                 self._outcome(task, msg)
         elif msg is CANCEL:
             self._cancel()
         elif msg.__class__ is Started:
-            if (task := self._attempt(msg.task, msg.attempt)) is not None:
+            if (task := self._attempt(msg.task, msg.attempt, msg.map_index)) is not None:
                 self._add_timer(self._timeout(task), "timeout", task)
         elif msg.__class__ is Progress:
-            if self._attempt(msg.task, msg.attempt) is not None:
+            if self._attempt(msg.task, msg.attempt, msg.map_index) is not None:
                 self._emit(
                     EventKind.TASK_PROGRESS.value, msg.task, _RUNNING, None, msg.attempt,
-                    progress={"done": msg.done, "total": msg.total},
+                    progress={"done": msg.done, "total": msg.total}, map_index=msg.map_index,
                 )  # fmt: skip
         elif msg.__class__ is Logs:
-            if self._attempt(msg.task, msg.attempt) is not None:
-                self._logs.append((msg.task, msg.attempt, msg.stdout, msg.stderr))
+            if (task := self._attempt(msg.task, msg.attempt, msg.map_index)) is not None:
+                self._log(task, msg.attempt, msg.stdout, msg.stderr)
         elif msg is OWNER_LOST:
             self._owner_lost()
         else:
             raise TypeError(f"not a message of the state machine: {msg!r}")
 
-    def _attempt(self, name: str, attempt: int) -> _Task | None:
-        """The task whose attempt ``attempt`` is running now, or None: a message about
-        any other attempt (timed out, cancelled, retried since) is ignored."""
+    def _attempt(self, name: str, attempt: int, map_index: int | None = None) -> _Task | None:
+        """The task (or instance of a mapped task) whose attempt ``attempt`` is running
+        now, or None: a message about any other attempt (timed out, cancelled, retried
+        since) is ignored."""
         task = self.tasks.get(name)
+        if map_index is not None and task is not None:
+            instances = task.instances
+            task = (
+                instances[map_index]
+                if instances is not None and 0 <= map_index < len(instances)
+                else None
+            )
         if (
             task is None
             or task.run.status != _RUNNING
@@ -343,7 +424,7 @@ class RunState:
         self.inflight -= 1
         task.handle = None
         if msg.stdout or msg.stderr:
-            self._logs.append((task.spec.name, msg.attempt, msg.stdout, msg.stderr))
+            self._log(task, msg.attempt, msg.stdout, msg.stderr)
         if msg.output is not None:
             task.run.output = msg.output
         if msg.ok:
@@ -360,7 +441,7 @@ class RunState:
         task.handle = handle
         if task.spec.timeout is not None and not reports_start:
             self._add_timer(self._timeout(task), "timeout", task)
-        if not self._budget_left(task):  # its last attempt has its upstream results
+        if task.parent is None and not self._budget_left(task):  # it has its upstream results
             self._release(task)
 
     def _release(self, task: _Task) -> None:
@@ -384,8 +465,7 @@ class RunState:
         """Fire the due timers: a retry's back-off is over, an attempt timed out."""
         now = self.monotonic()
         while self.timers and self.timers[0][0] <= now:
-            _, _, kind, attempt, name = heapq.heappop(self.timers)
-            task = self.tasks[name]
+            _, _, kind, attempt, task = heapq.heappop(self.timers)
             if self.cancelled or task.run.attempts != attempt:
                 continue
             if kind == "retry" and task.run.status == _PENDING:
@@ -414,7 +494,7 @@ class RunState:
         self._timer_seq += 1
         heapq.heappush(
             self.timers,
-            (self.monotonic() + delay, self._timer_seq, kind, task.run.attempts, task.spec.name),
+            (self.monotonic() + delay, self._timer_seq, kind, task.run.attempts, task),
         )
 
     def _stop(self, task: _Task) -> None:
@@ -433,6 +513,8 @@ class RunState:
             verdict = self._verdict(task)
             if verdict is not None:
                 self._skip(task, verdict)
+            elif task.spec.map_over is not None:
+                self._expand(task)
             elif task.noop:
                 self._noop(task)
             else:
@@ -470,6 +552,9 @@ class RunState:
 
     def _finished(self, task: _Task) -> None:
         """A task reached a terminal status: tell its children."""
+        if task.parent is not None:
+            self._instance_finished(task)
+            return
         self.open -= 1
         self._release(task)
         kind = self._kind(task.run)
@@ -499,6 +584,126 @@ class RunState:
         self._emit(_DONE, run.name, _COMPLETED, run.end_time, run.attempts, 0.0)
         self._finished(task)
 
+    # -- mapped tasks (SPEC 11) -------------------------------------------------------------
+    def _expand(self, task: _Task) -> None:
+        """A mapped task whose dependencies ended runs once per item of its ``map_over``
+        upstream's list: an instance each, scheduled like a task. A resumed or retried
+        execution takes its stored instances as they are (completed ones are never run
+        again; one found ``running`` lost its attempt, as a task does in ``begin``)."""
+        run, over = task.run, task.spec.map_over
+        items = self.results.get(over) if over is not None else None
+        if items.__class__ is Spilled:
+            items = items.stored
+        resumed = run.mapped is not None and run.attempts > 0
+        if not resumed:
+            run.attempts = max(run.attempts, 1)
+            run.status, run.start_time = _RUNNING, iso(self.clock())
+            run.end_time = run.duration = run.error = run.traceback = run.reason = None
+        if not isinstance(items, list):
+            why = f"returned {type(items).__name__}, not a list"
+            if isinstance(items, dict) and items.get("json") is False:  # a stored summary
+                why = "returned a list that is not JSON, which a resumed execution cannot read"
+            self._map_failed(task, f"map_over {over!r} {why}")
+            return
+        if len(items) > self.max_map_length:
+            self._map_failed(
+                task,
+                f"map_over {over!r} returned {len(items):,} items, more than max_map_length "
+                f"({self.max_map_length:,})",
+            )
+            return
+        if not resumed:
+            self._emit(_STARTED, run.name, _RUNNING, run.start_time, run.attempts)
+        prior = self.prior_instances.pop(run.name, {})
+        run.mapped = {"total": len(items), **dict.fromkeys(_INSTANCE_COUNTS, 0)}
+        task.values = [None] * len(items) if task.consumers else None
+        task.instances = []
+        for index, item in enumerate(items):
+            inst = _Task(task.spec, prior.get(index) or TaskRun(run.name), False, task)
+            inst.run.map_index, inst.item = index, item
+            task.instances.append(inst)
+            if inst.run.status == _RUNNING:
+                self._interrupted(inst)
+            status = inst.counted = inst.run.status
+            run.mapped[status] += 1
+            if status == _PENDING:
+                task.open_instances += 1
+                self.runnable.append(inst)
+                if index not in prior:
+                    self._dirty_instances[inst] = None  # a row each: the instances route
+            elif status == _COMPLETED and task.values is not None:
+                task.values[index] = (
+                    inst.run.result if self.recall is None else self.recall(inst.run)
+                )
+        self._mark(task)
+        if task.open_instances == 0:
+            self._map_done(task)
+
+    def _expand_stored(self, task: _Task) -> None:
+        """The stored instances of a mapped task, without their items: an execution that
+        fails as a whole (``OWNER_LOST``) ends them too."""
+        stored = self.prior_instances.pop(task.run.name, {})
+        task.instances = []
+        for index in sorted(stored):
+            inst = _Task(task.spec, stored[index], False, task)
+            inst.counted = inst.run.status
+            task.instances.append(inst)
+        if task.run.mapped is None:
+            task.run.mapped = {"total": len(stored), **dict.fromkeys(_INSTANCE_COUNTS, 0)}
+            for inst in task.instances:
+                task.run.mapped[inst.counted] += 1
+
+    def _instance_finished(self, inst: _Task) -> None:
+        """An instance ended (after its retries): its mapped task ends with the last one."""
+        parent = inst.parent
+        assert parent is not None
+        parent.open_instances -= 1
+        if parent.open_instances == 0 and not self.cancelled:
+            self._map_done(parent)
+
+    def _map_done(self, task: _Task) -> None:
+        """Every instance ended: the mapped task completes with their results in order,
+        or fails when one of them failed."""
+        run, instances = task.run, task.instances or []
+        now = self.clock()
+        run.end_time = iso(now)
+        started = _seconds(run.start_time)
+        run.duration = None if started is None else round(max(0.0, now - started), 6)
+        failed = [i.run for i in instances if i.run.status == _FAILED]
+        if failed:
+            first = failed[0]
+            run.status = _FAILED
+            run.error = (
+                f"{len(failed)} of {len(instances)} instances failed; first: "
+                f"[{first.map_index}] {first.error}"
+            )
+            self._mark(task)
+            self._emit(
+                EventKind.TASK_FAILED.value, run.name, _FAILED, run.end_time, run.attempts,
+                run.duration, error=run.error,
+            )  # fmt: skip
+        else:
+            run.status, run.result = _COMPLETED, [i.run.result for i in instances]
+            if task.consumers:
+                self.results[run.name] = task.values if task.values is not None else []
+            self._mark(task)
+            self._emit(_DONE, run.name, _COMPLETED, run.end_time, run.attempts, run.duration)
+        task.values = None
+        self._finished(task)
+
+    def _map_failed(self, task: _Task, error: str) -> None:
+        """The mapped task cannot expand (not a list, too long): it fails, no retry (the
+        list would not change)."""
+        run = task.run
+        run.status, run.error, run.end_time, run.duration = _FAILED, error, iso(self.clock()), 0.0
+        run.start_time = run.start_time or run.end_time
+        self._mark(task)
+        self._emit(
+            EventKind.TASK_FAILED.value, run.name, _FAILED, run.end_time, run.attempts, 0.0,
+            error=error,
+        )  # fmt: skip
+        self._finished(task)
+
     def start_attempts(self, window: int) -> list[_Task]:
         """Mark as many runnable tasks ``running`` as ``window`` allows in flight; the
         driver hands them to its executor once this is committed."""
@@ -513,7 +718,10 @@ class RunState:
             run.status, run.start_time, run.end_time, run.duration = _RUNNING, now, None, None
             self.inflight += 1
             self._mark(task)
-            self._emit(_STARTED, run.name, _RUNNING, now, run.attempts)
+            if run.map_index is None:
+                self._emit(_STARTED, run.name, _RUNNING, now, run.attempts)
+            else:
+                self._emit(_STARTED, run.name, _RUNNING, now, run.attempts, map_index=run.map_index)
             started.append(task)
         return started
 
@@ -553,10 +761,12 @@ class RunState:
             run.result = self.stored(value)
         if task.consumers:
             self.results[run.name] = value
+        elif task.parent is not None and task.parent.values is not None:
+            task.parent.values[run.map_index or 0] = value
         self._mark(task)
         self._emit(
             _DONE, run.name, _COMPLETED, run.end_time, run.attempts, run.duration,
-            selected=selected,
+            selected=selected, map_index=run.map_index,
         )  # fmt: skip
         self._finished(task)
 
@@ -604,7 +814,7 @@ class RunState:
             run.status = _PENDING
             self._emit(
                 EventKind.TASK_RETRYING.value, run.name, _PENDING, None, run.attempts,
-                error=error, delay=delay,
+                error=error, delay=delay, map_index=run.map_index,
             )  # fmt: skip
             self._add_timer(delay, "retry", task)
             return
@@ -612,7 +822,7 @@ class RunState:
         run.end_time, run.duration = iso(finished), duration
         self._emit(
             EventKind.TASK_FAILED.value, run.name, _FAILED, run.end_time, run.attempts,
-            duration, error=error, reason=reason,
+            duration, error=error, reason=reason, map_index=run.map_index,
         )  # fmt: skip
         self._finished(task)
 
@@ -622,13 +832,20 @@ class RunState:
             return
         self.cancelled = True
         now = iso(self.clock())
-        for task in self.tasks.values():
+        for task in self._units():
             run = task.run
             if run.status in (_PENDING, _RUNNING):
                 self._stop(task)
                 run.status, run.reason, run.end_time = _CANCELLED, Reason.CANCELLED.value, now
                 self._mark(task)
         self._clear()
+
+    def _units(self) -> Any:
+        """Every task and every instance of its mapped tasks."""
+        for task in self.tasks.values():
+            yield task
+            if task.instances is not None:
+                yield from task.instances
 
     def _clear(self) -> None:
         self.results.clear()  # nothing starts any more
@@ -641,6 +858,9 @@ class RunState:
         """The process that ran this execution died with it: whatever was active fails."""
         now = iso(self.clock())
         for task in self.tasks.values():
+            if task.instances is None and task.run.name in self.prior_instances:
+                self._expand_stored(task)  # so that its instances end with it
+        for task in self._units():
             run = task.run
             if run.status in (_PENDING, _RUNNING):
                 run.status, run.reason, run.end_time = _FAILED, Reason.OWNER_LOST.value, now
@@ -676,17 +896,18 @@ class RunState:
     def abandon(self) -> None:
         """The execution was ended elsewhere (cancel in another process, owner_lost):
         stop every attempt in flight, change nothing."""
-        for task in self.tasks.values():
+        for task in self._units():
             self._stop(task)
         self.results.clear()
         self._dirty, self._events, self._exec, self._logs = {}, [], {}, []
+        self._dirty_instances, self._instance_logs = {}, []
 
     def engine_failure(self) -> Changes:
         """The changes that record the driver's own failure (whatever state it left)."""
         now = iso(self.clock())
         self.status = ExecStatus.FAILED.value
         self.results.clear()
-        self._dirty, self._logs = {}, []
+        self._dirty, self._logs, self._dirty_instances, self._instance_logs = {}, [], {}, []
         self._exec = {"status": self.status, "end_time": now, "reason": Reason.ENGINE_ERROR.value}
         self._events = []
         self._emit(

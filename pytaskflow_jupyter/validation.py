@@ -56,6 +56,7 @@ TASK_KEYS = frozenset(
         "retry_backoff",
         "timeout",
         "trigger_rule",
+        "map_over",
     }
 )
 # matched with ``fullmatch``: ``$`` would also match before a trailing newline
@@ -398,7 +399,33 @@ def _check_graph(tasks: list[Any], names: list[str | None], p: _Problems) -> lis
                 cycle=cycle,
             )
     _check_branch_targets(tasks, names, out, index, p)
+    _check_map_over(tasks, names, out, p)
     return out
+
+
+def _check_map_over(
+    tasks: list[Any], names: list[str | None], deps: list[list[str]], p: _Problems
+) -> None:
+    """``map_over`` (SPEC 11) names one of the task's own dependencies; a branch, which
+    selects tasks, is not mapped."""
+    for i, (task, name, good) in enumerate(zip(tasks, names, deps, strict=True)):
+        if not isinstance(task, dict) or task.get("map_over") is None:
+            continue
+        over = task["map_over"]
+        where = f"tasks[{i}].map_over"
+        if not isinstance(over, str):
+            p.add(where, "type_error", f"must be a task name, not {type(over).__name__}")
+        elif _nfc(over) not in good:
+            listed = ", ".join(map(repr, good)) or "none"
+            p.add(
+                where,
+                "invalid_map_over",
+                f"map_over {over!r} must name one of the dependencies of {name!r} "
+                f"(its dependencies: {listed})",
+                task=over,
+            )
+        elif task.get("type") == "branch":
+            p.add(where, "invalid_map_over", "a branch task cannot be mapped")
 
 
 def _check_branch_targets(
@@ -520,6 +547,7 @@ def _build(
             float(t.get("retry_backoff", 2.0)),
             float(t["timeout"]) if t.get("timeout") is not None else None,
             t.get("trigger_rule", DEFAULT_TRIGGER_RULE),
+            _nfc(t["map_over"]) if t.get("map_over") is not None else None,
         )
         for t, name, d in zip(data["tasks"], names, deps, strict=True)
     )

@@ -78,7 +78,7 @@ Json = dict[str, Any]
 TaskRef = str | Callable[..., Any]
 _UNSET: Any = object()  # the builder never set (nor removed) a schedule
 _code_hashes: dict[str, dict[str, str]] = {}  # execution id -> task -> hash of its code
-_TASK_FIELDS = ("retries", "retry_delay", "retry_backoff", "timeout", "trigger_rule")
+_TASK_FIELDS = ("retries", "retry_delay", "retry_backoff", "timeout", "trigger_rule", "map_over")
 
 
 def code_hash(fn: Callable[..., Any]) -> str:
@@ -182,11 +182,15 @@ class Workflow:
         retry_backoff: float | None = None,
         timeout: float | None = None,
         trigger_rule: str | None = None,
+        map_over: TaskRef | None = None,
     ) -> Any:
         """Decorator: the function becomes a python task (named after it unless ``name``).
 
         Use bare (``@wf.task``) or with options. The function is returned unchanged, so
         it can still be called directly. Defining a task again replaces it.
+        ``map_over``: a task (function or name) returning a list; this one then runs once
+        per element, which it receives as ``item`` (and its index as ``map_index``), and
+        its result is the list of their results (SPEC 11). It depends on that task.
         """
         fields = {
             "retries": retries,
@@ -194,6 +198,7 @@ class Workflow:
             "retry_backoff": retry_backoff,
             "timeout": timeout,
             "trigger_rule": trigger_rule,
+            "map_over": map_over,
         }
         return self._decorator("python", fn, name, depends_on, kwargs, fields, {})
 
@@ -244,7 +249,9 @@ class Workflow:
     ) -> Workflow:
         """Add a notebook task (SPEC section 9): ``path`` relative to the server's root
         (or this kernel's working directory without a server), ``parameters`` injected
-        after its ``parameters`` cell, ``upstream`` beside them; returns the workflow."""
+        after its ``parameters`` cell, ``upstream`` beside them; returns the workflow.
+        With ``map_over=<task>`` the notebook runs once per element of that task's list,
+        injected as the parameter ``item`` (and ``map_index``)."""
         params: dict[str, Any] = {"path": path}
         if parameters is not None:
             params["parameters"] = dict(parameters)
@@ -297,6 +304,10 @@ class Workflow:
             "dependencies": self._dep_names(depends_on),
         }
         task.update((k, v) for k, v in fields.items() if v is not None)
+        if task.get("map_over") is not None:  # a function or a name; a dependency too
+            over = task["map_over"] = self._dep_names(task["map_over"])[0]
+            if over not in task["dependencies"]:
+                task["dependencies"].append(over)
         self._tasks[name] = task
 
     def _dep_names(self, depends_on: Any) -> list[str]:
@@ -421,6 +432,8 @@ class Workflow:
             "execution parameters": set(given),
         }
         known = set().union(*sources.values()) | {"upstream", "context"}
+        if spec.get("map_over") is not None:  # an instance gets its element and index
+            known |= {"item", "map_index"}
         for p in parameters:
             if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue

@@ -182,7 +182,8 @@ def _recall_upstream(upstream: dict[str, Any], context: dict[str, Any]) -> None:
 
 
 def _remember_result(context: dict[str, Any], result: Any) -> None:
-    if context.get("execution_id"):
+    # an instance of a mapped task: its mapped task hands the list of values downstream
+    if context.get("execution_id") and "map_index" not in context:
         remember(context["execution_id"], context.get("task", ""), result)
 
 

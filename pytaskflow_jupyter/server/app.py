@@ -62,6 +62,7 @@ from .handlers import (
     CancelHandler,
     ExecutionHandler,
     ExecutionsHandler,
+    InstancesHandler,
     LogsHandler,
     NotebookParametersHandler,
     OpenAPIHandler,
@@ -97,6 +98,7 @@ def default_handlers() -> list[tuple[str, type[RequestHandler]]]:
         (rf"/executions/{eid}/cancel", CancelHandler),
         (rf"/executions/{eid}/retry", RetryHandler),
         (rf"/executions/{eid}/tasks/{ident.format('task')}/logs", LogsHandler),
+        (rf"/executions/{eid}/tasks/{ident.format('task')}/instances", InstancesHandler),
         (r"/taskflow/openapi.json", OpenAPIHandler),
         (r"/taskflow/notebooks/parameters", NotebookParametersHandler),
         (r"/ws", EventsWebSocket),
@@ -199,6 +201,11 @@ class TaskFlowApp(ExtensionApp):
         "and rerun without using up a retry; one more and the task fails with reason "
         "'interrupted' (it may be what kills the server).",
     ).tag(config=True)
+    max_map_length = Integer(
+        10_000,
+        help="The most instances one mapped task (map_over) may have: a longer list fails "
+        "the task with an error that says so.",
+    ).tag(config=True)
     scheduler_interval = Float(
         0.25,
         help="Seconds between the scheduler's checks for due slots (each one indexed read "
@@ -277,6 +284,7 @@ class TaskFlowApp(ExtensionApp):
             stale_after=self.stale_after,
             log_limit=self.log_limit,
             max_interruptions=self.max_interruptions,
+            max_map_length=self.max_map_length,
             schedule_grace=self.schedule_grace,
             resolve=SnapshotResolver(self.store.function_snapshot),
             root_dir=root_dir,

@@ -31,7 +31,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
 from ..errors import InvalidInput, Problem, TaskFlowError
-from ..model import EXECUTION_STATUSES, Trigger
+from ..model import EXECUTION_STATUSES, TASK_STATUSES, Trigger
 from ..runner import Runner
 
 __all__ = [
@@ -220,25 +220,22 @@ def seq_value(key: str, value: str) -> int:
     return int(value)
 
 
-def status_value(key: str, value: str) -> str:
-    """An execution status."""
-    if value not in EXECUTION_STATUSES:
-        raise problem(
-            key,
-            "invalid_query",
-            f"unknown status {value!r}; allowed: {', '.join(EXECUTION_STATUSES)}",
-        )
-    return value
+def one_of(allowed: tuple[str, ...], what: str) -> Checker:
+    """Checker of a word of the API (a status, a trigger)."""
+
+    def check(key: str, value: str) -> str:
+        if value not in allowed:
+            raise problem(
+                key, "invalid_query", f"unknown {what} {value!r}; allowed: {', '.join(allowed)}"
+            )
+        return value
+
+    return check
 
 
-def trigger_value(key: str, value: str) -> str:
-    """What started an execution (``api``, ``notebook``, ``schedule``, ``retry``)."""
-    allowed = [t.value for t in Trigger]
-    if value not in allowed:
-        raise problem(
-            key, "invalid_query", f"unknown trigger {value!r}; allowed: {', '.join(allowed)}"
-        )
-    return value
+status_value = one_of(EXECUTION_STATUSES, "status")  # an execution's
+task_status_value = one_of(TASK_STATUSES, "status")  # a task's, an instance's
+trigger_value = one_of(tuple(t.value for t in Trigger), "trigger")  # what started it
 
 
 def params_value(key: str, value: Any) -> Json:

@@ -43,6 +43,7 @@ from .base import (
     problem,
     rerun_value,
     status_value,
+    task_status_value,
     trigger_value,
 )
 from .body import check_media_type, parse_json
@@ -52,6 +53,7 @@ __all__ = [
     "CancelHandler",
     "ExecutionHandler",
     "ExecutionsHandler",
+    "InstancesHandler",
     "LogsHandler",
     "OpenAPIHandler",
     "PauseHandler",
@@ -338,16 +340,44 @@ class LogsHandler(TaskFlowHandler):
     @web.authenticated
     @authorized
     async def get(self, execution_id: str, task: str) -> None:
-        self.query({})
+        q = self.query({"map_index": int_range(0, 10**9)})
 
         def logs() -> Json:
-            return {
+            out = {
                 "executionId": execution_id,
                 "task": task,
-                "attempts": self.runner.get_logs(execution_id, task),
+                "attempts": self.runner.get_logs(execution_id, task, q.get("map_index")),
             }
+            if "map_index" in q:
+                out["mapIndex"] = q["map_index"]
+            return out
 
         await self.reply(logs)
+
+
+class InstancesHandler(TaskFlowHandler):
+    """``GET /executions/{id}/tasks/{name}/instances[?status=&limit=&cursor=]``: a page of
+    a mapped task's instances in index order (``cursor``: the index the page starts at;
+    the answer's ``nextCursor``)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, execution_id: str, task: str) -> None:
+        q = self.query(
+            {
+                "status": task_status_value,
+                "limit": int_range(1, 1000),
+                "cursor": int_range(0, 10**9),
+            }
+        )
+        await self.reply(
+            self.runner.instances,
+            execution_id,
+            task,
+            status=q.get("status"),
+            cursor=q.get("cursor", 0),
+            limit=q.get("limit", 100),
+        )
 
 
 class NotebookParametersHandler(TaskFlowHandler):

@@ -82,3 +82,27 @@ def concurrent(seconds=0.05):
     with _lock:
         _active["now"] -= 1
     return _active["peak"]
+
+
+def items(n=10):
+    """A list for a mapped task to map over; ticks its end like ``record``."""
+    return list(range(n))
+
+
+def mapped_record(context, item, map_index, fail_items=(), fail_attempts=1):
+    """An instance of a mapped task: logs ``(execution, "task[i]", "start"/"end", attempt,
+    tick)``; fails while ``attempt <= fail_attempts`` when ``item`` is in ``fail_items``."""
+    ex, attempt = context["execution_id"], context["attempt"]
+    key = f"{context['task']}[{map_index}]"
+    LOG.append((ex, key, "start", attempt, next(_tick)))
+    LOG.append((ex, key, "end", attempt, next(_tick)))
+    if item in fail_items and attempt <= fail_attempts:
+        raise ValueError(f"item {item} fails attempt {attempt}")
+    return item * 10
+
+
+def upstream_record(context, upstream):
+    """Log the end of a task (the tick its dependants must come after); return its list."""
+    LOG.append((context["execution_id"], context["task"], "start", context["attempt"], next(_tick)))
+    LOG.append((context["execution_id"], context["task"], "end", context["attempt"], next(_tick)))
+    return upstream.get("seed", [])
