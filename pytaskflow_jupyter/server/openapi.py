@@ -48,6 +48,13 @@ TASK_FIELDS: Json = {
         "enum": list(TRIGGER_RULES),
         "default": TRIGGER_RULES[0],
     },
+    "map_over": _nullable(
+        {
+            **NAME,
+            "description": "one of `dependencies` whose result is a list: this task runs "
+            "once per element (an instance; SPEC 11), its result the list of theirs",
+        }
+    ),
 }
 DEFAULT_KIND = "python"  # a task without `type`
 
@@ -185,6 +192,15 @@ TASK_PROPERTIES: Json = {
     "error": _nullable(STR),
     "reason": _nullable(STR),
 }
+TASK_OPTIONAL: Json = {
+    "mapped": _nullable(
+        {
+            **_ref("MappedCounts"),
+            "description": "a mapped task's instances by status (null until its upstream's "
+            "list is known); only on tasks with `map_over`",
+        }
+    ),
+}
 
 
 def _execution(task: str) -> Json:
@@ -244,12 +260,48 @@ SCHEMAS: Json = {
             "updatedAt": {"type": "string", "format": "date-time"},
         },
     },
-    "Task": {"type": "object", "required": list(TASK_PROPERTIES), "properties": TASK_PROPERTIES},
+    "Task": {
+        "type": "object",
+        "required": list(TASK_PROPERTIES),
+        "properties": {**TASK_PROPERTIES, **TASK_OPTIONAL},
+    },
+    "MappedCounts": {
+        "type": "object",
+        "required": ["total", *(s for s in TASK_STATUSES if s != "skipped")],
+        "properties": {
+            "total": {"type": "integer", "minimum": 0},
+            **{s: {"type": "integer", "minimum": 0} for s in TASK_STATUSES if s != "skipped"},
+        },
+    },
+    "Instance": {
+        "type": "object",
+        "description": "one instance of a mapped task",
+        "required": ["mapIndex", *(k for k in TASK_PROPERTIES if k != "name"), "result", "history"],
+        "properties": {
+            "mapIndex": {"type": "integer", "minimum": 0},
+            **{k: v for k, v in TASK_PROPERTIES.items() if k != "name"},
+            "result": {},
+            "traceback": _nullable(STR),
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "InstancePage": {
+        "type": "object",
+        "required": ["instances", "nextCursor", "mapped"],
+        "properties": {
+            "instances": {"type": "array", "items": _ref("Instance")},
+            "nextCursor": _nullable(
+                {"type": "integer", "description": "the `cursor` of the next page"}
+            ),
+            "mapped": _nullable(_ref("MappedCounts")),
+        },
+    },
     "TaskDetail": {
         "type": "object",
         "required": list(TASK_PROPERTIES),
         "properties": {
             **TASK_PROPERTIES,
+            **TASK_OPTIONAL,
             "result": {},
             "traceback": _nullable(STR),
             "history": {"type": "array", "items": {"type": "object"}},
@@ -301,6 +353,7 @@ SCHEMAS: Json = {
         "properties": {
             "executionId": STR,
             "task": STR,
+            "mapIndex": {"type": "integer", "description": "with `?map_index=`: the instance"},
             "attempts": {
                 "type": "array",
                 "items": {
@@ -353,6 +406,10 @@ SCHEMAS: Json = {
                 "description": "task_progress: code cells done of total (a notebook task)",
                 "required": ["done", "total"],
                 "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+            },
+            "map_index": {
+                "type": "integer",
+                "description": "an event of one instance of a mapped task: its index",
             },
         },
     },
@@ -589,8 +646,42 @@ PATHS: Json = {
         "parameters": [EXECUTION_ID, _path("task", "task name", NAME)],
         "get": {
             "operationId": "getTaskLogs",
-            "summary": "captured stdout/stderr per attempt",
-            "responses": _responses("200", _ref("TaskLogs"), "404"),
+            "summary": "captured stdout/stderr per attempt (what a running attempt wrote so "
+            "far); of one instance of a mapped task with `map_index`",
+            "parameters": [
+                _query(
+                    "map_index",
+                    "an instance of a mapped task (400 `not_mapped` for another task)",
+                    {"type": "integer", "minimum": 0},
+                )
+            ],
+            "responses": _responses("200", _ref("TaskLogs"), "400", "404"),
+        },
+    },
+    "/executions/{execution_id}/tasks/{task}/instances": {
+        "parameters": [EXECUTION_ID, _path("task", "task name", NAME)],
+        "get": {
+            "operationId": "listInstances",
+            "summary": "a page of a mapped task's instances, in index order (400 "
+            "`not_mapped` for a task without `map_over`)",
+            "parameters": [
+                _query(
+                    "status",
+                    "only instances with this status",
+                    {"type": "string", "enum": list(TASK_STATUSES)},
+                ),
+                _query(
+                    "limit",
+                    "page size",
+                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                ),
+                _query(
+                    "cursor",
+                    "the index the page starts at (the previous page's `nextCursor`)",
+                    {"type": "integer", "minimum": 0, "default": 0},
+                ),
+            ],
+            "responses": _responses("200", _ref("InstancePage"), "400", "404"),
         },
     },
     "/taskflow/notebooks/parameters": {

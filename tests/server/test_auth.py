@@ -39,6 +39,7 @@ ROUTES = [
     ("POST", "executions/exec_1/cancel", "write"),
     ("POST", "executions/exec_1/retry", "execute"),
     ("GET", "executions/exec_1/tasks/a/logs", "read"),
+    ("GET", "executions/exec_1/tasks/a/instances", "read"),
     ("GET", "taskflow/openapi.json", "read"),
     ("GET", "taskflow/notebooks/parameters?path=a.ipynb", "read"),
 ]

@@ -101,8 +101,8 @@ def mapped_record(context, item, map_index, fail_items=(), fail_attempts=1):
     return item * 10
 
 
-def upstream_record(context, upstream):
-    """Log the end of a task (the tick its dependants must come after); return its list."""
+def logged_items(context, n=10):
+    """A list of ``n`` items, logging its start and end ticks as ``record`` does."""
     LOG.append((context["execution_id"], context["task"], "start", context["attempt"], next(_tick)))
     LOG.append((context["execution_id"], context["task"], "end", context["attempt"], next(_tick)))
-    return upstream.get("seed", [])
+    return list(range(n))
