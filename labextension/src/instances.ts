@@ -444,7 +444,7 @@ export class InstanceList {
     }
     this._countsKey = JSON.stringify(c);
     const text = mappedText(c, this.upstream);
-    this._summary.textContent = c ? `${doneText(c)} · ${text}` : text;
+    this._summary.textContent = text;
     this._summary.setAttribute('data-done', doneText(c));
     this._bar.setAttribute('aria-label', text);
     this._bar.setAttribute('title', text);
