@@ -86,6 +86,7 @@ def instance_json(run: TaskRun) -> Json:
         "result": run.result,
         "traceback": run.traceback,
         "history": run.attempt_history(),
+        "output": run.output,
     }
 
 

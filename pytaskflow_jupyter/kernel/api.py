@@ -617,9 +617,21 @@ class Run:
         """The error of each failed task."""
         return {t["name"]: t["error"] for t in self.execution["tasks"] if t["status"] == "failed"}
 
-    def logs(self, task: str) -> list[dict[str, Any]]:
-        """Captured stdout/stderr of each attempt of ``task``."""
-        return get_session().runner().get_logs(self.id, task)
+    def logs(self, task: str, map_index: int | None = None) -> list[dict[str, Any]]:
+        """Captured stdout/stderr of each attempt of ``task`` (of its instance
+        ``map_index`` for a mapped task)."""
+        return get_session().runner().get_logs(self.id, task, map_index)
+
+    def instances(self, task: str, status: str | None = None) -> list[dict[str, Any]]:
+        """The instances of a mapped task in index order (only those in ``status``), as
+        ``GET /executions/{id}/tasks/{task}/instances`` shows them, every page."""
+        runner, out, cursor = get_session().runner(), [], 0
+        while True:
+            page = runner.instances(self.id, task, status=status, cursor=cursor, limit=1000)
+            out.extend(page["instances"])
+            if page["nextCursor"] is None:
+                return out
+            cursor = page["nextCursor"]
 
     # -- control -------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Run:

@@ -283,6 +283,9 @@ SCHEMAS: Json = {
             "result": {},
             "traceback": _nullable(STR),
             "history": {"type": "array", "items": {"type": "object"}},
+            "output": _nullable(
+                {**STR, "description": "a notebook instance's executed copy (under the root)"}
+            ),
         },
     },
     "InstancePage": {

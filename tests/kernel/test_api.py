@@ -446,3 +446,71 @@ def test_declared_parameters_let_the_decorator_refuse_at_once(session):
         return n
 
     assert wf.run(wait=True, timeout=30).results == {"fine": 2, "by_kwarg": 1}
+
+
+def test_mapped_notebook_functions_and_notebooks(session, tmp_path, monkeypatch):
+    """``@wf.task(map_over=...)``: the function gets ``item`` (and ``map_index``), its
+    result is the list; ``wf.notebook(..., map_over=...)`` runs the notebook once per
+    item with ``item`` injected, each instance's executed copy saved apart."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    monkeypatch.chdir(tmp_path)
+    params = new_code_cell("item = None\nmap_index = None")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell("result = f'{map_index}:{item * 3}'")])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, tmp_path / "each.ipynb")
+
+    wf = Workflow("mapped funcs")
+
+    @wf.task
+    def sizes():
+        return [3, 1, 2]
+
+    @wf.task(map_over=sizes)
+    def grow(item, map_index):
+        print("growing", item)
+        return [map_index] * item
+
+    @wf.task(depends_on=grow)
+    def total(grow):
+        return sum(len(g) for g in grow)
+
+    wf.notebook("per_item", "each.ipynb", map_over="sizes")
+    assert wf.definition["tasks"][1]["map_over"] == "sizes"
+    assert wf.definition["tasks"][3]["dependencies"] == ["sizes"]  # map_over is a dependency
+
+    run = wf.run(wait=True, timeout=120)
+    assert run.status == "completed", run.errors
+    assert run.results["grow"] == [[0, 0, 0], [1], [2, 2]]
+    assert run.results["total"] == 6
+    assert run.results["per_item"] == ["0:9", "1:3", "2:6"]
+    assert [i["mapIndex"] for i in run.instances("grow")] == [0, 1, 2]
+    assert run.logs("grow", 2)[0]["stdout"] == "growing 2\n"
+    outputs = [i["output"] for i in run.instances("per_item")]
+    assert len(set(outputs)) == 3  # a copy per instance, none overwritten
+    assert all(out.startswith(f".taskflow/runs/{run.id}/per_item") for out in outputs)
+    for i, out in enumerate(outputs):
+        saved = nbformat.read(tmp_path / out, as_version=4)
+        assert f"item = {[3, 1, 2][i]}" in saved.cells[1].source  # the injected parameters
+
+
+def test_a_mapped_function_parameter_nothing_fills_is_refused(session):
+    wf = Workflow("mapped unfilled")
+
+    @wf.task
+    def sizes():
+        return [1]
+
+    with pytest.raises(InvalidInput, match="needs 'size'"):
+
+        @wf.task(map_over=sizes)
+        def grow(size):  # neither item, map_index nor a dependency
+            return size
+
+        wf.run(wait=True, timeout=30)
