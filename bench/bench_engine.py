@@ -31,6 +31,13 @@ saves two of them). The fan-in of fanout and the join of branch have n-2
 dependencies, more than the default ``Limits.max_dependencies`` of 10,000, so the
 store is given a limit of n.
 
+Mapped tasks (SPEC 11): the same run also times, at ``--map-sizes`` (default 10,000), a
+fan-out whose middle is ONE mapped task (``root`` returns ``list(range(n-2))``, ``each``
+maps ``bench._floor:noop`` over it, ``sink`` depends on ``each``) against the static
+fan-out of the same n (n-2 tasks calling the same callable), each the best of
+``--repeat`` runs in a fresh store, and prints the per-instance cost beside the
+per-task cost and their ratio (``--no-map`` skips it).
+
 ``--phases shape:n`` runs one case (best of ``--repeat``) as the table does, with a timer
 around each phase of the loop's turn, the submission and the worker's call, and prints
 the wall time of each per task (phases nest: ``_flush`` holds ``commit``). Threads
@@ -81,6 +88,23 @@ def peak_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def mapped_definition(n: int) -> dict[str, Any]:
+    """A fan-out of n tasks as the static one, its middle one mapped task of n-2 items."""
+    return {
+        "name": f"bench-mapped-{n}",
+        "tasks": [
+            {"name": "root", "params": {"code": f"result = list(range({n - 2}))"}},
+            {
+                "name": "each",
+                "dependencies": ["root"],
+                "map_over": "root",
+                "params": {"callable": "bench._floor:noop"},
+            },
+            {"name": "sink", "dependencies": ["each"], "params": {"callable": "bench._floor:noop"}},
+        ],
+    }
+
+
 def make_store(path: Path, n: int) -> Store:
     return Store(path, limits=Limits(max_dependencies=max(10_000, n)))
 
@@ -110,7 +134,7 @@ def engine_once(shape: str, n: int, workers: int, fast: bool) -> tuple[float, fl
         store = make_store(Path(tmp) / "bench.db", n)
         executor = ThreadExecutor(workers)
         bus = EventBus()
-        runner = Runner(store, executor, bus)
+        runner = Runner(store, executor, bus, max_map_length=max(10_000, n))
         ended = threading.Event()
         end = [0.0]
 
@@ -120,7 +144,7 @@ def engine_once(shape: str, n: int, workers: int, fast: bool) -> tuple[float, fl
                 ended.set()
 
         bus.subscribe(on_events)
-        data = definition(shape, n, fast=fast)
+        data = mapped_definition(n) if shape == "mapped" else definition(shape, n, fast=fast)
         start = time.perf_counter()
         ex_id = runner.submit(data)["id"]
         submitted = time.perf_counter()
@@ -137,6 +161,18 @@ def check(store: Store, ex_id: str, shape: str, n: int) -> None:
     """The run did the work: every task in the status it should have. Counted in SQL,
     not through ``task_rows``, which would build every row and raise the peak measured."""
     status = store.control(ex_id)[0]
+    if shape == "mapped":
+        (done,) = (
+            store._conn()
+            .execute(
+                "SELECT count(*) FROM task_instances WHERE execution_id=? AND status='completed'",
+                (ex_id,),
+            )
+            .fetchone()
+        )
+        if status != "completed" or done != n - 2:
+            raise AssertionError(f"mapped {n}: execution {status}, {done} instances completed")
+        return
     counts = dict(
         store._conn()
         .execute(
@@ -338,6 +374,8 @@ def main() -> None:
     )
     parser.add_argument("--no-fast", action="store_true", help="skip the fast-path column")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask column")
+    parser.add_argument("--map-sizes", nargs="*", type=int, default=[10_000])
+    parser.add_argument("--no-map", action="store_true", help="skip mapped vs static fan-out")
     parser.add_argument("--profile", nargs="*", metavar="SHAPE:N[:fast]")
     parser.add_argument("--phases", nargs="*", metavar="SHAPE:N")
     parser.add_argument("--top", type=int, default=25)
@@ -370,7 +408,7 @@ def main() -> None:
         f"{'fast MiB':>10}{'wall s':>8}"
     )
     print("\n" + cols + "\n" + "-" * len(cols))
-    for shape in args.shapes:
+    for shape in args.shapes if args.shapes != ["mapped"] else ():
         for n in args.sizes:
             if n >= BIG and shape not in args.big_shapes:
                 continue
@@ -398,6 +436,27 @@ def main() -> None:
                 f"{fmt(eng and eng['seconds'], '.2f'):>8}",
                 flush=True,
             )
+
+    if not args.no_map:
+        mapped_vs_static(args.map_sizes, args.workers, args.repeat)
+
+
+def mapped_vs_static(sizes: list[int], workers: int, repeat: int) -> None:
+    """Per-instance cost of one mapped task against the per-task cost of a static fan-out
+    of the same callable (issue 12: within 1.5x)."""
+    cols = f"{'n':>8}{'static us/task':>16}{'mapped us/instance':>20}{'ratio':>7}"
+    print("\nmapped task vs static fan-out (same callable, same n)\n" + cols)
+    print("-" * len(cols))
+    for n in sizes:
+        static = spawn("engine", "fanout", n, workers, repeat)
+        mapped = spawn("engine", "mapped", n, workers, repeat)
+        per_s = None if static is None else static["seconds"] / n * 1e6
+        per_m = None if mapped is None else mapped["seconds"] / n * 1e6
+        ratio = per_m / per_s if per_s and per_m else None
+        print(
+            f"{n:>8}{fmt(per_s, '.1f'):>16}{fmt(per_m, '.1f'):>20}{fmt(ratio, '.2f'):>7}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def test_the_notebooks_are_found():
         "getting-started.ipynb",
         "etl-example.ipynb",
         "scheduled-example.ipynb",
+        "mapped-example.ipynb",
     }
 
 
@@ -299,3 +300,24 @@ def test_wf_run_on_dask_in_a_real_kernel(kernel_env, tmp_path):
         assert row["executor"] == "dask" and row["status"] == "completed"
     finally:
         store.close()
+
+
+def test_mapped_example_runs_clean(kernel_env, tmp_path):
+    nb = execute(nbformat.read(REPO / "notebooks" / "mapped-example.ipynb", as_version=4), tmp_path)
+    assert problems(nb) == []
+    assert widget_views(nb) == 1
+    store = Store(kernel_env)
+    try:
+        fixed, failed = stored_executions(store, "daily_files")
+        assert (failed["status"], fixed["status"]) == ("failed", "completed")
+        assert fixed["parentId"] == failed["id"]
+        work = fixed["tasks"][1]
+        assert work["mapped"]["completed"] == 12
+        assert stored_execution(store, fixed["id"], detail=True)["tasks"][2]["result"] == {
+            "files": 12,
+            "total": 3348.0,
+        }
+    finally:
+        store.close()
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    assert "ran again: [7]" in printed
