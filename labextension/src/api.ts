@@ -14,11 +14,11 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type { operations } from './generated/openapi';
-import type { InstancePage } from './mapped';
 import type {
   ExecutionDetail,
   ExecutionRequest,
   ExecutionSummary,
+  InstancePage,
   NotebookParameter,
   TaskLogs,
   Workflow,
@@ -298,15 +298,15 @@ export function getInstanceLogs(
 export function listInstances(
   executionId: string,
   task: string,
-  query: { limit?: number; cursor?: number; status?: string } = {},
+  query: Query<'listInstances'> = {},
   settings?: ServerConnection.ISettings
 ): Promise<InstancePage> {
-  return request<'getTaskLogs'>(
+  return request<'listInstances'>(
     ['executions', executionId, 'tasks', task, 'instances'],
     {},
     query,
     settings
-  ) as unknown as Promise<InstancePage>;
+  );
 }
 
 /** GET /taskflow/notebooks/parameters?path=P: a notebook's parameters cell. */

@@ -12,17 +12,15 @@
  * render per event. Pure functions, no DOM, unit-tested under node.
  */
 
-import type { TaskflowEvent, TaskRun } from './model';
+import type {
+  InstancePage,
+  MappedCounts,
+  TaskflowEvent,
+  TaskInstance,
+  TaskRun
+} from './model';
 
-/** A mapped task's instances by status (`null` until its upstream completed). */
-export interface MappedCounts {
-  total: number;
-  pending: number;
-  running: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-}
+export type { InstancePage, MappedCounts, TaskInstance };
 
 export type InstanceStatus = Exclude<keyof MappedCounts, 'total'>;
 
@@ -34,27 +32,6 @@ export const INSTANCE_STATUSES: readonly InstanceStatus[] = [
   'pending',
   'cancelled'
 ];
-
-/** One instance of GET /executions/{id}/tasks/{name}/instances. */
-export interface TaskInstance {
-  mapIndex: number;
-  status: string;
-  attempts: number;
-  duration: number | null;
-  startTime?: string | null;
-  endTime?: string | null;
-  error: string | null;
-  reason?: string | null;
-  result?: unknown;
-  traceback?: string | null;
-}
-
-/** A page of instances, ordered by `mapIndex`. */
-export interface InstancePage {
-  instances: TaskInstance[];
-  nextCursor: number | null;
-  mapped: MappedCounts | null;
-}
 
 /** The instance list's status filter: '' is every instance. */
 export type InstanceFilter = '' | InstanceStatus;
@@ -76,7 +53,7 @@ export const REFRESH_MS = 500;
 
 /** The instance an event is about, or null for the task's own events. */
 export function instanceOfEvent(
-  ev: Pick<TaskflowEvent, 'task'> & { map_index?: number | null }
+  ev: Pick<TaskflowEvent, 'task' | 'map_index'>
 ): { task: string; mapIndex: number } | null {
   const i = ev.map_index;
   return ev.task && typeof i === 'number'

@@ -20,7 +20,7 @@
  */
 
 import type { components, operations } from './generated/openapi';
-import { instanceOfEvent, MappedCounts, newerCounts } from './mapped';
+import { instanceOfEvent, newerCounts } from './mapped';
 
 type Schemas = components['schemas'];
 
@@ -40,7 +40,13 @@ export type ExecutionSummary = Schemas['Execution'];
 export type ExecutionDetail = Schemas['ExecutionDetail'];
 export type ExecutionRequest = Schemas['ExecutionRequest'];
 /** One /ws message (SPEC section 4); an instance's events carry `map_index`. */
-export type TaskflowEvent = Schemas['Event'] & { map_index?: number | null };
+export type TaskflowEvent = Schemas['Event'];
+/** A mapped task's instances by status, with `total` (SPEC section 11). */
+export type MappedCounts = Schemas['MappedCounts'];
+/** One instance of GET /executions/{id}/tasks/{name}/instances. */
+export type TaskInstance = Schemas['Instance'];
+/** A page of instances, ordered by `mapIndex`, with the task's counts. */
+export type InstancePage = Schemas['InstancePage'];
 export type EventName = TaskflowEvent['event'];
 /** GET /executions/{id}/tasks/{task}/logs */
 export type TaskLogs = Schemas['TaskLogs'];
@@ -66,12 +72,15 @@ export type TaskStatus = Schemas['Task']['status'] | 'retrying';
  * attempt starts); no snapshot carries it.
  */
 export type TaskRun = Partial<
-  Omit<Schemas['TaskDetail'], 'name' | 'status'>
+  Omit<Schemas['TaskDetail'], 'name' | 'status' | 'mapped'>
 > & {
   name: string;
   status: TaskStatus;
   progress?: TaskProgress | null;
-  /** A mapped task's instances by status (snapshots only; SPEC section 11). */
+  /**
+   * A mapped task's instances by status (snapshots only; SPEC section 11):
+   * null until its upstream's list is known, absent on other tasks.
+   */
   mapped?: MappedCounts | null;
 };
 

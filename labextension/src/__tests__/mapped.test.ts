@@ -160,10 +160,6 @@ describe('mapped helpers', () => {
       { task: 'w', mapIndex: 0 }
     );
     assert.equal(instanceOfEvent(ev('task_started', { task: 'w' })), null);
-    assert.equal(
-      instanceOfEvent(ev('task_started', { task: 'w', map_index: null })),
-      null
-    );
   });
 
   it('isMapped by definition or by snapshot', () => {

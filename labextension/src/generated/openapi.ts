@@ -81,6 +81,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/executions/{execution_id}/tasks/{task}/instances': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description execution id (exec_...) */
+        execution_id: string;
+        /** @description task name */
+        task: string;
+      };
+      cookie?: never;
+    };
+    /** a page of a mapped task's instances, in index order (400 `not_mapped` for a task without `map_over`) */
+    get: operations['listInstances'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/executions/{execution_id}/tasks/{task}/logs': {
     parameters: {
       query?: never;
@@ -93,7 +115,7 @@ export interface paths {
       };
       cookie?: never;
     };
-    /** captured stdout/stderr per attempt */
+    /** captured stdout/stderr per attempt (what a running attempt wrote so far); of one instance of a mapped task with `map_index` */
     get: operations['getTaskLogs'];
     put?: never;
     post?: never;
@@ -280,6 +302,8 @@ export interface components {
     /** @description a branch task */
     BranchTaskDefinition: {
       dependencies?: string[];
+      /** @description one of `dependencies` whose result is a list: this task runs once per element (an instance; SPEC 11), its result the list of theirs */
+      map_over?: string | null;
       name: string;
       params?: components['schemas']['BranchParams'];
       /** @default 0 */
@@ -328,6 +352,8 @@ export interface components {
         | 'task_skipped'
         | 'task_progress';
       execution_id: string;
+      /** @description an event of one instance of a mapped task: its index */
+      map_index?: number;
       /** @description task_progress: code cells done of total (a notebook task) */
       progress?: {
         done: number;
@@ -404,6 +430,45 @@ export interface components {
       };
       revision?: number;
     };
+    /** @description one instance of a mapped task */
+    Instance: {
+      attempts: number;
+      duration: number | null;
+      /** Format: date-time */
+      endTime: string | null;
+      error: string | null;
+      history: Record<string, unknown>[];
+      mapIndex: number;
+      /** @description a notebook instance's executed copy (under the root) */
+      output?: string | null;
+      reason: string | null;
+      result: unknown;
+      /** Format: date-time */
+      startTime: string | null;
+      /** @enum {string} */
+      status:
+        | 'pending'
+        | 'running'
+        | 'completed'
+        | 'failed'
+        | 'skipped'
+        | 'cancelled';
+      traceback?: string | null;
+    };
+    InstancePage: {
+      instances: components['schemas']['Instance'][];
+      mapped: components['schemas']['MappedCounts'];
+      /** @description the `cursor` of the next page */
+      nextCursor: number | null;
+    };
+    MappedCounts: {
+      cancelled: number;
+      completed: number;
+      failed: number;
+      pending: number;
+      running: number;
+      total: number;
+    };
     /** @description params of a notebook task: a notebook under the server's root */
     NotebookParams: {
       /** @description kernelspec name (default: the notebook's own) */
@@ -416,6 +481,8 @@ export interface components {
     /** @description a notebook task */
     NotebookTaskDefinition: {
       dependencies?: string[];
+      /** @description one of `dependencies` whose result is a list: this task runs once per element (an instance; SPEC 11), its result the list of theirs */
+      map_over?: string | null;
       name: string;
       params?: components['schemas']['NotebookParams'];
       /** @default 0 */
@@ -457,6 +524,8 @@ export interface components {
     /** @description a python task */
     PythonTaskDefinition: {
       dependencies?: string[];
+      /** @description one of `dependencies` whose result is a list: this task runs once per element (an instance; SPEC 11), its result the list of theirs */
+      map_over?: string | null;
       name: string;
       params?: components['schemas']['PythonParams'];
       /** @default 0 */
@@ -512,6 +581,8 @@ export interface components {
       /** Format: date-time */
       endTime: string | null;
       error: string | null;
+      /** @description a mapped task's instances by status (null until its upstream's list is known); only on tasks with `map_over` */
+      mapped?: components['schemas']['MappedCounts'];
       name: string;
       reason: string | null;
       /** Format: date-time */
@@ -544,6 +615,8 @@ export interface components {
       endTime: string | null;
       error: string | null;
       history?: Record<string, unknown>[];
+      /** @description a mapped task's instances by status (null until its upstream's list is known); only on tasks with `map_over` */
+      mapped?: components['schemas']['MappedCounts'];
       name: string;
       /** @description path (relative to the server's root) of a file the attempt left, e.g. a notebook task's executed copy */
       output?: string | null;
@@ -568,6 +641,8 @@ export interface components {
         stdout?: string | null;
       }[];
       executionId: string;
+      /** @description with `?map_index=`: the instance */
+      mapIndex?: number;
       task: string;
     };
     Workflow: {
@@ -918,9 +993,77 @@ export interface operations {
       };
     };
   };
+  listInstances: {
+    parameters: {
+      query?: {
+        /** @description only instances with this status */
+        status?:
+          | 'pending'
+          | 'running'
+          | 'completed'
+          | 'failed'
+          | 'skipped'
+          | 'cancelled';
+        /** @description page size */
+        limit?: number;
+        /** @description the index the page starts at (the previous page's `nextCursor`) */
+        cursor?: number;
+      };
+      header?: never;
+      path: {
+        /** @description execution id (exec_...) */
+        execution_id: string;
+        /** @description task name */
+        task: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['InstancePage'];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description unknown id */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
   getTaskLogs: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description an instance of a mapped task (400 `not_mapped` for another task) */
+        map_index?: number;
+      };
       header?: never;
       path: {
         /** @description execution id (exec_...) */
