@@ -6,6 +6,10 @@ points right; within a layer tasks are ordered by the mean row of their dependen
 (one barycenter sweep), ties kept in definition order, which removes most crossings of
 the usual fan-out / fan-in shapes without an expensive optimiser.
 
+A mapped task (SPEC 11) is one node standing for all its instances: a second box
+peeks out behind it, and it shows ``done/total`` over a strip of its instances' counts
+by status (``histogram``), the same counts and words as the Lab panel's node.
+
 Everything drawn comes from user data (task names, error text), so every string is
 escaped; the SVG carries ``data-task`` / ``data-status`` attributes that tests and the
 browser screenshot rely on.
@@ -17,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-__all__ = ["STATUS_COLORS", "layout", "render_svg"]
+__all__ = ["MAPPED_STATUSES", "STATUS_COLORS", "histogram", "layout", "mapped_text", "render_svg"]
 
 #: fill, stroke and text colour per task status (GitHub Primer palette: readable on
 #: light and dark themes alike).
@@ -34,6 +38,47 @@ NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 132, 30, 46, 14, 8
 MAX_LABEL = 17
 MAX_NODES = 400
 DASH = ' stroke-dasharray="4 3"'
+#: the statuses of a mapped task's instances, in the order its histogram shows them
+MAPPED_STATUSES = ("completed", "running", "failed", "pending", "cancelled")
+
+
+def done_text(counts: Mapping[str, int] | None) -> str:
+    """``742/1000``: a mapped task's completed instances of all; empty before it expanded."""
+    return f"{counts.get('completed', 0)}/{counts.get('total', 0)}" if counts else ""
+
+
+def mapped_text(counts: Mapping[str, int] | None, upstream: str | None = None) -> str:
+    """``742/1000 completed · 3 failed · 20 running · 235 pending`` (the panel's words);
+    ``waiting for <upstream>`` before the task expanded, ``no instances`` for ``[]``."""
+    if not counts:
+        return f"waiting for {upstream}" if upstream else "not expanded yet"
+    if not counts.get("total"):
+        return "no instances"
+    parts = [f"{done_text(counts)} completed"]
+    parts += [
+        f"{counts[s]} {s}" for s in ("failed", "cancelled", "running", "pending") if counts.get(s)
+    ]
+    return " \u00b7 ".join(parts)
+
+
+def histogram(
+    counts: Mapping[str, int] | None, width: float, min_width: float = 2.0
+) -> list[tuple[str, int, float, float]]:
+    """``(status, count, x, width)`` segments across ``width`` in ``MAPPED_STATUSES``
+    order, in proportion to the counts but each at least ``min_width`` wide (one failure
+    among 1,000 stays visible); the widths add up to ``width``."""
+    present = [(s, counts.get(s, 0)) for s in MAPPED_STATUSES if counts and counts.get(s, 0) > 0]
+    total = sum(n for _, n in present)
+    if not total or width <= 0:
+        return []
+    floor = min(min_width, width / len(present))
+    rest = width - floor * len(present)
+    out, x = [], 0.0
+    for i, (status, n) in enumerate(present):
+        w = width - x if i == len(present) - 1 else floor + rest * n / total
+        out.append((status, n, x, w))
+        x += w
+    return out
 
 
 def layout(tasks: Sequence[tuple[str, Sequence[str]]]) -> dict[str, tuple[int, int]]:
@@ -83,6 +128,8 @@ def _tooltip(name: str, state: Mapping[str, Any]) -> str:
         lines.append(f"attempts: {state['attempts']}")
     if state.get("duration") is not None:
         lines.append(f"duration: {state['duration']:.3g}s")
+    if state.get("map_over") or state.get("mapped"):
+        lines.append(f"instances: {mapped_text(state.get('mapped'), state.get('map_over'))}")
     if state.get("reason"):
         lines.append(f"reason: {state['reason']}")
     if state.get("error"):
@@ -96,7 +143,8 @@ def render_svg(
     """The DAG as an SVG string, each node filled by its task's status.
 
     ``states[name]`` holds at least ``status`` (a key of ``STATUS_COLORS``), and
-    optionally ``attempts``, ``duration``, ``reason``, ``error`` for the hover text.
+    optionally ``attempts``, ``duration``, ``reason``, ``error`` for the hover text; a
+    mapped task's ``map_over`` and ``mapped`` (its instances' counts) draw it as such.
     """
     if len(tasks) > MAX_NODES:
         return (
@@ -148,13 +196,62 @@ def render_svg(
             if status == "running"
             else ""
         )
-        parts.append(
-            f'<g class="taskflow-node" data-task="{escape(name)}" data-status="{escape(status)}">'
-            f"<title>{escape(_tooltip(name, state))}</title>"
+        mapped = bool(state.get("map_over")) or state.get("mapped") is not None
+        counts = state.get("mapped") if mapped else None
+        attr = f' data-mapped="{escape(done_text(counts) or "waiting")}"' if mapped else ""
+        box = (
             f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="1.5"{dash}>{pulse}</rect>'
-            f'<text x="{x + NODE_W // 2}" y="{y + NODE_H // 2 + 4}" text-anchor="middle" '
-            f'fill="{ink}">{escape(_label(name))}</text></g>'
+        )
+        if mapped:
+            body = _mapped_node(x, y, name, counts, fill, stroke, ink, box)
+        else:
+            body = (
+                f'{box}<text x="{x + NODE_W // 2}" y="{y + NODE_H // 2 + 4}" '
+                f'text-anchor="middle" fill="{ink}">{escape(_label(name))}</text>'
+            )
+        parts.append(
+            f'<g class="taskflow-node" data-task="{escape(name)}" data-status="{escape(status)}"'
+            f"{attr}><title>{escape(_tooltip(name, state))}</title>{body}</g>"
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _mapped_node(
+    x: int,
+    y: int,
+    name: str,
+    counts: Mapping[str, int] | None,
+    fill: str,
+    stroke: str,
+    ink: str,
+    box: str,
+) -> str:
+    """A mapped task's box: a second box behind it, its name, ``done/total`` and a strip of
+    its instances' counts by status."""
+    behind = (
+        f'<rect x="{x + 3}" y="{y - 3}" width="{NODE_W}" height="{NODE_H}" rx="6" '
+        f'fill="{fill}" stroke="{stroke}" stroke-width="1" opacity="0.6"/>'
+    )
+    mid = x + NODE_W // 2
+    label = escape(_label(name))
+    sub = escape(done_text(counts) or "mapped")
+    strip_x, strip_w = x + 8, NODE_W - 16
+    strip = [
+        f'<rect class="taskflow-histogram" x="{strip_x}" y="{y + NODE_H - 6}" '
+        f'width="{strip_w}" height="3" fill="#ffffff" opacity="0.6"/>'
+    ]
+    for status, n, sx, sw in histogram(counts, strip_w):
+        strip.append(
+            f'<rect data-segment="{status}" data-count="{n}" x="{strip_x + sx:.1f}" '
+            f'y="{y + NODE_H - 6}" width="{sw:.1f}" height="3" '
+            f'fill="{STATUS_COLORS[status][1]}"/>'
+        )
+    return (
+        f"{behind}{box}"
+        f'<text x="{mid}" y="{y + 12}" text-anchor="middle" fill="{ink}" font-size="11">'
+        f"{label}</text>"
+        f'<text class="taskflow-done" x="{mid}" y="{y + 21}" text-anchor="middle" '
+        f'fill="{ink}" font-size="9">{sub}</text>' + "".join(strip)
+    )

@@ -4,7 +4,9 @@
 execution id, status, elapsed time), a progress bar, the DAG drawn as SVG and coloured
 by status (``graph.py``), and a row per task (status colour, duration, attempts, the
 error with its traceback one click away; a running notebook task's row adds a small bar
-and ``cell k/n`` from its ``task_progress`` events).
+and ``cell k/n`` from its ``task_progress`` events). A mapped task (SPEC 11) is one node
+and one row showing its instances' ``done/total`` and counts by status, in the Lab
+panel's words (``graph.mapped_text``); its instances are listed in the panel, not here.
 
 How it stays live
 -----------------
@@ -17,8 +19,10 @@ throttled (at most one per ``min_interval``, default 0.2 s, so <= 5 per second),
 under ``hold_sync`` as one message, and come from that one thread, which never
 displays or prints (output routing from threads is unreliable; trait updates are not).
 When the execution ends, the final state is reloaded from the database and pushed, and
-the thread stops. Displaying a ``Run`` again, or after a kernel restart, builds a new
-widget from the database.
+the thread stops. An instance's event (it carries ``map_index``) is not its mapped task's
+own state change: it only marks the counts stale, and they are read again from the
+task's row (one query per batch of events, however many instances ran). Displaying a
+``Run`` again, or after a kernel restart, builds a new widget from the database.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from ..events import Event, EventBus
 from ..model import TERMINAL_EXECUTION, TERMINAL_TASK
 from ..serialize import event_json, execution_json
 from ..store import Store
-from .graph import STATUS_COLORS, render_svg
+from .graph import STATUS_COLORS, histogram, mapped_text, render_svg
 
 __all__ = ["ExecutionWidget", "render_text"]
 
@@ -119,6 +123,11 @@ ABANDON_WATCH = 1.5  # s after the end to watch for an attempt left running (Thr
 ABANDONED_NOTE = "attempt {attempt} given up on but still running in its thread (blocked in C)"
 
 
+def is_mapped(task: dict[str, Any]) -> bool:
+    """A mapped task: by its definition (``map_over``) or by its counts."""
+    return bool(task.get("map_over")) or task.get("mapped") is not None
+
+
 def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed: float) -> str:
     """The execution as plain text: a header line and a line per task."""
     done = sum(t["status"] in TERMINAL_TASK for t in tasks)
@@ -130,6 +139,8 @@ def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed:
     for t in tasks[:MAX_ROWS]:
         status = shown_status(t)
         extra = []
+        if is_mapped(t):
+            extra.append(mapped_text(t.get("mapped"), t.get("map_over")))
         cells = cell_progress(t)
         if cells is not None:
             extra.append(f"{_text_bar(*cells)} cell {cells[0]}/{cells[1]}")
@@ -177,6 +188,25 @@ def _cells_html(task: dict[str, Any]) -> str:
     )
 
 
+def _mapped_html(task: dict[str, Any]) -> str:
+    """A mapped task's small histogram of its instances and their counts in words."""
+    if not is_mapped(task):
+        return ""
+    counts = task.get("mapped")
+    segments = "".join(
+        f'<span data-segment="{status}" style="display:inline-block;height:100%;'
+        f'width:{width:.2f}px;background:{STATUS_COLORS[status][1]}"></span>'
+        for status, _, _, width in histogram(counts, 80)
+    )
+    return (
+        f'<span class="taskflow-mapped" style="display:inline-flex;align-items:center;'
+        'gap:4px;margin-left:6px;white-space:nowrap">'
+        '<span style="display:inline-flex;width:80px;height:6px;border-radius:3px;'
+        f'overflow:hidden;background:#eaeef2">{segments}</span>'
+        f"{escape(mapped_text(counts, task.get('map_over')))}</span>"
+    )
+
+
 def _abandoned_html(task: dict[str, Any]) -> str:
     if not task.get("abandoned"):
         return ""
@@ -207,7 +237,8 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
     elapsed = traitlets.Float(0.0, help="seconds since the execution started (to its end)")
     tasks: traitlets.List[dict[str, Any]] = traitlets.List(
         help="one dict per task: name, status, attempts, duration, error, reason, retrying, "
-        "dependencies, traceback, progress (a notebook task's last {done, total} of cells)"
+        "dependencies, traceback, progress (a notebook task's last {done, total} of cells), "
+        "map_over and mapped (a mapped task's instances by status, with total)"
     )
     parent_id = traitlets.Unicode(None, allow_none=True, help="the execution this one retries")
 
@@ -300,6 +331,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self._order = [(t.name, list(t.dependencies)) for t in wf.tasks]
         before, self._state = self._state, {}
         deps = dict(self._order)
+        maps = {t.name: t.map_over for t in wf.tasks}
         for task in execution["tasks"]:
             retrying = task["status"] == "pending" and bool(task.get("error"))
             old = before.get(task["name"], {})
@@ -316,6 +348,8 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                 "retrying": retrying,
                 "dependencies": deps[task["name"]],
                 "progress": old.get("progress") if same and task["status"] == "running" else None,
+                "map_over": maps[task["name"]],
+                "mapped": task.get("mapped"),
             }
         self._exec = {
             k: execution.get(k)
@@ -334,7 +368,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
 
     def _pull(self) -> bool:
         """Apply the events stored since the last look; True when anything changed."""
-        changed, terminal, failed = False, False, False
+        changed, terminal, failed, counts = False, False, False, False
         while True:
             batch = self._store.events(self._seq, execution=self.execution_id)
             for event in map(event_json, batch):
@@ -347,16 +381,21 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
                         self._exec["startTime"] = self._exec.get("startTime") or event["timestamp"]
                     else:
                         terminal = True
+                elif event.get("map_index") is not None:
+                    counts = True  # an instance's: its task's counts moved, not its status
                 elif event.get("task") in self._state:
                     failed |= self._apply(self._state[event["task"]], kind, event)
             if len(batch) < 1000:
                 break
         if terminal:
             self._load()  # exact final state (cancelled tasks emit no event of their own)
-        elif failed:
+        elif failed or counts:
             for name, row in self._store.task_runs(self.execution_id).items():
                 if name in self._state:
-                    self._state[name]["traceback"] = row.traceback
+                    if failed:
+                        self._state[name]["traceback"] = row.traceback
+                    if row.mapped is not None:
+                        self._state[name]["mapped"] = row.mapped
         return changed
 
     @staticmethod
@@ -448,7 +487,13 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
             values = [
                 ("left", dot),
                 ("left", f"<b>{escape(t['name'])}</b>"),
-                ("left", escape(status) + (f" ({escape(note)})" if note else "") + _cells_html(t)),
+                (
+                    "left",
+                    escape(status)
+                    + (f" ({escape(note)})" if note else "")
+                    + _cells_html(t)
+                    + _mapped_html(t),
+                ),
                 ("right", str(t.get("attempts") or 0)),
                 ("right", escape(fmt_seconds(t.get("duration")))),
                 ("left", _error_html(t) + _abandoned_html(t)),

@@ -379,3 +379,101 @@ def test_an_attempt_left_running_in_its_thread_is_shown_until_it_ends(session):
     wait_until(lambda: "still running" not in widget.text(), timeout=30)
     assert widget.wait(10)
     assert run.status == "failed"
+
+
+def mapped_definition(code: str, n: int = 30) -> dict:
+    return {
+        "name": "mapped",
+        "tasks": [
+            {"name": "list", "params": {"code": f"result = list(range({n}))"}},
+            {
+                "name": "work",
+                "dependencies": ["list"],
+                "map_over": "list",
+                "params": {"code": code},
+            },
+        ],
+    }
+
+
+def test_a_mapped_task_is_one_node_with_its_instances_counts(store, bus, runner: Runner):
+    """Instance events move the counts, never the mapped task's own status; the node, the
+    row and the text all show the same ``done/total`` and counts."""
+    runner.register(mapped_definition("assert item % 7, 'multiple of 7'\nresult = item * 2"))
+    execution = runner.start("mapped")
+    widget = ExecutionWidget(execution["id"], store=store, bus=bus)
+    assert widget.wait(30)
+    work = by_name(widget)["work"]
+    assert work["status"] == "failed" and work["map_over"] == "list"
+    assert work["mapped"] == {
+        "total": 30,
+        "pending": 0,
+        "running": 0,
+        "completed": 25,
+        "failed": 5,
+        "cancelled": 0,
+    }
+    assert "5 of 30 instances failed" in work["error"]
+    assert 'data-task="work" data-status="failed" data-mapped="25/30"' in widget.graph.value
+    segments = dict(re.findall(r'data-segment="(\w+)" data-count="(\d+)"', widget.graph.value))
+    assert segments == {"completed": "25", "failed": "5"}
+    assert "25/30 completed \u00b7 5 failed" in widget.table.value
+    line = next(x for x in widget.text().splitlines() if " work " in x)
+    assert "failed" in line and "25/30 completed \u00b7 5 failed" in line, line
+    assert by_name(widget)["list"].get("mapped") is None
+
+
+def test_running_instances_update_the_counts_not_the_status(store, bus, runner: Runner, tmp_path):
+    flag = tmp_path / "release"
+    code = (
+        "import os, time\n"
+        f"while item >= 5 and not os.path.exists({str(flag)!r}):\n"
+        "    time.sleep(0.02)\n"
+        "result = item"
+    )
+    runner.register(mapped_definition(code, n=10))
+    execution = runner.start("mapped")
+    widget = ExecutionWidget(execution["id"], store=store, bus=bus, min_interval=0.05)
+    try:
+        # five instances completed (five task_completed events with a map_index), the
+        # others running or waiting for a thread: the task itself still runs
+        wait_until(lambda: (by_name(widget)["work"].get("mapped") or {}).get("completed") == 5)
+        work = by_name(widget)["work"]
+        assert work["status"] == "running", work
+        counts = work["mapped"]
+        assert counts["total"] == 10 and counts["running"] + counts["pending"] == 5, counts
+        assert 'data-mapped="5/10"' in widget.graph.value
+        assert "5/10 completed" in widget.text()
+    finally:
+        flag.write_text("go")
+    assert widget.wait(30)
+    work = by_name(widget)["work"]
+    assert work["status"] == "completed" and work["mapped"]["completed"] == 10
+    assert 'data-mapped="10/10"' in widget.graph.value
+
+
+def test_mapped_text_and_histogram():
+    from pytaskflow_jupyter.kernel.graph import histogram, mapped_text
+
+    counts = {"total": 1000, "completed": 742, "failed": 3, "running": 20, "pending": 235}
+    assert (
+        mapped_text(counts)
+        == "742/1000 completed \u00b7 3 failed \u00b7 20 running \u00b7 235 pending"
+    )
+    assert mapped_text(None, "list") == "waiting for list"
+    assert mapped_text({"total": 0}) == "no instances"
+    segments = histogram({"total": 1000, "completed": 999, "failed": 1}, 116)
+    assert [s[0] for s in segments] == ["completed", "failed"]
+    assert segments[1][3] >= 2, "one failure in 1000 stays visible"
+    assert abs(sum(s[3] for s in segments) - 116) < 1e-9
+    assert histogram(None, 116) == []
+    text = render_text(
+        {"id": "exec_1", "workflowId": "w", "status": "running"},
+        [{"name": "work", "status": "pending", "attempts": 0, "map_over": "list", "mapped": None}],
+        1.0,
+    )
+    assert text.splitlines()[1] == "  \u00b7 work  pending    waiting for list"
+    svg = render_svg(
+        [("list", []), ("work", ["list"])], {"work": {"status": "pending", "map_over": "list"}}
+    )
+    assert 'data-task="work" data-status="pending" data-mapped="waiting"' in svg
