@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--executors", default="thread,process")
     parser.add_argument("--shapes", default="independent,chain")
+    parser.add_argument("--json", action="store_true", help="the cases as a last JSON line")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # executor:shape, in a child
     args = parser.parse_args()
     if args.case:
@@ -147,6 +148,7 @@ def main() -> None:
     print(f"# {pytaskflow_jupyter.__file__}")
     print(f"# {args.tasks} tasks x {args.mb} MB, {args.workers} workers, {os.cpu_count()} CPUs")
     print("executor  shape        status     start MB  peak MB  after MB  workers MB  s")
+    cases = []
     for kind in args.executors.split(","):
         for shape in args.shapes.split(","):
             out = subprocess.run(
@@ -155,11 +157,14 @@ def main() -> None:
                 capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
             r = json.loads(out.strip().splitlines()[-1])
+            cases.append(r)
             print(
                 f"{r['executor']:<9} {r['shape']:<12} {r['status']:<10} {r['start_mb']:>8} "
                 f"{r['peak_mb']:>8} {r['after_mb']:>9} {r['workers_peak_mb']:>11} "
                 f"{r['seconds']:>4}"
             )
+    if args.json:
+        print(json.dumps(cases))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """``/ws`` fan-out on a real `jupyter taskflow`: many clients following one large run.
 
-    python bench/bench_ws.py [--clients 200] [--tasks 2000] [--root PATH]
+    python bench/bench_ws.py [--clients 200] [--tasks 2000] [--sleep S] [--executor thread]
+                             [--root PATH]
 
-A real server (a subprocess, thread executor) runs one execution of a fan-out of
+A real server (a subprocess; ``--executor``: thread, or the server's default, process)
+runs one execution of a fan-out of
 ``--tasks`` no-op tasks (two events a task, plus the execution's) while ``--clients``
 ``/ws`` clients follow it live and one REST client polls ``GET /executions/{id}`` in a
 loop. Printed:
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -39,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,7 +60,7 @@ class Server(BaseServer):
     """``bench_server.Server`` (``jupyter taskflow`` from the package under ``root``)
     with JSON bodies and the server's CPU time."""
 
-    def __init__(self, tmp: Path, root: Path) -> None:
+    def __init__(self, tmp: Path, root: Path, executor: str = "thread") -> None:
         where = subprocess.run(
             [sys.executable, "-c", "import pytaskflow_jupyter as p; print(p.__file__)"],
             env={**os.environ, "PYTHONPATH": str(root)},
@@ -66,7 +70,8 @@ class Server(BaseServer):
             check=True,
         ).stdout.strip()
         print(f"server code: {where}", file=sys.stderr)
-        super().__init__(tmp, tmp / "ws.db", root)
+        with executor_argument(executor):
+            super().__init__(tmp, tmp / "ws.db", root)
         self.ps = psutil.Process(self.proc.pid)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
@@ -77,6 +82,22 @@ class Server(BaseServer):
     def cpu(self) -> float:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+
+@contextlib.contextmanager
+def executor_argument(executor: str) -> Iterator[None]:
+    """``bench_server.Server`` starts a thread executor; this swaps its argument."""
+    real = subprocess.Popen
+
+    def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        flag = "--TaskFlowApp.executor="
+        return real([flag + executor if a.startswith(flag) else a for a in args], **kwargs)
+
+    subprocess.Popen = popen  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        subprocess.Popen = real  # type: ignore[misc]
 
 
 # -- the clients (a process of their own) ---------------------------------------------------
@@ -147,14 +168,23 @@ def poll(server: Server, paths: dict[str, str], stop: threading.Event) -> dict[s
             return samples
 
 
-def ms_summary(samples: list[float]) -> str:
+def ms_figures(samples: list[float]) -> dict[str, float]:
+    """n, p50, p99 and max of ``samples`` (seconds), in milliseconds."""
     ms = sorted(s * 1000 for s in samples)
     p99 = ms[min(len(ms) - 1, max(0, round(0.99 * len(ms)) - 1))]
-    return f"n={len(ms)} p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms"
+    return {"n": len(ms), "p50": statistics.median(ms), "p99": p99, "max": ms[-1]}
 
 
-def run(tmp: Path, root: Path, clients: int, tasks: int, sleep: float) -> None:
-    server = Server(tmp, root)
+def ms_summary(samples: list[float]) -> str:
+    f = ms_figures(samples)
+    return f"n={f['n']} p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, max {f['max']:.1f} ms"
+
+
+def run(
+    tmp: Path, root: Path, clients: int, tasks: int, sleep: float, executor: str
+) -> dict[str, Any]:
+    """One run (see the module docstring): prints its figures and returns them."""
+    server = Server(tmp, root, executor)
     try:
         out: Any = mp.get_context("fork").Queue()
         proc = mp.get_context("fork").Process(
@@ -219,6 +249,19 @@ def run(tmp: Path, root: Path, clients: int, tasks: int, sleep: float) -> None:
     )
     print(f"server CPU, submit to the last client's terminal event: {cpu:.1f} s")
     print(f"clients' CPU (their process, all of its life): {clients_cpu:.1f} s")
+    return {
+        "status": detail["status"],
+        "run_s": end - begin,
+        "during": {name: ms_figures(during[name]) for name in paths},
+        "idle": {name: ms_figures(idle[name]) for name in paths},
+        "lag_first_s": lags[0],
+        "lag_last_s": lags[-1],
+        "got_terminal": len(lags),
+        "delivered": sum(counts),
+        "expected": clients * expected,
+        "closed_early": closed,
+        "server_cpu_s": cpu,
+    }
 
 
 def main() -> None:
@@ -228,16 +271,23 @@ def main() -> None:
     parser.add_argument(
         "--sleep", type=float, default=0.0, help="seconds each task sleeps (0: no-op tasks)"
     )
+    parser.add_argument(
+        "--executor", default="thread", help="the server's executor (the default is process)"
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout the server runs")
+    parser.add_argument("--json", action="store_true", help="the figures as a last JSON line")
     args = parser.parse_args()
     print(
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {platform.machine()}; {args.clients} clients, "
-        f"{args.tasks} tasks sleeping {args.sleep} s; server from {args.root}",
+        f"{args.tasks} tasks sleeping {args.sleep} s, {args.executor} executor; "
+        f"server from {args.root}",
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench_ws_"))
     try:
-        run(tmp, args.root.resolve(), args.clients, args.tasks, args.sleep)
+        figures = run(tmp, args.root.resolve(), args.clients, args.tasks, args.sleep, args.executor)
+        if args.json:
+            print(json.dumps(figures))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from pytaskflow_jupyter.server.websocket import Client, EventHub
@@ -193,3 +194,47 @@ def _done() -> asyncio.Future[None]:
     fut = asyncio.get_running_loop().create_future()
     fut.set_result(None)
     return fut
+
+
+async def test_events_committed_within_min_interval_of_a_fan_out_go_out_in_one_write(tmp_path):
+    """The first event after a quiet spell goes out at once; what is committed in the
+    next ``min_interval`` waits for it and goes out in one write to each client, so a
+    run's stream wakes hundreds of writers a few times a second, not once an event."""
+    from pytaskflow_jupyter.events import make_event
+    from pytaskflow_jupyter.transitions import Changes
+
+    store = store_with_events(tmp_path / "t.db", 1)
+
+    async def run(fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def commit(count: int) -> None:
+        events = [make_event("task_started", "exec_x", "w", "running", "a")] * count
+        store.commit("exec_x", Changes(events=events))
+        hub.notify()
+
+    hub = EventHub(store, run, poll_interval=10, min_interval=0.5)
+    writes: list[tuple[float, list[int]]] = []
+    loop = asyncio.get_running_loop()
+
+    def write_frames(frames: bytes) -> asyncio.Future[None]:
+        writes.append((loop.time(), [int(s) for s in re.findall(rb'"seq": (\d+)', frames)]))
+        return _done()
+
+    c = Client(lambda text: None, lambda code, reason: None, execution=None, workflow=None,
+               queue_size=100, write_frames=write_frames)  # fmt: skip
+    await hub.ready()
+    hub.attach(c, None)
+    while not c.live:
+        await asyncio.sleep(0.01)
+    await run(commit, 1)
+    while not writes:
+        await asyncio.sleep(0.005)
+    for _ in range(4):  # four commits in quick succession, inside the interval
+        await run(commit, 1)
+    while sum(len(seqs) for _, seqs in writes) < 5:
+        await asyncio.sleep(0.01)
+    await hub.stop()
+    store.close()
+    assert [seqs for _, seqs in writes] == [[2], [3, 4, 5, 6]]
+    assert writes[1][0] - writes[0][0] >= 0.45  # (the loop's clock; a little slack)
