@@ -460,8 +460,12 @@ def _run_payload(data: bytes, conn: Connection) -> Outcome:
             f"its worker process: {type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(),
         )
+
+    def live(logs: Logs) -> None:  # what a running attempt wrote so far
+        conn.send_bytes(_LOGS + pickle.dumps((logs.stdout, logs.stderr)))
+
     if not uses_hooks(job):
-        return run_job(job)
+        return run_job(job, live=live)
 
     def progress(done: int, total: int) -> None:
         conn.send_bytes(b"%s%d/%d" % (_PROGRESS, done, total))

@@ -126,7 +126,7 @@ class ThreadExecutor(QueueExecutor):
         if self._closed or not self._claim(attempt, _Running(hooks, threading.get_ident())):
             return  # shut down, or stopped while queued (already reported)
         try:
-            outcome = run_job(job, hooks)
+            outcome = run_job(job, hooks, attempt.report)
         except TaskStopped:  # raised after the task's code, in run_job's own wrap-up
             outcome = failed_outcome(job, "Stopped: the attempt was stopped")
         finally:

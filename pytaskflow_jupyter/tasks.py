@@ -1,9 +1,12 @@
 """What runs inside a worker: one attempt of one task, turned into an ``Outcome``.
 
 This module is imported by every executor's workers (threads, loky processes, Dask
-workers), so it depends only on the standard library, ``kinds`` (which runs each
-task type) and ``results`` (upstream results passed by reference, large results spilled
-to a file). A task's exception never escapes: it becomes ``Outcome.ok = False`` with the
+workers), so it depends only on the standard library, ``errors``, ``kinds`` (which runs
+each task type) and ``results`` (upstream results passed by reference, large results
+spilled to a file). What a running attempt prints is captured per thread and, where the
+executor gives a ``live`` callback (thread and process), reported while it runs
+(``_LogPump``); tracebacks start at the task's own code (``user_traceback``).
+A task's exception never escapes: it becomes ``Outcome.ok = False`` with the
 error text and traceback. That holds for every ``BaseException``, ``SystemExit`` and
 ``KeyboardInterrupt`` included: raised by task code they end the attempt, never the
 worker thread (a thread pool that loses its threads runs nothing again).
@@ -12,6 +15,7 @@ worker thread (a thread pool that loses its threads runs nothing again).
 from __future__ import annotations
 
 import io
+import os
 import sys
 import threading
 import time
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import TaskCodeError
 from .kinds import KINDS, NO_HOOKS, Hooks, Produced
 from .results import Spill, load_upstream, spill
 
@@ -127,6 +132,72 @@ def failed_outcome(job: Job, error: str, traceback: str | None = None, stderr: s
     )
 
 
+LIVE_LOGS_INTERVAL = 0.5  # seconds between reports of what running attempts wrote
+
+
+class _Buffers:
+    """What one attempt wrote so far, and where to report it while it runs (``live``)."""
+
+    __slots__ = ("err", "job", "live", "out", "sent", "watched")
+
+    def __init__(self, job: Job, live: Callable[[Logs], None] | None) -> None:
+        self.job, self.live = job, live
+        self.out: io.StringIO | None = None  # made at the attempt's first write
+        self.err: io.StringIO | None = None
+        self.sent = (0, 0)
+        self.watched = False
+
+
+class _LogPump:
+    """One thread per process that reports, every ``LIVE_LOGS_INTERVAL``, what each
+    running attempt that printed wrote so far (a ``Logs`` message: the logs route shows
+    it while the attempt runs, and keeps it if the attempt is then stopped). An attempt
+    is watched from its first write; ``forget`` (under the same lock as a report) makes
+    sure nothing is reported for it once its outcome is on its way."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: set[_Buffers] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, bufs: _Buffers) -> None:
+        with self._lock:
+            bufs.watched = True
+            self._watched.add(bufs)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="taskflow-live-logs", daemon=True
+                )
+                self._thread.start()
+
+    def forget(self, bufs: _Buffers) -> None:
+        with self._lock:
+            self._watched.discard(bufs)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(LIVE_LOGS_INTERVAL)
+            with self._lock:
+                for bufs in list(self._watched):
+                    self._report(bufs)
+
+    @staticmethod
+    def _report(bufs: _Buffers) -> None:
+        out = "" if bufs.out is None else bufs.out.getvalue()
+        err = "" if bufs.err is None else bufs.err.getvalue()
+        if (len(out), len(err)) == bufs.sent or bufs.live is None:
+            return
+        bufs.sent = (len(out), len(err))
+        job = bufs.job
+        try:
+            bufs.live(Logs(job.task, job.attempt, out, err, job.map_index))
+        except Exception:  # a closed pipe, a stopped engine: the outcome will say the rest
+            bufs.live = None
+
+
+_PUMP = _LogPump()
+
+
 class _Capture(io.TextIOBase):
     """A stand-in for ``sys.stdout``/``sys.stderr`` that sends each thread's writes to
     that thread's buffer while it runs a task, and everything else to the real stream."""
@@ -138,12 +209,16 @@ class _Capture(io.TextIOBase):
     def write(self, text: str) -> int:
         if not getattr(_local, "capturing", False):
             return int(self._real.write(text))
-        buf = getattr(_local, self._slot)
+        bufs: _Buffers = _local.buffers
+        buf = getattr(bufs, self._slot)
         if buf is None:  # the attempt's first write to this stream
             buf = io.StringIO()
-            setattr(_local, self._slot, buf)
-        if buf.tell() < _local.limit:
-            buf.write(text[: max(0, _local.limit - buf.tell())])
+            setattr(bufs, self._slot, buf)
+            if bufs.live is not None and not bufs.watched:
+                _PUMP.watch(bufs)
+        limit = bufs.job.log_limit
+        if buf.tell() < limit:
+            buf.write(text[: max(0, limit - buf.tell())])
         return len(text)
 
     def flush(self) -> None:
@@ -168,13 +243,16 @@ def _install_capture() -> None:
             sys.stderr = _Capture(sys.stderr, "err")
 
 
-def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
-    """Run one attempt; never raises: any ``BaseException`` of the task fails it."""
+def run_job(
+    job: Job, hooks: Hooks = NO_HOOKS, live: Callable[[Logs], None] | None = None
+) -> Outcome:
+    """Run one attempt; never raises: any ``BaseException`` of the task fails it.
+    ``live``: where what the attempt writes is reported while it runs (``_LogPump``;
+    a kind that takes hooks reports its own through them)."""
     started = time.time()
     if job.capture:
         _install_capture()
-        _local.limit = job.log_limit
-        _local.out = _local.err = None  # a buffer is made at the first write
+        bufs = _local.buffers = _Buffers(job, None if KINDS[job.type].USES_HOOKS else live)
         _local.capturing = True
     try:
         if job.upstream:
@@ -192,7 +270,7 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
             job.attempt,
             False,
             error=f"{type(exc).__name__}: {exc}",
-            traceback=getattr(exc, "traceback_text", None) or traceback.format_exc(limit=-20),
+            traceback=getattr(exc, "traceback_text", None) or user_traceback(exc),
             output=getattr(exc, "output", None),
             timed_out=bool(getattr(exc, "timed_out", False)),  # it stopped itself at its timeout
             map_index=job.map_index,
@@ -203,13 +281,35 @@ def run_job(job: Job, hooks: Hooks = NO_HOOKS) -> Outcome:
         value = None
         if job.capture:
             _local.capturing = False
-            stdout = "" if _local.out is None else _local.out.getvalue()
-            stderr = "" if _local.err is None else _local.err.getvalue()
-            _local.out = _local.err = None
+            _local.buffers = None
+            if bufs.watched:
+                _PUMP.forget(bufs)
+            stdout = "" if bufs.out is None else bufs.out.getvalue()
+            stderr = "" if bufs.err is None else bufs.err.getvalue()
     if job.capture:
         out.stdout, out.stderr = stdout, stderr
     out.started, out.finished = started, time.time()
     return out
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of a task's exception from the user's code on: the frames of this
+    package that called it (run_job, the kind, the call) are left out, at most the last
+    20 frames are kept. A failure inside this package (an import error, say) keeps them."""
+    if isinstance(exc, TaskCodeError):  # our own words on the task's definition suffice
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    frames = traceback.extract_tb(exc.__traceback__)
+    first = 0
+    while first < len(frames) and frames[first].filename.startswith(_PACKAGE):
+        first += 1
+    if first == len(frames):  # the error is ours, not the task's: keep every frame
+        first = 0
+    kept = traceback.StackSummary.from_list(frames[first:][-20:])
+    lines = ["Traceback (most recent call last):\n", *kept.format()]
+    return "".join(lines + traceback.format_exception_only(type(exc), exc))
 
 
 def uses_hooks(job: Job) -> bool:

@@ -378,8 +378,10 @@ class RunState:
         """Apply one message (see the module docstring)."""
         if msg.__class__ is Outcome:  # the common case first
             task = self._attempt(msg.task, msg.attempt, msg.map_index)
-            if task is not None:  # else a late outcome of an attempt given up on
+            if task is not None:
                 self._outcome(task, msg)
+            elif msg.stdout or msg.stderr:  # a late outcome of an attempt given up on
+                self._late_logs(msg)
         elif msg is CANCEL:
             self._cancel()
         elif msg.__class__ is Started:
@@ -419,6 +421,16 @@ class RunState:
         ):
             return None
         return task
+
+    def _late_logs(self, msg: Outcome) -> None:
+        """An attempt given up on (timed out, cancelled) still ended: what it wrote is
+        kept with its attempt, though its outcome changes nothing."""
+        task = self.tasks.get(msg.task)
+        if task is not None and msg.map_index is not None:
+            instances = task.instances or []
+            task = instances[msg.map_index] if 0 <= msg.map_index < len(instances) else None
+        if task is not None and 1 <= msg.attempt <= task.run.attempts:
+            self._log(task, msg.attempt, msg.stdout, msg.stderr)
 
     def _outcome(self, task: _Task, msg: Outcome) -> None:
         self.inflight -= 1
