@@ -15,6 +15,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type { operations } from './generated/openapi';
 import type {
+  Comparison,
   ExecutionDetail,
   ExecutionRequest,
   ExecutionSummary,
@@ -22,7 +23,8 @@ import type {
   NotebookParameter,
   TaskLogs,
   Workflow,
-  WorkflowDefinition
+  WorkflowDefinition,
+  WorkflowRevision
 } from './model';
 
 type Operation = keyof operations;
@@ -62,6 +64,16 @@ async function request<Op extends Operation>(
   query: Record<string, string | number | undefined> = {},
   settings?: ServerConnection.ISettings
 ): Promise<Ok<Op>> {
+  return (await send<Op>(path, init, query, settings)).body;
+}
+
+/** The answer's JSON and its headers (for routes that page by a header). */
+async function send<Op extends Operation>(
+  path: string[],
+  init: RequestInit = {},
+  query: Record<string, string | number | undefined> = {},
+  settings?: ServerConnection.ISettings
+): Promise<{ body: Ok<Op>; headers: Headers }> {
   const s = settingsOrDefault(settings);
   const url =
     URLExt.join(s.baseUrl, ...path.map(encodeURIComponent)) +
@@ -99,7 +111,7 @@ async function request<Op extends Operation>(
       body
     );
   }
-  return body as Ok<Op>;
+  return { body: body as Ok<Op>, headers: response.headers };
 }
 
 /** The human message of an error body (jupyter_server's `message`/`reason`). */
@@ -223,6 +235,59 @@ export function listExecutions(
   settings?: ServerConnection.ISettings
 ): Promise<ExecutionSummary[]> {
   return request<'listExecutions'>(['executions'], {}, filter, settings);
+}
+
+/** One page of executions and the cursor of the next one (null on the last). */
+export interface ExecutionPage {
+  executions: ExecutionSummary[];
+  nextCursor: string | null;
+}
+
+/**
+ * GET /executions[?workflow_id=&limit=&cursor=] with the next page's cursor
+ * from `X-Next-Cursor` (the body stays an array).
+ */
+export async function listExecutionPage(
+  filter: Query<'listExecutions'> = {},
+  settings?: ServerConnection.ISettings
+): Promise<ExecutionPage> {
+  const { body, headers } = await send<'listExecutions'>(
+    ['executions'],
+    {},
+    filter,
+    settings
+  );
+  return { executions: body, nextCursor: headers.get('X-Next-Cursor') };
+}
+
+/** GET /workflows/{id}/revisions: newest first. */
+export function listRevisions(
+  id: string,
+  settings?: ServerConnection.ISettings
+): Promise<WorkflowRevision[]> {
+  return request<'listRevisions'>(
+    ['workflows', id, 'revisions'],
+    {},
+    {},
+    settings
+  );
+}
+
+/**
+ * GET /executions/{a}/compare/{b}: parameters and tasks side by side, what
+ * differs named (400 `not_comparable` across workflows).
+ */
+export function compareExecutions(
+  a: string,
+  b: string,
+  settings?: ServerConnection.ISettings
+): Promise<Comparison> {
+  return request<'compareExecutions'>(
+    ['executions', a, 'compare', b],
+    {},
+    {},
+    settings
+  );
 }
 
 /** GET /executions/{id}: one execution with full task detail. */

@@ -57,6 +57,15 @@ export type NotebookParameter =
 /** A `task_progress` event's count: code cells executed of code cells. */
 export type TaskProgress = NonNullable<TaskflowEvent['progress']>;
 
+/** One revision of a workflow (GET /workflows/{id}/revisions), newest first. */
+export type WorkflowRevision = Schemas['Revision'];
+/** Two executions of one workflow side by side (GET /executions/{a}/compare/{b}). */
+export type Comparison = Schemas['Comparison'];
+/** One side of a compared task; null when that execution has no such task. */
+export type ComparedTask = Schemas['ComparedTask'];
+export type ComparedTaskRow = Comparison['tasks'][number];
+export type ComparedParam = Comparison['params'][number];
+
 export type ExecutionStatus = ExecutionSummary['status'];
 
 /**
