@@ -268,3 +268,9 @@ export function icon(kind: 'pause' | 'resume' | 'clock'): SVGElement {
     ...shapes[kind]
   );
 }
+
+/** "exec_3f2a9c…" -> "exec_3f2a": enough to tell tabs apart. */
+export function shortId(id: string): string {
+  const m = /^([a-z]+_)?([0-9a-f]+)$/i.exec(id);
+  return m ? `${m[1] ?? ''}${m[2].slice(0, 4)}` : id.slice(0, 12);
+}

@@ -11,6 +11,19 @@
  * instances' `done/total` and histogram; selecting it shows its instances
  * (`instances.ts`) instead of logs, and its instances' events re-read the
  * execution at most every `REFRESH_MS` rather than re-rendering per event.
+ *
+ * Under the DAG, a timeline (`gantt.ts`) draws every attempt of every task,
+ * live; a task reused from an earlier execution is marked so, with a link to
+ * where it ran. The selected task's detail lists its attempts (start, end,
+ * duration, error) with each attempt's logs, and follows them live while the
+ * task runs (the logs route every `LOG_POLL_MS`, until it ends).
+ *
+ * The sections persist across renders and patch what changed: the graph's
+ * nodes and the table's rows are keyed by task and rewritten only when their
+ * state did, the timeline draws only its visible rows, the logs only when
+ * they changed (keeping each log's scroll, or its tail while it grows). An
+ * execution of 5,000 tasks thus costs a render per frame of the few tasks
+ * that moved, not of all of them.
  */
 
 import { showErrorMessage } from '@jupyterlab/apputils';
@@ -18,7 +31,9 @@ import { Contents } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
-import { DagLayout, edgePath, layoutDag } from './dag';
+import { DagLayout, layoutDag } from './dag';
+import { Gantt } from './gantt';
+import { dagSvg, newMarkerId, truncate } from './graph';
 import { InstanceList, mappedNodeParts } from './instances';
 import {
   doneText,
@@ -38,6 +53,7 @@ import {
   h,
   runTime,
   s,
+  shortId,
   statusBar,
   tickElapsed,
   triggerBadge
@@ -57,10 +73,21 @@ import {
   TERMINAL_TASK
 } from './model';
 import { TaskflowService } from './service';
+import { Attempt, AttemptMemory } from './timeline';
+
+/** A node of the drawing: a definition's task, or one only the execution has. */
+type GraphTask =
+  TaskDefinition | { name: string; type: string; dependencies?: string[] };
+
+/** How often a running task's logs are read again while it is shown. */
+export const LOG_POLL_MS = 1000;
 
 export interface ExecutionActions {
-  /** Open another execution (the one a Run or Retry created). */
-  openExecution(id: string): void;
+  /**
+   * Open another execution (the one a Run or Retry created, or the one a
+   * reused task ran in, with that task selected).
+   */
+  openExecution(id: string, task?: string): void;
   /** Open a file of the server's root (a notebook task's output) in JupyterLab. */
   openPath(path: string): void;
 }
@@ -91,6 +118,10 @@ export class ExecutionView extends Widget {
         this._counts.request();
       }
     });
+    this._gantt = new Gantt(this._memory, {
+      select: (task, attempt) => this.select(task, attempt),
+      openExecution: (id, task) => this.actions.openExecution(id, task)
+    });
     this.title.label = `TaskFlow ${shortId(executionId)}`;
     this.title.caption = executionId;
     this._render();
@@ -103,6 +134,10 @@ export class ExecutionView extends Widget {
    * ended execution may show an attempt still running in its thread, its detail. */
   private _tick(): void {
     tickElapsed(this.node);
+    const live = this.service.model.execution(this.executionId);
+    if (live && !TERMINAL_EXECUTION.has(live.status)) {
+      this._gantt.update(live, this._selected); // running bars grow
+    }
     this._ticks += 1;
     const exec = this.service.model.execution(this.executionId);
     if (exec && this._ticks % 2 === 0 && watchAbandoned(exec, Date.now())) {
@@ -118,7 +153,11 @@ export class ExecutionView extends Widget {
     this._unsubscribeInstances();
     this._counts.dispose();
     this._instances?.dispose();
+    this._gantt.dispose();
     window.clearInterval(this._timer);
+    if (this._logTimer !== null) {
+      window.clearTimeout(this._logTimer);
+    }
     if (this._frame !== null) {
       cancelAnimationFrame(this._frame);
     }
@@ -176,10 +215,15 @@ export class ExecutionView extends Widget {
       this._selected && exec.tasks.find(t => t.name === this._selected);
     if (sel && sel.status !== this._selectedStatus) {
       this._selectedStatus = sel.status;
-      if (TERMINAL_TASK.has(sel.status) && !this._isMapped(sel)) {
-        void this._loadLogs(sel.name);
+      if (!this._isMapped(sel)) {
+        if (TERMINAL_TASK.has(sel.status)) {
+          void this._loadLogs(sel.name, true);
+        } else {
+          this._followLogs();
+        }
       }
     }
+    this._reloadForHistory(exec);
     this._scheduleRender();
   }
 
@@ -196,6 +240,26 @@ export class ExecutionView extends Widget {
     if (finished.length && !TERMINAL_EXECUTION.has(exec.status)) {
       finished.forEach(t => this._askedOutput.add(t.name));
       void this.service.loadExecution(this.executionId).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A task that started another attempt: the attempt before it (start, end,
+   * error) is in the detail's history only.
+   */
+  private _reloadForHistory(exec: Execution): void {
+    let retried = false;
+    for (const t of exec.tasks) {
+      const n = t.attempts ?? 0;
+      if (n > 1 && n > (this._attemptsSeen.get(t.name) ?? 1)) {
+        retried = true;
+      }
+      if (n) {
+        this._attemptsSeen.set(t.name, n);
+      }
+    }
+    if (retried) {
+      this._counts.request();
     }
   }
 
@@ -241,6 +305,9 @@ export class ExecutionView extends Widget {
     this._render();
     try {
       const created = await fn();
+      if (created && created.id && created.id !== this.executionId) {
+        this.service.noteStarted(created.id);
+      }
       if (created && created.id) {
         this.service.model.upsertExecutions([created]);
         if (created.id !== this.executionId) {
@@ -256,7 +323,14 @@ export class ExecutionView extends Widget {
     }
   }
 
-  private _select(task: string): void {
+  /** Show `task`'s detail (its instances when mapped), `attempt` first. */
+  select(task: string, attempt?: number): void {
+    this._selectedAttempt = attempt ?? null;
+    if (this._selected === task && this._logs.state !== 'loading') {
+      this._logsKey = ''; // the same logs, another attempt to show
+      this._render();
+      return;
+    }
     this._selected = task;
     const run = this.service.model
       .execution(this.executionId)
@@ -295,9 +369,17 @@ export class ExecutionView extends Widget {
     return this._instances.node;
   }
 
-  private async _loadLogs(task: string): Promise<void> {
-    this._logs = { state: 'loading' };
-    this._render();
+  /**
+   * Read the selected task's logs; `quiet` keeps what is shown until they
+   * arrive (a refresh, not a new task). A running task's are read again
+   * every LOG_POLL_MS until it ends.
+   */
+  private async _loadLogs(task: string, quiet = false): Promise<void> {
+    if (!quiet || this._logs.state !== 'ready') {
+      this._logs = { state: 'loading' };
+      this._logsVersion += 1;
+      this._render();
+    }
     try {
       const { attempts } = await api.getTaskLogs(
         this.executionId,
@@ -305,19 +387,54 @@ export class ExecutionView extends Widget {
         this.service.settings
       );
       if (this._selected === task) {
-        this._logs = { state: 'ready', attempts };
+        const same =
+          this._logs.state === 'ready' &&
+          JSON.stringify(this._logs.attempts) === JSON.stringify(attempts);
+        if (!same) {
+          this._logs = { state: 'ready', attempts };
+          this._logsVersion += 1;
+        }
       }
     } catch (err) {
       if (this._selected === task) {
         this._logs = { state: 'error', message: describeError(err) };
+        this._logsVersion += 1;
       }
     }
     this._render();
+    this._followLogs();
+  }
+
+  /** While the selected task runs, read its logs again in LOG_POLL_MS. */
+  private _followLogs(): void {
+    if (this._logTimer !== null || this.isDisposed) {
+      return;
+    }
+    const run = this._selectedRun();
+    if (!run || TERMINAL_TASK.has(run.status) || this._isMapped(run)) {
+      return;
+    }
+    this._logTimer = window.setTimeout(() => {
+      this._logTimer = null;
+      const now = this._selectedRun();
+      if (now && !TERMINAL_TASK.has(now.status) && !this.isDisposed) {
+        void this._loadLogs(now.name, true);
+      }
+    }, LOG_POLL_MS);
+  }
+
+  private _selectedRun(): TaskRun | undefined {
+    return this._selected
+      ? this.service.model
+          .execution(this.executionId)
+          ?.tasks.find(t => t.name === this._selected)
+      : undefined;
   }
 
   private _render(): void {
     const exec = this.service.model.execution(this.executionId);
     if (!exec) {
+      this._built = false;
       this.node.replaceChildren(
         this._loaded
           ? h(
@@ -336,18 +453,38 @@ export class ExecutionView extends Widget {
     const name =
       this.service.model.workflow(exec.workflowId)?.name || exec.workflowId;
     this.title.label = `${name} · ${shortId(exec.id)}`;
+    this.title.caption = `${name}: ${exec.id}`;
+    if (!this._built) {
+      this._built = true;
+      this._graphBox.replaceChildren();
+      this._graphState = null;
+      this._tableState = null;
+      this.node.replaceChildren(
+        this._headerBox,
+        this._barBox,
+        this._problemBox,
+        this._graphBox,
+        this._gantt.node,
+        this._tableBox,
+        this._logsBox
+      );
+    }
     const problem = this._actionError ?? this._error;
     const counts = taskCounts(exec);
-    this.node.replaceChildren(
-      this._header(exec),
-      counts.total ? statusBar(counts, countsText(counts)) : '',
+    this._headerBox.replaceChildren(this._header(exec));
+    this._barBox.replaceChildren(
+      counts.total ? statusBar(counts, countsText(counts)) : ''
+    );
+    this._problemBox.replaceChildren(
       ...(problem
         ? [h('div', { class: 'jp-Taskflow-error', role: 'alert' }, problem)]
-        : []),
-      this._graph(exec),
-      this._table(exec),
-      this._logsView(exec)
+        : [])
     );
+    this._updateGraph(exec);
+    this._memory.observe(exec);
+    this._gantt.update(exec, this._selected);
+    this._updateTable(exec);
+    this._updateLogs(exec);
   }
 
   private _header(exec: Execution): HTMLElement {
@@ -422,118 +559,129 @@ export class ExecutionView extends Widget {
     );
   }
 
-  private _graph(exec: Execution): HTMLElement {
-    const runs = new Map(exec.tasks.map(t => [t.name, t]));
-    const spec: TaskDefinition[] =
+  /** The spec's tasks, then any only the execution knows (drawn too). */
+  private _allTasks(exec: Execution): GraphTask[] {
+    const spec: GraphTask[] =
       this._spec ??
       exec.tasks.map(t => ({ name: t.name, type: 'python', dependencies: [] }));
-    // Tasks only the execution knows (should not happen) are drawn too.
     const names = new Set(spec.map(t => t.name));
-    const all = [
+    return [
       ...spec,
       ...exec.tasks
         .filter(t => !names.has(t.name))
         .map(t => ({ name: t.name, type: '?' }))
     ];
+  }
+
+  /**
+   * The DAG: drawn again when the definition changes; otherwise only the
+   * nodes whose state changed are replaced.
+   */
+  private _updateGraph(exec: Execution): void {
+    const all = this._allTasks(exec);
     if (!all.length) {
-      return h('div', { class: 'jp-Taskflow-empty' }, 'No tasks.');
+      this._graphState = null;
+      this._graphBox.replaceChildren(
+        h('div', { class: 'jp-Taskflow-empty' }, 'No tasks.')
+      );
+      return;
     }
     const layout = this._dagLayout(all);
+    if (this._graphState?.layout !== layout) {
+      const svg = dagSvg(layout, this._markerId);
+      this._graphState = { layout, svg, nodes: new Map() };
+      this._graphBox.replaceChildren(
+        h(
+          'div',
+          { class: 'jp-TaskflowExecution-graph' },
+          svg as unknown as Node
+        )
+      );
+    }
+    const state = this._graphState;
+    const runs = new Map(exec.tasks.map(t => [t.name, t]));
+    const defs = new Map(all.map(t => [t.name, t]));
     const W = layout.nodes[0]?.width ?? 140;
     const H = layout.nodes[0]?.height ?? 36;
-    const svg = s('svg', {
-      class: 'jp-TaskflowDag',
-      width: layout.width,
-      height: layout.height,
-      viewBox: `0 0 ${layout.width} ${layout.height}`,
-      role: 'img',
-      'aria-label': 'Workflow graph'
-    });
-    svg.appendChild(
-      s(
-        'defs',
-        {},
-        s(
-          'marker',
-          {
-            id: this._markerId,
-            viewBox: '0 0 10 10',
-            refX: 10,
-            refY: 5,
-            markerWidth: 7,
-            markerHeight: 7,
-            orient: 'auto'
-          },
-          s('path', {
-            d: 'M0,0 L10,5 L0,10 z',
-            class: 'jp-TaskflowDag-arrowhead'
-          })
-        )
-      )
-    );
-    for (const e of layout.edges) {
-      svg.appendChild(
-        s('path', {
-          class: 'jp-TaskflowDag-edge',
-          'data-from': e.from,
-          'data-to': e.to,
-          d: edgePath(e.points),
-          'marker-end': `url(#${this._markerId})`
-        })
-      );
-    }
-    const types = new Map(all.map(t => [t.name, t.type]));
     for (const n of layout.nodes) {
       const run = runs.get(n.name);
-      const status = run?.status ?? 'pending';
-      const progress = run?.progress;
-      const def = all.find(t => t.name === n.name);
-      const mapped = run ? isMapped(run, def) : !!mapOver(def);
-      const counts = mapped ? mappedCounts(run) : null;
-      const sub = mapped
-        ? `${types.get(n.name) ?? ''} · ${counts ? doneText(counts) : 'mapped'}`
-        : `${types.get(n.name) ?? ''} · ${
-            status === 'running' && progress ? cellText(progress) : status
-          }`;
-      const parts = mapped ? mappedNodeParts(counts, W, H) : null;
-      const g = s(
-        'g',
-        {
-          class: `jp-TaskflowDag-node jp-Taskflow-status-${status}${this._selected === n.name ? ' jp-mod-selected' : ''}`,
-          'data-task': n.name,
-          'data-status': status,
-          'data-mapped': mapped ? doneText(counts) || 'waiting' : undefined,
-          transform: `translate(${n.x},${n.y})`
-        },
-        s(
-          'title',
-          {},
-          `${n.name}: ${status}${
-            mapped ? ` · ${mappedText(counts, mapOver(def))}` : ''
-          }`
-        ),
-        parts?.behind,
-        s('rect', { width: W, height: H, rx: 6 }),
-        s(
-          'text',
-          { x: 10, y: 15, class: 'jp-TaskflowDag-label' },
-          truncate(n.name, 18)
-        ),
-        s(
-          'text',
-          { x: 10, y: mapped ? 26 : 29, class: 'jp-TaskflowDag-sub' },
-          sub
-        ),
-        parts?.strip
-      );
-      g.addEventListener('click', () => this._select(n.name));
-      svg.appendChild(g);
+      const def = defs.get(n.name);
+      const sig = JSON.stringify([
+        run?.status,
+        run?.progress,
+        run?.mapped,
+        run?.reusedFrom,
+        this._selected === n.name
+      ]);
+      const old = state.nodes.get(n.name);
+      if (old?.sig === sig) {
+        continue;
+      }
+      const g = this._node(n, run, def, W, H);
+      if (old) {
+        old.g.replaceWith(g);
+      } else {
+        state.svg.appendChild(g);
+      }
+      state.nodes.set(n.name, { sig, g });
     }
-    return h(
-      'div',
-      { class: 'jp-TaskflowExecution-graph' },
-      svg as unknown as Node
+  }
+
+  private _node(
+    n: { name: string; x: number; y: number },
+    run: TaskRun | undefined,
+    def: GraphTask | undefined,
+    W: number,
+    H: number
+  ): SVGElement {
+    const status = run?.status ?? 'pending';
+    const progress = run?.progress;
+    const type = def?.type ?? '';
+    const mapped = run ? isMapped(run, def) : !!mapOver(def);
+    const counts = mapped ? mappedCounts(run) : null;
+    const sub = mapped
+      ? `${type} · ${counts ? doneText(counts) : 'mapped'}`
+      : `${type} · ${
+          status === 'running' && progress
+            ? cellText(progress)
+            : run?.reusedFrom
+              ? 'reused'
+              : status
+        }`;
+    const parts = mapped ? mappedNodeParts(counts, W, H) : null;
+    const g = s(
+      'g',
+      {
+        class: `jp-TaskflowDag-node jp-Taskflow-status-${status}${this._selected === n.name ? ' jp-mod-selected' : ''}`,
+        'data-task': n.name,
+        'data-status': status,
+        'data-reused': run?.reusedFrom ? 'true' : undefined,
+        'data-mapped': mapped ? doneText(counts) || 'waiting' : undefined,
+        transform: `translate(${n.x},${n.y})`
+      },
+      s(
+        'title',
+        {},
+        `${n.name}: ${status}${
+          mapped ? ` · ${mappedText(counts, mapOver(def))}` : ''
+        }${run?.reusedFrom ? ` · reused from ${run.reusedFrom}` : ''}`
+      ),
+      parts?.behind,
+      s('rect', { width: W, height: H, rx: 6 }),
+      s(
+        'text',
+        { x: 10, y: 15, class: 'jp-TaskflowDag-label' },
+        truncate(n.name, 18)
+      ),
+      s(
+        'text',
+        { x: 10, y: mapped ? 26 : 29, class: 'jp-TaskflowDag-sub' },
+        sub
+      ),
+      parts?.strip
     );
+    g.addEventListener('click', () => this.select(n.name));
+    return g;
   }
 
   /** The layout only changes with the definition: not on every event. */
@@ -545,33 +693,60 @@ export class ExecutionView extends Widget {
     return this._dag.layout;
   }
 
-  private _table(exec: Execution): HTMLElement {
+  /**
+   * The task table: built again when its columns change; otherwise only
+   * the rows whose task changed are replaced (and moved when the order did).
+   */
+  private _updateTable(exec: Execution): void {
     // The column only when a task has something to show in it.
     const notebooks = exec.tasks.some(t => t.progress || t.output);
     const mapped = exec.tasks.some(t => this._isMapped(t));
-    const rows = exec.tasks.map(t => this._row(t, notebooks, mapped));
-    return h(
-      'table',
-      { class: 'jp-TaskflowExecution-tasks' },
-      h(
-        'thead',
-        {},
+    const columns = `${notebooks}/${mapped}`;
+    if (this._tableState?.columns !== columns) {
+      const tbody = h('tbody', {});
+      const table = h(
+        'table',
+        { class: 'jp-TaskflowExecution-tasks' },
         h(
-          'tr',
+          'thead',
           {},
-          ...[
-            'Task',
-            'Status',
-            ...(notebooks ? ['Notebook'] : []),
-            ...(mapped ? ['Instances'] : []),
-            'Attempts',
-            'Duration',
-            'Error'
-          ].map(c => h('th', {}, c))
-        )
-      ),
-      h('tbody', {}, ...rows)
-    );
+          h(
+            'tr',
+            {},
+            ...[
+              'Task',
+              'Status',
+              ...(notebooks ? ['Notebook'] : []),
+              ...(mapped ? ['Instances'] : []),
+              'Attempts',
+              'Duration',
+              'Error'
+            ].map(c => h('th', {}, c))
+          )
+        ),
+        tbody
+      );
+      this._tableState = { columns, tbody, rows: new Map(), order: '' };
+      this._tableBox.replaceChildren(table);
+    }
+    const state = this._tableState;
+    const rows: HTMLElement[] = [];
+    for (const t of exec.tasks) {
+      const sig = JSON.stringify([t, this._selected === t.name]);
+      let row = state.rows.get(t.name);
+      if (row?.sig !== sig) {
+        const tr = this._row(t, notebooks, mapped);
+        row?.tr.replaceWith(tr);
+        row = { sig, tr };
+        state.rows.set(t.name, row);
+      }
+      rows.push(row.tr);
+    }
+    const order = exec.tasks.map(t => t.name).join('\u0000');
+    if (order !== state.order) {
+      state.order = order;
+      state.tbody.replaceChildren(...rows);
+    }
   }
 
   private _row(t: TaskRun, notebooks: boolean, mapped: boolean): HTMLElement {
@@ -581,10 +756,11 @@ export class ExecutionView extends Widget {
         class: this._selected === t.name ? 'jp-mod-selected' : undefined,
         'data-task': t.name,
         'data-status': t.status,
-        title: 'Show logs'
+        'data-reused': t.reusedFrom ? 'true' : undefined,
+        title: 'Show attempts and logs'
       },
       h('td', {}, t.name, this._snapshotTag(t.name)),
-      h('td', {}, badge(t.status)),
+      h('td', {}, badge(t.status), this._reusedTag(t)),
       notebooks ? this._notebookCell(t) : null,
       mapped ? this._instancesCell(t) : null,
       h('td', {}, t.attempts !== undefined ? String(t.attempts) : ''),
@@ -612,8 +788,32 @@ export class ExecutionView extends Widget {
           : null
       )
     );
-    tr.onclick = () => this._select(t.name);
+    tr.onclick = () => this.select(t.name);
     return tr;
+  }
+
+  /** "reused from exec_ab12": a link to the execution that computed it. */
+  private _reusedTag(t: TaskRun): HTMLElement | null {
+    const origin = t.reusedFrom;
+    if (!origin) {
+      return null;
+    }
+    const link = h(
+      'a',
+      {
+        href: '#',
+        class: 'jp-Taskflow-reusedLink',
+        'data-reused-from': origin,
+        title: `Reused: its result was computed in ${origin} (open it)`
+      },
+      `reused from ${shortId(origin)}`
+    );
+    link.onclick = ev => {
+      ev.preventDefault();
+      ev.stopPropagation();
+      this.actions.openExecution(origin, t.name);
+    };
+    return h('span', { class: 'jp-Taskflow-reused' }, link);
   }
 
   /** A mapped task's counts: its histogram and "742/1000 completed · …". */
@@ -695,22 +895,84 @@ export class ExecutionView extends Widget {
     return cell;
   }
 
-  private _logsView(exec: Execution): HTMLElement {
+  /**
+   * The selected task's detail, rebuilt only when something it shows
+   * changed; each log keeps its scroll position, or its tail while it grows.
+   */
+  private _updateLogs(exec: Execution): void {
+    const run = this._selected
+      ? exec.tasks.find(t => t.name === this._selected)
+      : undefined;
+    if (run && this._isMapped(run)) {
+      this._logsKey = '';
+      this._logsBox.replaceChildren(this._instanceList(exec, run));
+      return;
+    }
+    const attempts = run ? this._memory.attempts(run) : [];
+    const key = JSON.stringify([
+      this._selected,
+      this._logsVersion,
+      run?.status,
+      run?.traceback,
+      run?.reusedFrom,
+      attempts,
+      this._selectedAttempt
+    ]);
+    if (key === this._logsKey) {
+      return;
+    }
+    this._logsKey = key;
+    const scrolls = new Map<string, { top: number; atEnd: boolean }>();
+    this._logsBox.querySelectorAll<HTMLElement>('pre[data-log]').forEach(el =>
+      scrolls.set(el.dataset.log ?? '', {
+        top: el.scrollTop,
+        atEnd: el.scrollTop + el.clientHeight >= el.scrollHeight - 4
+      })
+    );
+    this._logsBox.replaceChildren(this._logsView(run, attempts));
+    const live = !!run && !TERMINAL_TASK.has(run.status);
+    this._logsBox.querySelectorAll<HTMLElement>('pre[data-log]').forEach(el => {
+      const was = scrolls.get(el.dataset.log ?? '');
+      el.scrollTop =
+        was && !(live && was.atEnd) ? was.top : live ? el.scrollHeight : 0;
+    });
+    if (this._selectedAttempt !== null) {
+      this._logsBox
+        .querySelector(`[data-attempt="${this._selectedAttempt}"]`)
+        ?.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  private _logsView(
+    run: TaskRun | undefined,
+    attempts: Attempt[]
+  ): HTMLElement {
     if (!this._selected) {
       return h(
         'div',
         { class: 'jp-TaskflowExecution-logs jp-Taskflow-empty' },
-        'Select a task to see its logs.'
+        'Select a task to see its attempts and logs.'
       );
-    }
-    const run = exec.tasks.find(t => t.name === this._selected);
-    if (run && this._isMapped(run)) {
-      return this._instanceList(exec, run);
     }
     const params = this._params(this._selected);
     const snapshot = snapshotText(params);
+    const live = !!run && !TERMINAL_TASK.has(run.status) && !!run.startTime;
     const parts: Array<Node | null> = [
-      h('h3', {}, `Logs of ${this._selected}`),
+      h(
+        'h3',
+        {},
+        `Logs of ${this._selected}`,
+        live
+          ? h(
+              'span',
+              {
+                class: 'jp-TaskflowExecution-following',
+                title: `Read again every ${LOG_POLL_MS / 1000} s while the task runs`
+              },
+              '● following'
+            )
+          : null
+      ),
       snapshot
         ? h(
             'p',
@@ -720,7 +982,9 @@ export class ExecutionView extends Widget {
             },
             snapshot
           )
-        : null
+        : null,
+      run ? this._reusedNote(run) : null,
+      attempts.length ? attemptTable(attempts, this._selectedAttempt) : null
     ];
     const logs = this._logs;
     if (logs.state === 'loading') {
@@ -733,25 +997,18 @@ export class ExecutionView extends Widget {
           `Cannot load logs: ${logs.message}`
         )
       );
-    } else if (!logs.attempts.length) {
-      parts.push(h('p', { class: 'jp-Taskflow-empty' }, 'No output captured.'));
+    } else if (!logs.attempts.length && !attempts.length) {
+      parts.push(
+        h(
+          'p',
+          { class: 'jp-Taskflow-empty' },
+          run?.reusedFrom
+            ? 'It did not run here: its logs are in the execution it was reused from.'
+            : 'No output captured.'
+        )
+      );
     } else {
-      logs.attempts.forEach((a, i) => {
-        parts.push(h('h4', {}, `Attempt ${a.attempt ?? i + 1}`));
-        if (a.stdout) {
-          parts.push(
-            h('pre', { class: 'jp-TaskflowExecution-stdout' }, a.stdout)
-          );
-        }
-        if (a.stderr) {
-          parts.push(
-            h('pre', { class: 'jp-TaskflowExecution-stderr' }, a.stderr)
-          );
-        }
-        if (!a.stdout && !a.stderr) {
-          parts.push(h('p', { class: 'jp-Taskflow-empty' }, 'No output.'));
-        }
-      });
+      parts.push(...this._attemptLogs(logs.attempts, attempts));
     }
     const shown =
       logs.state === 'ready' &&
@@ -764,11 +1021,110 @@ export class ExecutionView extends Widget {
     }
     return h(
       'div',
-      { class: 'jp-TaskflowExecution-logs', 'data-task': this._selected },
+      {
+        class: 'jp-TaskflowExecution-logs',
+        'data-task': this._selected,
+        'data-live': live ? 'true' : undefined
+      },
       ...parts
     );
   }
 
+  /** Each attempt's heading (status, duration, error) and its output. */
+  private _attemptLogs(logs: TaskLogAttempt[], attempts: Attempt[]): Node[] {
+    const byNumber = new Map(attempts.map(a => [a.attempt, a]));
+    const numbers = [
+      ...new Set([...attempts.map(a => a.attempt), ...logs.map(l => l.attempt)])
+    ].sort((a, b) => a - b);
+    const out: Node[] = [];
+    for (const n of numbers) {
+      const a = byNumber.get(n);
+      const log = logs.find(l => l.attempt === n);
+      const section = h(
+        'section',
+        {
+          class: `jp-TaskflowExecution-attempt${this._selectedAttempt === n ? ' jp-mod-selected' : ''}`,
+          'data-attempt': n,
+          'data-status': a?.status
+        },
+        h(
+          'h4',
+          {},
+          `Attempt ${n}`,
+          a ? ` · ${a.status}` : '',
+          a ? attemptDuration(a) : ''
+        )
+      );
+      if (log?.stdout) {
+        section.appendChild(
+          h(
+            'pre',
+            { class: 'jp-TaskflowExecution-stdout', 'data-log': `${n}:out` },
+            log.stdout
+          )
+        );
+      }
+      if (log?.stderr) {
+        section.appendChild(
+          h(
+            'pre',
+            { class: 'jp-TaskflowExecution-stderr', 'data-log': `${n}:err` },
+            log.stderr
+          )
+        );
+      }
+      if (!log?.stdout && !log?.stderr) {
+        section.appendChild(
+          h(
+            'p',
+            { class: 'jp-Taskflow-empty' },
+            a?.status === 'running' ? 'No output yet.' : 'No output.'
+          )
+        );
+      }
+      out.push(section);
+    }
+    return out;
+  }
+
+  /** A reused task's note: computed elsewhere, with a link there. */
+  private _reusedNote(run: TaskRun): HTMLElement | null {
+    const tag = this._reusedTag(run);
+    return tag
+      ? h(
+          'p',
+          { class: 'jp-TaskflowExecution-reusedNote' },
+          'Its result was reused, not computed again: ',
+          tag
+        )
+      : null;
+  }
+
+  private _memory = new AttemptMemory();
+  private _gantt: Gantt;
+  private _built = false;
+  private _headerBox = h('div');
+  private _barBox = h('div', { class: 'jp-TaskflowExecution-bar' });
+  private _problemBox = h('div');
+  private _graphBox = h('div');
+  private _tableBox = h('div');
+  private _logsBox = h('div');
+  private _graphState: {
+    layout: DagLayout;
+    svg: SVGElement;
+    nodes: Map<string, { sig: string; g: SVGElement }>;
+  } | null = null;
+  private _tableState: {
+    columns: string;
+    tbody: HTMLElement;
+    rows: Map<string, { sig: string; tr: HTMLElement }>;
+    order: string;
+  } | null = null;
+  private _logsKey = '';
+  private _logsVersion = 0;
+  private _logTimer: number | null = null;
+  private _selectedAttempt: number | null = null;
+  private _attemptsSeen = new Map<string, number>();
   private _unsubscribe: () => void;
   private _unsubscribeInstances: () => void;
   private _counts: Throttle;
@@ -776,7 +1132,7 @@ export class ExecutionView extends Widget {
   private _askedCounts = new Set<string>();
   private _timer: number;
   // One marker id per view: a url(#id) into a hidden tab's SVG draws nothing.
-  private _markerId = `jp-TaskflowDag-arrow-${++markerCount}`;
+  private _markerId = newMarkerId();
   private _frame: number | null = null;
   private _spec: TaskDefinition[] | null = null;
   private _dag: { key: string; layout: DagLayout } | null = null;
@@ -791,8 +1147,6 @@ export class ExecutionView extends Widget {
   private _logs: Logs = { state: 'loading' };
   private _askedOutput = new Set<string>();
 }
-
-let markerCount = 0;
 
 /**
  * Open a notebook task's executed copy with `open` (docmanager), after
@@ -848,12 +1202,59 @@ function progressBar(p: TaskProgress, status: string): HTMLElement {
   );
 }
 
-/** "exec_3f2a9c…" -> "exec_3f2a": enough to tell tabs apart. */
-function shortId(id: string): string {
-  const m = /^([a-z]+_)?([0-9a-f]+)$/i.exec(id);
-  return m ? `${m[1] ?? ''}${m[2].slice(0, 4)}` : id.slice(0, 12);
+/** " · 2.5 s" (ticking while it runs), or nothing before it started. */
+function attemptDuration(a: Attempt): Node | string {
+  if (a.status === 'running' && a.startTime) {
+    const span = h('span', {}, ' · ', elapsedSpan(a.startTime));
+    return span;
+  }
+  return a.duration !== null ? ` · ${formatDuration(a.duration)}` : '';
 }
 
-function truncate(text: string, n: number): string {
-  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+/** Every attempt of a task: #, status, start, end, duration, error. */
+function attemptTable(
+  attempts: Attempt[],
+  selected: number | null
+): HTMLElement {
+  return h(
+    'table',
+    { class: 'jp-TaskflowExecution-attempts' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ...['Attempt', 'Status', 'Started', 'Ended', 'Duration', 'Error'].map(
+          c => h('th', {}, c)
+        )
+      )
+    ),
+    h(
+      'tbody',
+      {},
+      ...attempts.map(a =>
+        h(
+          'tr',
+          {
+            'data-attempt-row': a.attempt,
+            'data-status': a.status,
+            class: selected === a.attempt ? 'jp-mod-selected' : undefined
+          },
+          h('td', {}, String(a.attempt)),
+          h('td', {}, badge(a.status)),
+          h('td', {}, formatTime(a.startTime)),
+          h('td', {}, a.status === 'running' ? '' : formatTime(a.endTime)),
+          h(
+            'td',
+            { class: 'jp-TaskflowExecution-duration' },
+            a.status === 'running' && a.startTime
+              ? elapsedSpan(a.startTime)
+              : formatDuration(a.duration)
+          ),
+          h('td', { class: 'jp-TaskflowExecution-error' }, a.error ?? '')
+        )
+      )
+    )
+  );
 }

@@ -1,0 +1,186 @@
+/**
+ * The execution view's timeline: one row per task, one bar per attempt
+ * (coloured by the attempt's outcome, a running one growing), over an axis
+ * of seconds since the execution started. A reused task gets no bar (it ran
+ * in another execution) but a link to where it ran.
+ *
+ * Rows are virtual: only those in (or near) the scrolled window exist in the
+ * DOM, each `ROW` px high, so an execution of 5,000 tasks costs a few dozen
+ * rows per paint, and a live update rewrites only those.
+ */
+
+import { formatDuration, h } from './dom';
+import type { Execution, TaskRun } from './model';
+import {
+  Attempt,
+  AttemptMemory,
+  barGeometry,
+  ticks,
+  timeRange
+} from './timeline';
+
+const ROW = 20;
+/** Rows drawn beyond the visible window, above and below. */
+const OVERSCAN = 10;
+const MAX_HEIGHT = 320;
+
+export interface GanttActions {
+  select(task: string, attempt?: number): void;
+  openExecution(id: string, task?: string): void;
+}
+
+export class Gantt {
+  readonly node: HTMLElement;
+
+  constructor(
+    private readonly memory: AttemptMemory,
+    private readonly actions: GanttActions
+  ) {
+    this._axis = h('div', { class: 'jp-TaskflowGantt-axis' });
+    this._rows = h('div', { class: 'jp-TaskflowGantt-rows' });
+    this._scroller = h(
+      'div',
+      { class: 'jp-TaskflowGantt-scroller' },
+      this._rows
+    );
+    this._scroller.onscroll = () => this._schedule();
+    this.node = h(
+      'div',
+      { class: 'jp-TaskflowGantt', role: 'figure', 'aria-label': 'Timeline' },
+      h('h3', {}, 'Timeline'),
+      this._axis,
+      this._scroller
+    );
+  }
+
+  /** Draw `exec` (the visible rows only); `selected` is highlighted. */
+  update(exec: Execution, selected: string | null): void {
+    this._exec = exec;
+    this._selected = selected;
+    this._draw();
+  }
+
+  dispose(): void {
+    if (this._frame !== null) {
+      cancelAnimationFrame(this._frame);
+    }
+  }
+
+  private _schedule(): void {
+    if (this._frame === null) {
+      this._frame = requestAnimationFrame(() => {
+        this._frame = null;
+        this._draw();
+      });
+    }
+  }
+
+  private _draw(): void {
+    const exec = this._exec;
+    if (!exec) {
+      return;
+    }
+    const tasks = exec.tasks;
+    const now = Date.now();
+    const attempts = tasks.map(t => this.memory.attempts(t));
+    const range = timeRange(exec, attempts, now);
+    this.node.dataset.tasks = String(tasks.length);
+    const height = tasks.length * ROW;
+    this._rows.style.height = `${height}px`;
+    this._scroller.style.maxHeight = `${MAX_HEIGHT}px`;
+    this._axis.replaceChildren(
+      ...ticks(range).map(t =>
+        h(
+          'span',
+          { class: 'jp-TaskflowGantt-tick', style: `left: ${t.at}%` },
+          t.seconds ? `+${formatDuration(t.seconds)}` : '0'
+        )
+      )
+    );
+    const top = this._scroller.scrollTop;
+    const visible = Math.ceil(
+      (this._scroller.clientHeight || MAX_HEIGHT) / ROW
+    );
+    const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+    const last = Math.min(tasks.length, first + visible + 2 * OVERSCAN);
+    const rows: HTMLElement[] = [];
+    for (let i = first; i < last; i++) {
+      rows.push(this._row(tasks[i], attempts[i], i, range, now));
+    }
+    this._rows.replaceChildren(...rows);
+  }
+
+  private _row(
+    t: TaskRun,
+    attempts: Attempt[],
+    index: number,
+    range: { start: number; end: number },
+    now: number
+  ): HTMLElement {
+    const track = h('div', { class: 'jp-TaskflowGantt-track' });
+    for (const a of attempts) {
+      const geo = barGeometry(a, range, now);
+      if (!geo) {
+        continue;
+      }
+      const end = a.endTime ? Date.parse(a.endTime) : now;
+      const took =
+        a.duration ?? Math.max(0, end - Date.parse(a.startTime ?? '')) / 1000;
+      const bar = h('span', {
+        class: `jp-TaskflowGantt-bar jp-Taskflow-status-${a.status}`,
+        'data-attempt': a.attempt,
+        'data-status': a.status,
+        style: `left: ${geo.left}%; width: ${geo.width}%`,
+        title: `${t.name} · attempt ${a.attempt} · ${a.status} · ${formatDuration(took)}${
+          a.error ? `\n${a.error}` : ''
+        }`
+      });
+      bar.onclick = ev => {
+        ev.stopPropagation();
+        this.actions.select(t.name, a.attempt);
+      };
+      track.appendChild(bar);
+    }
+    if (t.reusedFrom) {
+      const origin = t.reusedFrom;
+      const link = h(
+        'a',
+        {
+          href: '#',
+          class: 'jp-TaskflowGantt-reused jp-Taskflow-reusedLink',
+          'data-reused-from': origin,
+          title: `Reused: its result was computed in ${origin}`
+        },
+        `reused from ${origin}`
+      );
+      link.onclick = ev => {
+        ev.preventDefault();
+        ev.stopPropagation();
+        this.actions.openExecution(origin, t.name);
+      };
+      track.appendChild(link);
+    }
+    const row = h(
+      'div',
+      {
+        class: `jp-TaskflowGantt-row${this._selected === t.name ? ' jp-mod-selected' : ''}`,
+        'data-task': t.name,
+        'data-status': t.status,
+        'data-attempts': attempts.length,
+        'data-reused': t.reusedFrom ? 'true' : undefined,
+        style: `top: ${index * ROW}px`
+      },
+      h('span', { class: 'jp-TaskflowGantt-name', title: t.name }, t.name),
+      track
+    );
+    row.onclick = () => this.actions.select(t.name);
+    return row;
+  }
+
+  private _exec: Execution | null = null;
+  private _selected: string | null = null;
+  private _frame: number | null = null;
+  private _axis: HTMLElement;
+  private _rows: HTMLElement;
+  private _scroller: HTMLElement;
+}
