@@ -1,8 +1,9 @@
 /**
- * Plugin wiring only: the sidebar panel, execution views, palette commands,
- * the file browser's and the notebook toolbar's "Run as TaskFlow task…", and
- * the launcher tile. Behaviour lives in service.ts, panel.ts, execution.ts
- * and form.ts.
+ * Plugin wiring only: the sidebar panel, execution views, workflow pages,
+ * run comparisons, palette commands, the file browser's and the notebook
+ * toolbar's "Run as TaskFlow task…", the launcher tile and the notifications
+ * of ended executions. Behaviour lives in service.ts, panel.ts,
+ * execution.ts, workflow.ts, compare.ts, notify.ts and form.ts.
  */
 
 import {
@@ -15,6 +16,7 @@ import {
   ICommandPalette,
   InputDialog,
   MainAreaWidget,
+  Notification,
   showDialog,
   WidgetTracker
 } from '@jupyterlab/apputils';
@@ -23,12 +25,15 @@ import { ToolbarButton } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import * as api from './api';
+import { CompareView } from './compare';
 import { ExecutionView, openOutput } from './execution';
 import { runNotebook, runWithParameters } from './form';
 import { taskflowIcon } from './icon';
 import { ExecutionSummary } from './model';
+import { DEFAULT_NOTIFY, ExecutionNotifier, NotifySettings } from './notify';
 import { TaskflowPanel } from './panel';
 import { TaskflowService } from './service';
+import { WorkflowView } from './workflow';
 
 export namespace CommandIDs {
   export const openPanel = 'taskflow:open-panel';
@@ -36,6 +41,8 @@ export namespace CommandIDs {
   export const openExecution = 'taskflow:open-execution';
   export const runWithParameters = 'taskflow:run-with-parameters';
   export const runNotebook = 'taskflow:run-notebook';
+  export const openWorkflow = 'taskflow:open-workflow';
+  export const compareExecutions = 'taskflow:compare-executions';
 }
 
 /** A notebook item in the file browser's listing (what its context menu is on). */
@@ -80,16 +87,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       namespace: 'taskflow-execution'
     });
 
-    const openExecution = (id: string): MainAreaWidget<ExecutionView> => {
+    const openExecution = (
+      id: string,
+      task?: string
+    ): MainAreaWidget<ExecutionView> => {
       const open = tracker.find(w => w.content.executionId === id);
       if (open) {
         app.shell.activateById(open.id);
+        if (task) {
+          open.content.select(task);
+        }
         return open;
       }
       const content = new ExecutionView(id, service, {
-        openExecution: next =>
+        openExecution: (next, nextTask) =>
           void app.commands.execute(CommandIDs.openExecution, {
-            executionId: next
+            executionId: next,
+            task: nextTask ?? null
           }),
         openPath: path =>
           void openOutput(path, app.serviceManager.contents, p =>
@@ -104,15 +118,107 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.add(widget, 'main');
       app.shell.activateById(widget.id);
       service.start();
+      if (task) {
+        content.select(task);
+      }
       return widget;
     };
 
     const opened = (exec: ExecutionSummary | null): void => {
       if (exec) {
+        service.noteStarted(exec.id);
         service.model.upsertExecutions([exec]);
         openExecution(exec.id);
       }
     };
+
+    const workflows = new WidgetTracker<MainAreaWidget<WorkflowView>>({
+      namespace: 'taskflow-workflow'
+    });
+    const openWorkflow = (id: string): void => {
+      const open = workflows.find(w => w.content.workflowId === id);
+      if (open) {
+        app.shell.activateById(open.id);
+        return;
+      }
+      const content = new WorkflowView(id, service, {
+        openExecution: (exec, task) => openExecution(exec, task),
+        compare: (a, b) =>
+          void app.commands.execute(CommandIDs.compareExecutions, { a, b }),
+        runWorkflow: next => runWorkflow(next)
+      });
+      const widget = new MainAreaWidget({ content });
+      widget.id = `taskflow-workflow-${id}`;
+      widget.title.closable = true;
+      void workflows.add(widget);
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
+
+    const comparisons = new WidgetTracker<MainAreaWidget<CompareView>>({
+      namespace: 'taskflow-compare'
+    });
+    const compare = (a: string, b: string): void => {
+      const open = comparisons.find(
+        w => w.content.a === a && w.content.b === b
+      );
+      if (open) {
+        app.shell.activateById(open.id);
+        void open.content.reload();
+        return;
+      }
+      const content = new CompareView(a, b, service, {
+        openExecution: (exec, task) => openExecution(exec, task)
+      });
+      const widget = new MainAreaWidget({ content });
+      widget.id = `taskflow-compare-${a}-${b}`;
+      widget.title.closable = true;
+      void comparisons.add(widget);
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
+
+    // Lab's notifications for ended executions the user cares about; the
+    // settings are read when one ends (so the Settings Editor's last word
+    // counts) through the settings service, which needs no extra package.
+    const notifySettings = async (): Promise<NotifySettings> => {
+      try {
+        const plugin = (await app.serviceManager.settings.fetch(
+          PLUGIN_ID
+        )) as unknown as { settings?: Partial<NotifySettings> };
+        return { ...DEFAULT_NOTIFY, ...(plugin.settings ?? {}) };
+      } catch {
+        return DEFAULT_NOTIFY;
+      }
+    };
+    const notifier = new ExecutionNotifier({
+      known: id => service.model.execution(id),
+      load: async id => {
+        await service.loadExecution(id);
+        return service.model.execution(id);
+      },
+      workflowName: id => service.model.workflow(id)?.name || id,
+      settings: notifySettings,
+      post: spec => {
+        const options = {
+          autoClose: spec.kind === 'error' ? (false as const) : 8000,
+          actions: [
+            {
+              label: 'Open',
+              caption: `Open ${spec.executionId}`,
+              callback: () => void openExecution(spec.executionId)
+            }
+          ]
+        };
+        if (spec.kind === 'error') {
+          Notification.error(spec.message, options);
+        } else {
+          Notification.success(spec.message, options);
+        }
+      }
+    });
+    service.onStarted(id => notifier.started(id));
+    service.onEvent(ev => void notifier.onEvent(ev));
 
     const runWorkflow = async (id: string): Promise<void> => {
       opened(await api.runWorkflow(id, undefined, service.settings));
@@ -120,6 +226,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const panel = new TaskflowPanel(service, {
       openExecution: id => void openExecution(id),
+      openWorkflow,
       runWorkflow,
       runWithParameters: id =>
         app.commands.execute(CommandIDs.runWithParameters, { workflowId: id })
@@ -265,7 +372,63 @@ const plugin: JupyterFrontEndPlugin<void> = {
               });
           id = choice.button.accept ? (choice.value ?? undefined) : undefined;
         }
-        return id ? openExecution(id.trim()) : undefined;
+        const task = (args.task as string | null | undefined) ?? undefined;
+        return id ? openExecution(id.trim(), task) : undefined;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.openWorkflow, {
+      label: args =>
+        args.workflowId
+          ? `Open Workflow ${args.workflowId}`
+          : 'Open TaskFlow Workflow…',
+      caption: 'Show a workflow: definition, revisions, history of its runs',
+      execute: async args => {
+        let id = args.workflowId as string | undefined;
+        if (!id) {
+          const list = await api.listWorkflows(service.settings);
+          const choice = await InputDialog.getItem({
+            title: 'Open workflow',
+            items: list.map(w => w.id)
+          });
+          id = choice.button.accept ? (choice.value ?? undefined) : undefined;
+        }
+        if (id) {
+          openWorkflow(id);
+        }
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.compareExecutions, {
+      label: 'Compare TaskFlow Executions…',
+      caption: 'Two executions of one workflow side by side',
+      execute: async args => {
+        let a = args.a as string | undefined;
+        let b = args.b as string | undefined;
+        for (const side of ['A', 'B']) {
+          if (a && b) {
+            break;
+          }
+          const choice = await InputDialog.getItem({
+            title: `Compare: execution ${side}`,
+            items: service.model
+              .recentExecutions(50)
+              .map(e => e.id)
+              .filter(id => id !== a),
+            editable: true
+          });
+          if (!choice.button.accept || !choice.value) {
+            return;
+          }
+          if (!a) {
+            a = choice.value.trim();
+          } else {
+            b = choice.value.trim();
+          }
+        }
+        if (a && b) {
+          compare(a, b);
+        }
       }
     });
 
@@ -282,6 +445,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     if (restorer) {
       restorer.add(panel, 'taskflow-panel');
+      void restorer.restore(workflows, {
+        command: CommandIDs.openWorkflow,
+        args: w => ({ workflowId: w.content.workflowId }),
+        name: w => w.content.workflowId
+      });
+      void restorer.restore(comparisons, {
+        command: CommandIDs.compareExecutions,
+        args: w => ({ a: w.content.a, b: w.content.b }),
+        name: w => `${w.content.a}:${w.content.b}`
+      });
       void restorer.restore(tracker, {
         command: CommandIDs.openExecution,
         args: w => ({ executionId: w.content.executionId }),

@@ -45,6 +45,8 @@ import { TaskflowService } from './service';
 
 export interface PanelActions {
   openExecution(id: string): void;
+  /** The workflow page: definition, revisions, history grid. */
+  openWorkflow(id: string): void;
   runWorkflow(id: string): Promise<void>;
   /** Ask for the declared parameters' values, then run. */
   runWithParameters(id: string): Promise<unknown>;
@@ -251,32 +253,39 @@ export class TaskflowPanel extends Widget {
           .catch(err => console.error(describeError(err)))
           .finally(() => (run.disabled = false));
       };
-      list.appendChild(
+      const item = h(
+        'li',
+        {
+          class: 'jp-TaskflowPanel-workflow',
+          'data-workflow-id': wf.id,
+          title: `${wf.description ? `${wf.description}\n` : ''}Open ${wf.id}: definition, revisions, history`,
+          tabindex: 0
+        },
+        h('span', { class: 'jp-TaskflowPanel-name' }, wf.name || wf.id),
         h(
-          'li',
-          {
-            class: 'jp-TaskflowPanel-workflow',
-            'data-workflow-id': wf.id,
-            title: wf.description || wf.id
-          },
-          h('span', { class: 'jp-TaskflowPanel-name' }, wf.name || wf.id),
-          h(
-            'span',
-            { class: 'jp-TaskflowPanel-meta' },
-            plural(wf.tasks?.length ?? 0, 'task') +
-              (wf.revision ? ` · rev ${wf.revision}` : '')
-          ),
-          h(
-            'span',
-            { class: 'jp-TaskflowPanel-actions' },
-            this._pauseButton(wf),
-            this._runWithParametersButton(wf),
-            run
-          ),
-          this._scheduleLine(wf),
-          this._missedBanner(wf)
-        )
+          'span',
+          { class: 'jp-TaskflowPanel-meta' },
+          plural(wf.tasks?.length ?? 0, 'task') +
+            (wf.revision ? ` · rev ${wf.revision}` : '')
+        ),
+        h(
+          'span',
+          { class: 'jp-TaskflowPanel-actions' },
+          this._pauseButton(wf),
+          this._runWithParametersButton(wf),
+          run
+        ),
+        this._scheduleLine(wf),
+        this._missedBanner(wf)
       );
+      item.onclick = () => this.actions.openWorkflow(wf.id);
+      item.onkeydown = ev => {
+        if (ev.target === item && (ev.key === 'Enter' || ev.key === ' ')) {
+          ev.preventDefault();
+          this.actions.openWorkflow(wf.id);
+        }
+      };
+      list.appendChild(item);
     }
     const more = matching.length - this._limit;
     this._more.textContent = `Show ${Math.min(more, WORKFLOW_PAGE)} more (of ${more})`;

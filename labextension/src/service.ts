@@ -115,10 +115,45 @@ export class TaskflowService {
     };
   }
 
+  /**
+   * Call `fn` on every live event once the model applied it (a replayed
+   * event already applied is not passed on); returns an unsubscribe function.
+   */
+  onEvent(fn: (ev: TaskflowEvent) => void): () => void {
+    this._eventListeners.add(fn);
+    return () => {
+      this._eventListeners.delete(fn);
+    };
+  }
+
+  /** Note an execution this page started (its end may notify). */
+  noteStarted(id: string): void {
+    for (const fn of [...this._startedListeners]) {
+      fn(id);
+    }
+  }
+
+  /** Call `fn` with each execution this page starts. */
+  onStarted(fn: (id: string) => void): () => void {
+    this._startedListeners.add(fn);
+    return () => {
+      this._startedListeners.delete(fn);
+    };
+  }
+
   private _onEvent(ev: TaskflowEvent): void {
     const id = ev.execution_id;
     const known = this.model.execution(id);
-    this.model.applyEvent(ev);
+    if (!this.model.applyEvent(ev)) {
+      return; // a replay of what was applied already
+    }
+    for (const fn of [...this._eventListeners]) {
+      try {
+        fn(ev);
+      } catch (err) {
+        console.error('TaskFlow: an event listener failed', err);
+      }
+    }
     if (!known || ev.event.startsWith('execution_')) {
       // A new execution (perhaps started elsewhere) or a finished one: read
       // its full detail (task list, errors) once.
@@ -182,4 +217,6 @@ export class TaskflowService {
     stream: 'closed'
   };
   private _stateListeners = new Set<(state: ServiceState) => void>();
+  private _eventListeners = new Set<(ev: TaskflowEvent) => void>();
+  private _startedListeners = new Set<(id: string) => void>();
 }
