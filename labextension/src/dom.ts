@@ -274,3 +274,62 @@ export function shortId(id: string): string {
   const m = /^([a-z]+_)?([0-9a-f]+)$/i.exec(id);
   return m ? `${m[1] ?? ''}${m[2].slice(0, 4)}` : id.slice(0, 12);
 }
+
+/** The event handler properties `morph` carries over (the views set no others). */
+const HANDLERS = ['onclick', 'onkeydown', 'onchange', 'oninput'] as const;
+
+function sameKind(a: Node, b: Node): boolean {
+  return (
+    a.nodeType === b.nodeType &&
+    (a.nodeType !== Node.ELEMENT_NODE ||
+      (a as Element).tagName === (b as Element).tagName)
+  );
+}
+
+/**
+ * Make `el` look like `next` (attributes, handler properties, children),
+ * reusing its elements where the tags match. A view that re-renders from
+ * scratch many times a second (a run of 5,000 tasks sends hundreds of events
+ * a second) then keeps the elements under the pointer: a click whose press
+ * and release land on an element replaced in between would be lost.
+ * Not for form fields (their live value is a property, not an attribute).
+ */
+export function morph(el: Element, next: Element): void {
+  for (const { name } of [...el.attributes]) {
+    if (!next.hasAttribute(name)) {
+      el.removeAttribute(name);
+    }
+  }
+  for (const { name, value } of [...next.attributes]) {
+    if (el.getAttribute(name) !== value) {
+      el.setAttribute(name, value);
+    }
+  }
+  for (const k of HANDLERS) {
+    const handler = (next as HTMLElement)[k];
+    if ((el as HTMLElement)[k] !== handler) {
+      (el as HTMLElement)[k] = handler as never;
+    }
+  }
+  patchChildren(el, [...next.childNodes]);
+}
+
+/** Make `el`'s children look like `children`, as `morph` does. */
+export function patchChildren(el: Element, children: Node[]): void {
+  const old = [...el.childNodes];
+  children.forEach((c, i) => {
+    const o = old[i];
+    if (!o) {
+      el.appendChild(c);
+    } else if (!sameKind(o, c)) {
+      el.replaceChild(c, o);
+    } else if (o.nodeType === Node.ELEMENT_NODE) {
+      morph(o as Element, c as Element);
+    } else if (o.textContent !== c.textContent) {
+      o.textContent = c.textContent;
+    }
+  });
+  for (let i = children.length; i < old.length; i++) {
+    old[i].remove();
+  }
+}

@@ -51,6 +51,7 @@ import {
   formatDuration,
   formatTime,
   h,
+  patchChildren,
   runTime,
   s,
   shortId,
@@ -78,6 +79,36 @@ import { Attempt, AttemptMemory } from './timeline';
 /** A node of the drawing: a definition's task, or one only the execution has. */
 type GraphTask =
   TaskDefinition | { name: string; type: string; dependencies?: string[] };
+
+/** From this many tasks the table draws only the rows in its scrolled window. */
+const VIRTUAL_FROM = 500;
+/** A virtual table's row height (CSS fixes it) and its box's height. */
+const ROW_PX = 29;
+const TABLE_MAX_PX = 480;
+
+/** The least time between two renders of a big execution's view. */
+const BIG_RENDER_MS = 300;
+
+/** What one frame may spend rebuilding table rows, and graph nodes. */
+const RENDER_BUDGET_MS = 8;
+
+/** What a table row shows of its task: the row is rebuilt when it changes. */
+function rowSignature(t: TaskRun, selected: boolean): string {
+  return JSON.stringify([
+    t.status,
+    t.attempts,
+    t.duration,
+    t.startTime,
+    t.error,
+    t.reason,
+    t.progress,
+    t.output,
+    t.mapped,
+    t.reusedFrom,
+    t.abandoned?.attempt,
+    selected
+  ]);
+}
 
 /** How often a running task's logs are read again while it is shown. */
 export const LOG_POLL_MS = 1000;
@@ -161,6 +192,9 @@ export class ExecutionView extends Widget {
     if (this._frame !== null) {
       cancelAnimationFrame(this._frame);
     }
+    if (this._delay !== null) {
+      window.clearTimeout(this._delay);
+    }
     super.dispose();
   }
 
@@ -195,11 +229,16 @@ export class ExecutionView extends Widget {
     }
   }
 
+  /**
+   * On every change of the model (hundreds a second in a big run): only
+   * what is cheap; the scans over the tasks wait for the next frame.
+   */
   private _onModelChanged(): void {
     const exec = this.service.model.execution(this.executionId);
-    if (!exec) {
-      return;
+    if (!exec || exec === this._seen) {
+      return; // another execution changed
     }
+    this._seen = exec;
     // When the run finishes, read the detail (errors, tracebacks) once more,
     // and the selected task's logs.
     if (exec.status !== this._lastStatus) {
@@ -209,6 +248,17 @@ export class ExecutionView extends Widget {
         void this.reload();
       }
     }
+    this._changed = true;
+    this._scheduleRender();
+  }
+
+  /** Once a frame after changes: what the tasks' new states call for. */
+  private _afterChanges(): void {
+    const exec = this.service.model.execution(this.executionId);
+    if (!exec || !this._changed) {
+      return;
+    }
+    this._changed = false;
     this._reloadForOutputs(exec);
     this._reloadForCounts(exec);
     const sel =
@@ -224,16 +274,14 @@ export class ExecutionView extends Widget {
       }
     }
     this._reloadForHistory(exec);
-    this._scheduleRender();
   }
 
   /** A notebook task that just finished has an `output` only the detail carries. */
   private _reloadForOutputs(exec: Execution): void {
-    const types = new Map((this._spec ?? []).map(t => [t.name, t.type]));
     const finished = exec.tasks.filter(
       t =>
         TERMINAL_TASK.has(t.status) &&
-        types.get(t.name) === 'notebook' &&
+        this._def(t.name)?.type === 'notebook' &&
         !t.output &&
         !this._askedOutput.has(t.name)
     );
@@ -281,18 +329,66 @@ export class ExecutionView extends Widget {
   }
 
   private _isMapped(t: TaskRun): boolean {
-    return isMapped(
-      t,
-      this._spec?.find(d => d.name === t.name)
-    );
+    return isMapped(t, this._def(t.name));
   }
 
+  /** A task's definition, by name (a map: 5,000 tasks ask per frame). */
+  private _def(name: string): TaskDefinition | undefined {
+    if (this._defs?.spec !== this._spec) {
+      this._defs = {
+        spec: this._spec,
+        byName: new Map((this._spec ?? []).map(d => [d.name, d]))
+      };
+    }
+    return this._defs.byName.get(name);
+  }
+
+  /** The table's rows alone in the next frame (it scrolled). */
+  private _scheduleTable(): void {
+    if (this._tableFrame !== null) {
+      return;
+    }
+    this._tableFrame = requestAnimationFrame(() => {
+      this._tableFrame = null;
+      const exec = this.service.model.execution(this.executionId);
+      if (exec && this._tableState) {
+        this._budgetEnd = performance.now() + RENDER_BUDGET_MS;
+        this._updateTable(exec);
+      }
+    });
+  }
+
+  /**
+   * A render in the next frame; for a big execution (VIRTUAL_FROM tasks)
+   * not sooner than BIG_RENDER_MS after the last one: a change inside an SVG
+   * of thousands of nodes costs the browser a layout of all of them, so
+   * live updates come a few times a second, and the frames between stay
+   * free for scrolling.
+   */
   private _scheduleRender(): void {
-    if (this._frame === null) {
+    if (this._frame !== null || this._delay !== null) {
+      return;
+    }
+    const exec = this.service.model.execution(this.executionId);
+    const wait =
+      (exec?.tasks.length ?? 0) >= VIRTUAL_FROM
+        ? this._lastRender + BIG_RENDER_MS - performance.now()
+        : 0;
+    const frame = () => {
       this._frame = requestAnimationFrame(() => {
         this._frame = null;
+        this._lastRender = performance.now();
+        this._afterChanges();
         this._render();
       });
+    };
+    if (wait > 0) {
+      this._delay = window.setTimeout(() => {
+        this._delay = null;
+        frame();
+      }, wait);
+    } else {
+      frame();
     }
   }
 
@@ -350,7 +446,7 @@ export class ExecutionView extends Widget {
   /** The instance list of the selected mapped task (kept across renders). */
   private _instanceList(exec: Execution, run: TaskRun): HTMLElement {
     if (!this._instances) {
-      const def = this._spec?.find(d => d.name === run.name);
+      const def = this._def(run.name);
       this._instances = new InstanceList(
         this.executionId,
         run.name,
@@ -431,7 +527,29 @@ export class ExecutionView extends Widget {
       : undefined;
   }
 
+  /**
+   * True once this render spent its RENDER_BUDGET_MS on rebuilding rows (or
+   * nodes): the rest waits for the next frame (which is then asked for), so
+   * that a snapshot changing 5,000 tasks at once is drawn over a few frames
+   * instead of freezing one.
+   */
+  private _overBudget(): boolean {
+    if (performance.now() > this._budgetEnd) {
+      this._unfinished = true;
+      return true;
+    }
+    return false;
+  }
+
   private _render(): void {
+    this._unfinished = false;
+    this._renderNow();
+    if (this._unfinished) {
+      this._scheduleRender();
+    }
+  }
+
+  private _renderNow(): void {
     const exec = this.service.model.execution(this.executionId);
     if (!exec) {
       this._built = false;
@@ -471,18 +589,24 @@ export class ExecutionView extends Widget {
     }
     const problem = this._actionError ?? this._error;
     const counts = taskCounts(exec);
-    this._headerBox.replaceChildren(this._header(exec));
-    this._barBox.replaceChildren(
-      counts.total ? statusBar(counts, countsText(counts)) : ''
+    // Patched, not replaced: the buttons stay under the pointer.
+    patchChildren(this._headerBox, [this._header(exec)]);
+    patchChildren(
+      this._barBox,
+      counts.total ? [statusBar(counts, countsText(counts))] : []
     );
-    this._problemBox.replaceChildren(
-      ...(problem
+    patchChildren(
+      this._problemBox,
+      problem
         ? [h('div', { class: 'jp-Taskflow-error', role: 'alert' }, problem)]
-        : [])
+        : []
     );
+    // Each section its own budget: the graph's changes do not starve the table.
+    this._budgetEnd = performance.now() + RENDER_BUDGET_MS;
     this._updateGraph(exec);
     this._memory.observe(exec);
     this._gantt.update(exec, this._selected);
+    this._budgetEnd = performance.now() + RENDER_BUDGET_MS;
     this._updateTable(exec);
     this._updateLogs(exec);
   }
@@ -561,6 +685,22 @@ export class ExecutionView extends Widget {
 
   /** The spec's tasks, then any only the execution knows (drawn too). */
   private _allTasks(exec: Execution): GraphTask[] {
+    // The same list while neither the definition nor the task count moved:
+    // the layout is keyed on it, and 5,000 tasks ask every frame.
+    const cached = this._all;
+    if (
+      cached &&
+      cached.spec === this._spec &&
+      cached.count === exec.tasks.length
+    ) {
+      return cached.tasks;
+    }
+    const tasks = this._collectTasks(exec);
+    this._all = { spec: this._spec, count: exec.tasks.length, tasks };
+    return tasks;
+  }
+
+  private _collectTasks(exec: Execution): GraphTask[] {
     const spec: GraphTask[] =
       this._spec ??
       exec.tasks.map(t => ({ name: t.name, type: 'python', dependencies: [] }));
@@ -599,22 +739,32 @@ export class ExecutionView extends Widget {
       );
     }
     const state = this._graphState;
-    const runs = new Map(exec.tasks.map(t => [t.name, t]));
-    const defs = new Map(all.map(t => [t.name, t]));
+    const runs = this._runsByName(exec);
+    const defs = this._graphDefs(all);
     const W = layout.nodes[0]?.width ?? 140;
     const H = layout.nodes[0]?.height ?? 36;
     for (const n of layout.nodes) {
       const run = runs.get(n.name);
+      const selected = this._selected === n.name;
+      const old = state.nodes.get(n.name);
+      // The model replaces only the tasks that changed: the others are the
+      // same objects, which costs a comparison, not a signature.
+      if (old && old.run === run && old.selected === selected) {
+        continue;
+      }
       const def = defs.get(n.name);
       const sig = JSON.stringify([
         run?.status,
         run?.progress,
         run?.mapped,
         run?.reusedFrom,
-        this._selected === n.name
+        selected
       ]);
-      const old = state.nodes.get(n.name);
       if (old?.sig === sig) {
+        old.run = run;
+        continue;
+      }
+      if (this._overBudget()) {
         continue;
       }
       const g = this._node(n, run, def, W, H);
@@ -623,8 +773,23 @@ export class ExecutionView extends Widget {
       } else {
         state.svg.appendChild(g);
       }
-      state.nodes.set(n.name, { sig, g });
+      state.nodes.set(n.name, { sig, g, run, selected });
     }
+  }
+
+  /** The execution's tasks by name, once per execution object. */
+  private _runsByName(exec: Execution): Map<string, TaskRun> {
+    if (this._runs?.exec !== exec) {
+      this._runs = { exec, byName: new Map(exec.tasks.map(t => [t.name, t])) };
+    }
+    return this._runs.byName;
+  }
+
+  private _graphDefs(all: GraphTask[]): Map<string, GraphTask> {
+    if (this._allDefs?.all !== all) {
+      this._allDefs = { all, byName: new Map(all.map(t => [t.name, t])) };
+    }
+    return this._allDefs.byName;
   }
 
   private _node(
@@ -686,10 +851,14 @@ export class ExecutionView extends Widget {
 
   /** The layout only changes with the definition: not on every event. */
   private _dagLayout(tasks: Array<{ name: string; dependencies?: string[] }>) {
+    if (this._dag?.tasks === tasks) {
+      return this._dag.layout;
+    }
     const key = JSON.stringify(tasks.map(t => [t.name, t.dependencies ?? []]));
     if (!this._dag || this._dag.key !== key) {
-      this._dag = { key, layout: layoutDag(tasks) };
+      this._dag = { key, tasks, layout: layoutDag(tasks) };
     }
+    this._dag.tasks = tasks;
     return this._dag.layout;
   }
 
@@ -701,12 +870,16 @@ export class ExecutionView extends Widget {
     // The column only when a task has something to show in it.
     const notebooks = exec.tasks.some(t => t.progress || t.output);
     const mapped = exec.tasks.some(t => this._isMapped(t));
-    const columns = `${notebooks}/${mapped}`;
+    const virtual = exec.tasks.length >= VIRTUAL_FROM;
+    const columns = `${notebooks}/${mapped}/${virtual}`;
     if (this._tableState?.columns !== columns) {
       const tbody = h('tbody', {});
       const table = h(
         'table',
-        { class: 'jp-TaskflowExecution-tasks' },
+        {
+          class: `jp-TaskflowExecution-tasks${virtual ? ' jp-mod-virtual' : ''}`,
+          'data-tasks': exec.tasks.length
+        },
         h(
           'thead',
           {},
@@ -726,26 +899,71 @@ export class ExecutionView extends Widget {
         ),
         tbody
       );
-      this._tableState = { columns, tbody, rows: new Map(), order: '' };
-      this._tableBox.replaceChildren(table);
+      const scroller = virtual
+        ? h('div', { class: 'jp-TaskflowExecution-tasksScroller' }, table)
+        : null;
+      if (scroller) {
+        this._tableTop = 0;
+        scroller.onscroll = () => {
+          this._tableTop = scroller.scrollTop; // read here, not while drawing
+          this._scheduleTable();
+        };
+      }
+      this._tableState = {
+        columns,
+        tbody,
+        rows: new Map(),
+        order: '',
+        scroller,
+        before: h('tr', { class: 'jp-mod-spacer', 'aria-hidden': 'true' }),
+        after: h('tr', { class: 'jp-mod-spacer', 'aria-hidden': 'true' })
+      };
+      this._tableBox.replaceChildren(scroller ?? table);
     }
     const state = this._tableState;
+    // A big table draws only the rows in (or near) its scrolled window.
+    let first = 0;
+    let last = exec.tasks.length;
+    if (state.scroller) {
+      const shown = Math.ceil(TABLE_MAX_PX / ROW_PX);
+      first = Math.max(0, Math.floor(this._tableTop / ROW_PX) - 10);
+      last = Math.min(exec.tasks.length, first + shown + 20);
+      state.before.style.height = `${first * ROW_PX}px`;
+      state.after.style.height = `${(exec.tasks.length - last) * ROW_PX}px`;
+    }
     const rows: HTMLElement[] = [];
-    for (const t of exec.tasks) {
-      const sig = JSON.stringify([t, this._selected === t.name]);
+    for (let i = first; i < last; i++) {
+      const t = exec.tasks[i];
       let row = state.rows.get(t.name);
-      if (row?.sig !== sig) {
+      const selected = this._selected === t.name;
+      if (row && row.run === t && row.selected === selected) {
+        rows.push(row.tr); // the same task object: unchanged
+        continue;
+      }
+      const sig = rowSignature(t, selected);
+      if (row && row.sig === sig) {
+        row.run = t;
+        row.selected = selected;
+      } else {
+        if (this._overBudget()) {
+          if (row) {
+            rows.push(row.tr); // stale for a frame or two
+          }
+          continue;
+        }
         const tr = this._row(t, notebooks, mapped);
         row?.tr.replaceWith(tr);
-        row = { sig, tr };
+        row = { sig, tr, run: t, selected };
         state.rows.set(t.name, row);
       }
       rows.push(row.tr);
     }
-    const order = exec.tasks.map(t => t.name).join('\u0000');
+    const order = rows.map(r => r.dataset.task).join('\u0000');
     if (order !== state.order) {
       state.order = order;
-      state.tbody.replaceChildren(...rows);
+      state.tbody.replaceChildren(
+        ...(state.scroller ? [state.before, ...rows, state.after] : rows)
+      );
     }
   }
 
@@ -822,7 +1040,7 @@ export class ExecutionView extends Widget {
       return h('td', {});
     }
     const c = mappedCounts(t);
-    const def = this._spec?.find(d => d.name === t.name);
+    const def = this._def(t.name);
     const text = mappedText(c, mapOver(def));
     return h(
       'td',
@@ -847,7 +1065,7 @@ export class ExecutionView extends Widget {
 
   /** The definition's params of a task (for its stored snapshot). */
   private _params(task: string): Record<string, unknown> | undefined {
-    const def = this._spec?.find(t => t.name === task);
+    const def = this._def(task);
     return def?.params as Record<string, unknown> | undefined;
   }
 
@@ -1100,6 +1318,23 @@ export class ExecutionView extends Widget {
       : null;
   }
 
+  private _runs: { exec: Execution; byName: Map<string, TaskRun> } | null =
+    null;
+  private _allDefs: {
+    all: GraphTask[];
+    byName: Map<string, GraphTask>;
+  } | null = null;
+  private _delay: number | null = null;
+  private _tableFrame: number | null = null;
+  private _lastRender = 0;
+  private _budgetEnd = 0;
+  private _unfinished = false;
+  private _seen: Execution | undefined;
+  private _changed = false;
+  private _defs: {
+    spec: TaskDefinition[] | null;
+    byName: Map<string, TaskDefinition>;
+  } | null = null;
   private _memory = new AttemptMemory();
   private _gantt: Gantt;
   private _built = false;
@@ -1112,14 +1347,25 @@ export class ExecutionView extends Widget {
   private _graphState: {
     layout: DagLayout;
     svg: SVGElement;
-    nodes: Map<string, { sig: string; g: SVGElement }>;
+    nodes: Map<
+      string,
+      { sig: string; g: SVGElement; run?: TaskRun; selected: boolean }
+    >;
   } | null = null;
   private _tableState: {
     columns: string;
     tbody: HTMLElement;
-    rows: Map<string, { sig: string; tr: HTMLElement }>;
+    rows: Map<
+      string,
+      { sig: string; tr: HTMLElement; run: TaskRun; selected: boolean }
+    >;
     order: string;
+    /** The scrolling box of a virtual table (VIRTUAL_FROM tasks on), else null. */
+    scroller: HTMLElement | null;
+    before: HTMLElement;
+    after: HTMLElement;
   } | null = null;
+  private _tableTop = 0;
   private _logsKey = '';
   private _logsVersion = 0;
   private _logTimer: number | null = null;
@@ -1135,7 +1381,16 @@ export class ExecutionView extends Widget {
   private _markerId = newMarkerId();
   private _frame: number | null = null;
   private _spec: TaskDefinition[] | null = null;
-  private _dag: { key: string; layout: DagLayout } | null = null;
+  private _dag: {
+    key: string;
+    tasks: GraphTask[];
+    layout: DagLayout;
+  } | null = null;
+  private _all: {
+    spec: TaskDefinition[] | null;
+    count: number;
+    tasks: GraphTask[];
+  } | null = null;
   private _loaded = false;
   private _error: string | null = null;
   private _actionError: string | null = null;

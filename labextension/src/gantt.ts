@@ -43,7 +43,12 @@ export class Gantt {
       { class: 'jp-TaskflowGantt-scroller' },
       this._rows
     );
-    this._scroller.onscroll = () => this._schedule();
+    this._scroller.onscroll = () => {
+      // Read here, never while drawing: a read after the DOM changed forces
+      // a layout of the whole page (thousands of rows) in the middle of it.
+      this._top = this._scroller.scrollTop;
+      this._schedule();
+    };
     this.node = h(
       'div',
       { class: 'jp-TaskflowGantt', role: 'figure', 'aria-label': 'Timeline' },
@@ -57,6 +62,12 @@ export class Gantt {
   update(exec: Execution, selected: string | null): void {
     this._exec = exec;
     this._selected = selected;
+    // Every task's attempts and the axis, once per update; a scroll only
+    // draws other rows of them.
+    const now = Date.now();
+    this._attempts = exec.tasks.map(t => this.memory.attempts(t));
+    this._range = timeRange(exec, this._attempts, now);
+    this._now = now;
     this._draw();
   }
 
@@ -81,13 +92,14 @@ export class Gantt {
       return;
     }
     const tasks = exec.tasks;
-    const now = Date.now();
-    const attempts = tasks.map(t => this.memory.attempts(t));
-    const range = timeRange(exec, attempts, now);
+    const now = this._now;
+    const attempts = this._attempts;
+    const range = this._range;
     this.node.dataset.tasks = String(tasks.length);
     const height = tasks.length * ROW;
     this._rows.style.height = `${height}px`;
-    this._scroller.style.maxHeight = `${MAX_HEIGHT}px`;
+    // As high as its rows, up to MAX_HEIGHT (then it scrolls).
+    this._scroller.style.height = `${Math.min(height, MAX_HEIGHT) + 2}px`;
     this._axis.replaceChildren(
       ...ticks(range).map(t =>
         h(
@@ -97,10 +109,8 @@ export class Gantt {
         )
       )
     );
-    const top = this._scroller.scrollTop;
-    const visible = Math.ceil(
-      (this._scroller.clientHeight || MAX_HEIGHT) / ROW
-    );
+    const top = this._top;
+    const visible = Math.ceil(MAX_HEIGHT / ROW);
     const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
     const last = Math.min(tasks.length, first + visible + 2 * OVERSCAN);
     const rows: HTMLElement[] = [];
@@ -178,6 +188,10 @@ export class Gantt {
   }
 
   private _exec: Execution | null = null;
+  private _attempts: Attempt[][] = [];
+  private _range = { start: 0, end: 1000 };
+  private _now = 0;
+  private _top = 0;
   private _selected: string | null = null;
   private _frame: number | null = null;
   private _axis: HTMLElement;

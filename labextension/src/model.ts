@@ -186,6 +186,23 @@ export function mergeExecution(current: Execution, next: Execution): Execution {
   const base = newer
     ? { ...current, ...withoutUndefined(next) }
     : { ...withoutUndefined(next), ...current };
+  const known = current.tasks ?? [];
+  const incoming = next.tasks ?? [];
+  if (incoming.length <= 4 && known.length > incoming.length) {
+    // An event's one task into a run of thousands: patch its place (the
+    // order is the longer list's, new names last, as below) rather than
+    // rebuild every task's entry per event.
+    const tasks = known.slice();
+    for (const t of incoming) {
+      const i = tasks.findIndex(k => k.name === t.name);
+      if (i >= 0) {
+        tasks[i] = mergeTask(tasks[i], t);
+      } else {
+        tasks.push(t);
+      }
+    }
+    return { ...base, tasks };
+  }
   const tasks = new Map<string, TaskRun>();
   for (const t of current.tasks ?? []) {
     tasks.set(t.name, t);
@@ -200,8 +217,9 @@ export function mergeExecution(current: Execution, next: Execution): Execution {
       ? (next.tasks ?? [])
       : (current.tasks ?? [])
   ).map(t => t.name);
+  const listed = new Set(order);
   for (const name of tasks.keys()) {
-    if (!order.includes(name)) {
+    if (!listed.has(name)) {
       order.push(name);
     }
   }

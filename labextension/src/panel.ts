@@ -16,7 +16,9 @@ import {
   formatTime,
   h,
   icon,
+  morph,
   nextRunSpan,
+  patchChildren,
   runTime,
   statusBar,
   tickElapsed,
@@ -206,12 +208,15 @@ export class TaskflowPanel extends Widget {
     if (!this._body.isConnected) {
       this.node.replaceChildren(header, this._body);
       this._body.append(this._top, this._wfSection, this._execSection);
-    } else {
-      this.node.firstElementChild?.replaceWith(header);
+    } else if (this.node.firstElementChild) {
+      morph(this.node.firstElementChild, header);
     }
-    this._top.replaceChildren(...top.childNodes);
-    this._execSection.replaceChildren(
-      ...(loading ? [] : [this._executionsSection()])
+    // Patched, not replaced: a busy run re-renders the panel every frame,
+    // and a click must find the row it was pressed on.
+    patchChildren(this._top, [...top.childNodes]);
+    patchChildren(
+      this._execSection,
+      loading ? [] : [this._executionsSection()]
     );
     if (focused) {
       this.node
@@ -308,8 +313,9 @@ export class TaskflowPanel extends Widget {
             'No workflows yet. POST a definition to /workflows, or use the %%taskflow cell magic in a notebook.'
           )
     ];
-    this._wfContent.replaceChildren(
-      ...parts.filter((n): n is HTMLElement => n !== null)
+    patchChildren(
+      this._wfContent,
+      parts.filter((n): n is HTMLElement => n !== null)
     );
   }
 

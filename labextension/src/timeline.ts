@@ -62,7 +62,12 @@ export function currentAttempt(task: TaskRun): Attempt | null {
     endTime:
       running && task.status !== 'retrying' ? null : (task.endTime ?? null),
     duration: running ? null : (task.duration ?? null),
-    error: task.error ?? null
+    // While it runs (or once it completed) the row's error is the attempt
+    // before's, which the task_retrying event left there.
+    error:
+      task.status === 'failed' || task.status === 'retrying'
+        ? (task.error ?? null)
+        : null
   };
 }
 
@@ -111,6 +116,10 @@ export class AttemptMemory {
   /** Remember the attempts every task of `exec` shows now. */
   observe(exec: Pick<Execution, 'tasks'>): void {
     for (const t of exec.tasks) {
+      if (this._observed.get(t.name) === t) {
+        continue; // the model keeps unchanged tasks as the same objects
+      }
+      this._observed.set(t.name, t);
       const seen = this._seen.get(t.name);
       const now = attemptsOf(t);
       if (now.length || seen) {
@@ -125,6 +134,16 @@ export class AttemptMemory {
       return [];
     }
     const seen = this._seen.get(task.name) ?? [];
+    const cached = this._cache.get(task);
+    if (cached && cached.seen === seen) {
+      return cached.attempts;
+    }
+    const attempts = this._attempts(task, seen);
+    this._cache.set(task, { seen, attempts });
+    return attempts;
+  }
+
+  private _attempts(task: TaskRun, seen: Attempt[]): Attempt[] {
     const now = attemptsOf(task);
     const merged = mergeAttempts(now, seen);
     // An attempt seen running whose successor started has ended: it failed
@@ -138,6 +157,11 @@ export class AttemptMemory {
   }
 
   private _seen = new Map<string, Attempt[]>();
+  private _observed = new Map<string, TaskRun>();
+  private _cache = new WeakMap<
+    TaskRun,
+    { seen: Attempt[]; attempts: Attempt[] }
+  >();
 }
 
 /** Milliseconds of an ISO time, or NaN. */
