@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { cellIndex, comparePair, gridColumns, gridRows, pick } from '../grid';
+import { Execution, mergeExecution, TaskRun } from '../model';
+import {
+  DEFAULT_NOTIFY,
+  ExecutionNotifier,
+  NotificationSpec,
+  notification
+} from '../notify';
+import {
+  AttemptMemory,
+  attemptsOf,
+  barGeometry,
+  ticks,
+  timeRange
+} from '../timeline';
+
+const T0 = Date.parse('2026-12-01T10:00:00Z');
+const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+
+function exec(
+  id: string,
+  start: number | null,
+  tasks: TaskRun[] = []
+): Execution {
+  return {
+    id,
+    workflowId: 'wf',
+    status: 'completed',
+    startTime: start === null ? null : at(start),
+    tasks
+  };
+}
+
+describe('attempts', () => {
+  it('are the history, then the attempt the row describes', () => {
+    const t: TaskRun = {
+      name: 'a',
+      status: 'running',
+      attempts: 2,
+      startTime: at(5),
+      error: 'boom', // the first attempt's, left by task_retrying
+      history: [
+        {
+          attempt: 1,
+          status: 'failed',
+          startTime: at(1),
+          endTime: at(2),
+          duration: 1,
+          error: 'boom'
+        }
+      ]
+    };
+    const a = attemptsOf(t);
+    assert.deepEqual(
+      a.map(x => [x.attempt, x.status, x.endTime, x.error]),
+      [
+        [1, 'failed', at(2), 'boom'],
+        [2, 'running', null, null]
+      ]
+    );
+  });
+
+  it('a reused task has none here', () => {
+    const t: TaskRun = {
+      name: 'a',
+      status: 'completed',
+      attempts: 1,
+      startTime: at(0),
+      endTime: at(1),
+      reusedFrom: 'exec_old'
+    };
+    assert.deepEqual(attemptsOf(t), []);
+  });
+
+  it('memory keeps an attempt the events replaced, whatever the order', () => {
+    const first: TaskRun = {
+      name: 'a',
+      status: 'running',
+      attempts: 1,
+      startTime: at(1)
+    };
+    const second: TaskRun = {
+      name: 'a',
+      status: 'running',
+      attempts: 2,
+      startTime: at(3)
+    };
+    const m = new AttemptMemory();
+    m.observe({ tasks: [first] });
+    m.observe({ tasks: [second] });
+    const seen = m.attempts(second);
+    assert.deepEqual(
+      seen.map(x => [x.attempt, x.status, x.endTime]),
+      [
+        [1, 'failed', at(3)],
+        [2, 'running', null]
+      ]
+    );
+    // The snapshot's history, when it comes, wins over what was inferred.
+    const detailed: TaskRun = {
+      ...second,
+      history: [
+        { attempt: 1, status: 'failed', startTime: at(1), endTime: at(2) }
+      ]
+    };
+    m.observe({ tasks: [detailed] });
+    assert.equal(m.attempts(detailed)[0].endTime, at(2));
+  });
+});
+
+describe('timeline geometry', () => {
+  it('spans the execution, to now while it runs', () => {
+    const r = timeRange(
+      { startTime: at(0), endTime: null, status: 'running' },
+      [],
+      T0 + 10_000
+    );
+    assert.deepEqual(r, { start: T0, end: T0 + 10_000 });
+    const bar = barGeometry(
+      {
+        attempt: 1,
+        status: 'running',
+        startTime: at(5),
+        endTime: null,
+        duration: null,
+        error: null
+      },
+      r,
+      T0 + 10_000
+    );
+    assert.deepEqual(bar, { left: 50, width: 50 });
+  });
+
+  it('ticks are round steps from 0', () => {
+    const t = ticks({ start: 0, end: 10_000 });
+    assert.deepEqual(
+      t.map(x => x.seconds),
+      [0, 2, 4, 6, 8, 10]
+    );
+  });
+});
+
+describe('history grid', () => {
+  const a = exec('exec_a', 1, [
+    { name: 'x', status: 'completed' },
+    { name: 'old', status: 'completed' }
+  ]);
+  const b = exec('exec_b', 2, [{ name: 'x', status: 'failed' }]);
+  const c = exec('exec_c', 3, [{ name: 'x', status: 'running' }]);
+  const other = { ...exec('exec_o', 4), workflowId: 'other' };
+
+  it('columns: the workflow, oldest first, none older than the oldest page', () => {
+    const cols = gridColumns([c, other, a, b], 'wf', '');
+    assert.deepEqual(
+      cols.map(e => e.id),
+      ['exec_a', 'exec_b', 'exec_c']
+    );
+    assert.deepEqual(
+      gridColumns([c, a, b], 'wf', at(2)).map(e => e.id),
+      ['exec_b', 'exec_c']
+    );
+  });
+
+  it('rows: the definition, then tasks only older runs had', () => {
+    assert.deepEqual(gridRows(['x'], [a, b, c]), ['x', 'old']);
+    assert.equal(cellIndex([a])[0].get('old')?.status, 'completed');
+  });
+
+  it('picks two, the older first', () => {
+    let p: string[] = [];
+    p = pick(p, 'exec_c');
+    p = pick(p, 'exec_a');
+    assert.deepEqual(comparePair(p, [a, b, c]), ['exec_a', 'exec_c']);
+    p = pick(p, 'exec_b'); // a third drops the first picked
+    assert.deepEqual(p, ['exec_a', 'exec_b']);
+    assert.deepEqual(pick(p, 'exec_a'), ['exec_b']);
+    assert.equal(comparePair(['exec_b'], [a, b]), null);
+  });
+});
+
+describe('mergeExecution', () => {
+  it("an event's task patched in place equals the full merge", () => {
+    const tasks: TaskRun[] = Array.from({ length: 50 }, (_, i) => ({
+      name: `t${i}`,
+      status: 'pending'
+    }));
+    const current: Execution = { ...exec('e', 0, tasks), status: 'running' };
+    const event: Execution = {
+      id: 'e',
+      workflowId: 'wf',
+      status: 'running',
+      tasks: [{ name: 't7', status: 'running', attempts: 1, startTime: at(1) }]
+    };
+    const merged = mergeExecution(current, event);
+    assert.equal(merged.tasks.length, 50);
+    assert.equal(merged.tasks[7].status, 'running');
+    assert.equal(merged.tasks[7].startTime, at(1));
+    // Unchanged tasks stay the same objects (the views skip them).
+    assert.equal(merged.tasks[6], current.tasks[6]);
+    assert.deepEqual(
+      merged.tasks.map(t => t.name),
+      tasks.map(t => t.name)
+    );
+  });
+});
+
+describe('notifications', () => {
+  const failed: Execution = {
+    ...exec('exec_f', 0, [
+      { name: 'extract', status: 'completed' },
+      { name: 'transform', status: 'failed', error: 'boom' }
+    ]),
+    status: 'failed',
+    trigger: 'api'
+  };
+  const ev = { event: 'execution_failed' as const, execution_id: 'exec_f' };
+
+  it('a failure of what this page started, with the failing task', () => {
+    const n = notification(
+      ev,
+      failed,
+      'ETL',
+      new Set(['exec_f']),
+      DEFAULT_NOTIFY
+    );
+    assert.equal(n?.kind, 'error');
+    assert.equal(
+      n?.message,
+      'ETL failed: 1/2 completed · 1 failed — transform: boom'
+    );
+  });
+
+  it("nothing for someone else's run, nor a completion unless asked", () => {
+    assert.equal(
+      notification(ev, failed, 'ETL', new Set(), DEFAULT_NOTIFY),
+      null
+    );
+    const done: Execution = {
+      ...failed,
+      status: 'completed',
+      trigger: 'schedule',
+      tasks: [{ name: 'a', status: 'completed' }]
+    };
+    const completed = {
+      event: 'execution_completed' as const,
+      execution_id: 'exec_f'
+    };
+    assert.equal(
+      notification(completed, done, 'ETL', new Set(), DEFAULT_NOTIFY),
+      null
+    );
+    const n = notification(completed, done, 'ETL', new Set(), {
+      ...DEFAULT_NOTIFY,
+      notifyOnCompletion: true
+    });
+    assert.equal(n?.kind, 'success');
+    assert.equal(n?.message, 'Scheduled run of ETL completed: 1/1 completed');
+  });
+
+  it('once per execution, without reading one that is not of interest', async () => {
+    const posted: NotificationSpec[] = [];
+    let loads = 0;
+    const other: Execution = { ...failed, id: 'exec_o', trigger: 'api' };
+    const n = new ExecutionNotifier({
+      known: id => (id === 'exec_o' ? other : failed),
+      load: async id => {
+        loads += 1;
+        return id === 'exec_o' ? other : failed;
+      },
+      workflowName: () => 'ETL',
+      settings: async () => DEFAULT_NOTIFY,
+      post: spec => posted.push(spec)
+    });
+    n.started('exec_f');
+    const evt = { ...ev, workflow: 'wf', timestamp: at(1) };
+    await n.onEvent(evt as never);
+    await n.onEvent(evt as never); // a replay
+    await n.onEvent({ ...evt, execution_id: 'exec_o' } as never);
+    assert.equal(posted.length, 1);
+    assert.equal(loads, 1);
+  });
+});
