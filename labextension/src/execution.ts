@@ -51,6 +51,7 @@ import {
   formatDuration,
   formatTime,
   h,
+  morph,
   patchChildren,
   runTime,
   s,
@@ -206,6 +207,7 @@ export class ExecutionView extends Widget {
       const exec = this.service.model.execution(this.executionId);
       if (exec && !this._spec) {
         this._spec = await this._loadSpec(exec);
+        this._specVersion += 1;
       }
     } catch (err) {
       this._error = describeError(err);
@@ -591,9 +593,12 @@ export class ExecutionView extends Widget {
     const counts = taskCounts(exec);
     // Patched, not replaced: the buttons stay under the pointer.
     patchChildren(this._headerBox, [this._header(exec)]);
-    patchChildren(
+    // The bar is the view's own child (styled as `> .jp-TaskflowStatusBar`).
+    morph(
       this._barBox,
-      counts.total ? [statusBar(counts, countsText(counts))] : []
+      counts.total
+        ? statusBar(counts, countsText(counts))
+        : h('div', { class: 'jp-TaskflowStatusBar', hidden: true })
     );
     patchChildren(
       this._problemBox,
@@ -727,9 +732,12 @@ export class ExecutionView extends Widget {
       return;
     }
     const layout = this._dagLayout(all);
-    if (this._graphState?.layout !== layout) {
+    if (
+      this._graphState?.layout !== layout ||
+      this._graphState.spec !== this._spec
+    ) {
       const svg = dagSvg(layout, this._markerId);
-      this._graphState = { layout, svg, nodes: new Map() };
+      this._graphState = { layout, spec: this._spec, svg, nodes: new Map() };
       this._graphBox.replaceChildren(
         h(
           'div',
@@ -871,7 +879,8 @@ export class ExecutionView extends Widget {
     const notebooks = exec.tasks.some(t => t.progress || t.output);
     const mapped = exec.tasks.some(t => this._isMapped(t));
     const virtual = exec.tasks.length >= VIRTUAL_FROM;
-    const columns = `${notebooks}/${mapped}/${virtual}`;
+    // The definition arriving changes rows (a snapshot's tag): all again.
+    const columns = `${notebooks}/${mapped}/${virtual}/${this._specVersion}`;
     if (this._tableState?.columns !== columns) {
       const tbody = h('tbody', {});
       const table = h(
@@ -1327,6 +1336,7 @@ export class ExecutionView extends Widget {
   private _delay: number | null = null;
   private _tableFrame: number | null = null;
   private _lastRender = 0;
+  private _specVersion = 0;
   private _budgetEnd = 0;
   private _unfinished = false;
   private _seen: Execution | undefined;
@@ -1339,13 +1349,14 @@ export class ExecutionView extends Widget {
   private _gantt: Gantt;
   private _built = false;
   private _headerBox = h('div');
-  private _barBox = h('div', { class: 'jp-TaskflowExecution-bar' });
+  private _barBox = h('div', { class: 'jp-TaskflowStatusBar', hidden: true });
   private _problemBox = h('div');
   private _graphBox = h('div');
   private _tableBox = h('div');
   private _logsBox = h('div');
   private _graphState: {
     layout: DagLayout;
+    spec: TaskDefinition[] | null;
     svg: SVGElement;
     nodes: Map<
       string,

@@ -229,7 +229,8 @@ def test_live_timeline_and_log_of_a_running_task(lab: Lab, page) -> None:  # noq
     running.wait_for(timeout=30_000)
     width = running.evaluate("el => el.style.width")
     page.wait_for_function(
-        "([sel, w]) => { const el = document.querySelector(sel); return el && el.style.width !== w; }",
+        "([sel, w]) => { const el = document.querySelector(sel);"
+        " return el && el.style.width !== w; }",
         arg=[
             '.jp-TaskflowGantt-row[data-task="flaky"] .jp-TaskflowGantt-bar[data-attempt="2"]',
             width,
@@ -327,11 +328,12 @@ def test_failure_notifies_retry_reuses_and_the_two_compare(lab: Lab, page) -> No
     reused.wait_for()
     link = reused.locator(f'a[data-reused-from="{failed_id}"]')
     assert link.count() == 1
-    retried.locator(
-        f'.jp-TaskflowGantt-row[data-task="extract"][data-reused="true"] a[data-reused-from="{failed_id}"]'
-    ).wait_for()
+    gantt_row = retried.locator('.jp-TaskflowGantt-row[data-task="extract"][data-reused="true"]')
+    gantt_row.locator(f'a[data-reused-from="{failed_id}"]').wait_for()
     link.click()
-    view.locator('.jp-TaskflowExecution-logs[data-task="extract"]').get_by_text("extracting").wait_for()
+    view.locator('.jp-TaskflowExecution-logs[data-task="extract"]').get_by_text(
+        "extracting"
+    ).wait_for()
 
     # Compare the failed and the completed one, from the workflow page.
     panel.locator('.jp-TaskflowPanel-workflow[data-workflow-id="notify_demo"]').click()
@@ -344,7 +346,9 @@ def test_failure_notifies_retry_reuses_and_the_two_compare(lab: Lab, page) -> No
     cmp.wait_for(state="visible")
     tasks = cmp.locator(".jp-TaskflowCompare-tasks")
     tasks.locator('tr[data-task="transform"].jp-mod-differs').wait_for()
-    assert "status" in (tasks.locator('tr[data-task="transform"]').get_attribute("data-differs") or "")
+    assert "status" in (
+        tasks.locator('tr[data-task="transform"]').get_attribute("data-differs") or ""
+    )
     assert tasks.locator('tr[data-task="load"].jp-mod-differs').count() == 1
     status_a = tasks.locator('tr[data-task="transform"] td[data-field="status"][data-side="a"]')
     assert status_a.locator('[data-status="failed"]').count() == 1
@@ -440,7 +444,9 @@ def test_5000_tasks_stay_responsive_while_scrolling(lab: Lab, page) -> None:  # 
         page.evaluate(SCROLL_FRAMES, ["#taskflow-panel .jp-TaskflowPanel-body", 60, 120])
     )
     assert "5000/5000 completed" in view.locator(".jp-TaskflowExecution-meta").inner_text()
-    figures["the run took"] = view.locator(".jp-TaskflowExecution-meta").inner_text().rsplit("·", 1)[-1].strip()
+    figures["the run took"] = (
+        view.locator(".jp-TaskflowExecution-meta").inner_text().rsplit("·", 1)[-1].strip()
+    )
     page.screenshot(path=str(SCREENSHOTS / "lab-monitoring-5000.png"))
     lines = [f"  {k}: {v}" for k, v in figures.items()]
     head = "frames while scrolling an execution of 5,000 tasks, measured, not asserted:"
