@@ -1,9 +1,11 @@
 /**
  * Plugin wiring only: the sidebar panel, execution views, palette commands,
- * the file browser's and the notebook toolbar's "Run as TaskFlow task…", and
- * the launcher tile. Behaviour lives in service.ts, panel.ts, execution.ts
- * and form.ts.
+ * the file browser's and the notebook toolbar's "Run as TaskFlow task…", the
+ * launcher tile, and the notebook's execution widget module. Behaviour lives
+ * in service.ts, panel.ts, execution.ts, form.ts and widget.ts.
  */
+
+import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 
 import {
   ILayoutRestorer,
@@ -29,6 +31,7 @@ import { taskflowIcon } from './icon';
 import { ExecutionSummary } from './model';
 import { TaskflowPanel } from './panel';
 import { TaskflowService } from './service';
+import { widgetModule } from './widget';
 
 export namespace CommandIDs {
   export const openPanel = 'taskflow:open-panel';
@@ -291,4 +294,32 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * The notebook's `ExecutionWidget` front end: the execution view, fed by the
+ * kernel. Its links open executions in the main area, as the panel does.
+ */
+const widgetPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'pytaskflow-jupyter:widget',
+  description: 'The execution widget of notebooks: the panel’s execution view.',
+  autoStart: true,
+  requires: [IJupyterWidgetRegistry],
+  activate: (app: JupyterFrontEnd, registry: IJupyterWidgetRegistry) => {
+    registry.registerWidget(
+      widgetModule({
+        settings: app.serviceManager.serverSettings,
+        actions: {
+          openExecution: id =>
+            void app.commands.execute(CommandIDs.openExecution, {
+              executionId: id
+            }),
+          openPath: path =>
+            void openOutput(path, app.serviceManager.contents, p =>
+              app.commands.execute('docmanager:open', { path: p })
+            )
+        }
+      })
+    );
+  }
+};
+
+export default [plugin, widgetPlugin];
