@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import pytaskflow_jupyter
-from tests.browser.test_lab_layout import _GEOMETRY, _edge_crossings
+from tests.browser.test_lab_layout import _GEOMETRY, _edge_crossings, _random_dag
 from tests.browser.test_lab_panel import (
     SCREENSHOTS,
     Lab,
@@ -38,6 +38,9 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = "widget.ipynb"
 #: the checkout under test, for the Lab's kernels
 PACKAGE_ROOT = Path(pytaskflow_jupyter.__file__).resolve().parents[1]
+
+#: test_lab_layout's seeded random 50-task DAG: (name, dependencies) per task
+DENSE = [(t["name"], t["dependencies"]) for t in _random_dag(50, 7)["tasks"]]  # type: ignore[index, union-attr]
 
 CELLS = [
     "import time\n\nfrom pytaskflow_jupyter import Workflow\n\n"
@@ -65,6 +68,11 @@ CELLS = [
     "def summary(upstream):\n"
     "    return len(upstream)\n",
     "run = etl.run()\nrun",
+    "dense = Workflow('random 50')\n"
+    f"for name, deps in {DENSE!r}:\n"
+    "    dense.task(name=name, depends_on=deps or None)(lambda **_: 1)\n"
+    "dense_run = dense.run(wait=True)\n"
+    "dense_run",
 ]
 
 ALL_RAN = """() => {
@@ -163,8 +171,10 @@ def test_the_widget_draws_what_the_panel_draws(lab: Lab, page) -> None:  # noqa:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
     # Live: the widget shows the execution running before it ends.
-    widget = page.locator(".jp-OutputArea-output .jp-TaskflowWidget .jp-TaskflowExecution")
+    widgets = page.locator(".jp-OutputArea-output .jp-TaskflowWidget .jp-TaskflowExecution")
+    widget = widgets.first
     widget.locator('.jp-TaskflowDag-node[data-task="extract"][data-status="running"]').wait_for()
+    widget.scroll_into_view_if_needed()
     assert widget.locator(".jp-TaskflowExecution-title [data-status]").get_attribute(
         "data-status"
     ) in ("pending", "running")
@@ -172,11 +182,11 @@ def test_the_widget_draws_what_the_panel_draws(lab: Lab, page) -> None:  # noqa:
     page.wait_for_function(ALL_RAN, polling=500)
     widget.locator('.jp-TaskflowExecution-title [data-status="failed"]').wait_for()
     widget.locator('.jp-TaskflowDag-node[data-task="summary"][data-status="skipped"]').wait_for()
-    assert widget.count() == 1
+    assert widgets.count() == 2
     widget.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "lab-widget.png"))
 
-    executions = lab.api("GET", "executions")
+    executions = lab.api("GET", "executions?workflow_id=widget_etl")
     assert isinstance(executions, list) and len(executions) == 1, executions
     exec_id = executions[0]["id"]
     detail = lab.api("GET", f"executions/{exec_id}")
@@ -232,3 +242,39 @@ def test_the_widget_draws_what_the_panel_draws(lab: Lab, page) -> None:  # noqa:
         listed.nth(i).get_attribute("data-segment"): int(listed.nth(i).get_attribute("data-count"))
         for i in range(listed.count())
     } == {"completed": 3, "skipped": 3, "failed": 1}
+
+
+def _panel_view(lab_page, exec_id: str, status: str):  # type: ignore[no-untyped-def]
+    lab_page.evaluate(
+        "id => window.jupyterapp.commands.execute('taskflow:open-execution', {executionId: id})",
+        exec_id,
+    )
+    view = lab_page.locator(f"#taskflow-execution-{exec_id} .jp-TaskflowExecution")
+    view.locator(f'.jp-TaskflowExecution-title [data-status="{status}"]').wait_for()
+    return view
+
+
+def test_a_random_50_task_dag_in_the_widget(lab: Lab, page) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    """The seeded random DAG of test_lab_layout, drawn by the widget: no edge crosses a
+    node box, and the panel draws the very same graph."""
+    page.set_default_timeout(90_000)
+    page.goto(f"{lab.url}lab/tree/{NOTEBOOK}?reset&token={lab.token}")
+    page.wait_for_function(KERNEL_IDLE, polling=250)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(ALL_RAN, polling=500)
+    widget = page.locator(".jp-OutputArea-output .jp-TaskflowWidget .jp-TaskflowExecution").nth(1)
+    widget.locator('.jp-TaskflowExecution-title [data-status="completed"]').wait_for()
+    want = sum(len(deps) for _, deps in DENSE)
+    widget.locator(".jp-TaskflowDag-edge").nth(want - 1).wait_for(state="attached")
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "lab-widget-random50.png"))
+    geometry = widget.evaluate(_GEOMETRY)
+    assert len(geometry["nodes"]) == 50 and len(geometry["edges"]) == want
+    assert _edge_crossings(geometry) == []
+    mine = widget.evaluate(_DRAWN)
+    assert mine["meta"].startswith("50/50 completed")
+    runs = lab.api("GET", "executions?workflow_id=random_50&limit=1")
+    assert isinstance(runs, list) and runs, runs
+    theirs = _panel_view(page, runs[0]["id"], "completed").evaluate(_DRAWN)
+    for key in ("nodes", "edges", "size", "segments", "bar"):
+        assert mine[key] == theirs[key], key
