@@ -77,6 +77,7 @@ from pytaskflow_jupyter.events import EventBus  # noqa: E402
 from pytaskflow_jupyter.executors import ThreadExecutor  # noqa: E402
 from pytaskflow_jupyter.runner import Runner, new_execution_id  # noqa: E402
 from pytaskflow_jupyter.store import Store  # noqa: E402
+from pytaskflow_jupyter.transitions import RunState  # noqa: E402
 from pytaskflow_jupyter.validation import Limits, parse_workflow  # noqa: E402
 
 SIZES = (100, 1_000, 10_000, 100_000)
@@ -301,8 +302,10 @@ def phases(case: str, workers: int, repeat: int) -> None:
 
         setattr(owner, name, wrapper)
 
-    for name in ("_begin", "_handle", "_decide", "_start_attempts", "_flush", "_submit"):
+    for name in ("_flush", "_submit", "_wait"):
         timed(ExecutionRun, name, f"loop: {name}")
+    for name in ("apply", "decide", "start_attempts", "take"):
+        timed(RunState, name, f"state: {name}")
     timed(Store, "commit", "loop: _flush > Store.commit")
     timed(Runner, "submit", "Runner.submit")
     timed(executors_module, "run_job", "worker: run_job")

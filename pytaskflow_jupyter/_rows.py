@@ -176,14 +176,15 @@ def loads(text: str | None) -> Any:
 def _task_statements(table: str, keys: int) -> tuple[str, str, str, str]:
     """The four statements that write a run to ``table`` (``keys`` key columns, then
     status, attempts, start_time, end_time, duration, result, error, traceback, reason,
-    history, branch, output, interruptions, mapped), NULLs in the SQL (see _EVENT_SQL):
+    history, branch, output, interruptions, mapped, reused_from), NULLs in the SQL (see
+    _EVENT_SQL):
     a started run, an ended one (up to its result), a skipped one (its reason), any."""
     sql, key = f"INSERT OR REPLACE INTO {table} VALUES ({{}})", "?," * keys
     return (
-        sql.format(key + "?,?,?" + ",NULL" * 11),
-        sql.format(key + "?,?,?,?,?,?" + ",NULL" * 8),
-        sql.format(key + "?,?" + ",NULL" * 6 + ",?" + ",NULL" * 5),
-        sql.format(key + ",".join("?" * 14)),
+        sql.format(key + "?,?,?" + ",NULL" * 12),
+        sql.format(key + "?,?,?,?,?,?" + ",NULL" * 9),
+        sql.format(key + "?,?" + ",NULL" * 6 + ",?" + ",NULL" * 6),
+        sql.format(key + ",".join("?" * 15)),
     )
 
 
@@ -216,6 +217,7 @@ def task_writes(
             and r.output is None
             and not r.interruptions
             and r.mapped is None
+            and r.reused_from is None
         ):
             if (
                 r.start_time is None
@@ -252,6 +254,7 @@ def task_writes(
                 r.output,
                 r.interruptions or None,
                 None if r.mapped is None else json.dumps(r.mapped),
+                r.reused_from,
             )
         )
     return {sql: batch for sql, batch in out.items() if batch}

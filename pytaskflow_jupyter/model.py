@@ -279,6 +279,8 @@ class TaskRun:
     # before it expanded and for every other task
     mapped: dict[str, int] | None = None
     map_index: int | None = None  # set on the run of one instance of a mapped task
+    # a reused row (retry, ``reuse``): the execution that computed it
+    reused_from: str | None = None
 
     def attempt_history(self) -> list[dict[str, Any]]:
         """Every finished attempt (REST's ``history``): the failed ones, then a success."""

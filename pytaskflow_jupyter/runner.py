@@ -30,6 +30,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .compare import compare_executions
 from .engine import ExecutionRun, settle
 from .errors import Conflict, InvalidInput, NotFound, Problem
 from .events import EventBus
@@ -443,6 +444,23 @@ class Runner:
 
         root = self.run_options["root_dir"] or os.getcwd()
         return inspect_parameters(path, root)
+
+    def compare(self, a: str, b: str) -> Json:
+        """Two executions of one workflow side by side (``compare.py``)."""
+        return compare_executions(self.get(a), self.get(b))
+
+    def revisions(self, workflow_id: str) -> list[Json]:
+        """A workflow's revisions, newest first: when each was made, its size, its
+        schedule (``GET /workflows/{id}?revision=N`` gives the definition)."""
+        return [
+            {
+                "revision": revision,
+                "createdAt": created,
+                "tasks": len(definition.get("tasks", ())),
+                "schedule": definition.get("schedule"),
+            }
+            for revision, created, definition in self.store.revisions(workflow_id)
+        ]
 
     def get(self, execution_id: str, *, detail: bool = True) -> Json:
         """One execution as REST shows it."""

@@ -29,6 +29,7 @@ _PENDING: Json = {
     "endTime": None,
     "error": None,
     "reason": None,
+    "reusedFrom": None,
 }
 _PENDING_DETAIL: Json = {
     **_PENDING,
@@ -55,6 +56,7 @@ def task_json(
         "endTime": run.end_time,
         "error": run.error,
         "reason": run.reason,
+        "reusedFrom": run.reused_from,
     }
     if detail:
         out.update(
@@ -87,6 +89,7 @@ def instance_json(run: TaskRun) -> Json:
         "traceback": run.traceback,
         "history": run.attempt_history(),
         "output": run.output,
+        "reusedFrom": run.reused_from,
     }
 
 

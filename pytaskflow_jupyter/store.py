@@ -213,7 +213,16 @@ def _m7(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
+def _m8(db: sqlite_utils.Database) -> None:
+    """Where a reused result was computed: the execution a retry (or ``reuse``) carried a
+    task's or an instance's row over from, followed back to the one that ran it."""
+    db.execute("ALTER TABLE task_runs ADD COLUMN reused_from TEXT")
+    db.execute("ALTER TABLE task_instances ADD COLUMN reused_from TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8,
+]  # fmt: skip
 
 TASK_COLUMNS = (
     "status",
@@ -230,6 +239,7 @@ TASK_COLUMNS = (
     "output",
     "interruptions",
     "mapped",
+    "reused_from",
 )
 EXEC_COLUMNS = frozenset(
     {
@@ -286,6 +296,7 @@ def _task_run(r: tuple[Any, ...]) -> TaskRun:
     return TaskRun(
         name, status, attempts, start, end, duration, loads(result), error, tb, reason,
         read_history(history, status), loads(r[11]), r[12], r[13] or 0, loads(r[14]),
+        reused_from=r[15],
     )  # fmt: skip
 
 
@@ -660,15 +671,21 @@ class Store:
                 executor=executor,
                 trigger=trigger,
             )
+            for run in tasks or []:  # carried over: where each ran first
+                run.reused_from = run.reused_from or parent_id
             for sql, rows in task_writes(execution_id, tasks or []).items():
                 conn.executemany(sql, rows)
             if instances_of and parent_id is not None:
+                columns = ", ".join(TASK_COLUMNS[:-1])  # then where it ran first
                 conn.execute(
-                    "INSERT INTO task_instances SELECT ?, name, map_index, "
-                    f"{', '.join(TASK_COLUMNS)} FROM task_instances WHERE execution_id=? AND "
+                    f"INSERT INTO task_instances SELECT ?, name, map_index, {columns}, "
+                    "coalesce(reused_from, ?) FROM task_instances WHERE execution_id=? AND "
                     f"status=? AND name IN ({','.join('?' * len(instances_of))})",
-                    (execution_id, parent_id, TaskStatus.COMPLETED.value, *instances_of),
-                )
+                    (
+                        execution_id, parent_id, parent_id, TaskStatus.COMPLETED.value,
+                        *instances_of,
+                    ),
+                )  # fmt: skip
         if save is not None:
             self._cache_put((workflow_id, revision), save)
         return self.execution_row(execution_id), True
@@ -1036,8 +1053,8 @@ class Store:
         out: dict[str, dict[int, TaskRun]] = {}
         for r in rows:
             run = _task_run(r)
-            run.map_index = r[15]
-            out.setdefault(run.name, {})[r[15]] = run
+            run.map_index = r[16]
+            out.setdefault(run.name, {})[r[16]] = run
         return out
 
     def instances(
@@ -1063,11 +1080,27 @@ class Store:
         page = []
         for r in rows.fetchall():
             run = _task_run(r)
-            run.map_index = r[15]
+            run.map_index = r[16]
             page.append(run)
         more = len(page) > limit
         page = page[:limit]
         return page, (page[-1].map_index + 1 if more and page[-1].map_index is not None else None)
+
+    def revisions(self, workflow_id: str) -> list[tuple[int, str, Json]]:
+        """Every revision of a workflow, newest first: ``(revision, created_at,
+        definition)``; NotFound for an unknown or deleted workflow."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT revision, created_at, definition FROM workflows WHERE id=? AND "
+                "deleted=0 ORDER BY revision DESC",
+                (workflow_id,),
+            )
+            .fetchall()
+        )
+        if not rows:
+            raise NotFound(f"unknown workflow {workflow_id!r}")
+        return [(rev, created, json.loads(text)) for rev, created, text in rows]
 
     def execution_row(self, execution_id: str) -> Json:
         """The raw execution row (snake_case), or NotFound."""

@@ -184,6 +184,7 @@ export class InstanceList {
         )
       );
     this._rows = [];
+    this._wanted = PAGE;
     this._nextCursor = null;
     this._body.replaceChildren();
     this._keyed.clear();
@@ -195,7 +196,9 @@ export class InstanceList {
   private async _reload(): Promise<void> {
     const filter = this._filter;
     const token = ++this._token;
-    const limit = Math.min(1000, Math.max(PAGE, this._rows.length));
+    // as many rows as shown or asked for ("Show more" pending): a refresh that lands
+    // while a next page loads must not take it back
+    const limit = Math.min(1000, Math.max(this._wanted, this._rows.length));
     try {
       const page = await this._fetch(0, limit, filter);
       if (token !== this._token || this._disposed) {
@@ -220,6 +223,7 @@ export class InstanceList {
       return;
     }
     const token = ++this._token;
+    this._wanted = Math.max(this._wanted, this._rows.length + PAGE);
     this._more.disabled = true;
     try {
       const page = await this._fetch(cursor, PAGE, this._filter);
@@ -481,6 +485,7 @@ export class InstanceList {
   private _detail: HTMLElement;
   private _filter: InstanceFilter = '';
   private _rows: TaskInstance[] = [];
+  private _wanted = PAGE; // rows asked for: a page per "Show more"
   private _nextCursor: number | null = null;
   private _keyed = new Map<number, { tr: HTMLElement; sig: string }>();
   private _token = 0;

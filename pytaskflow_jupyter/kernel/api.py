@@ -62,6 +62,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..compare import rows as compare_rows
 from ..errors import InvalidInput, NotFound
 from ..events import Event
 from ..model import TERMINAL_EXECUTION, TaskStatus
@@ -626,6 +627,19 @@ class Run:
             if page["nextCursor"] is None:
                 return out
             cursor = page["nextCursor"]
+
+    @staticmethod
+    def compare(a: Run | str, b: Run | str) -> Any:
+        """Two executions of one workflow side by side (``GET /executions/{a}/compare/{b}``):
+        a pandas ``DataFrame`` (index: what, name, field; columns ``a``, ``b``, ``differs``)
+        when pandas is installed, else the list of those rows as dicts."""
+        comparison = get_session().runner().compare(_execution_id(a), _execution_id(b))
+        table = compare_rows(comparison)
+        try:
+            import pandas as pd
+        except ImportError:
+            return table
+        return pd.DataFrame(table).set_index(["what", "name", "field"])
 
     # -- control -------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Run:

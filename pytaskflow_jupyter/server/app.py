@@ -45,6 +45,7 @@ from traitlets import (
     Dict,
     Float,
     Integer,
+    List,
     TraitError,
     Unicode,
     default,
@@ -60,6 +61,7 @@ from ..store import Store, default_db_path
 from ..validation import Limits
 from .handlers import (
     CancelHandler,
+    CompareHandler,
     ExecutionHandler,
     ExecutionsHandler,
     InstancesHandler,
@@ -69,11 +71,13 @@ from .handlers import (
     PauseHandler,
     ResumeHandler,
     RetryHandler,
+    RevisionsHandler,
     WorkflowExecutionsHandler,
     WorkflowHandler,
     WorkflowsHandler,
 )
 from .headers import install as install_header_limit
+from .webhook import WEBHOOK_EVENTS, Webhook
 from .websocket import EventHub, EventsWebSocket
 
 __all__ = ["TaskFlowApp", "default_handlers", "main"]
@@ -91,12 +95,14 @@ def default_handlers() -> list[tuple[str, type[RequestHandler]]]:
         (r"/workflows", WorkflowsHandler),
         (rf"/workflows/{wid}", WorkflowHandler),
         (rf"/workflows/{wid}/executions", WorkflowExecutionsHandler),
+        (rf"/workflows/{wid}/revisions", RevisionsHandler),
         (rf"/workflows/{wid}/schedule/pause", PauseHandler),
         (rf"/workflows/{wid}/schedule/resume", ResumeHandler),
         (r"/executions", ExecutionsHandler),
         (rf"/executions/{eid}", ExecutionHandler),
         (rf"/executions/{eid}/cancel", CancelHandler),
         (rf"/executions/{eid}/retry", RetryHandler),
+        (rf"/executions/{eid}/compare/{ident.format('other_id')}", CompareHandler),
         (rf"/executions/{eid}/tasks/{ident.format('task')}/logs", LogsHandler),
         (rf"/executions/{eid}/tasks/{ident.format('task')}/instances", InstancesHandler),
         (r"/taskflow/openapi.json", OpenAPIHandler),
@@ -201,6 +207,19 @@ class TaskFlowApp(ExtensionApp):
         "and rerun without using up a retry; one more and the task fails with reason "
         "'interrupted' (it may be what kills the server).",
     ).tag(config=True)
+    webhook_url = Unicode(
+        "",
+        help="POST a JSON summary of each execution that ends as webhook_events says to this "
+        "URL ('' for none): from a thread of its own, retried, never blocking the engine.",
+    ).tag(config=True)
+    webhook_events = List(
+        Unicode(),
+        default_value=["failed"],
+        help=f"Which ends of an execution the webhook reports: any of {list(WEBHOOK_EVENTS)}.",
+    ).tag(config=True)
+    webhook_retries = Integer(
+        3, help="Times a webhook POST is tried again after a connection error, a 429 or a 5xx."
+    ).tag(config=True)
     max_map_length = Integer(
         10_000,
         help="The most instances one mapped task (map_over) may have: a longer list fails "
@@ -245,6 +264,15 @@ class TaskFlowApp(ExtensionApp):
         if not proposal["value"] > 0:
             raise TraitError(f"TaskFlowApp.{proposal['trait'].name} must be > 0")
         return float(proposal["value"])
+
+    @validate("webhook_events")
+    def _webhook_events(self, proposal: Any) -> list[str]:
+        unknown = sorted(set(proposal["value"]) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise TraitError(
+                f"TaskFlowApp.webhook_events: unknown {unknown}; allowed: {list(WEBHOOK_EVENTS)}"
+            )
+        return list(proposal["value"])
 
     # -- wiring ----------------------------------------------------------------------------
     def _jupyter_server_config(self) -> dict[str, Any]:
@@ -294,6 +322,15 @@ class TaskFlowApp(ExtensionApp):
             self.store, self.run, poll_interval=self.ws_poll_interval, queue_size=self.ws_queue_size
         )
         self._unsubscribe = self.bus.subscribe(self.hub.notify)
+        self.webhook: Webhook | None = None
+        if self.webhook_url:
+            self.webhook = Webhook(
+                self.webhook_url,
+                self.runner.get,
+                events=tuple(self.webhook_events),
+                retries=self.webhook_retries,
+            )
+            self._unhook = self.bus.subscribe(self.webhook.notify)
         self._background: list[asyncio.Task[Any]] = []
         self.log.info(
             "PyTaskFlow %s: database %s, executor %s", __version__, path, self.task_executor.name
@@ -405,12 +442,16 @@ class TaskFlowApp(ExtensionApp):
         self._background.clear()
         await self.hub.stop()
         self._unsubscribe()
+        if self.webhook is not None:
+            self._unhook()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._close_blocking)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _close_blocking(self) -> None:
         self.runner.close(wait=self.shutdown_timeout)
+        if self.webhook is not None:
+            self.webhook.close()
         self.task_executor.shutdown(wait=False)
         self.store.close()
         for key, value in self._environ.items():

@@ -51,6 +51,7 @@ from .openapi import openapi
 
 __all__ = [
     "CancelHandler",
+    "CompareHandler",
     "ExecutionHandler",
     "ExecutionsHandler",
     "InstancesHandler",
@@ -59,6 +60,7 @@ __all__ = [
     "PauseHandler",
     "ResumeHandler",
     "RetryHandler",
+    "RevisionsHandler",
     "TaskFlowHandler",
     "WorkflowExecutionsHandler",
     "WorkflowHandler",
@@ -307,6 +309,26 @@ class ExecutionHandler(TaskFlowHandler):
     async def get(self, execution_id: str) -> None:
         self.query({})
         await self.reply(self.runner.get, execution_id, detail=True)
+
+
+class CompareHandler(TaskFlowHandler):
+    """``GET /executions/{a}/compare/{b}``: two executions of one workflow side by side."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, execution_id: str, other_id: str) -> None:
+        self.query({})
+        await self.reply(self.runner.compare, execution_id, other_id)
+
+
+class RevisionsHandler(TaskFlowHandler):
+    """``GET /workflows/{id}/revisions``: its revisions, newest first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, workflow_id: str) -> None:
+        self.query({})
+        await self.reply(self.runner.revisions, workflow_id)
 
 
 class CancelHandler(TaskFlowHandler):

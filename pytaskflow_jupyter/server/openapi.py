@@ -191,6 +191,13 @@ TASK_PROPERTIES: Json = {
     "endTime": TIME,
     "error": _nullable(STR),
     "reason": _nullable(STR),
+    "reusedFrom": _nullable(
+        {
+            "type": "string",
+            "description": "a result carried over by a retry (or `reuse`): the execution "
+            "that computed it",
+        }
+    ),
 }
 TASK_OPTIONAL: Json = {
     "mapped": _nullable(
@@ -416,6 +423,94 @@ SCHEMAS: Json = {
             },
         },
     },
+    "Revision": {
+        "type": "object",
+        "required": ["revision", "createdAt", "tasks", "schedule"],
+        "properties": {
+            "revision": {"type": "integer", "minimum": 1},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "tasks": {"type": "integer", "minimum": 1, "description": "how many tasks"},
+            "schedule": {"allOf": [_ref("Schedule")], "nullable": True},
+        },
+    },
+    "ComparedTask": _nullable(
+        {
+            "type": "object",
+            "required": ["status", "duration", "attempts", "result", "error"],
+            "properties": {
+                "status": {"type": "string", "enum": list(TASK_STATUSES)},
+                "duration": _nullable({"type": "number"}),
+                "attempts": {"type": "integer", "minimum": 0},
+                "result": {},
+                "error": _nullable(STR),
+            },
+        }
+    ),
+    "ComparedExecution": {
+        "type": "object",
+        "required": ["id", "workflowId", "revision", "status", "params", "startTime", "endTime"],
+        "properties": {
+            "id": STR,
+            "workflowId": STR,
+            "revision": {"type": "integer", "minimum": 1},
+            "status": {"type": "string", "enum": list(EXECUTION_STATUSES)},
+            "params": {"type": "object", "additionalProperties": True},
+            "startTime": TIME,
+            "endTime": TIME,
+        },
+    },
+    "Comparison": {
+        "type": "object",
+        "required": ["a", "b", "params", "tasks", "differs"],
+        "properties": {
+            "a": _ref("ComparedExecution"),
+            "b": _ref("ComparedExecution"),
+            "params": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "a", "b", "differs"],
+                    "properties": {"name": STR, "a": {}, "b": {}, "differs": {"type": "boolean"}},
+                },
+            },
+            "tasks": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "a", "b", "differs"],
+                    "properties": {
+                        "name": STR,
+                        "a": _ref("ComparedTask"),
+                        "b": _ref("ComparedTask"),
+                        "differs": {
+                            "type": "array",
+                            "description": "the fields that differ (`missing`: a task only "
+                            "one of the two has)",
+                            "items": {
+                                "type": "string",
+                                "enum": [
+                                    "status",
+                                    "duration",
+                                    "attempts",
+                                    "result",
+                                    "error",
+                                    "missing",
+                                ],
+                            },
+                        },
+                    },
+                },
+            },
+            "differs": {
+                "type": "object",
+                "required": ["params", "tasks"],
+                "properties": {
+                    "params": {"type": "array", "items": STR},
+                    "tasks": {"type": "array", "items": STR},
+                },
+            },
+        },
+    },
     "Problem": {
         "type": "object",
         "required": ["path", "code", "detail"],
@@ -542,6 +637,15 @@ PATHS: Json = {
             "responses": _responses("204", None, "404", "409"),
         },
     },
+    "/workflows/{workflow_id}/revisions": {
+        "parameters": [WORKFLOW_ID],
+        "get": {
+            "operationId": "listRevisions",
+            "summary": "the workflow's revisions, newest first (`GET /workflows/{id}?revision=N` "
+            "gives one's definition)",
+            "responses": _responses("200", {"type": "array", "items": _ref("Revision")}, "404"),
+        },
+    },
     "/workflows/{workflow_id}/executions": {
         "parameters": [WORKFLOW_ID],
         "post": {
@@ -629,6 +733,16 @@ PATHS: Json = {
             "summary": "cancel (409 when finished)",
             "requestBody": EMPTY_BODY,
             "responses": _responses("200", _ref("Execution"), "404", "409", "413", "415"),
+        },
+    },
+    "/executions/{execution_id}/compare/{other_id}": {
+        "parameters": [EXECUTION_ID, _path("other_id", "the execution to compare it with")],
+        "get": {
+            "operationId": "compareExecutions",
+            "summary": "two executions of one workflow side by side: parameters, per-task "
+            "status, duration, attempts, result and error, what differs named (400 "
+            "`not_comparable` for executions of different workflows)",
+            "responses": _responses("200", _ref("Comparison"), "400", "404"),
         },
     },
     "/executions/{execution_id}/retry": {

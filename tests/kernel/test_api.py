@@ -514,3 +514,35 @@ def test_a_mapped_function_parameter_nothing_fills_is_refused(session):
             return size
 
         wf.run(wait=True, timeout=30)
+
+
+def test_run_compare_puts_two_runs_side_by_side(session, tmp_path, monkeypatch):
+    marker = tmp_path / "fixed"
+    wf = Workflow("compared")
+
+    @wf.task
+    def extract():
+        return 3
+
+    @wf.task(depends_on=extract)
+    def load(extract):
+        if not marker.exists():
+            raise ValueError("not yet")
+        return extract * 2
+
+    failed = wf.run(wait=True, timeout=30)
+    marker.write_text("ok")
+    fixed = failed.retry(wait=True, timeout=30)
+    table = Run.compare(failed, fixed.id)
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame)
+    assert table.loc[("task", "load", "status"), "a"] == "failed"
+    assert table.loc[("task", "load", "status"), "b"] == "completed"
+    assert bool(table.loc[("task", "load", "result"), "differs"]) is True
+    assert bool(table.loc[("task", "extract", "result"), "differs"]) is False
+    assert sorted(table[table["differs"]].index.get_level_values("name").unique()) == ["load"]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # without pandas: the rows themselves
+    rows = Run.compare(failed, fixed)
+    assert {"what": "task", "name": "load", "field": "status", "a": "failed",
+            "b": "completed", "differs": True} in rows  # fmt: skip

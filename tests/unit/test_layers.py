@@ -31,7 +31,8 @@ LAYERS = [
     # what each task type runs; event types and the bus; when schedules fire; notebook
     # functions pickled by value; results kept, spilled and passed by reference
     ["kinds", "events", "schedule", "snapshots", "results"],
-    ["tasks", "validation", "reuse", "serialize", "transitions"],  # pure logic over the model
+    # pure logic over the model
+    ["tasks", "validation", "reuse", "serialize", "transitions", "compare"],
     ["_rows"],  # the rows the store writes
     ["store"],  # the only module that talks to SQLite
     ["_executor", "executors", "_process", "_dask"],  # the executor interface, then executors
