@@ -19,7 +19,7 @@ from pytaskflow_jupyter.kernel.widgets import counts_text, mapped_text, render_t
 from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.store import Store
 
-from .conftest import child_env, wait_until
+from .conftest import REPO, child_env, wait_until
 
 
 def by_name(widget: ExecutionWidget) -> dict[str, dict]:
@@ -453,8 +453,6 @@ def test_counts_text_is_the_panels():
 
 def test_the_front_end_is_the_labextensions_widget_module():
     """The model and view names and the module version the labextension registers."""
-    from tests.kernel.conftest import REPO
-
     package = json.loads((REPO / "labextension" / "package.json").read_text())
     source = (REPO / "labextension" / "src" / "widget.ts").read_text()
     traits = ExecutionWidget.class_traits()
