@@ -61,6 +61,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/executions/{execution_id}/compare/{other_id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description execution id (exec_...) */
+        execution_id: string;
+        /** @description the execution to compare it with */
+        other_id: string;
+      };
+      cookie?: never;
+    };
+    /** two executions of one workflow side by side: parameters, per-task status, duration, attempts, result and error, what differs named (400 `not_comparable` for executions of different workflows) */
+    get: operations['compareExecutions'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/executions/{execution_id}/retry': {
     parameters: {
       query?: never;
@@ -222,6 +244,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/workflows/{workflow_id}/revisions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    /** the workflow's revisions, newest first (`GET /workflows/{id}?revision=N` gives one's definition) */
+    get: operations['listRevisions'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/workflows/{workflow_id}/schedule/pause': {
     parameters: {
       query?: never;
@@ -325,6 +367,57 @@ export interface components {
         | 'one_failed';
       /** @enum {string} */
       type: 'branch';
+    };
+    ComparedExecution: {
+      /** Format: date-time */
+      endTime: string | null;
+      id: string;
+      params: {
+        [key: string]: unknown;
+      };
+      revision: number;
+      /** Format: date-time */
+      startTime: string | null;
+      /** @enum {string} */
+      status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+      workflowId: string;
+    };
+    ComparedTask: {
+      attempts: number;
+      duration: number | null;
+      error: string | null;
+      result: unknown;
+      /** @enum {string} */
+      status:
+        | 'pending'
+        | 'running'
+        | 'completed'
+        | 'failed'
+        | 'skipped'
+        | 'cancelled';
+    } | null;
+    Comparison: {
+      a: components['schemas']['ComparedExecution'];
+      b: components['schemas']['ComparedExecution'];
+      differs: {
+        params: string[];
+        tasks: string[];
+      };
+      params: {
+        a: unknown;
+        b: unknown;
+        differs: boolean;
+        name: string;
+      }[];
+      tasks: {
+        a: components['schemas']['ComparedTask'];
+        b: components['schemas']['ComparedTask'];
+        /** @description the fields that differ (`missing`: a task only one of the two has) */
+        differs: (
+          'status' | 'duration' | 'attempts' | 'result' | 'error' | 'missing'
+        )[];
+        name: string;
+      }[];
     };
     Error: {
       code: string;
@@ -443,6 +536,8 @@ export interface components {
       output?: string | null;
       reason: string | null;
       result: unknown;
+      /** @description a result carried over by a retry (or `reuse`): the execution that computed it */
+      reusedFrom: string | null;
       /** Format: date-time */
       startTime: string | null;
       /** @enum {string} */
@@ -555,6 +650,14 @@ export interface components {
       /** @description tasks to run again, with everything downstream of them, even where their results could be reused (an unknown name is a 400) */
       rerun?: string[];
     };
+    Revision: {
+      /** Format: date-time */
+      createdAt: string;
+      revision: number;
+      schedule: components['schemas']['Schedule'] | null;
+      /** @description how many tasks */
+      tasks: number;
+    };
     /** @description when the server runs the workflow on its own: exactly one of `cron` or `every` */
     Schedule: {
       /**
@@ -585,6 +688,8 @@ export interface components {
       mapped?: components['schemas']['MappedCounts'];
       name: string;
       reason: string | null;
+      /** @description a result carried over by a retry (or `reuse`): the execution that computed it */
+      reusedFrom: string | null;
       /** Format: date-time */
       startTime: string | null;
       /** @enum {string} */
@@ -622,6 +727,8 @@ export interface components {
       output?: string | null;
       reason: string | null;
       result?: unknown;
+      /** @description a result carried over by a retry (or `reuse`): the execution that computed it */
+      reusedFrom: string | null;
       /** Format: date-time */
       startTime: string | null;
       /** @enum {string} */
@@ -900,6 +1007,58 @@ export interface operations {
       };
       /** @description body is not application/json */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  compareExecutions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description execution id (exec_...) */
+        execution_id: string;
+        /** @description the execution to compare it with */
+        other_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Comparison'];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description unknown id */
+      404: {
         headers: {
           [name: string]: unknown;
         };
@@ -1564,6 +1723,56 @@ export interface operations {
       };
       /** @description body is not application/json */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  listRevisions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description workflow id */
+        workflow_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Revision'][];
+        };
+      };
+      /** @description invalid input (body, query, header or definition); `errors` lists each problem */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description not authenticated, not authorized, or XSRF check failed */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description unknown id */
+      404: {
         headers: {
           [name: string]: unknown;
         };
