@@ -607,9 +607,10 @@ class RunState:
         if items.__class__ is Spilled:
             items = items.stored
         resumed = run.mapped is not None and run.attempts > 0
+        run.status = _RUNNING  # (``begin`` set a resumed one back to pending)
         if not resumed:
             run.attempts = max(run.attempts, 1)
-            run.status, run.start_time = _RUNNING, iso(self.clock())
+            run.start_time = iso(self.clock())
             run.end_time = run.duration = run.error = run.traceback = run.reason = None
         if not isinstance(items, list):
             why = f"returned {type(items).__name__}, not a list"

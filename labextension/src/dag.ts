@@ -260,27 +260,54 @@ function dropStraight(points: Point[]): Point[] {
   return out;
 }
 
+/** A piece of a drawn edge: a straight run, or a cubic from `from` to `to`. */
+export type EdgePiece =
+  | { kind: 'line'; from: Point; to: Point }
+  | { kind: 'cubic'; from: Point; c1: Point; c2: Point; to: Point };
+
 /**
- * An SVG path along an edge's points: straight where a segment is
+ * What `edgePath` draws along an edge's points: straight where a segment is
  * horizontal, else a cubic with horizontal tangents. Each cubic stays inside
  * the bounding box of its segment (its control points do), so it never
- * leaves the gap between columns that the segment lies in.
+ * leaves the gap between columns that the segment lies in. (The geometry
+ * test samples these, the drawn curves, not only the points.)
  */
-export function edgePath(points: Point[]): string {
-  if (!points.length) {
-    return '';
-  }
+export function edgePieces(points: Point[]): EdgePiece[] {
   const r = (v: number) => Math.round(v * 10) / 10;
-  let d = `M${r(points[0].x)},${r(points[0].y)}`;
+  const at = (x: number, y: number): Point => ({ x: r(x), y: r(y) });
+  const out: EdgePiece[] = [];
   for (let i = 1; i < points.length; i++) {
     const a = points[i - 1];
     const b = points[i];
     if (a.y === b.y) {
-      d += ` L${r(b.x)},${r(b.y)}`;
+      out.push({ kind: 'line', from: at(a.x, a.y), to: at(b.x, b.y) });
     } else {
-      const mx = r((a.x + b.x) / 2);
-      d += ` C${mx},${r(a.y)} ${mx},${r(b.y)} ${r(b.x)},${r(b.y)}`;
+      const mx = (a.x + b.x) / 2;
+      out.push({
+        kind: 'cubic',
+        from: at(a.x, a.y),
+        c1: at(mx, a.y),
+        c2: at(mx, b.y),
+        to: at(b.x, b.y)
+      });
     }
+  }
+  return out;
+}
+
+/** The SVG path of `edgePieces`. */
+export function edgePath(points: Point[]): string {
+  if (!points.length) {
+    return '';
+  }
+  const xy = (p: Point) => `${p.x},${p.y}`;
+  const r = (v: number) => Math.round(v * 10) / 10;
+  let d = `M${r(points[0].x)},${r(points[0].y)}`;
+  for (const piece of edgePieces(points)) {
+    d +=
+      piece.kind === 'line'
+        ? ` L${xy(piece.to)}`
+        : ` C${xy(piece.c1)} ${xy(piece.c2)} ${xy(piece.to)}`;
   }
   return d;
 }

@@ -1,10 +1,13 @@
 /**
  * Plugin wiring only: the sidebar panel, execution views, workflow pages,
  * run comparisons, palette commands, the file browser's and the notebook
- * toolbar's "Run as TaskFlow task…", the launcher tile and the notifications
- * of ended executions. Behaviour lives in service.ts, panel.ts,
- * execution.ts, workflow.ts, compare.ts, notify.ts and form.ts.
+ * toolbar's "Run as TaskFlow task…", the launcher tile, the notifications of
+ * ended executions, and the notebook's execution widget module. Behaviour
+ * lives in service.ts, panel.ts, execution.ts, workflow.ts, compare.ts,
+ * notify.ts, form.ts and widget.ts.
  */
+
+import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 
 import {
   ILayoutRestorer,
@@ -33,6 +36,7 @@ import { ExecutionSummary } from './model';
 import { DEFAULT_NOTIFY, ExecutionNotifier, NotifySettings } from './notify';
 import { TaskflowPanel } from './panel';
 import { TaskflowService } from './service';
+import { widgetModule } from './widget';
 import { WorkflowView } from './workflow';
 
 export namespace CommandIDs {
@@ -464,4 +468,32 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * The notebook's `ExecutionWidget` front end: the execution view, fed by the
+ * kernel. Its links open executions in the main area, as the panel does.
+ */
+const widgetPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'pytaskflow-jupyter:widget',
+  description: 'The execution widget of notebooks: the panel’s execution view.',
+  autoStart: true,
+  requires: [IJupyterWidgetRegistry],
+  activate: (app: JupyterFrontEnd, registry: IJupyterWidgetRegistry) => {
+    registry.registerWidget(
+      widgetModule({
+        settings: app.serviceManager.serverSettings,
+        actions: {
+          openExecution: id =>
+            void app.commands.execute(CommandIDs.openExecution, {
+              executionId: id
+            }),
+          openPath: path =>
+            void openOutput(path, app.serviceManager.contents, p =>
+              app.commands.execute('docmanager:open', { path: p })
+            )
+        }
+      })
+    );
+  }
+};
+
+export default [plugin, widgetPlugin];

@@ -68,7 +68,6 @@ from ..events import Event
 from ..model import TERMINAL_EXECUTION, TaskStatus
 from ..model import Workflow as WorkflowModel
 from ..validation import derive_id, parse_workflow
-from .graph import render_svg
 from .remote import WorkflowSchedule, with_snapshots
 from .session import current_shell, find_function, get_session, recall, register_function
 from .widgets import ExecutionWidget, elapsed_seconds, render_text
@@ -557,11 +556,6 @@ class Workflow:
             deps = f" <- {', '.join(t['dependencies'])}" if t["dependencies"] else ""
             lines.append(f"  {t['name']} ({t['type']}){deps}")
         p.text("\n".join(lines))
-
-    def _repr_html_(self) -> str:
-        order = [(t["name"], t["dependencies"]) for t in self._tasks.values()]
-        svg = render_svg(order, {})
-        return f"<div><b>{self.name}</b> ({len(order)} tasks)<br>{svg}</div>"
 
 
 class Run:

@@ -33,6 +33,7 @@ from ..validation import derive_id
 from .api import Run, Workflow
 from .remote import notebook_tasks, stored_definition, with_snapshots
 from .session import get_session
+from .widgets import counts_text
 
 __all__ = ["TaskFlowMagics", "load_ipython_extension"]
 
@@ -238,19 +239,18 @@ class TaskFlowMagics(Magics):
         page, _ = runner.list_executions(workflow_id=args.workflow, limit=max(1, args.limit))
         rows = []
         for e in page:
-            done = sum(t["status"] in ("completed", "skipped") for t in e["tasks"])
             rows.append(
                 [
                     e["id"],
                     e["workflowId"],
                     e["status"],
-                    f"{done}/{len(e['tasks'])}",
+                    counts_text(e["tasks"]),  # the panel's and the widget's words
                     e["startTime"] or e["createdAt"],
                     e["executor"] or "",
                 ]
             )
         return _Table(
-            ["execution", "workflow", "status", "done", "started", "executor"],
+            ["execution", "workflow", "status", "tasks", "started", "executor"],
             rows,
             "no executions yet",
         )

@@ -1,12 +1,16 @@
 """The live execution widget, and its text twin for frontends without widgets.
 
-``ExecutionWidget(execution_id)`` is an ipywidgets ``VBox``: a header (workflow,
-execution id, status, elapsed time), a progress bar, the DAG drawn as SVG and coloured
-by status (``graph.py``), and a row per task (status colour, duration, attempts, the
-error with its traceback one click away; a running notebook task's row adds a small bar
-and ``cell k/n`` from its ``task_progress`` events). A mapped task (SPEC 11) is one node
-and one row showing its instances' ``done/total`` and counts by status, in the Lab
-panel's words (``graph.mapped_text``); its instances are listed in the panel, not here.
+``ExecutionWidget(execution_id)`` is an ipywidgets ``DOMWidget`` whose front end is
+shipped by the labextension (``labextension/src/widget.ts``): the view is the Lab
+panel's own execution view, drawn by the same TypeScript (model, DAG layout, counts,
+segmented status bar, task rows), so the notebook and the panel show the same thing.
+This module only keeps two synced traits current: ``execution``, the execution as
+``GET /executions/{id}`` shows it (without results and attempt history, which the view
+never draws; a task between attempts has the panel's ``retrying`` status, and a running
+notebook task its last ``progress``), and ``definition``, the workflow revision the
+execution runs (id, name, revision, tasks with their type, dependencies, params and
+``map_over``). Where no widget front end renders it (a terminal, plain Python, nbconvert
+text) the execution shows as text (``render_text``), with the panel's counts words.
 
 How it stays live
 -----------------
@@ -30,31 +34,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from html import escape
 from typing import Any
 
 import ipywidgets
 import traitlets
 
+from .._version import __version__
 from ..events import Event, EventBus
-from ..model import TERMINAL_EXECUTION, TERMINAL_TASK
+from ..model import TERMINAL_EXECUTION
 from ..serialize import event_json, execution_json
 from ..store import Store
-from .graph import STATUS_COLORS, histogram, mapped_text, render_svg
 
-__all__ = ["ExecutionWidget", "render_text"]
+__all__ = ["ExecutionWidget", "counts_text", "mapped_text", "render_text"]
 
 log = logging.getLogger(__name__)
 
-BAR_STYLES = {
-    "running": "info",
-    "completed": "success",
-    "failed": "danger",
-    "cancelled": "warning",
-    "pending": "",
-}
+#: the labextension's widget module (labextension/package.json: name, version)
+FRONTEND_MODULE = "pytaskflow-jupyter"
+FRONTEND_VERSION = f"^{__version__}"
+
 SYMBOLS = {
     "pending": "\u00b7",
     "retrying": "\u21bb",
@@ -65,6 +65,10 @@ SYMBOLS = {
     "cancelled": "\u25a0",
 }
 MAX_ROWS = 200
+#: what the view never draws: left out of every push (a result can be megabytes)
+HEAVY = ("result", "history")
+#: the statuses of the counts line, in the panel's order (labextension model.ts)
+COUNTED = ("completed", "skipped", "failed", "cancelled", "running", "pending")
 
 
 def elapsed_seconds(start: str | None, end: str | None) -> float:
@@ -96,12 +100,47 @@ def fmt_seconds(value: float | None) -> str:
     return f"{minutes // 60}h {minutes % 60:02d}m"
 
 
-def shown_status(task: dict[str, Any]) -> str:
-    """The status a task is drawn with: ``retrying`` for a pending task between attempts."""
-    return "retrying" if task.get("retrying") and task["status"] == "pending" else task["status"]
+def shown_status(task: Mapping[str, Any]) -> str:
+    """The status a task is drawn with: ``retrying`` for a pending task between attempts
+    (a REST snapshot says ``pending`` with the last attempt's error)."""
+    status = str(task["status"])
+    if status == "pending" and (task.get("retrying") or task.get("error")):
+        return "retrying"
+    return status
 
 
-def cell_progress(task: dict[str, Any]) -> tuple[int, int] | None:
+def counts_text(tasks: list[dict[str, Any]]) -> str:
+    """``6/8 completed · 2 skipped`` (the panel's ``countsText``): what ran and succeeded
+    of all, then every other status that has a task; a retrying task counts as running."""
+    if not tasks:
+        return "no tasks"
+    counts = dict.fromkeys(COUNTED, 0)
+    for t in tasks:
+        status = shown_status(t)
+        status = "running" if status == "retrying" else status
+        counts[status if status in counts else "pending"] += 1
+    parts = [f"{counts['completed']}/{len(tasks)} completed"]
+    parts += [
+        f"{counts[s]} {s}" for s in ("skipped", "failed", "cancelled", "running") if counts[s]
+    ]
+    return " \u00b7 ".join(parts)
+
+
+def mapped_text(counts: Mapping[str, int] | None, upstream: str | None = None) -> str:
+    """``742/1000 completed · 3 failed · 20 running · 235 pending`` (the panel's words);
+    ``waiting for <upstream>`` before the task expanded, ``no instances`` for ``[]``."""
+    if not counts:
+        return f"waiting for {upstream}" if upstream else "not expanded yet"
+    if not counts.get("total"):
+        return "no instances"
+    parts = [f"{counts.get('completed', 0)}/{counts['total']} completed"]
+    parts += [
+        f"{counts[s]} {s}" for s in ("failed", "cancelled", "running", "pending") if counts.get(s)
+    ]
+    return " \u00b7 ".join(parts)
+
+
+def cell_progress(task: Mapping[str, Any]) -> tuple[int, int] | None:
     """``(done, total)`` cells of a running notebook task, from its last ``task_progress``
     event; None for any other task (a finished one's count says nothing more)."""
     progress = task.get("progress")
@@ -123,37 +162,44 @@ ABANDON_WATCH = 1.5  # s after the end to watch for an attempt left running (Thr
 ABANDONED_NOTE = "attempt {attempt} given up on but still running in its thread (blocked in C)"
 
 
-def is_mapped(task: dict[str, Any]) -> bool:
-    """A mapped task: by its definition (``map_over``) or by its counts."""
-    return bool(task.get("map_over")) or task.get("mapped") is not None
+def _abandoned_attempt(task: Mapping[str, Any]) -> int | None:
+    gone = task.get("abandoned")
+    return gone.get("attempt") if isinstance(gone, dict) else gone
 
 
-def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed: float) -> str:
-    """The execution as plain text: a header line and a line per task."""
-    done = sum(t["status"] in TERMINAL_TASK for t in tasks)
+def render_text(
+    execution: Mapping[str, Any],
+    tasks: list[dict[str, Any]],
+    elapsed: float,
+    map_over: Mapping[str, str | None] | None = None,
+) -> str:
+    """The execution as plain text: a header line (the panel's counts words) and a line
+    per task. ``map_over``: a mapped task's upstream, by task (for ``waiting for ...``)."""
+    ups = map_over or {}
     lines = [
         f"{execution.get('workflowId')}  {execution.get('id')}  {execution.get('status')}  "
-        f"{fmt_seconds(elapsed)}  {done}/{len(tasks)} tasks"
+        f"{fmt_seconds(elapsed)}  {counts_text(tasks)}"
     ]
     width = min(30, max((len(t["name"]) for t in tasks), default=4))
     for t in tasks[:MAX_ROWS]:
         status = shown_status(t)
         extra = []
-        if is_mapped(t):
-            extra.append(mapped_text(t.get("mapped"), t.get("map_over")))
+        upstream = ups.get(t["name"]) or t.get("map_over")
+        if upstream or "mapped" in t:
+            extra.append(mapped_text(t.get("mapped"), upstream))
         cells = cell_progress(t)
         if cells is not None:
             extra.append(f"{_text_bar(*cells)} cell {cells[0]}/{cells[1]}")
         if t.get("duration") is not None:
             extra.append(fmt_seconds(t["duration"]))
-        if t.get("attempts", 0) > 1:
+        if (t.get("attempts") or 0) > 1:
             extra.append(f"{t['attempts']} attempts")
         if t.get("reason") and status in ("skipped", "cancelled", "failed"):
             extra.append(f"({t['reason']})")
         if t.get("error") and status in ("failed", "retrying"):
             extra.append(str(t["error"]).splitlines()[0][:120])
-        if t.get("abandoned"):
-            extra.append(ABANDONED_NOTE.format(attempt=t["abandoned"]))
+        if _abandoned_attempt(t):
+            extra.append(ABANDONED_NOTE.format(attempt=_abandoned_attempt(t)))
         lines.append(
             f"  {SYMBOLS.get(status, '?')} {t['name']:<{width}}  {status:<9}  " + "  ".join(extra)
         )
@@ -162,85 +208,27 @@ def render_text(execution: dict[str, Any], tasks: list[dict[str, Any]], elapsed:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _badge(status: str) -> str:
-    fill, stroke, ink = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
-    return (
-        f'<span class="taskflow-status" style="background:{fill};color:{ink};border:1px solid '
-        f'{stroke};border-radius:10px;padding:1px 8px;font-weight:600">{escape(status)}</span>'
-    )
-
-
-def _cells_html(task: dict[str, Any]) -> str:
-    """A running notebook task's small bar and ``cell k/n``; empty for any other task."""
-    cells = cell_progress(task)
-    if cells is None:
-        return ""
-    done, total = cells
-    fill, stroke, _ = STATUS_COLORS["running"]
-    return (
-        f'<span class="taskflow-cells" role="progressbar" aria-valuemin="0" '
-        f'aria-valuemax="{total}" aria-valuenow="{done}" style="display:inline-flex;'
-        'align-items:center;gap:4px;margin-left:6px;white-space:nowrap">'
-        f'<span style="display:inline-block;width:60px;height:6px;background:{fill};'
-        f'border:1px solid {stroke};border-radius:3px;overflow:hidden">'
-        f'<span style="display:block;height:100%;width:{100 * done / total:.0f}%;'
-        f'background:{stroke}"></span></span>cell {done}/{total}</span>'
-    )
-
-
-def _mapped_html(task: dict[str, Any]) -> str:
-    """A mapped task's small histogram of its instances and their counts in words."""
-    if not is_mapped(task):
-        return ""
-    counts = task.get("mapped")
-    segments = "".join(
-        f'<span data-segment="{status}" style="display:inline-block;height:100%;'
-        f'width:{width:.2f}px;background:{STATUS_COLORS[status][1]}"></span>'
-        for status, _, _, width in histogram(counts, 80)
-    )
-    return (
-        f'<span class="taskflow-mapped" style="display:inline-flex;align-items:center;'
-        'gap:4px;margin-left:6px;white-space:nowrap">'
-        '<span style="display:inline-flex;width:80px;height:6px;border-radius:3px;'
-        f'overflow:hidden;background:#eaeef2">{segments}</span>'
-        f"{escape(mapped_text(counts, task.get('map_over')))}</span>"
-    )
-
-
-def _abandoned_html(task: dict[str, Any]) -> str:
-    if not task.get("abandoned"):
-        return ""
-    note = escape(ABANDONED_NOTE.format(attempt=task["abandoned"]))
-    return f'<div class="taskflow-abandoned" style="color:#9a6700">&#9888; {note}</div>'
-
-
-def _error_html(task: dict[str, Any]) -> str:
-    """The first line of a task's error; the full error on hover, the traceback on click."""
-    if not task.get("error"):
-        return ""
-    first = str(task["error"]).splitlines()[0]
-    short = escape(first[:100] + ("\u2026" if len(first) > 100 else ""))
-    detail = escape(task.get("traceback") or str(task["error"]))
-    return (
-        f'<details title="{escape(str(task["error"]))}"><summary style="cursor:pointer;'
-        f'color:#cf222e">{short}</summary><pre style="white-space:pre-wrap;font-size:11px;'
-        f'margin:2px 0">{detail}</pre></details>'
-    )
-
-
-class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+class ExecutionWidget(ipywidgets.DOMWidget):  # type: ignore[misc]  # ipywidgets is untyped
     """A live view of one execution (see the module docstring)."""
 
-    execution_id = traitlets.Unicode(help="the execution shown")
-    workflow = traitlets.Unicode(help="its workflow id")
-    status = traitlets.Unicode("pending", help="the execution status")
-    elapsed = traitlets.Float(0.0, help="seconds since the execution started (to its end)")
-    tasks: traitlets.List[dict[str, Any]] = traitlets.List(
-        help="one dict per task: name, status, attempts, duration, error, reason, retrying, "
-        "dependencies, traceback, progress (a notebook task's last {done, total} of cells), "
-        "map_over and mapped (a mapped task's instances by status, with total)"
-    )
-    parent_id = traitlets.Unicode(None, allow_none=True, help="the execution this one retries")
+    _model_name = traitlets.Unicode("ExecutionModel").tag(sync=True)
+    _view_name = traitlets.Unicode("ExecutionView").tag(sync=True)
+    _model_module = traitlets.Unicode(FRONTEND_MODULE).tag(sync=True)
+    _view_module = traitlets.Unicode(FRONTEND_MODULE).tag(sync=True)
+    _model_module_version = traitlets.Unicode(FRONTEND_VERSION).tag(sync=True)
+    _view_module_version = traitlets.Unicode(FRONTEND_VERSION).tag(sync=True)
+
+    execution_id = traitlets.Unicode(help="the execution shown").tag(sync=True)
+    execution: traitlets.Dict[str, Any] = traitlets.Dict(
+        help="the execution as GET /executions/{id} shows it, without results and "
+        "attempt history; tasks between attempts are `retrying`, a running notebook "
+        "task has its last `progress`"
+    ).tag(sync=True)
+    definition: traitlets.Dict[str, Any] = traitlets.Dict(
+        help="the workflow revision it runs: id, name, revision, tasks (name, type, "
+        "dependencies, params, map_over)"
+    ).tag(sync=True)
+    status = traitlets.Unicode("pending", help="the execution status (not synced)")
 
     def __init__(
         self,
@@ -258,14 +246,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
 
             session = get_session()
             store, bus = session.store, bus or session.bus
-        self.header = ipywidgets.HTML()
-        self.progress = ipywidgets.IntProgress(
-            value=0, min=0, max=1, layout=ipywidgets.Layout(width="100%")
-        )
-        self.graph = ipywidgets.HTML(layout=ipywidgets.Layout(overflow="auto", max_height="420px"))
-        self.table = ipywidgets.HTML(layout=ipywidgets.Layout(overflow="auto", max_height="480px"))
-        super().__init__(children=[self.header, self.progress, self.graph, self.table], **kwargs)
-        self.add_class("taskflow-execution")
+        super().__init__(**kwargs)
         self._store = store
         self.min_interval, self.poll_interval = min_interval, poll_interval
         self._lock = threading.RLock()
@@ -273,7 +254,8 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         self._finished = threading.Event()
         self._exec: dict[str, Any] = {}
         self._state: dict[str, dict[str, Any]] = {}
-        self._order: list[tuple[str, list[str]]] = []
+        self._order: list[str] = []
+        self._abandoned: dict[str, int] = {}
         self._seq = 0
         self.execution_id = execution_id
         self.refresh()
@@ -289,7 +271,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
 
     # -- public ------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Reload the execution from the database and redraw it."""
+        """Reload the execution from the database and push it."""
         with self._lock:
             self._load()
             self._push()
@@ -303,10 +285,32 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         """True while the widget still follows a running execution."""
         return not self._finished.is_set()
 
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        """The tasks as last pushed, in definition order."""
+        return list(self.execution.get("tasks", []))
+
+    @property
+    def workflow(self) -> str:
+        """The workflow id."""
+        return str(self.execution.get("workflowId") or "")
+
+    @property
+    def parent_id(self) -> str | None:
+        """The execution this one retries."""
+        return self.execution.get("parentId")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the execution started (to its end)."""
+        ex = self.execution
+        return elapsed_seconds(ex.get("startTime"), ex.get("endTime"))
+
     def text(self) -> str:
         """The current state as plain text (what terminals show)."""
         with self._lock:
-            return render_text({**self._exec, "status": self.status}, self.tasks, self.elapsed)
+            ups = {t["name"]: t.get("map_over") for t in self.definition.get("tasks", [])}
+            return render_text(self.execution, self.tasks, self.elapsed, ups)
 
     def close(self) -> None:
         """Stop following and close the widget."""
@@ -328,42 +332,33 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         seq, row, runs = self._store.snapshot(self.execution_id)  # events after seq follow
         wf = self._store.load_workflow(row["workflow_id"], row["revision"])
         execution = execution_json(row, wf, runs, detail=True)
-        self._order = [(t.name, list(t.dependencies)) for t in wf.tasks]
+        if not self.definition or self.definition.get("revision") != row["revision"]:
+            self.definition = {
+                "id": wf.id,
+                "name": wf.name,
+                "revision": row["revision"],
+                "tasks": [
+                    {
+                        "name": t.name,
+                        "type": t.type,
+                        "dependencies": list(t.dependencies),
+                        "params": t.params,
+                        "map_over": t.map_over,
+                    }
+                    for t in wf.tasks
+                ],
+            }
         before, self._state = self._state, {}
-        deps = dict(self._order)
-        maps = {t.name: t.map_over for t in wf.tasks}
-        for task in execution["tasks"]:
-            retrying = task["status"] == "pending" and bool(task.get("error"))
+        for task in execution.pop("tasks"):
             old = before.get(task["name"], {})
             # progress is only in events: a reload keeps it while the same attempt runs
             same = (old.get("status"), old.get("attempts")) == ("running", task["attempts"])
-            self._state[task["name"]] = {
-                "name": task["name"],
-                "status": task["status"],
-                "attempts": task["attempts"],
-                "duration": task["duration"],
-                "error": task["error"],
-                "reason": task["reason"],
-                "traceback": task.get("traceback"),
-                "retrying": retrying,
-                "dependencies": deps[task["name"]],
-                "progress": old.get("progress") if same and task["status"] == "running" else None,
-                "map_over": maps[task["name"]],
-                "mapped": task.get("mapped"),
-            }
-        self._exec = {
-            k: execution.get(k)
-            for k in (
-                "id",
-                "workflowId",
-                "status",
-                "startTime",
-                "endTime",
-                "parentId",
-                "reason",
-                "params",
-            )
-        }
+            keep = same and task["status"] == "running"
+            state = {k: v for k, v in task.items() if k not in HEAVY}
+            state.update(status=shown_status(task), progress=old.get("progress") if keep else None)
+            self._state[task["name"]] = state
+        self._order = [t.name for t in wf.tasks]
+        self._exec = execution
         self._seq = max(self._seq, seq)
 
     def _pull(self) -> bool:
@@ -400,136 +395,49 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
 
     @staticmethod
     def _apply(task: dict[str, Any], kind: str, event: dict[str, Any]) -> bool:
-        """Update one task from one event; True when a traceback is worth fetching."""
+        """Update one task from one event (as the panel's model does: model.ts
+        ``taskFromEvent``); True when a traceback is worth fetching."""
         task["attempts"] = event.get("attempt") or task["attempts"]
+        at = event.get("timestamp")
         if kind == "task_started":
-            task.update(status="running", duration=None, retrying=False, progress=None)
+            task.update(
+                status="running", startTime=at, endTime=None, duration=None, error=None,
+                progress=None,
+            )  # fmt: skip
         elif kind == "task_progress":
             task["progress"] = event.get("progress")
         elif kind == "task_retrying":
-            task.update(status="pending", retrying=True, error=event.get("error"))
+            task.update(status="retrying", error=event.get("error"))
         elif kind == "task_completed":
             task.update(
-                status="completed",
-                duration=event.get("duration"),
-                error=None,
+                status="completed", endTime=at, duration=event.get("duration"), error=None,
                 traceback=None,
-                retrying=False,
-            )
+            )  # fmt: skip
         elif kind == "task_failed":
             task.update(
-                status="failed",
-                duration=event.get("duration"),
-                retrying=False,
-                error=event.get("error"),
-                reason=event.get("reason"),
-            )
+                status="failed", endTime=at, duration=event.get("duration"),
+                error=event.get("error"), reason=event.get("reason"),
+            )  # fmt: skip
             return True
         elif kind == "task_skipped":
             task.update(status="skipped", reason=event.get("reason"))
         return False
 
-    # -- drawing -----------------------------------------------------------------------
+    # -- pushing -------------------------------------------------------------------------
     def _push(self) -> None:
-        """Set every trait from the state, as one comm message."""
-        live = getattr(self, "_abandoned", {})
-        tasks = [{**self._state[name], "abandoned": live.get(name)} for name, _ in self._order]
-        status = self._exec.get("status") or "pending"
-        elapsed = elapsed_seconds(self._exec.get("startTime"), self._exec.get("endTime"))
-        done = sum(t["status"] in TERMINAL_TASK for t in tasks)
-        with self.hold_sync(), self.progress.hold_sync():
-            self.workflow = self._exec.get("workflowId") or ""
-            self.parent_id = self._exec.get("parentId")
-            self.status = status
-            self.elapsed = round(elapsed, 3)
-            self.tasks = tasks
-            self.progress.max = max(1, len(tasks))
-            self.progress.value = done
-            self.progress.bar_style = BAR_STYLES.get(status, "")
-            self.progress.description = f"{done}/{len(tasks)}"
-            self.header.value = self._header_html(done, len(tasks))
-            self.graph.value = render_svg(
-                self._order, {t["name"]: {**t, "status": shown_status(t)} for t in tasks}
-            )
-            self.table.value = self._table_html(tasks)
-
-    def _header_html(self, done: int, total: int) -> str:
-        status = self._exec.get("status") or "pending"
-        parts = [
-            _badge(status),
-            f"<b>{escape(self.workflow)}</b>",
-            f"<code>{escape(self.execution_id)}</code>",
-            f'<span class="taskflow-elapsed">{escape(fmt_seconds(self.elapsed))}</span>',
-            f"<span>{done}/{total} tasks</span>",
-        ]
-        if self._exec.get("parentId"):
-            parts.append(f"<span>retry of <code>{escape(self._exec['parentId'])}</code></span>")
-        if self._exec.get("reason"):
-            parts.append(f"<span>({escape(str(self._exec['reason']))})</span>")
-        return (
-            f'<div class="taskflow-header" data-status="{escape(status)}" style="display:flex;'
-            "flex-wrap:wrap;gap:10px;align-items:center;font-family:var(--jp-ui-font-family);"
-            'font-size:13px">' + "".join(parts) + "</div>"
-        )
-
-    @staticmethod
-    def _table_html(tasks: list[dict[str, Any]]) -> str:
-        cell = "padding:3px 10px;border-bottom:1px solid var(--jp-border-color2, #eaeef2)"
-        rows = []
-        for t in tasks[:MAX_ROWS]:
-            status = shown_status(t)
-            fill, stroke, _ = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
-            note = t.get("reason") if status != "failed" else None
-            dot = (
-                f'<span style="display:inline-block;width:10px;height:10px;border-radius:50%;'
-                f'background:{fill};border:1px solid {stroke}"></span>'
-            )
-            values = [
-                ("left", dot),
-                ("left", f"<b>{escape(t['name'])}</b>"),
-                (
-                    "left",
-                    escape(status)
-                    + (f" ({escape(note)})" if note else "")
-                    + _cells_html(t)
-                    + _mapped_html(t),
-                ),
-                ("right", str(t.get("attempts") or 0)),
-                ("right", escape(fmt_seconds(t.get("duration")))),
-                ("left", _error_html(t) + _abandoned_html(t)),
-            ]
-            rows.append(
-                f'<tr class="taskflow-task" data-task="{escape(t["name"])}" '
-                f'data-status="{escape(status)}">'
-                + "".join(
-                    f'<td style="{cell};text-align:{align}">{value}</td>' for align, value in values
-                )
-                + "</tr>"
-            )
-        if len(tasks) > MAX_ROWS:
-            rows.append(
-                f'<tr><td colspan="6" style="{cell}">\u2026 and '
-                f"{len(tasks) - MAX_ROWS} more tasks</td></tr>"
-            )
-        head = "".join(
-            f'<th style="{cell};text-align:{align}">{title}</th>'
-            for title, align in (
-                ("", "left"),
-                ("task", "left"),
-                ("status", "left"),
-                ("attempts", "right"),
-                ("duration", "right"),
-                ("error", "left"),
-            )
-        )
-        return (
-            '<table class="taskflow-tasks" style="border-collapse:collapse;font-size:12px;'
-            'font-family:var(--jp-ui-font-family)"><thead><tr>'
-            + head
-            + "</tr></thead><tbody>"
-            + "".join(rows)
-            + "</tbody></table>"
-        )
+        """Set the execution trait from the state, as one comm message."""
+        live = self._abandoned
+        tasks = []
+        for name in self._order:
+            task = self._state[name]
+            if name in live:
+                task = {**task, "abandoned": {"attempt": live[name], "since": None}}
+            tasks.append(dict(task))  # a copy: a trait compares new values with old
+        execution = {**self._exec, "status": self._exec.get("status") or "pending"}
+        execution["tasks"] = tasks
+        with self.hold_sync():
+            self.execution = execution
+            self.status = execution["status"]
 
     # -- following -----------------------------------------------------------------------
     def _on_events(self, events: list[Event]) -> None:
@@ -545,7 +453,7 @@ class ExecutionWidget(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is u
         deadline = time.monotonic() + ABANDON_WATCH
         while not self._stop.is_set():
             live = live_abandoned(self.execution_id)
-            if live != getattr(self, "_abandoned", {}):
+            if live != self._abandoned:
                 with self._lock:
                     self._abandoned = live
                     self._push()

@@ -583,6 +583,9 @@ IDEMPOTENCY = {
 }
 WORKFLOW_ID = _path("workflow_id", "workflow id", ID)
 EXECUTION_ID = _path("execution_id", "execution id (exec_...)")
+PAGE_LIMIT = _query(
+    "limit", "page size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+)
 BODY_EXECUTION = {
     "required": False,
     "content": {"application/json": {"schema": _ref("ExecutionRequest")}},
@@ -689,11 +692,7 @@ PATHS: Json = {
                     "only executions started this way",
                     {"type": "string", "enum": TRIGGERS},
                 ),
-                _query(
-                    "limit",
-                    "page size",
-                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                ),
+                PAGE_LIMIT,
                 _query(
                     "cursor",
                     "the X-Next-Cursor of the previous page (opaque)",
@@ -787,11 +786,7 @@ PATHS: Json = {
                     "only instances with this status",
                     {"type": "string", "enum": list(TASK_STATUSES)},
                 ),
-                _query(
-                    "limit",
-                    "page size",
-                    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                ),
+                PAGE_LIMIT,
                 _query(
                     "cursor",
                     "the index the page starts at (the previous page's `nextCursor`)",

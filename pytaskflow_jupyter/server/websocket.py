@@ -14,7 +14,8 @@ So the stream is read from the store, never from memory:
   (no compression is negotiated, so the frame is the same bytes for every client). It
   hands them to each live client, in ``seq`` order, in rounds of ``clients_per_round``
   clients with a yield to the loop between rounds, so REST requests are served while
-  hundreds of clients are fed; the messages a filter selects are picked once per filter.
+  hundreds of clients are fed; the messages a filter selects are picked, and their frames
+  joined into one buffer, once per filter (a writer sends that buffer as it is).
 * Fan-outs are at least ``min_interval`` apart (50 ms): the first event after a quiet
   spell goes out at once; what is committed in the next 50 ms waits and goes out with
   the next fan-out, in one write per client. Each fan-out costs the loop a ``send`` per
@@ -123,16 +124,20 @@ class Client:
         self.tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Future[None] | None = None  # the writer waits for messages
         self._room: asyncio.Future[None] | None = None  # the replay waits for the writer
+        self._joined: tuple[bytes, int] | None = None  # the frames of ``pending``, joined
 
     def wants(self, execution: str, workflow: str) -> bool:
         return (self.execution is None or execution == self.execution) and (
             self.workflow is None or workflow == self.workflow
         )
 
-    def push(self, messages: list[Message]) -> bool:
-        """Queue ``messages`` for the writer; False (nothing queued) if they overflow."""
+    def push(self, messages: list[Message], frames: bytes | None = None) -> bool:
+        """Queue ``messages`` for the writer; False (nothing queued) if they overflow.
+        ``frames``: their frames already joined (once for every client of a fan-out):
+        the writer sends them as they are if nothing else is pending with them."""
         if len(self.pending) + len(messages) > self.queue_size:
             return False
+        self._joined = (frames, len(messages)) if frames is not None and not self.pending else None
         self.pending += messages
         _resolve(self._wake)
         return True
@@ -158,10 +163,13 @@ class Client:
                 await self._wake
                 continue
             batch, self.pending = self.pending, []
+            joined, self._joined = self._joined, None
             _resolve(self._room)
             try:
                 if self.write_frames is not None:
-                    await self.write_frames(b"".join([m.frame for m in batch]))
+                    if joined is None or joined[1] != len(batch):
+                        joined = (b"".join([m.frame for m in batch]), len(batch))
+                    await self.write_frames(joined[0])
                 else:
                     await asyncio.gather(*[self.send(m.text) for m in batch])
             except (WebSocketClosedError, iostream.StreamClosedError):
@@ -323,23 +331,27 @@ class EventHub:
     async def _fan_out(self, rows: list[Message]) -> None:
         """Give ``rows`` to every live client, a round of clients between yields.
 
-        The messages a filter selects are picked once for all the clients that share it.
+        The messages a filter selects, and their frames joined, are made once for all the
+        clients that share it.
         ``self.last`` moves only after this, so a client may go live during a yield with
         ``pos`` before ``rows``: each round takes the live clients still behind ``rows``,
         until none is (the ``seq > pos`` cut keeps out what a client already has).
         """
         end = rows[-1].seq
-        selected: dict[tuple[str | None, str | None], list[Message]] = {}
+        selected: dict[tuple[str | None, str | None], tuple[list[Message], bytes]] = {}
         while behind := [c for c in self.clients if c.live and c.pos < end]:
             for client in behind[: max(1, self.clients_per_round)]:
                 key = (client.execution, client.workflow)
                 if key not in selected:
-                    selected[key] = [m for m in rows if client.wants(m.execution, m.workflow)]
-                messages = selected[key]
+                    chosen = [m for m in rows if client.wants(m.execution, m.workflow)]
+                    selected[key] = (chosen, b"".join([m.frame for m in chosen]))
+                messages, joined = selected[key]
+                frames: bytes | None = joined
                 if messages and messages[0].seq <= client.pos:
                     messages = [m for m in messages if m.seq > client.pos]
+                    frames = None  # not the joined selection: the writer joins its own
                 client.pos = end
-                if messages and not client.push(messages):
+                if messages and not client.push(messages, frames):
                     log.warning(
                         "closing a /ws client that fell %d events behind", client.queue_size
                     )

@@ -20,7 +20,6 @@ it (``jlpm build``). Screenshots: ci-artifacts/screenshots/lab-mapped*.png.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +27,12 @@ from pathlib import Path
 import pytest
 
 from tests.browser.test_lab_panel import (
-    REPO,
     SCREENSHOTS,
     Lab,
     _open_lab,
-    new_lab,
+    checkout_lab,
     page,  # noqa: F401  (the fixture, with this module's lab)
 )
-from tests.chromium import require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -88,23 +85,7 @@ async (selector) => {
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_chromium()
-    tmp = tmp_path_factory.mktemp("lab-mapped")
-    root = tmp / "root"
-    root.mkdir()
-    lab = new_lab(tmp, root, fresh_build=True)
-    # The server imports this checkout's package, whatever an install's path says.
-    lab.env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
-    )
-    try:
-        lab.start()
-        yield lab
-    finally:
-        lab.stop()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        if lab.log.exists():
-            (SCREENSHOTS / "mapped-jupyter-lab.log").write_bytes(lab.log.read_bytes())
+    yield from checkout_lab(tmp_path_factory, "mapped")
 
 
 def _definition(flag: Path, runs: Path) -> dict[str, object]:

@@ -152,6 +152,29 @@ def new_lab(tmp: Path, root: Path, *extra: str, fresh_build: bool = False) -> La
     )
 
 
+def checkout_lab(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Lab]:
+    """A Lab serving this checkout: its package (``PYTHONPATH``, whatever an install's
+    path says) and the labextension `jlpm build` last wrote; its log is kept with the
+    screenshots as ``<name>-jupyter-lab.log``. For a module's ``lab`` fixture to yield
+    from."""
+    require_chromium()
+    tmp = tmp_path_factory.mktemp(f"lab-{name}")
+    root = tmp / "root"
+    root.mkdir()
+    lab = new_lab(tmp, root, fresh_build=True)
+    lab.env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+    )
+    try:
+        lab.start()
+        yield lab
+    finally:
+        lab.stop()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        if lab.log.exists():
+            shutil.copy(lab.log, SCREENSHOTS / f"{name}-jupyter-lab.log")
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_chromium()

@@ -15,21 +15,17 @@ enough that a restart misses slots. Screenshots: ci-artifacts/screenshots/lab-sc
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.browser.test_lab_panel import (
-    CHROMIUM,
-    REPO,
     SCREENSHOTS,
     Lab,
     _open_lab,
-    new_lab,
+    checkout_lab,
     page,  # noqa: F401  (the fixture, with this module's lab)
 )
 
@@ -40,23 +36,7 @@ TASK = {"name": "only", "type": "python", "params": {"code": "result = 1"}}
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed: `apt-get install chromium`"
-    tmp = tmp_path_factory.mktemp("lab-schedules")
-    root = tmp / "root"
-    root.mkdir()
-    lab = new_lab(tmp, root, fresh_build=True)
-    # The server imports this checkout's package, whatever an install's path says.
-    lab.env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
-    )
-    try:
-        lab.start()
-        yield lab
-    finally:
-        lab.stop()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        if lab.log.exists():
-            (SCREENSHOTS / "schedules-jupyter-lab.log").write_bytes(lab.log.read_bytes())
+    yield from checkout_lab(tmp_path_factory, "schedules")
 
 
 def _put(lab: Lab, wf_id: str, name: str, schedule: dict[str, object]) -> dict[str, object]:

@@ -94,7 +94,7 @@ def test_run_status_executions_logs_and_retry(tf, shell):
     assert tf("status")[0].id == run.id
     assert tf(f"status {run.id}")[0].text() == run.text()
     table, _, _ = tf("executions magic_demo")
-    assert table.rows[0][:4] == [run.id, "magic_demo", "completed", "3/3"]
+    assert table.rows[0][:4] == [run.id, "magic_demo", "completed", "3/3 completed"]
     _, out, _ = tf(f"logs {run.id} total")
     assert out == "--- total, attempt 1 ---\nadding [0, 1, 2, 3]\n"
 

@@ -3,7 +3,8 @@
 Starts ``jupyter lab`` (token auth, a free port, its own database, settings and root
 directory holding a copy of ``notebooks/getting-started.ipynb``), opens the notebook,
 runs all cells, waits until the three execution widgets show their final states, checks
-what they draw, and saves screenshots to ``ci-artifacts/screenshots/``:
+what they draw (the labextension's widget module, as ``jlpm build`` last wrote it: the
+panel's execution view), and saves screenshots to ``ci-artifacts/screenshots/``:
 
 * ``getting-started.png``: the first run's widget (completed),
 * ``getting-started-failure.png``: the failed run and the retry that fixed it.
@@ -69,7 +70,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     )
     _settings(tmp / "settings")
     port, token = _free_port(), secrets.token_hex(16)
+    # the fresh build of the labextension (its widget module), not an install's older copy
+    (tmp / "data" / "labextensions").mkdir(parents=True)
+    built = REPO / "pytaskflow_jupyter" / "labextension"
+    (tmp / "data" / "labextensions" / "pytaskflow-jupyter").symlink_to(built)
     env = child_env(
+        JUPYTER_PATH=str(tmp / "data"),
         PYTASKFLOW_DB=str(tmp / "taskflow.db"),
         JUPYTER_CONFIG_DIR=str(tmp / "config"),
         JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
@@ -137,8 +143,9 @@ ALL_RAN = """() => {
         cells.every(c => c.model.executionCount !== null);
 }"""
 
-FINAL_STATES = """() => Array.from(
-    document.querySelectorAll('.taskflow-execution .taskflow-header')).map(h => h.dataset.status)"""
+WIDGET = ".jp-TaskflowWidget .jp-TaskflowExecution"
+FINAL_STATES = f"""() => Array.from(document.querySelectorAll(
+    '{WIDGET} .jp-TaskflowExecution-title [data-status]')).map(b => b.dataset.status)"""
 
 
 def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
@@ -167,28 +174,33 @@ def test_getting_started_in_jupyterlab_shows_the_live_widget(lab):
                 '["completed","failed","completed"]'""",
                 polling=250,
             )
-            page.evaluate("""() => document.querySelectorAll('.taskflow-execution')[0]
-                .closest('.jp-Cell').scrollIntoView({block: 'start'})""")
+            page.evaluate(f"""() => document.querySelectorAll('{WIDGET}')[0]
+                .closest('.jp-Cell').scrollIntoView({{block: 'start'}})""")
             page.screenshot(path=str(SCREENSHOTS / "getting-started.png"))
-            page.evaluate("""() => document.querySelectorAll('.taskflow-execution')[1]
-                .closest('.jp-Cell').scrollIntoView({block: 'start'})""")
+            page.evaluate(f"""() => document.querySelectorAll('{WIDGET}')[1]
+                .closest('.jp-Cell').scrollIntoView({{block: 'start'}})""")
             page.screenshot(path=str(SCREENSHOTS / "getting-started-failure.png"))
-            widgets = page.locator(".taskflow-execution")
+            widgets = page.locator(WIDGET)
             assert widgets.count() == 3
             first, failed, fixed = (widgets.nth(i) for i in range(3))
-            assert first.locator("g.taskflow-node").count() == 6
-            assert first.locator('g.taskflow-node[data-status="completed"]').count() == 6
+            assert first.locator("g.jp-TaskflowDag-node").count() == 6
+            assert first.locator('g.jp-TaskflowDag-node[data-status="completed"]').count() == 6
             assert (
-                failed.locator('g.taskflow-node[data-task="check"]').get_attribute("data-status")
+                failed.locator('g.jp-TaskflowDag-node[data-task="check"]').get_attribute(
+                    "data-status"
+                )
                 == "failed"
             )
             assert (
-                failed.locator('tr.taskflow-task[data-task="report"]').get_attribute("data-status")
-                == "skipped"
+                failed.locator('tr[data-task="report"]').get_attribute("data-status") == "skipped"
             )
-            assert "ValueError: mean" in failed.locator("table.taskflow-tasks").inner_text()
-            assert "retry of" in fixed.locator(".taskflow-header").inner_text()
-            assert first.locator(".widget-hprogress").count() == 1
+            table = failed.locator("table.jp-TaskflowExecution-tasks").inner_text()
+            assert "ValueError: mean" in table
+            meta = failed.locator(".jp-TaskflowExecution-meta").inner_text()
+            assert "completed \u00b7 1 skipped \u00b7 1 failed" in meta, meta
+            segments = failed.locator(":scope > .jp-TaskflowStatusBar > [data-segment]")
+            assert segments.count() == 3  # completed, skipped, failed: not wholly red
+            assert "retry of" in fixed.locator(".jp-TaskflowExecution-meta").inner_text()
 
         finally:
             browser.close()

@@ -90,9 +90,16 @@ def test_getting_started_runs_clean(kernel_env, tmp_path):
         assert detail["tasks"][1]["result"] == "HELLO NOTEBOOK HELLO NOTEBOOK"
     finally:
         store.close()
-    # the widget of the failed run was drawn in its final state in the saved widget state
-    state = json.dumps(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"])
-    assert 'data-status=\\"failed\\"' in state and "ValueError: mean" in state
+    # the saved widget state holds each run's final state, as the execution view reads it
+    saved = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    shown = [
+        m["state"]["execution"]
+        for m in saved.values()
+        if m["model_name"] == "ExecutionModel" and m["model_module"] == "pytaskflow-jupyter"
+    ]
+    assert [e["status"] for e in shown] == ["completed", "failed", "completed"]
+    errors = {t["name"]: t["error"] for t in shown[1]["tasks"] if t["error"]}
+    assert list(errors) == ["check"] and "ValueError: mean" in errors["check"]
 
 
 def test_etl_example_runs_clean(kernel_env, tmp_path):

@@ -1,29 +1,33 @@
-"""The execution widget: its traits through real runs (failure, retry, skipped branch,
-cancel), live following in this kernel and in another process, and its drawing."""
+"""The execution widget's Python model: its synced traits through real runs (failure,
+retry, skipped branch, cancel), live following in this kernel and in another process,
+throttled pushes, and the text fallback. What it draws is the labextension's (the
+panel's) view: tests/browser/test_lab_widget.py."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import subprocess
 import sys
 import textwrap
+import time
 
 from pytaskflow_jupyter import ExecutionWidget, Run, Workflow
-from pytaskflow_jupyter.kernel.graph import MAX_NODES, layout, render_svg
-from pytaskflow_jupyter.kernel.widgets import render_text
+from pytaskflow_jupyter.kernel import widgets
+from pytaskflow_jupyter.kernel.widgets import counts_text, mapped_text, render_text
 from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.store import Store
 
-from .conftest import child_env, wait_until
+from .conftest import REPO, child_env, wait_until
 
 
 def by_name(widget: ExecutionWidget) -> dict[str, dict]:
     return {t["name"]: t for t in widget.tasks}
 
 
-def drawn(html: str, attr: str = "data-task") -> dict[str, str]:
-    """``{task: status}`` as drawn in the SVG (``g``) or the table (``tr``)."""
-    return dict(re.findall(rf'{attr}="([^"]+)" data-status="([^"]+)"', html))
+def deps(widget: ExecutionWidget) -> dict[str, list[str]]:
+    return {t["name"]: t["dependencies"] for t in widget.definition["tasks"]}
 
 
 def pipeline(broken: dict) -> Workflow:
@@ -70,8 +74,7 @@ def test_widget_through_a_failure_a_retry_and_a_skipped_branch(session):
     assert widget.wait(30), "the widget never saw the end of the execution"
     assert not widget.following
     assert (widget.execution_id, widget.workflow, widget.status) == (run.id, "widget_etl", "failed")
-    assert widget.progress.bar_style == "danger"
-    assert (widget.progress.value, widget.progress.max) == (6, 6)
+    assert widget.execution["id"] == run.id and widget.execution["status"] == "failed"
     tasks = by_name(widget)
     assert {n: t["status"] for n, t in tasks.items()} == {
         "extract": "completed",
@@ -85,21 +88,17 @@ def test_widget_through_a_failure_a_retry_and_a_skipped_branch(session):
     assert tasks["small"]["reason"] == "not_selected"
     assert tasks["load"]["error"] == "ValueError: warehouse <offline> & unreachable"
     assert "Traceback" in tasks["load"]["traceback"]
-    assert tasks["load"]["dependencies"] == ["big", "small"]
+    assert deps(widget)["load"] == ["big", "small"]
+    assert widget.definition["name"] == "widget etl"
+    assert widget.definition["revision"] == widget.execution["revision"]
     assert widget.elapsed > 0
-    assert drawn(widget.graph.value) == {n: t["status"] for n, t in tasks.items()}
-    assert drawn(widget.table.value) == {n: t["status"] for n, t in tasks.items()}
-    assert "warehouse &lt;offline&gt; &amp; unreachable" in widget.table.value
-    assert "<offline>" not in widget.table.value + widget.graph.value
-    assert 'data-status="failed"' in widget.header.value
+    assert counts_text(widget.tasks) == "4/6 completed \u00b7 1 skipped \u00b7 1 failed"
 
     broken["on"] = False
     again = run.retry()
     retried = again.widget()
     assert retried.wait(30)
     assert (retried.status, retried.parent_id) == ("completed", run.id)
-    assert retried.progress.bar_style == "success"
-    assert retried.progress.value == retried.progress.max == 6
     tasks = by_name(retried)
     assert {n: t["status"] for n, t in tasks.items()} == {
         "extract": "completed",
@@ -111,8 +110,7 @@ def test_widget_through_a_failure_a_retry_and_a_skipped_branch(session):
     }
     assert tasks["flaky"]["attempts"] == 2  # reused, not run again
     assert tasks["load"]["error"] is None
-    assert f"retry of <code>{run.id}</code>" in retried.header.value
-    assert drawn(retried.graph.value)["small"] == "skipped"
+    assert retried.execution["parentId"] == run.id
 
 
 def test_widget_is_live_while_the_execution_runs(session, gate):
@@ -129,8 +127,8 @@ def test_widget_is_live_while_the_execution_runs(session, gate):
     assert widget.status == "running" and widget.following
     assert by_name(widget)["first"]["status"] == "completed"
     assert by_name(widget)["last"]["status"] == "pending"
-    assert widget.progress.value == 1 and widget.progress.bar_style == "info"
-    assert drawn(widget.graph.value)["hold"] == "running"
+    assert widget.execution["status"] == "running"
+    assert by_name(widget)["hold"]["startTime"]  # the view ticks its elapsed time
     gate.open()
     assert widget.wait(30)
     assert widget.status == "completed"
@@ -142,7 +140,7 @@ def test_a_retrying_task_is_shown_as_retrying(session, gate):
     wf = Workflow("retrying")
     calls = {"n": 0}
 
-    @wf.task(retries=1, retry_delay=0)
+    @wf.task(retries=1, retry_delay=0.6)
     def wobbly():
         calls["n"] += 1
         if calls["n"] == 1:
@@ -150,10 +148,15 @@ def test_a_retrying_task_is_shown_as_retrying(session, gate):
         return gate()
 
     run = wf.run()
-    widget = run.widget()
+    widget = ExecutionWidget(run.id, min_interval=0.05)
+    # between attempts: the panel's `retrying` (counted as running), with the error
+    task = wait_until(lambda: (t := by_name(widget)["wobbly"])["status"] == "retrying" and t)
+    assert task["error"] == "TimeoutError: upstream slow"
+    assert counts_text(widget.tasks) == "0/1 completed \u00b7 1 running"
+    assert "\u21bb wobbly" in widget.text()
     assert gate.entered.wait(30)
     task = wait_until(lambda: (t := by_name(widget)["wobbly"])["attempts"] == 2 and t)
-    assert task["status"] == "running" and task["error"] == "TimeoutError: upstream slow"
+    assert task["status"] == "running" and task["error"] is None  # as the panel's model
     gate.open()
     assert widget.wait(30)
     assert by_name(widget)["wobbly"]["status"] == "completed"
@@ -169,7 +172,6 @@ def test_cancelled_execution(session, gate):
     run.cancel()
     assert widget.wait(30)
     assert widget.status == "cancelled"
-    assert widget.progress.bar_style == "warning"
     assert {n: t["status"] for n, t in by_name(widget).items()} == {
         "hold": "cancelled",
         "never": "cancelled",
@@ -189,7 +191,7 @@ def test_widget_is_redrawn_from_the_database(session, db_path):
         later = ExecutionWidget(run.id, store=store)
         assert not later.following
         assert later.status == "completed" and later.tasks == first.tasks
-        assert later.graph.value == first.graph.value
+        assert later.execution == first.execution and later.definition == first.definition
     finally:
         store.close()
     first.close()
@@ -242,7 +244,6 @@ def test_widget_follows_an_execution_run_by_another_process(session, db_path, tm
     assert widget.wait(30)
     assert widget.status == "completed"
     assert [t["status"] for t in widget.tasks] == ["completed", "completed"]
-    assert widget.progress.value == 2
 
 
 def test_text_fallback_without_a_widget_frontend(session):
@@ -259,41 +260,13 @@ def test_text_fallback_without_a_widget_frontend(session):
     assert list(bundle) == ["text/plain"]  # no kernel here, so no widget
     lines = bundle["text/plain"].splitlines()
     assert lines[0].startswith(f"texty  {run.id}  failed")
-    assert lines[0].endswith("3/3 tasks")
+    assert lines[0].endswith("1/3 completed \u00b7 1 skipped \u00b7 1 failed")  # the panel's
     assert re.match(r"\s+\u2714 ok\s+completed", lines[1])
     assert re.match(r"\s+\u2718 bad\s+failed .*KeyError: \"column 'price'\"", lines[2])
     assert re.match(r"\s+\u21b7 after\s+skipped\s+\(upstream_failed\)", lines[3])
     widget = run.widget()
     assert widget.wait(30)
     assert widget._repr_mimebundle_()["text/plain"] == widget.text() == run.text()
-
-
-def test_layout_layers_by_dependency_depth():
-    tasks = [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"]), ("e", []), ("f", ["e", "d"])]
-    pos = layout(tasks)
-    assert {n: p[0] for n, p in pos.items()} == {"a": 0, "b": 1, "c": 1, "d": 2, "e": 0, "f": 3}
-    assert len(set(pos.values())) == len(tasks)  # no two nodes on one spot
-    chain = [(f"t{i}", [f"t{i - 1}"] if i else []) for i in range(5000)]
-    assert layout(chain)["t4999"] == (4999, 0)  # deep chains need no recursion
-
-
-def test_layout_orders_a_layer_by_its_parents():
-    # x's child is listed first but its parent sits lower: the sweep swaps them
-    tasks = [("p", []), ("q", []), ("from_q", ["q"]), ("from_p", ["p"])]
-    pos = layout(tasks)
-    assert pos["from_p"][1] < pos["from_q"][1]
-
-
-def test_svg_colours_nodes_and_escapes_names():
-    svg = render_svg(
-        [("<a>", []), ("b", ["<a>"])],
-        {"<a>": {"status": "failed", "error": "x < y"}, "b": {"status": "skipped"}},
-    )
-    assert drawn(svg) == {"&lt;a&gt;": "failed", "b": "skipped"}
-    assert "#cf222e" in svg and "x &lt; y" in svg and "<a>" not in svg
-    assert svg.count("marker-end=") == 1  # one edge
-    big = render_svg([(f"t{i}", []) for i in range(MAX_NODES + 1)], {})
-    assert "graph omitted" in big
 
 
 def test_render_text_lists_every_task():
@@ -306,7 +279,7 @@ def test_render_text_lists_every_task():
         2.5,
     )
     assert text.splitlines() == [
-        "w  exec_1  running  2.50s  0/2 tasks",
+        "w  exec_1  running  2.50s  0/2 completed \u00b7 2 running",
         "  \u25b6 a  running",
         "  \u21bb b  retrying   boom",
     ]
@@ -375,7 +348,7 @@ def test_an_attempt_left_running_in_its_thread_is_shown_until_it_ends(session):
     run = wf.run()
     widget = run.widget()
     wait_until(lambda: "still running in its thread" in widget.text(), timeout=30)
-    assert "attempt 1 given up on" in widget.table.value
+    assert by_name(widget)["sleeps"]["abandoned"]["attempt"] == 1
     wait_until(lambda: "still running" not in widget.text(), timeout=30)
     assert widget.wait(10)
     assert run.status == "failed"
@@ -397,14 +370,14 @@ def mapped_definition(code: str, n: int = 30) -> dict:
 
 
 def test_a_mapped_task_is_one_node_with_its_instances_counts(store, bus, runner: Runner):
-    """Instance events move the counts, never the mapped task's own status; the node, the
-    row and the text all show the same ``done/total`` and counts."""
+    """Instance events move the counts, never the mapped task's own status; the pushed
+    task (what the view's node and row draw) and the text show the same counts."""
     runner.register(mapped_definition("assert item % 7, 'multiple of 7'\nresult = item * 2"))
     execution = runner.start("mapped")
     widget = ExecutionWidget(execution["id"], store=store, bus=bus)
     assert widget.wait(30)
     work = by_name(widget)["work"]
-    assert work["status"] == "failed" and work["map_over"] == "list"
+    assert work["status"] == "failed"
     assert work["mapped"] == {
         "total": 30,
         "pending": 0,
@@ -414,10 +387,7 @@ def test_a_mapped_task_is_one_node_with_its_instances_counts(store, bus, runner:
         "cancelled": 0,
     }
     assert "5 of 30 instances failed" in work["error"]
-    assert 'data-task="work" data-status="failed" data-mapped="25/30"' in widget.graph.value
-    segments = dict(re.findall(r'data-segment="(\w+)" data-count="(\d+)"', widget.graph.value))
-    assert segments == {"completed": "25", "failed": "5"}
-    assert "25/30 completed \u00b7 5 failed" in widget.table.value
+    assert next(t for t in widget.definition["tasks"] if t["name"] == "work")["map_over"] == "list"
     line = next(x for x in widget.text().splitlines() if " work " in x)
     assert "failed" in line and "25/30 completed \u00b7 5 failed" in line, line
     assert by_name(widget)["list"].get("mapped") is None
@@ -442,19 +412,15 @@ def test_running_instances_update_the_counts_not_the_status(store, bus, runner: 
         assert work["status"] == "running", work
         counts = work["mapped"]
         assert counts["total"] == 10 and counts["running"] + counts["pending"] == 5, counts
-        assert 'data-mapped="5/10"' in widget.graph.value
         assert "5/10 completed" in widget.text()
     finally:
         flag.write_text("go")
     assert widget.wait(30)
     work = by_name(widget)["work"]
     assert work["status"] == "completed" and work["mapped"]["completed"] == 10
-    assert 'data-mapped="10/10"' in widget.graph.value
 
 
-def test_mapped_text_and_histogram():
-    from pytaskflow_jupyter.kernel.graph import histogram, mapped_text
-
+def test_mapped_text():
     counts = {"total": 1000, "completed": 742, "failed": 3, "running": 20, "pending": 235}
     assert (
         mapped_text(counts)
@@ -462,18 +428,95 @@ def test_mapped_text_and_histogram():
     )
     assert mapped_text(None, "list") == "waiting for list"
     assert mapped_text({"total": 0}) == "no instances"
-    segments = histogram({"total": 1000, "completed": 999, "failed": 1}, 116)
-    assert [s[0] for s in segments] == ["completed", "failed"]
-    assert segments[1][3] >= 2, "one failure in 1000 stays visible"
-    assert abs(sum(s[3] for s in segments) - 116) < 1e-9
-    assert histogram(None, 116) == []
     text = render_text(
         {"id": "exec_1", "workflowId": "w", "status": "running"},
         [{"name": "work", "status": "pending", "attempts": 0, "map_over": "list", "mapped": None}],
         1.0,
     )
     assert text.splitlines()[1] == "  \u00b7 work  pending    waiting for list"
-    svg = render_svg(
-        [("list", []), ("work", ["list"])], {"work": {"status": "pending", "map_over": "list"}}
+
+
+def test_counts_text_is_the_panels():
+    """labextension/src/model.ts countsText: a skip is not a success, retrying is running."""
+    tasks = [
+        {"name": str(i), "status": s} for i, s in enumerate(["completed"] * 6 + ["skipped"] * 2)
+    ]
+    assert counts_text(tasks) == "6/8 completed \u00b7 2 skipped"
+    tasks[0] = {"name": "0", "status": "pending", "error": "boom"}  # between attempts
+    tasks[1] = {"name": "1", "status": "failed"}
+    tasks[2] = {"name": "2", "status": "cancelled"}
+    assert counts_text(tasks) == (
+        "3/8 completed \u00b7 2 skipped \u00b7 1 failed \u00b7 1 cancelled \u00b7 1 running"
     )
-    assert 'data-task="work" data-status="pending" data-mapped="waiting"' in svg
+    assert counts_text([]) == "no tasks"
+
+
+def test_the_front_end_is_the_labextensions_widget_module():
+    """The model and view names and the module version the labextension registers."""
+    package = json.loads((REPO / "labextension" / "package.json").read_text())
+    source = (REPO / "labextension" / "src" / "widget.ts").read_text()
+    traits = ExecutionWidget.class_traits()
+    assert traits["_model_module"].default_value == package["name"] == widgets.FRONTEND_MODULE
+    assert f"WIDGET_MODULE = '{package['name']}'" in source
+    assert f"WIDGET_VERSION = '{package['version']}'" in source
+    assert f"^{package['version']}" == widgets.FRONTEND_VERSION
+    assert traits["_view_name"].default_value == "ExecutionView"
+    assert traits["_model_name"].default_value == "ExecutionModel"
+    assert "ExecutionView: ExecutionWidgetView" in source and "ExecutionModel" in source
+    # ipywidgets' JupyterLab manager resolves the module as a shared singleton
+    assert package["jupyterlab"]["sharedPackages"]["@jupyter-widgets/base"] == {
+        "bundled": False,
+        "singleton": True,
+    }
+    synced = {name for name, t in traits.items() if t.metadata.get("sync")}
+    assert {"execution_id", "execution", "definition"} <= synced
+    assert "status" not in synced
+
+
+def test_the_execution_trait_is_the_rest_detail(session):
+    """What the view gets is what the panel reads from GET /executions/{id} (without
+    results and history), so both count and draw the same."""
+    wf = Workflow("same as rest")
+    wf.task(name="a")(lambda: {"rows": list(range(1000))})
+    wf.task(name="b", depends_on="a")(lambda a: 1 / 0)
+    wf.task(name="c", depends_on="b")(lambda b: b)
+    run = wf.run(wait=True, timeout=30)
+    widget = run.widget()
+    assert widget.wait(30)
+    rest = run.execution
+    json.dumps(widget.execution)  # it goes over the comm as JSON
+    assert {k: v for k, v in rest.items() if k != "tasks"} == {
+        k: v for k, v in widget.execution.items() if k != "tasks"
+    }
+    for mine, theirs in zip(widget.tasks, rest["tasks"], strict=True):
+        assert "result" not in mine and "history" not in mine
+        assert mine["progress"] is None
+        assert {k: v for k, v in mine.items() if k != "progress"} == {
+            k: v for k, v in theirs.items() if k not in widgets.HEAVY
+        }
+    assert counts_text(widget.tasks) == "1/3 completed \u00b7 1 skipped \u00b7 1 failed"
+
+
+def test_pushes_are_throttled(session):
+    """A 40-task chain emits 120 events in about a second: the widget sends at most one
+    state per `min_interval` (0.2 s), and the last one is the final state."""
+    wf = Workflow("many events")
+    previous = None
+    for i in range(40):
+        name = f"t{i}"
+        wf.task(name=name, depends_on=[previous] if previous else None)(
+            lambda **_: time.sleep(0.02)
+        )
+        previous = name
+    run = wf.run()
+    widget = run.widget()
+    sent: list[float] = []
+    widget.observe(lambda change: sent.append(time.monotonic()), names="execution")
+    started = time.monotonic()
+    assert widget.wait(60)
+    took = time.monotonic() - started
+    assert widget.status == "completed"
+    assert [t["status"] for t in widget.tasks] == ["completed"] * 40
+    assert 2 <= len(sent) <= took / 0.2 + 2, (len(sent), took)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.15, gaps

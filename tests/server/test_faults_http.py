@@ -29,6 +29,7 @@ TASK_DEFAULTS = {
     "retry_backoff": 2,
     "timeout": None,
     "trigger_rule": "none_failed_min_one_success",
+    "map_over": None,
 }
 
 
@@ -81,6 +82,7 @@ async def test_get_workflows_keeps_what_was_posted(api):
                 "retry_backoff": 1.5,
                 "timeout": 30,
                 "trigger_rule": "all_done",
+                "map_over": None,
             }
         ],
     }

@@ -21,6 +21,7 @@ LAYERS = {
     "body": 0,
     "headers": 0,
     "openapi": 0,
+    "webhook": 0,
     "handlers": 1,
     "websocket": 1,
     "app": 2,

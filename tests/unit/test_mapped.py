@@ -320,3 +320,53 @@ def test_a_resumed_execution_keeps_its_stored_instances():
     assert work.mapped == {
         "total": 4, "pending": 0, "running": 0, "completed": 3, "failed": 1, "cancelled": 0,
     }  # fmt: skip
+
+
+def test_a_resumed_mapped_task_is_running_again_while_its_instances_run():
+    workflow = parse_workflow(mapped(2))
+    runs = {
+        "list": TaskRun("list", "completed", 1, "t", "t", 0.0, [0, 1]),
+        "work": TaskRun("work", "running", 1, start_time="2026-12-01T00:00:00.000Z",
+                        mapped={"total": 2, "pending": 1, "running": 1, "completed": 0,
+                                "failed": 0, "cancelled": 0}),
+    }  # fmt: skip
+    stored = {0: TaskRun("work", "running", 1, "t", map_index=0), 1: TaskRun("work", map_index=1)}
+    state = RunState(workflow, "exec_1", runs, prior_instances={"work": stored})
+    state.begin("running")
+    state.decide()
+    state.start_attempts(10)
+    changes = state.take()
+    [work] = [r for r in changes.tasks if r.name == "work"]
+    assert (work.status, work.attempts, work.start_time) == (
+        "running", 1, "2026-12-01T00:00:00.000Z",
+    )  # fmt: skip
+    assert work.mapped == {
+        "total": 2, "pending": 0, "running": 2, "completed": 0, "failed": 0, "cancelled": 0,
+    }  # fmt: skip
+
+
+def test_owner_lost_ends_the_stored_instances_too():
+    from pytaskflow_jupyter.transitions import OWNER_LOST
+
+    workflow = parse_workflow(mapped(3))
+    runs = {
+        "list": TaskRun("list", "completed", 1, "t", "t", 0.0, [0, 1, 2]),
+        "work": TaskRun("work", "running", 1, start_time="t",
+                        mapped={"total": 3, "pending": 1, "running": 1, "completed": 1,
+                                "failed": 0, "cancelled": 0}),
+    }  # fmt: skip
+    stored = {
+        0: TaskRun("work", "completed", 1, "t", "t", 0.1, 0, map_index=0),
+        1: TaskRun("work", "running", 1, "t", map_index=1),
+        2: TaskRun("work", "pending", 0, map_index=2),
+    }
+    state = RunState(workflow, "exec_1", runs, prior_instances={"work": stored})
+    state.apply(OWNER_LOST)
+    changes = state.take()
+    ended = {r.map_index: (r.status, r.reason) for r in changes.instances}
+    assert ended == {1: ("failed", "owner_lost"), 2: ("failed", "owner_lost")}
+    [work] = [r for r in changes.tasks if r.name == "work"]
+    assert work.status == "failed"
+    assert work.mapped == {
+        "total": 3, "pending": 0, "running": 0, "completed": 1, "failed": 2, "cancelled": 0,
+    }  # fmt: skip

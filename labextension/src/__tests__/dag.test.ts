@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import {
@@ -7,10 +9,26 @@ import {
   DagLayout,
   depths,
   edgePath,
+  edgePieces,
   gridLayout,
   layoutDag,
   Point
 } from '../dag';
+
+/**
+ * Every workflow the example notebooks register, by notebook (task names and
+ * dependencies): tests/kernel/test_dag_fixtures.py runs the notebooks and
+ * fails when this file is not what they define.
+ */
+const NOTEBOOK_WORKFLOWS: Record<
+  string,
+  Record<string, DagInput[]>
+> = JSON.parse(
+  readFileSync(
+    join(__dirname, '../../src/__tests__/fixtures/notebook-workflows.json'),
+    'utf8'
+  )
+);
 
 /** notebooks/etl-example.ipynb's task graph (its `depends_on`s). */
 export const ETL: DagInput[] = [
@@ -109,6 +127,44 @@ function crossings(layout: DagLayout): string[] {
   return found;
 }
 
+/** Points along a cubic Bezier, `n` steps. */
+function sampleCubic(p0: Point, c1: Point, c2: Point, p1: Point, n = 32) {
+  const out: Point[] = [];
+  for (let i = 0; i <= n; i++) {
+    const t = i / n;
+    const u = 1 - t;
+    const w = [u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t];
+    out.push({
+      x: w[0] * p0.x + w[1] * c1.x + w[2] * c2.x + w[3] * p1.x,
+      y: w[0] * p0.y + w[1] * c1.y + w[2] * c2.y + w[3] * p1.y
+    });
+  }
+  return out;
+}
+
+/** The polyline of an edge as drawn (`edgePieces`: lines and sampled cubics). */
+function drawnPolyline(points: Point[]): Point[] {
+  const out: Point[] = points.length ? [points[0]] : [];
+  for (const piece of edgePieces(points)) {
+    if (piece.kind === 'line') {
+      out.push(piece.to);
+    } else {
+      out.push(
+        ...sampleCubic(piece.from, piece.c1, piece.c2, piece.to).slice(1)
+      );
+    }
+  }
+  return out;
+}
+
+/** Crossings of the drawn edges (curves included) with other nodes' boxes. */
+function drawnCrossings(layout: DagLayout): string[] {
+  return crossings({
+    ...layout,
+    edges: layout.edges.map(e => ({ ...e, points: drawnPolyline(e.points) }))
+  });
+}
+
 function checkEnds(layout: DagLayout): void {
   const pos = new Map(layout.nodes.map(n => [n.name, n]));
   for (const e of layout.edges) {
@@ -202,6 +258,51 @@ describe('layoutDag', () => {
       }
     });
   }
+
+  for (const [notebook, workflows] of Object.entries(NOTEBOOK_WORKFLOWS)) {
+    for (const [id, tasks] of Object.entries(workflows)) {
+      it(`draws no edge of ${notebook}'s ${id} through a node box`, () => {
+        const layout = layoutDag(tasks);
+        const want = tasks.reduce(
+          (n, t) => n + (t.dependencies?.length ?? 0),
+          0
+        );
+        assert.equal(layout.nodes.length, tasks.length);
+        assert.equal(layout.edges.length, want);
+        assert.deepEqual(drawnCrossings(layout), []);
+        checkEnds(layout);
+      });
+    }
+  }
+
+  it('has the example notebooks and the ETL graph in its fixture', () => {
+    assert.ok(Object.keys(NOTEBOOK_WORKFLOWS).length >= 5);
+    assert.deepEqual(
+      NOTEBOOK_WORKFLOWS['etl-example.ipynb']?.['sales_etl']?.map(t => [
+        t.name,
+        t.dependencies
+      ]),
+      ETL.map(t => [t.name, t.dependencies])
+    );
+  });
+
+  it('draws no curve of random 50-task DAGs through a node (10 seeds)', () => {
+    let straight = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const layout = layoutDag(randomDag(50, seed));
+      assert.deepEqual(drawnCrossings(layout), [], `seed ${seed}`);
+      // Drawn straight from end to end, some edges would cross a box: the
+      // graphs are dense enough for the check to mean something.
+      straight += crossings({
+        ...layout,
+        edges: layout.edges.map(e => ({
+          ...e,
+          points: [e.points[0], e.points[e.points.length - 1]]
+        }))
+      }).length;
+    }
+    assert.ok(straight > 0, 'no straight edge would cross: the test is void');
+  });
 
   it('the crossing check itself sees a crossing', () => {
     const box = { x: 10, y: 10, width: 20, height: 10 };
