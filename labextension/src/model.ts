@@ -180,6 +180,31 @@ export function mergeTask(current: TaskRun, next: TaskRun): TaskRun {
   return merged;
 }
 
+/** True when two views of a task say the same (values, not identities). */
+export function sameTask(a: TaskRun, b: TaskRun): boolean {
+  const ka = Object.keys(a) as Array<keyof TaskRun>;
+  if (ka.length !== Object.keys(b).length) {
+    return false;
+  }
+  for (const k of ka) {
+    const x = a[k];
+    const y = b[k];
+    if (x === y) {
+      continue;
+    }
+    if (
+      x === null ||
+      y === null ||
+      typeof x !== 'object' ||
+      typeof y !== 'object' ||
+      JSON.stringify(x) !== JSON.stringify(y)
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Merge two views of one execution (snapshot or event-built). */
 export function mergeExecution(current: Execution, next: Execution): Execution {
   const newer = executionAdvances(current.status, next.status);
@@ -209,7 +234,10 @@ export function mergeExecution(current: Execution, next: Execution): Execution {
   }
   for (const t of next.tasks ?? []) {
     const old = tasks.get(t.name);
-    tasks.set(t.name, old ? mergeTask(old, t) : t);
+    const merged = old ? mergeTask(old, t) : t;
+    // A snapshot repeating what is known keeps the task object: the views
+    // skip unchanged objects, so re-reading 5,000 tasks redraws none.
+    tasks.set(t.name, old && sameTask(old, merged) ? old : merged);
   }
   // Keep the order of whichever view lists more tasks (the snapshot usually).
   const order = (

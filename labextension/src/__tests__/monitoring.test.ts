@@ -283,3 +283,26 @@ describe('notifications', () => {
     assert.equal(loads, 1);
   });
 });
+
+describe('a snapshot repeating what is known', () => {
+  it('keeps the task objects, so that views skip them', () => {
+    const t: TaskRun = {
+      name: 'a',
+      status: 'completed',
+      attempts: 1,
+      history: [{ attempt: 1, status: 'completed' }]
+    };
+    const current: Execution = {
+      ...exec('e', 0, [t, { name: 'b', status: 'pending' }])
+    };
+    const snapshot: Execution = {
+      ...exec('e', 0, [
+        { ...t, history: [{ attempt: 1, status: 'completed' }] },
+        { name: 'b', status: 'running', attempts: 1 }
+      ])
+    };
+    const merged = mergeExecution(current, snapshot);
+    assert.equal(merged.tasks[0], t);
+    assert.equal(merged.tasks[1].status, 'running');
+  });
+});
