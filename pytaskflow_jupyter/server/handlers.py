@@ -35,6 +35,7 @@ from .base import (
     ErrorMixin,
     Host,
     cursor_value,
+    encode,
     encode_cursor,
     int_range,
     nonempty,
@@ -168,8 +169,8 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
     # -- outputs -------------------------------------------------------------------------
     async def reply(self, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
         """Run ``fn`` in the pool, encode its result there too, and send it."""
-        text = await self.app.run(lambda: json.dumps(fn(*args, **kwargs)))
-        self.finish(text)
+        body = await self.app.run(lambda: encode(fn(*args, **kwargs)))
+        self.finish(body)
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -277,7 +278,7 @@ class ExecutionsHandler(TaskFlowHandler):
         )
         limit = q.get("limit", 100)
 
-        def page() -> tuple[str, int | None]:
+        def page() -> tuple[bytes, int | None]:
             rows, after = self.runner.list_executions(
                 workflow_id=q.get("workflow_id"),
                 status=q.get("status"),
@@ -285,7 +286,7 @@ class ExecutionsHandler(TaskFlowHandler):
                 limit=limit,
                 cursor=q.get("cursor"),
             )
-            return json.dumps(rows), after
+            return encode(rows), after
 
         text, after = await self.app.run(page)
         if after is not None:
