@@ -203,7 +203,10 @@ export class WorkflowView extends Widget {
       return;
     }
     this._headerBox.replaceChildren(this._header(wf));
-    const shown = this._shown ?? wf ?? null;
+    // the latest revision as the panel's model has it now (paused, next run), unless
+    // an older revision was picked
+    const older = this._shown && wf && this._shown.revision !== wf.revision;
+    const shown = (older ? this._shown : (wf ?? this._shown)) ?? null;
     this._infoBox.replaceChildren(...(shown ? this._info(shown) : []));
     this._drawGraph(shown);
     this._gridBox.replaceChildren(this._grid(shown));

@@ -451,3 +451,34 @@ def test_5000_tasks_stay_responsive_while_scrolling(lab: Lab, page) -> None:  # 
     lines = [f"  {k}: {v}" for k, v in figures.items()]
     head = "frames while scrolling an execution of 5,000 tasks, measured, not asserted:"
     print("\n" + "\n".join([head, *lines]))  # noqa: T201  (the figures are the output)
+
+
+def test_workflow_page_shows_parameters_schedule_and_pause(lab: Lab, page) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    """Item 2's "its parameters and schedule when it has them": a scheduled workflow's
+    page says the schedule in words with its next run, and shows it paused once paused."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    definition = {
+        "id": "scheduled_page",
+        "name": "Scheduled page",
+        "parameters": {"region": "eu", "limit": 5},
+        "schedule": {"cron": "0 6 * * 1-5", "timezone": "Europe/Paris"},
+        "tasks": [{"name": "only", "params": {"code": "result = 1"}}],
+    }
+    lab.api("PUT", "workflows/scheduled_page", definition)
+    _open_lab(page, lab)
+    panel = page.locator("#taskflow-panel")
+    panel.locator('.jp-TaskflowPanel-workflow[data-workflow-id="scheduled_page"]').click()
+    wf_page = page.locator("#taskflow-workflow-scheduled_page .jp-TaskflowWorkflow")
+    wf_page.wait_for(state="visible")
+    sched = wf_page.locator('.jp-TaskflowWorkflow-schedule[data-paused="false"]')
+    sched.wait_for()
+    assert "At 06:00, Monday through Friday (Europe/Paris)" in sched.inner_text()
+    assert "next run" in sched.inner_text().lower()
+    for name in ("region", "limit"):
+        wf_page.locator(f'.jp-TaskflowWorkflow-parameters tr[data-param="{name}"]').wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "lab-monitoring-schedule.png"))
+    lab.api("POST", "workflows/scheduled_page/schedule/pause", {})  # as another client would
+    panel.locator('button[data-action="refresh"]').first.click()  # no event says it: re-read
+    paused = wf_page.locator('.jp-TaskflowWorkflow-schedule[data-paused="true"]')
+    paused.wait_for(timeout=30_000)
+    assert "paused" in paused.inner_text()
