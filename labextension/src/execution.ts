@@ -90,6 +90,13 @@ const TABLE_MAX_PX = 480;
 /** The least time between two renders of a big execution's view. */
 const BIG_RENDER_MS = 300;
 
+/**
+ * How long after the last scroll a big execution's view waits before a live
+ * re-render: its SVG of thousands of nodes costs a layout that would land in
+ * a scrolled frame; the state catches up as soon as scrolling pauses.
+ */
+const SCROLL_IDLE_MS = 250;
+
 /** What one frame may spend rebuilding table rows, and graph nodes. */
 const RENDER_BUDGET_MS = 8;
 
@@ -156,6 +163,11 @@ export class ExecutionView extends Widget {
     });
     this.title.label = `TaskFlow ${shortId(executionId)}`;
     this.title.caption = executionId;
+    // any scroll (the view, its timeline, its table, their parents): capture
+    window.addEventListener('scroll', this._onScroll, {
+      capture: true,
+      passive: true
+    });
     this._render();
     void this.reload();
     // Running tasks' elapsed times tick without a re-render.
@@ -167,7 +179,11 @@ export class ExecutionView extends Widget {
   private _tick(): void {
     tickElapsed(this.node);
     const live = this.service.model.execution(this.executionId);
-    if (live && !TERMINAL_EXECUTION.has(live.status)) {
+    if (
+      live &&
+      !TERMINAL_EXECUTION.has(live.status) &&
+      !this._scrollingBig(live)
+    ) {
       this._gantt.update(live, this._selected); // running bars grow
     }
     this._ticks += 1;
@@ -175,12 +191,13 @@ export class ExecutionView extends Widget {
     if (exec && this._ticks % 2 === 0 && watchAbandoned(exec, Date.now())) {
       void this.service
         .loadExecution(this.executionId)
-        .then(() => this._render())
+        .then(() => this._scheduleRender()) // not in a frame the user scrolls
         .catch(() => undefined);
     }
   }
 
   dispose(): void {
+    window.removeEventListener('scroll', this._onScroll, { capture: true });
     this._unsubscribe();
     this._unsubscribeInstances();
     this._counts.dispose();
@@ -201,6 +218,7 @@ export class ExecutionView extends Widget {
 
   /** Read the execution and its definition revision over REST. */
   async reload(): Promise<void> {
+    const first = !this._loaded;
     try {
       await this.service.loadExecution(this.executionId);
       this._error = null;
@@ -214,7 +232,11 @@ export class ExecutionView extends Widget {
     }
     this._loaded = true;
     this._lastStatus = this.service.model.execution(this.executionId)?.status;
-    this._render();
+    if (first) {
+      this._render();
+    } else {
+      this._scheduleRender(); // a re-read: as live updates, not in a scrolled frame
+    }
   }
 
   private async _loadSpec(exec: Execution): Promise<TaskDefinition[] | null> {
@@ -384,15 +406,37 @@ export class ExecutionView extends Widget {
         this._render();
       });
     };
-    if (wait > 0) {
+    const later = (ms: number) => {
       this._delay = window.setTimeout(() => {
         this._delay = null;
-        frame();
-      }, wait);
+        const rest = this._scrolledAt + SCROLL_IDLE_MS - performance.now();
+        if (exec && this._scrollingBig(exec) && rest > 0) {
+          later(rest); // still scrolling: after it
+        } else {
+          frame();
+        }
+      }, ms);
+    };
+    if (wait > 0 || (exec && this._scrollingBig(exec))) {
+      later(
+        Math.max(wait, this._scrolledAt + SCROLL_IDLE_MS - performance.now())
+      );
     } else {
       frame();
     }
   }
+
+  /** A big execution's view while it is being scrolled (SCROLL_IDLE_MS). */
+  private _scrollingBig(exec: Execution): boolean {
+    return (
+      exec.tasks.length >= VIRTUAL_FROM &&
+      performance.now() - this._scrolledAt < SCROLL_IDLE_MS
+    );
+  }
+
+  private readonly _onScroll = (): void => {
+    this._scrolledAt = performance.now();
+  };
 
   private async _act(
     name: string,
@@ -1336,6 +1380,7 @@ export class ExecutionView extends Widget {
   private _delay: number | null = null;
   private _tableFrame: number | null = null;
   private _lastRender = 0;
+  private _scrolledAt = -Infinity;
   private _specVersion = 0;
   private _budgetEnd = 0;
   private _unfinished = false;
