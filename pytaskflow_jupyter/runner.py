@@ -435,7 +435,7 @@ class Runner:
         page, after = self.store.instances(
             execution_id, name, status=status, cursor=cursor, limit=limit
         )
-        run = self.store.task_runs(execution_id).get(name)
+        run = self.store.task_runs(execution_id, name).get(name)
         return instances_json(page, after, None if run is None else run.mapped)
 
     def notebook_parameters(self, path: str) -> list[Json]:

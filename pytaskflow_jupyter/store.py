@@ -300,6 +300,16 @@ def _task_run(r: tuple[Any, ...]) -> TaskRun:
     )  # fmt: skip
 
 
+_INSTANCES = f"SELECT name, {', '.join(TASK_COLUMNS)}, map_index FROM task_instances"
+
+
+def _instance_run(r: tuple[Any, ...]) -> TaskRun:
+    """An instance's ``TaskRun`` from ``_INSTANCES`` (the task columns, then its index)."""
+    run = _task_run(r)
+    run.map_index = r[len(TASK_COLUMNS) + 1]
+    return run
+
+
 class Store:
     """The SQLite store shared by the server and kernels (see the module docstring)."""
 
@@ -1027,34 +1037,23 @@ class Store:
             raise NotFound(f"unknown execution {execution_id!r}")
         return row[0], bool(row[1])
 
-    def task_runs(self, execution_id: str) -> dict[str, TaskRun]:
-        """Stored task runs of an execution (a task with no row is pending)."""
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT name, {', '.join(TASK_COLUMNS)} FROM task_runs WHERE execution_id=?",
-                (execution_id,),
-            )
-            .fetchall()
-        )
+    def task_runs(self, execution_id: str, name: str | None = None) -> dict[str, TaskRun]:
+        """Stored task runs of an execution (a task with no row is pending); of the task
+        ``name`` only, when given (one row read, not the execution's thousands)."""
+        sql = f"SELECT name, {', '.join(TASK_COLUMNS)} FROM task_runs WHERE execution_id=?"
+        args: tuple[str, ...] = (execution_id,)
+        if name is not None:
+            sql, args = sql + " AND name=?", (execution_id, name)
+        rows = self._conn().execute(sql, args).fetchall()
         return {r[0]: _task_run(r) for r in rows}
 
     def instance_runs(self, execution_id: str) -> dict[str, dict[int, TaskRun]]:
         """Stored runs of the instances of an execution's mapped tasks, by task and index."""
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT name, {', '.join(TASK_COLUMNS)}, map_index FROM task_instances "
-                "WHERE execution_id=?",
-                (execution_id,),
-            )
-            .fetchall()
-        )
+        rows = self._conn().execute(_INSTANCES + " WHERE execution_id=?", (execution_id,))
         out: dict[str, dict[int, TaskRun]] = {}
-        for r in rows:
-            run = _task_run(r)
-            run.map_index = r[16]
-            out.setdefault(run.name, {})[r[16]] = run
+        for run in map(_instance_run, rows.fetchall()):
+            assert run.map_index is not None  # every instance row has one
+            out.setdefault(run.name, {})[run.map_index] = run
         return out
 
     def instances(
@@ -1068,20 +1067,13 @@ class Store:
     ) -> tuple[list[TaskRun], int | None]:
         """A page of a mapped task's instance runs from index ``cursor`` on, in index
         order (only those in ``status``); returns ``(page, next_cursor)``."""
-        sql = (
-            f"SELECT name, {', '.join(TASK_COLUMNS)}, map_index FROM task_instances "
-            "WHERE execution_id=? AND name=? AND map_index>=?"
-        )
+        sql = _INSTANCES + " WHERE execution_id=? AND name=? AND map_index>=?"
         args: list[Any] = [execution_id, name, cursor]
         if status is not None:
             sql += " AND status=?"
             args.append(status)
         rows = self._conn().execute(sql + " ORDER BY map_index LIMIT ?", [*args, limit + 1])
-        page = []
-        for r in rows.fetchall():
-            run = _task_run(r)
-            run.map_index = r[16]
-            page.append(run)
+        page = [_instance_run(r) for r in rows.fetchall()]
         more = len(page) > limit
         page = page[:limit]
         return page, (page[-1].map_index + 1 if more and page[-1].map_index is not None else None)
