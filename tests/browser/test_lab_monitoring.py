@@ -22,7 +22,6 @@ Screenshots: ci-artifacts/screenshots/lab-monitoring-*.png.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,14 +29,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.test_lab_panel import (
-    REPO,
     SCREENSHOTS,
     Lab,
     _open_lab,
-    new_lab,
+    checkout_lab,
     page,  # noqa: F401  (the fixture, with this module's lab)
 )
-from tests.chromium import require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -46,23 +43,7 @@ PLUGIN = "pytaskflow-jupyter:plugin"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_chromium()
-    tmp = tmp_path_factory.mktemp("lab-monitoring")
-    root = tmp / "root"
-    root.mkdir()
-    lab = new_lab(tmp, root, fresh_build=True)
-    # The server imports this checkout's package, whatever an install's path says.
-    lab.env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
-    )
-    try:
-        lab.start()
-        yield lab
-    finally:
-        lab.stop()
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        if lab.log.exists():
-            (SCREENSHOTS / "monitoring-jupyter-lab.log").write_bytes(lab.log.read_bytes())
+    yield from checkout_lab(tmp_path_factory, "monitoring")
 
 
 def _wait_ended(lab: Lab, ids: list[str], timeout: float = 120) -> dict[str, str]:
