@@ -302,7 +302,7 @@ def phases(case: str, workers: int, repeat: int) -> None:
 
         setattr(owner, name, wrapper)
 
-    for name in ("_flush", "_submit", "_wait"):
+    for name in ("_flush", "_submit", "_sleep", "_drain"):
         timed(ExecutionRun, name, f"loop: {name}")
     for name in ("apply", "decide", "start_attempts", "take"):
         timed(RunState, name, f"state: {name}")

@@ -53,6 +53,10 @@ class Executor:
     name = "abstract"
     can_stop = False
     reports_start = False
+    # None, or a callable saying whether the thread calling ``report`` now may run the
+    # engine's turn in it (``engine._reporter``): a thread of the executor's own that no
+    # ``stop`` can interrupt any more, and that may wait for the turn's commit.
+    in_turn: Callable[[], bool] | None = None
 
     def submit(self, job: Job, report: Report) -> Any:
         """Start one attempt; ``report`` gets its ``Outcome``. Returns a handle for ``stop``."""

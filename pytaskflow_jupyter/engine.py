@@ -5,9 +5,10 @@ Design
 ``transitions.RunState`` decides every change of run state; this module only moves
 messages and changes between it and the outside world (dask's ``get_async`` is the
 model: the loop is handed its boundaries). An executor reports each attempt's ``Outcome``
-through ``self._queue``, and so do ``cancel()``; one turn of the loop:
+through the callback ``_reporter`` makes, and so does ``cancel()``; one turn, always
+under ``_turn`` (one thread at a time):
 
-1. take every message waiting on the queue and apply it; fire due timers (retry back-off
+1. apply the messages waiting in ``_pending``, in order; fire due timers (retry back-off
    over, attempt past its ``timeout``); stop the attempts the state gave up on;
 2. let the state decide the tasks whose dependencies have all finished;
 3. mark as many runnable attempts ``running`` as the window allows;
@@ -15,6 +16,14 @@ through ``self._queue``, and so do ``cancel()``; one turn of the loop:
    port in ONE transaction, then publish the events (commit before publish);
 5. hand the attempts of step 3 to the executor: an attempt runs only once its row says
    ``running`` durably, so what a notebook or the panel shows never lags the code.
+
+Who runs a turn: the execution's loop thread (``run``), woken by ``_queue`` for every
+message posted, by a due timer, or every ``control_interval`` to poll the store for a
+cancel made elsewhere; or, with an executor that allows it (``Executor.in_turn``: the
+thread executor's pool thread that just ended an attempt), the reporting thread itself,
+when no other thread is in a turn. The thread executor then runs the first attempt the
+turn started on that same thread, so a chain's step is the task, one commit and no
+thread hand-off (two before: worker to loop, loop to worker, ~90 us of a 210 us step).
 
 Batching a turn's changes in one transaction keeps per-task overhead near a function
 call plus a row write, however many tasks finish together.
@@ -24,9 +33,8 @@ Results: a task's result stays in memory only while a task downstream may still 
 large result is written to a file under ``runs_dir`` by its worker and passed on by
 reference (``results.py``), and a task without any reports only what the store keeps;
 a resumed execution finds those files again (``_recall``), and the engine removes them
-when the execution ends. Executors get the queue's ``put`` as their report callback,
-not this object: a pool thread that keeps its last attempt then keeps no execution
-alive.
+when the execution ends. The report callback executors get holds this object weakly:
+a pool thread that keeps its last attempt then keeps no execution alive.
 
 The engine depends on ``RunStore`` (a protocol of three methods), not on ``Store``;
 ``settle`` runs one message through the same state machine for an execution that has no
@@ -35,6 +43,7 @@ loop (a dead owner's), so that nothing else writes run state.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -42,6 +51,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -146,53 +156,119 @@ class ExecutionRun:
         )
         self.status: str = ExecStatus.PENDING.value
         self.done = threading.Event()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._stopped = False
+        # Messages wait in ``_pending`` (in order) for whoever runs the next turn, under
+        # ``_turn``; ``_queue`` only wakes the loop thread (a ``_WAKE`` per message).
+        self._pending: collections.deque[Any] = collections.deque()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._turn = threading.Lock()
+        self._wake_at = 0.0  # when the loop thread wakes by itself next (monotonic)
+        self._stopped = self._failed = False
+        self._reporter = _reporter(self, executor.in_turn)
 
     # -- public, thread-safe ------------------------------------------------------------
     def report(self, outcome: Outcome | Started | Progress | Logs) -> None:
-        """Executor callback: queue an attempt's outcome (start, progress) for the loop."""
-        self._queue.put(outcome)
+        """Executor callback: an attempt's outcome (start, progress) for the state."""
+        self._reporter(outcome)
 
     def cancel(self) -> None:
         """Ask the loop to cancel the execution (final)."""
-        self._queue.put(CANCEL)
+        self._post(CANCEL)
+
+    def _post(self, msg: Any) -> None:
+        """Leave ``msg`` for whoever runs the next turn, and wake the loop thread."""
+        self._pending.append(msg)
+        self._queue.put(_WAKE)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> str:
         """Run until the execution reaches a terminal status; return that status."""
-        state = self.state
+        state, turn = self.state, self._turn
+        failed = False
         try:
-            if any(t.map_over is not None for t in self.workflow.tasks):
-                state.prior_instances = self.store.instance_runs(self.execution_id)
-            state.begin(self.store.execution_row(self.execution_id)["status"])
-            self._make_results_dir()
+            with turn:
+                if any(t.map_over is not None for t in self.workflow.tasks):
+                    state.prior_instances = self.store.instance_runs(self.execution_id)
+                state.begin(self.store.execution_row(self.execution_id)["status"])
+                self._make_results_dir()
             next_control = time.monotonic() + self.control_interval
-            while not self._stopped:
-                state.decide()
-                started = state.start_attempts(self.window)
-                if not self._flush():
-                    break
-                self._submit(started)
-                if state.done:
-                    state.finish()
-                    if self._flush():
-                        self.status = state.status
-                    break
-                now = time.monotonic()
-                if now >= next_control:
-                    self._poll_control()
-                    next_control = now + self.control_interval
-                due = state.next_deadline()
-                self._wait(next_control if due is None else min(next_control, due))
+            while True:
+                with turn:
+                    if not self._stopped:
+                        self._step()
+                    if self._stopped:
+                        break
+                    now = time.monotonic()
+                    if now >= next_control:
+                        self._poll_control()
+                        next_control = now + self.control_interval
+                    due = state.next_deadline()
+                    self._wake_at = next_control if due is None else min(next_control, due)
+                self._sleep(self._wake_at)
+                with turn:
+                    self._drain()
         except Exception:
             log.exception("execution %s: engine loop failed", self.execution_id)
-            self._abort()
+            failed = True
         finally:
+            if failed or self._failed:
+                self._abort()
             if self.runs_dir is not None and self.status in TERMINAL_EXECUTION:
                 remove(self.runs_dir, self.execution_id)  # else a resumed engine needs them
             self.done.set()
         return self.status
+
+    def _step(self) -> None:
+        """One turn: decide, start attempts, commit and publish, hand the attempts over;
+        the run is ``_stopped`` once it ended (or was ended elsewhere)."""
+        state = self.state
+        state.decide()
+        started = state.start_attempts(self.window)
+        if not self._flush():
+            return
+        self._submit(started)
+        if state.done:
+            state.finish()
+            if self._flush():
+                self.status = state.status
+            self._stopped = True
+
+    def _sleep(self, deadline: float) -> None:
+        """Wait (without the turn) until a message is posted or ``deadline``."""
+        q = self._queue
+        timeout = deadline - time.monotonic()
+        if timeout > 0 and not self._pending:
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=timeout)
+        with contextlib.suppress(queue.Empty):
+            while True:  # the wake-ups of messages taken together
+                q.get_nowait()
+
+    def _drain(self) -> None:
+        """Apply the posted messages in order, fire due timers, stop what was given up
+        on (under the turn)."""
+        pending, apply = self._pending, self.state.apply
+        while pending:
+            apply(pending.popleft())
+        if self.state.timers:
+            self.state.fire_timers()
+        self._stop_abandoned()
+
+    def _in_turn(self, msg: Any) -> None:
+        """The reporting thread (a pool thread that just ended an attempt) runs the turn
+        itself, under the turn: no hand-off to the loop thread and back. The loop thread
+        is woken only when it must act sooner than it planned, or the run ended."""
+        if self._stopped:
+            return  # a late report: the run is over
+        try:
+            self._drain()
+            self.state.apply(msg)
+            self._step()
+        except Exception:
+            log.exception("execution %s: engine turn failed", self.execution_id)
+            self._failed = self._stopped = True
+        due = self.state.next_deadline()
+        if self._stopped or (due is not None and due < self._wake_at):
+            self._queue.put(_WAKE)
 
     def _make_results_dir(self) -> None:
         if self.runs_dir is None or self.spill_over is None:
@@ -222,22 +298,6 @@ class ExecutionRun:
                 return Spilled(path, run.result)
         return run.result
 
-    def _wait(self, deadline: float) -> None:
-        q, apply = self._queue, self.state.apply
-        if q.empty():
-            timeout = deadline - time.monotonic()
-            msg = None
-            if timeout > 0:
-                with contextlib.suppress(queue.Empty):
-                    msg = q.get(timeout=timeout)
-            if msg is not None:
-                apply(msg)
-        while not q.empty():  # only this thread takes from the queue
-            apply(q.get_nowait())
-        if self.state.timers:
-            self.state.fire_timers()
-        self._stop_abandoned()
-
     def _stop_abandoned(self) -> None:
         to_stop = self.state.to_stop
         if to_stop:
@@ -246,7 +306,7 @@ class ExecutionRun:
                 self.executor.stop(handle)
 
     def _submit(self, started: list[Any]) -> None:
-        submit, report, results = self.executor.submit, self._queue.put, self.state.results
+        submit, report, results = self.executor.submit, self._reporter, self.state.results
         submitted, reports_start = self.state.submitted, self.executor.reports_start
         for task in started:
             spec = task.spec
@@ -335,6 +395,37 @@ class ExecutionRun:
                 )
                 if delay is not None:
                     time.sleep(delay)
+
+
+_WAKE = object()
+
+
+def _reporter(run: ExecutionRun, in_turn: Callable[[], bool] | None) -> Callable[[Any], None]:
+    """The report callback executors get. It holds the run weakly: a pool thread that
+    keeps its last attempt then keeps no execution (and none of its results) alive.
+    When the executor says the reporting thread may (``Executor.in_turn``: a pool
+    thread reporting an attempt that has ended) and no other thread runs a turn, the
+    reporting thread runs the turn itself; else the message waits for the loop thread."""
+    ref, pending, wake, turn = weakref.ref(run), run._pending, run._queue.put, run._turn
+
+    def post(msg: Any) -> None:
+        pending.append(msg)
+        wake(_WAKE)
+
+    if in_turn is None:
+        return post
+
+    def report(msg: Any) -> None:
+        target = ref()
+        if target is None or not in_turn() or not turn.acquire(blocking=False):
+            post(msg)
+            return
+        try:
+            target._in_turn(msg)
+        finally:
+            turn.release()
+
+    return report
 
 
 def stored_result(value: Any) -> Any:

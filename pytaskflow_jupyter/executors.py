@@ -91,6 +91,10 @@ class ThreadExecutor(QueueExecutor):
 
     Its own pool rather than ``concurrent.futures``: one queue put per attempt, no
     Future, no per-submit semaphore (the engine submits thousands of attempts a turn).
+
+    A pool thread that reports an ended attempt may run the engine's turn itself
+    (``in_turn``); the first attempt that turn submits stays with that thread, which
+    runs it next: a chain's step then costs no thread hand-off at all.
     """
 
     name = "thread"
@@ -101,6 +105,8 @@ class ThreadExecutor(QueueExecutor):
         super().__init__()
         self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self._stopping: dict[Attempt, float] = {}  # stopped, still running: since when
+        self._local = threading.local()  # a pool thread's: reporting, its next attempt
+        self.in_turn = self._reporting
         self._threads = [
             threading.Thread(target=self._serve, name=f"taskflow-{i}", daemon=True)
             for i in range(self.workers)
@@ -108,13 +114,30 @@ class ThreadExecutor(QueueExecutor):
         for thread in self._threads:
             thread.start()
 
+    def _reporting(self) -> bool:
+        """Whether this thread is a pool thread reporting an attempt that has ended."""
+        return getattr(self._local, "reporting", False)
+
+    def submit(self, job: Job, report: Report) -> Attempt:
+        local = self._local
+        if getattr(local, "reporting", False) and local.next is None and not self._closed:
+            local.next = attempt = Attempt(job, report)  # this thread runs it next
+            return attempt
+        return super().submit(job, report)
+
     def _serve(self) -> None:
         # the pool never shrinks: nothing an attempt brings (``run_job`` turns every
         # BaseException of task code into a failed outcome) may end a worker thread
+        local = self._local
+        local.reporting, local.next = False, None
         while True:
-            attempt = self._queue.get()
+            attempt = local.next
             if attempt is None:
-                return
+                attempt = self._queue.get()
+                if attempt is None:
+                    return
+            else:
+                local.next = None
             try:
                 self._run(attempt)
             except BaseException:
@@ -131,7 +154,12 @@ class ThreadExecutor(QueueExecutor):
             outcome = failed_outcome(job, "Stopped: the attempt was stopped")
         finally:
             self._end_attempt(attempt)
-        self._deliver(attempt, outcome)
+        local = self._local
+        local.reporting = True  # what the engine's turn submits now may stay here
+        try:
+            self._deliver(attempt, outcome)
+        finally:
+            local.reporting = False
 
     def _end_attempt(self, attempt: Attempt) -> None:
         """Mark the attempt done under the lock, so that no stop raises in this thread

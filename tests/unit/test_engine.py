@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pytaskflow_jupyter.engine import ExecutionRun
@@ -537,3 +539,64 @@ def test_a_new_execution_is_returned_as_created_before_its_loop_runs(runner, mon
         ("a", "completed"),
         ("b", "pending"),
     ]
+
+
+def test_a_chain_step_runs_on_the_thread_that_ended_its_upstream(store, bus):
+    """A pool thread that ends an attempt runs the engine's turn itself and keeps the
+    one attempt that turn starts (``ThreadExecutor.in_turn``): a chain goes from task to
+    task on one thread, every state change still committed before the next one runs."""
+    executor = ThreadExecutor(4)
+    seen: list[tuple[str, str | None]] = []  # (event, status of the task's row then)
+
+    def on_events(events):
+        for event in events:
+            if event.event == "task_started":
+                seen.append((event.task, store.task_runs(event.execution_id)[event.task].status))
+
+    bus.subscribe(on_events)
+    r = Runner(store, executor, bus, heartbeat_interval=0.2)
+    try:
+        code = "import threading\nresult = threading.get_ident()"
+        names = [f"t{i}" for i in range(20)]
+        done = run(r, wf(*(task(n, *names[i - 1 : i], code=code) for i, n in enumerate(names))))
+    finally:
+        r.close()
+        executor.shutdown(wait=False)
+    assert done["status"] == "completed"
+    threads = [t["result"] for t in done["tasks"]]
+    same = sum(a == b for a, b in itertools.pairwise(threads))
+    # the loop thread may hold the turn when a report comes (its control poll every
+    # 0.5 s), and then the step goes through the queue to any thread: nearly all steps
+    assert same >= 15, threads
+    assert seen == [(n, "running") for n in names]  # durable before it was published
+
+
+def test_the_wal_is_checkpointed_off_the_committing_thread(tmp_path, monkeypatch):
+    import threading
+
+    from pytaskflow_jupyter.store import Store, _Checkpointer
+
+    monkeypatch.setattr(_Checkpointer, "EVERY", 8)
+    monkeypatch.setattr(_Checkpointer, "IDLE", 0.2)
+    s = Store(tmp_path / "t.db")
+
+    def checkpointers():
+        return [t for t in threading.enumerate() if t.name == "taskflow-checkpoint"]
+
+    db = tmp_path / "t.db"
+    start = db.stat().st_size  # its header: the schema is in the WAL
+    for i in range(40):
+        with s.write() as conn:
+            conn.execute("INSERT INTO meta VALUES (?, 'x')", (f"k{i}",))
+    # a checkpoint copies the WAL's pages into the main file
+    wait_until(lambda: db.stat().st_size > start, timeout=10)
+    assert "taskflow-checkpoint" not in threading.current_thread().name
+    wait_until(lambda: not checkpointers(), timeout=10)  # idle: the thread ends
+    with s.write() as conn:  # and starts again when needed
+        for i in range(8):
+            conn.execute("INSERT INTO meta VALUES (?, 'y')", (f"m{i}",))
+    for _ in range(8):
+        with s.write() as conn:
+            conn.execute("UPDATE meta SET value='z' WHERE key='m0'")
+    wait_until(checkpointers, timeout=10)
+    s.close()
