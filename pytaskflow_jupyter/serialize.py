@@ -8,16 +8,27 @@ the kernel API all go through here, so a field added to a shape is added once.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .events import Event
-from .model import DEFAULT_TRIGGER_RULE, TaskRun, TaskStatus, Workflow, iso
+from .model import DEFAULT_TRIGGER_RULE, TaskRun, TaskSpec, TaskStatus, Workflow, iso
 from .schedule import Schedule
 
 if TYPE_CHECKING:  # a record the store returns (the store sits above this module)
     from .store import ScheduleState
 
-__all__ = ["event_json", "execution_json", "instances_json", "task_json", "workflow_json"]
+__all__ = [
+    "encode",
+    "event_json",
+    "execution_json",
+    "instances_json",
+    "task_json",
+    "workflow_json",
+]
 
 Json = dict[str, Any]
 
@@ -109,18 +120,21 @@ def execution_json(
     *,
     detail: bool,
     abandoned: dict[str, tuple[int, float]] | None = None,
+    specs: Sequence[TaskSpec] | None = None,
 ) -> Json:
     """An execution (``row`` as the store keeps it) with its tasks in definition order
-    (``abandoned``: attempts given up on that still run, by task, for the detail)."""
+    (``abandoned``: attempts given up on that still run, by task, for the detail;
+    ``specs``: the tasks to show, a page of them, when not all)."""
     pending = _PENDING_DETAIL if detail else _PENDING
     gone = abandoned or {}
+    shown = wf.tasks if specs is None else specs
     tasks = [
         task_json(runs[t.name], detail=detail, abandoned=gone.get(t.name))
         if t.name in runs
         else {"name": t.name, **pending}
-        for t in wf.tasks
+        for t in shown
     ]
-    for task, spec in zip(tasks, wf.tasks, strict=True):
+    for task, spec in zip(tasks, shown, strict=True):
         if spec.map_over is not None:
             task.setdefault("mapped", None)  # null until its upstream's list is known
     return {
@@ -180,9 +194,39 @@ def workflow_json(
     stands (SPEC 12: ``paused``, ``nextRunTime``, ``lastScheduledRun``; and the words
     of the schedule, the last catch-up after a downtime), and the snapshots its tasks
     run (``snapshots``: digest -> function name, source, Python version, when taken)."""
+    return {
+        **workflow_revision_json(definition, revision, snapshots),
+        **workflow_state_json(created, updated, schedule),
+    }
+
+
+def workflow_revision_json(
+    definition: Json, revision: int, snapshots: dict[str, tuple[str, str, str, str]] | None
+) -> Json:
+    """What ``workflow_json`` shows that one revision fixes for good (its snapshots
+    are stored by digest, never changed): a 100,000-task definition's is 22 MB of JSON,
+    which ``Runner.list_workflows_json`` encodes once."""
     tasks = [{**_task_defaults(), **t} for t in definition.get("tasks", ())]
     spec = definition.get("schedule")
     sched = None if spec is None else Schedule.from_json(spec)
+    return {
+        **_workflow_defaults(),
+        **definition,
+        "tasks": tasks,
+        "schedule": None if sched is None else sched.to_json(),
+        "scheduleText": None if sched is None else sched.describe(),
+        "snapshots": {
+            digest: {"function": name, "source": source, "python": python, "createdAt": at}
+            for digest, (name, source, python, at) in (snapshots or {}).items()
+        },
+        "revision": revision,
+    }
+
+
+def workflow_state_json(created: str, updated: str, schedule: ScheduleState | None) -> Json:
+    """What ``workflow_json`` shows that changes over a revision's life: its
+    schedule's state, and ``createdAt`` (the first revision, as long as it was not
+    deleted)."""
     last = None
     if schedule is not None and schedule.last_execution is not None:
         last = {
@@ -192,23 +236,23 @@ def workflow_json(
         }
     nxt = None if schedule is None or schedule.next_slot is None else iso(schedule.next_slot)
     return {
-        **_workflow_defaults(),
-        **definition,
-        "tasks": tasks,
-        "schedule": None if sched is None else sched.to_json(),
-        "scheduleText": None if sched is None else sched.describe(),
         "paused": bool(schedule and schedule.paused),
         "nextRunTime": nxt,
         "lastScheduledRun": last,
         "missedSlots": None if schedule is None else schedule.missed,
-        "snapshots": {
-            digest: {"function": name, "source": source, "python": python, "createdAt": at}
-            for digest, (name, source, python, at) in (snapshots or {}).items()
-        },
-        "revision": revision,
         "createdAt": created,
         "updatedAt": updated,
     }
+
+
+def encode(value: Any) -> bytes:
+    """JSON bytes by orjson (about six times faster than ``json`` on a 2,000-task
+    execution, 9 ms -> 1.5 ms), falling back to ``json`` for what orjson refuses
+    (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
 
 
 def event_json(event: Event) -> Json:

@@ -222,8 +222,16 @@ def _m8(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE task_instances ADD COLUMN reused_from TEXT")
 
 
+def _m9(db: sqlite_utils.Database) -> None:
+    """An index that holds what ``GET /workflows`` reads of each revision but its
+    definition. The columns after ``definition`` in a row (``created_at``, ``deleted``)
+    are read by walking the definition's overflow pages: 140 ms for a 100,000-task
+    one (22 MB) at every request; with the index, the definition is never touched."""
+    db.execute("CREATE INDEX workflows_heads ON workflows (id, revision, created_at, deleted)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8,
+    _m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9,
 ]  # fmt: skip
 
 TASK_COLUMNS = (
@@ -654,19 +662,31 @@ class Store:
 
     def workflows(self) -> list[WorkflowRecord]:
         """Every registered definition (latest revision), by id."""
+        return [
+            WorkflowRecord(json.loads(d), r, c, u, state)
+            for _, d, r, c, u, state in self._latest("w.definition")
+        ]
+
+    def workflow_heads(self) -> list[tuple[str, int, str, str, ScheduleState | None]]:
+        """``workflows()`` without the definitions (the text of a 100,000-task one takes
+        seconds to parse): ``(id, revision, created_at, updated_at, schedule)``."""
+        return [(i, r, c, u, state) for i, _, r, c, u, state in self._latest("NULL")]
+
+    def _latest(self, definition: str) -> list[tuple[Any, ...]]:
         conn = self._conn()
         conn.execute("BEGIN")  # one read transaction: definitions and schedules agree
         try:
             rows = conn.execute(
-                "SELECT w.id, w.definition, w.revision, f.created, w.created_at FROM workflows w "
-                "JOIN (SELECT id, max(revision) AS rev, min(created_at) AS created FROM "
+                f"SELECT w.id, {definition}, w.revision, f.created, w.created_at FROM workflows"
+                f" w {'INDEXED BY workflows_heads' if definition == 'NULL' else ''}"
+                " JOIN (SELECT id, max(revision) AS rev, min(created_at) AS created FROM "
                 "workflows WHERE deleted=0 GROUP BY id) f ON w.id=f.id AND w.revision=f.rev "
                 "ORDER BY w.id"
             ).fetchall()
             states = {r[0]: _schedule_state(r) for r in conn.execute(_SCHEDULE_STATE)}
         finally:
             conn.execute("COMMIT")
-        return [WorkflowRecord(json.loads(d), r, c, u, states.get(i)) for i, d, r, c, u in rows]
+        return [(*row, states.get(row[0])) for row in rows]
 
     def delete_workflow(self, workflow_id: str) -> None:
         """Remove a definition; its executions stay readable. 409 while one is active."""
@@ -1101,15 +1121,29 @@ class Store:
             raise NotFound(f"unknown execution {execution_id!r}")
         return row[0], bool(row[1])
 
-    def task_runs(self, execution_id: str, name: str | None = None) -> dict[str, TaskRun]:
+    def task_runs(
+        self, execution_id: str, name: str | None = None, *, names: list[str] | None = None
+    ) -> dict[str, TaskRun]:
         """Stored task runs of an execution (a task with no row is pending); of the task
-        ``name`` only, when given (one row read, not the execution's thousands)."""
+        ``name`` only, or of ``names`` (a page of tasks), when given: those rows read,
+        not the execution's thousands."""
         sql = f"SELECT name, {', '.join(TASK_COLUMNS)} FROM task_runs WHERE execution_id=?"
         args: tuple[str, ...] = (execution_id,)
         if name is not None:
             sql, args = sql + " AND name=?", (execution_id, name)
+        elif names is not None:  # at most a page (1,000): under SQLite's 32,766 variables
+            sql += f" AND name IN ({','.join('?' * len(names))})"
+            args = (execution_id, *names)
         rows = self._conn().execute(sql, args).fetchall()
         return {r[0]: _task_run(r) for r in rows}
+
+    def task_counts(self, execution_id: str) -> dict[str, int]:
+        """How many of an execution's stored task rows are in each status."""
+        rows = self._conn().execute(
+            "SELECT status, count(*) FROM task_runs WHERE execution_id=? GROUP BY status",
+            (execution_id,),
+        )
+        return dict(rows.fetchall())
 
     def instance_runs(self, execution_id: str) -> dict[str, dict[int, TaskRun]]:
         """Stored runs of the instances of an execution's mapped tasks, by task and index."""

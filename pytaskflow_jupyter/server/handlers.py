@@ -29,13 +29,13 @@ from tornado import web
 
 from ..errors import InvalidInput, PayloadTooLarge, Problem
 from ..runner import Runner
+from ..serialize import encode
 from .base import (
     AUTH_RESOURCE,
     Checker,
     ErrorMixin,
     Host,
     cursor_value,
-    encode,
     encode_cursor,
     int_range,
     nonempty,
@@ -181,7 +181,9 @@ class WorkflowsHandler(TaskFlowHandler):
     @authorized
     async def get(self) -> None:
         self.query({})
-        await self.reply(self.runner.list_workflows)
+        for chunk in await self.app.run(self.runner.list_workflows_json):
+            self.write(chunk)
+        self.finish()
 
     @web.authenticated
     @_execute
@@ -303,13 +305,20 @@ class ExecutionsHandler(TaskFlowHandler):
 
 
 class ExecutionHandler(TaskFlowHandler):
-    """``GET /executions/{id}``: one execution with full task detail."""
+    """``GET /executions/{id}[?limit=&cursor=]``: one execution with full task detail;
+    with ``limit`` (or ``cursor``), a page of its tasks in definition order (``cursor``:
+    the index the page starts at, the answer's ``nextCursor``), the counts of all of
+    them by status, and ``taskCount``."""
 
     @web.authenticated
     @authorized
     async def get(self, execution_id: str) -> None:
-        self.query({})
-        await self.reply(self.runner.get, execution_id, detail=True)
+        q = self.query({"limit": int_range(1, 1000), "cursor": int_range(0, 10**9)})
+        # a cursor alone pages by 100, as the other paged routes
+        limit = q.get("limit", 100 if "cursor" in q else None)
+        await self.reply(
+            self.runner.get, execution_id, detail=True, cursor=q.get("cursor", 0), limit=limit
+        )
 
 
 class CompareHandler(TaskFlowHandler):

@@ -336,7 +336,24 @@ SCHEMAS: Json = {
         },
     },
     "Execution": _execution("Task"),
-    "ExecutionDetail": _execution("TaskDetail"),
+    "ExecutionDetail": {
+        **_execution("TaskDetail"),
+        "properties": {
+            **_execution("TaskDetail")["properties"],
+            "taskCount": {
+                "type": "integer",
+                "description": "all tasks of the execution (only on a page: `?limit=`)",
+            },
+            "counts": {
+                "type": "object",
+                "description": "all tasks by status (only on a page)",
+                "additionalProperties": {"type": "integer"},
+            },
+            "nextCursor": _nullable(
+                {"type": "integer", "description": "the next page's `cursor` (only on a page)"}
+            ),
+        },
+    },
     "ExecutionRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -722,7 +739,22 @@ PATHS: Json = {
         "get": {
             "operationId": "getExecution",
             "summary": "one execution with full task detail",
-            "responses": _responses("200", _ref("ExecutionDetail"), "404"),
+            "description": "With `limit` (or `cursor`, which pages by 100), `tasks` is a "
+            "page of the tasks in definition order, and the answer adds `taskCount`, "
+            "`counts` (all tasks by status) and `nextCursor`; without, every task.",
+            "parameters": [
+                _query(
+                    "limit",
+                    "page size (no default: without it or `cursor`, every task)",
+                    {"type": "integer", "minimum": 1, "maximum": 1000},
+                ),
+                _query(
+                    "cursor",
+                    "the index of the first task of the page (the previous page's `nextCursor`)",
+                    {"type": "integer", "minimum": 0, "default": 0},
+                ),
+            ],
+            "responses": _responses("200", _ref("ExecutionDetail"), "400", "404"),
         },
     },
     "/executions/{execution_id}/cancel": {

@@ -306,3 +306,22 @@ def test_any_event_reads_back_as_published(store, specs):
     ]
     store.commit(ex, Changes(events=events))
     assert store.events(0, execution=ex) == events
+
+
+def test_the_encoded_workflow_list_is_the_list_and_follows_schedule_state(runner):
+    """``GET /workflows`` sends ``Runner.list_workflows_json``: each revision's fixed
+    part encoded once and cached, its schedule's state read every time."""
+    runner.register({**wf(task("a"), task("b", "a")), "id": "one"})
+    runner.register({**wf(task("c")), "id": "two", "schedule": {"every": 3600}})
+    assert json.loads(b"".join(runner.list_workflows_json())) == runner.list_workflows()
+    runner.pause("two")
+    listed = {w["id"]: w for w in json.loads(b"".join(runner.list_workflows_json()))}
+    assert listed["two"]["paused"] is True
+    assert json.loads(b"".join(runner.list_workflows_json())) == runner.list_workflows()
+    runner.register({**wf(task("c"), task("d", "c")), "id": "two", "schedule": {"every": 60}})
+    listed = {w["id"]: w for w in json.loads(b"".join(runner.list_workflows_json()))}
+    assert [t["name"] for t in listed["two"]["tasks"]] == ["c", "d"]
+    assert listed["two"]["revision"] == 2
+    assert json.loads(b"".join(runner.list_workflows_json())) == runner.list_workflows()
+    runner.delete_workflow("one")
+    assert [w["id"] for w in json.loads(b"".join(runner.list_workflows_json()))] == ["two"]

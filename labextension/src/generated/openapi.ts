@@ -31,7 +31,10 @@ export interface paths {
       };
       cookie?: never;
     };
-    /** one execution with full task detail */
+    /**
+     * one execution with full task detail
+     * @description With `limit` (or `cursor`, which pages by 100), `tasks` is a page of the tasks in definition order, and the answer adds `taskCount`, `counts` (all tasks by status) and `nextCursor`; without, every task.
+     */
     get: operations['getExecution'];
     put?: never;
     post?: never;
@@ -491,12 +494,18 @@ export interface components {
       workflowId: string;
     };
     ExecutionDetail: {
+      /** @description all tasks by status (only on a page) */
+      counts?: {
+        [key: string]: number;
+      };
       /** Format: date-time */
       createdAt?: string | null;
       /** Format: date-time */
       endTime: string | null;
       executor?: string | null;
       id: string;
+      /** @description the next page's `cursor` (only on a page) */
+      nextCursor?: number | null;
       params?: {
         [key: string]: unknown;
       };
@@ -512,6 +521,8 @@ export interface components {
       startTime: string | null;
       /** @enum {string} */
       status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+      /** @description all tasks of the execution (only on a page: `?limit=`) */
+      taskCount?: number;
       tasks: components['schemas']['TaskDetail'][];
       /** @enum {string} */
       trigger?: 'api' | 'notebook' | 'schedule' | 'retry';
@@ -887,7 +898,12 @@ export interface operations {
   };
   getExecution: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description page size (no default: without it or `cursor`, every task) */
+        limit?: number;
+        /** @description the index of the first task of the page (the previous page's `nextCursor`) */
+        cursor?: number;
+      };
       header?: never;
       path: {
         /** @description execution id (exec_...) */
