@@ -217,6 +217,21 @@ export function sameJson(x: unknown, y: unknown): boolean {
   return true;
 }
 
+/**
+ * Each task list's positions by name, kept with the list: an event finds
+ * its task in a run of thousands without scanning it (hundreds a second).
+ */
+const POSITIONS = new WeakMap<readonly TaskRun[], Map<string, number>>();
+
+function positions(tasks: readonly TaskRun[]): Map<string, number> {
+  let at = POSITIONS.get(tasks);
+  if (!at) {
+    at = new Map(tasks.map((t, i) => [t.name, i]));
+    POSITIONS.set(tasks, at);
+  }
+  return at;
+}
+
 /** Merge two views of one execution (snapshot or event-built). */
 export function mergeExecution(current: Execution, next: Execution): Execution {
   const newer = executionAdvances(current.status, next.status);
@@ -230,13 +245,19 @@ export function mergeExecution(current: Execution, next: Execution): Execution {
     // order is the longer list's, new names last, as below) rather than
     // rebuild every task's entry per event.
     const tasks = known.slice();
+    const at = positions(known);
+    let added = false;
     for (const t of incoming) {
-      const i = tasks.findIndex(k => k.name === t.name);
-      if (i >= 0) {
+      const i = at.get(t.name);
+      if (i !== undefined) {
         tasks[i] = mergeTask(tasks[i], t);
       } else {
         tasks.push(t);
+        added = true;
       }
+    }
+    if (!added) {
+      POSITIONS.set(tasks, at); // the same names in the same places
     }
     return { ...base, tasks };
   }

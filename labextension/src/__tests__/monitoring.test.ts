@@ -206,6 +206,36 @@ describe('mergeExecution', () => {
     );
   });
 
+  it('events one after another find their task, a new one too', () => {
+    const tasks: TaskRun[] = Array.from({ length: 50 }, (_, i) => ({
+      name: `t${i}`,
+      status: 'pending'
+    }));
+    let state: Execution = { ...exec('e', 0, tasks), status: 'running' };
+    const event = (task: TaskRun): Execution => ({
+      id: 'e',
+      workflowId: 'wf',
+      status: 'running',
+      tasks: [task]
+    });
+    for (const name of ['t3', 't40', 'extra', 't3', 'extra']) {
+      state = mergeExecution(
+        state,
+        event({ name, status: 'running', attempts: 1, startTime: at(1) })
+      );
+    }
+    state = mergeExecution(
+      state,
+      event({ name: 'extra', status: 'completed' })
+    );
+    assert.equal(state.tasks.length, 51);
+    assert.deepEqual(
+      state.tasks.filter(t => t.status !== 'pending').map(t => t.name),
+      ['t3', 't40', 'extra']
+    );
+    assert.equal(state.tasks[50].status, 'completed');
+  });
+
   it('a re-read saying the same keeps the task object, a change does not', () => {
     const history = (status: string) => [
       { attempt: 1, status: 'failed', error: 'boom' },
