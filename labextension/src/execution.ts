@@ -53,6 +53,7 @@ import {
   h,
   morph,
   patchChildren,
+  placeChildren,
   runTime,
   s,
   shortId,
@@ -1020,8 +1021,9 @@ export class ExecutionView extends Widget {
     const order = rows.map(r => r.dataset.task).join('\u0000');
     if (order !== state.order) {
       state.order = order;
-      state.tbody.replaceChildren(
-        ...(state.scroller ? [state.before, ...rows, state.after] : rows)
+      placeChildren(
+        state.tbody,
+        state.scroller ? [state.before, ...rows, state.after] : rows
       );
     }
   }
