@@ -333,3 +333,25 @@ export function patchChildren(el: Element, children: Node[]): void {
     old[i].remove();
   }
 }
+
+/**
+ * Make `el`'s children exactly `nodes`, in that order, inserting only the
+ * ones not already in place: a node that stays keeps its layout (a scrolled
+ * window of rows lays out the rows that came in, not all of them again).
+ */
+export function placeChildren(el: Element, nodes: Node[]): void {
+  const wanted = new Set(nodes);
+  for (const child of [...el.childNodes]) {
+    if (!wanted.has(child)) {
+      child.remove();
+    }
+  }
+  let at = el.firstChild;
+  for (const node of nodes) {
+    if (node === at) {
+      at = at.nextSibling;
+    } else {
+      el.insertBefore(node, at);
+    }
+  }
+}

@@ -53,6 +53,7 @@ import {
   h,
   morph,
   patchChildren,
+  placeChildren,
   runTime,
   s,
   shortId,
@@ -189,6 +190,12 @@ export class ExecutionView extends Widget {
     this._ticks += 1;
     const exec = this.service.model.execution(this.executionId);
     if (exec && this._ticks % 2 === 0 && watchAbandoned(exec, Date.now())) {
+      this._rereadDue = true;
+    }
+    // A big detail's parse and merge would land in a scrolled frame: the
+    // re-read waits for the scrolling to pause (at least one after the end).
+    if (exec && this._rereadDue && !this._scrollingBig(exec)) {
+      this._rereadDue = false;
       void this.service
         .loadExecution(this.executionId)
         .then(() => this._scheduleRender()) // not in a frame the user scrolls
@@ -1014,8 +1021,9 @@ export class ExecutionView extends Widget {
     const order = rows.map(r => r.dataset.task).join('\u0000');
     if (order !== state.order) {
       state.order = order;
-      state.tbody.replaceChildren(
-        ...(state.scroller ? [state.before, ...rows, state.after] : rows)
+      placeChildren(
+        state.tbody,
+        state.scroller ? [state.before, ...rows, state.after] : rows
       );
     }
   }
@@ -1453,6 +1461,8 @@ export class ExecutionView extends Widget {
   private _busy: string | null = null;
   private _lastStatus: string | undefined;
   private _ticks = 0;
+  /** An ended execution's re-read (abandoned attempts) that is due. */
+  private _rereadDue = false;
   private _selected: string | null = null;
   private _selectedStatus: string | undefined;
   private _logs: Logs = { state: 'loading' };

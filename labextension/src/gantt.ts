@@ -9,7 +9,7 @@
  * rows per paint, and a live update rewrites only those.
  */
 
-import { formatDuration, h } from './dom';
+import { formatDuration, h, placeChildren } from './dom';
 import type { Execution, TaskRun } from './model';
 import {
   Attempt,
@@ -23,6 +23,16 @@ const ROW = 20;
 /** Rows drawn beyond the visible window, above and below. */
 const OVERSCAN = 10;
 const MAX_HEIGHT = 320;
+
+/** A drawn row and what it was drawn from. */
+interface DrawnRow {
+  task: TaskRun;
+  attempts: Attempt[];
+  index: number;
+  range: { start: number; end: number };
+  selected: string | null;
+  el: HTMLElement;
+}
 
 export interface GanttActions {
   select(task: string, attempt?: number): void;
@@ -100,24 +110,50 @@ export class Gantt {
     this._rows.style.height = `${height}px`;
     // As high as its rows, up to MAX_HEIGHT (then it scrolls).
     this._scroller.style.height = `${Math.min(height, MAX_HEIGHT) + 2}px`;
-    this._axis.replaceChildren(
-      ...ticks(range).map(t =>
-        h(
-          'span',
-          { class: 'jp-TaskflowGantt-tick', style: `left: ${t.at}%` },
-          t.seconds ? `+${formatDuration(t.seconds)}` : '0'
+    if (this._axisRange !== range) {
+      this._axisRange = range; // a scroll keeps the axis
+      this._axis.replaceChildren(
+        ...ticks(range).map(t =>
+          h(
+            'span',
+            { class: 'jp-TaskflowGantt-tick', style: `left: ${t.at}%` },
+            t.seconds ? `+${formatDuration(t.seconds)}` : '0'
+          )
         )
-      )
-    );
+      );
+    }
     const top = this._top;
     const visible = Math.ceil(MAX_HEIGHT / ROW);
     const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
     const last = Math.min(tasks.length, first + visible + 2 * OVERSCAN);
     const rows: HTMLElement[] = [];
+    const drawn = new Map<string, DrawnRow>();
     for (let i = first; i < last; i++) {
-      rows.push(this._row(tasks[i], attempts[i], i, range, now));
+      const t = tasks[i];
+      // A row still in the window since the last update is kept as it is:
+      // a scroll draws (and lays out) only the rows that came in.
+      const old = this._drawn.get(t.name);
+      const row =
+        old &&
+        old.task === t &&
+        old.attempts === attempts[i] &&
+        old.index === i &&
+        old.range === range &&
+        old.selected === this._selected
+          ? old
+          : {
+              task: t,
+              attempts: attempts[i],
+              index: i,
+              range,
+              selected: this._selected,
+              el: this._row(t, attempts[i], i, range, now)
+            };
+      drawn.set(t.name, row);
+      rows.push(row.el);
     }
-    this._rows.replaceChildren(...rows);
+    this._drawn = drawn;
+    placeChildren(this._rows, rows);
   }
 
   private _row(
@@ -188,6 +224,8 @@ export class Gantt {
   }
 
   private _exec: Execution | null = null;
+  private _drawn = new Map<string, DrawnRow>();
+  private _axisRange: { start: number; end: number } | null = null;
   private _attempts: Attempt[][] = [];
   private _range = { start: 0, end: 1000 };
   private _now = 0;

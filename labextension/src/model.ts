@@ -182,27 +182,54 @@ export function mergeTask(current: TaskRun, next: TaskRun): TaskRun {
 
 /** True when two views of a task say the same (values, not identities). */
 export function sameTask(a: TaskRun, b: TaskRun): boolean {
-  const ka = Object.keys(a) as Array<keyof TaskRun>;
-  if (ka.length !== Object.keys(b).length) {
+  return sameJson(a, b);
+}
+
+/**
+ * Deep equality of JSON values (key order aside). Not `JSON.stringify` of
+ * both: a re-read of 5,000 tasks compares every task's attempt history, and
+ * strings built to be compared cost that read most of its time (and garbage).
+ */
+export function sameJson(x: unknown, y: unknown): boolean {
+  if (x === y) {
+    return true;
+  }
+  if (
+    x === null ||
+    y === null ||
+    typeof x !== 'object' ||
+    typeof y !== 'object' ||
+    Array.isArray(x) !== Array.isArray(y)
+  ) {
     return false;
   }
-  for (const k of ka) {
-    const x = a[k];
-    const y = b[k];
-    if (x === y) {
-      continue;
-    }
-    if (
-      x === null ||
-      y === null ||
-      typeof x !== 'object' ||
-      typeof y !== 'object' ||
-      JSON.stringify(x) !== JSON.stringify(y)
-    ) {
+  const a = x as Record<string, unknown>;
+  const b = y as Record<string, unknown>;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) {
+    return false;
+  }
+  for (const k of keys) {
+    if (!(k in b) || !sameJson(a[k], b[k])) {
       return false;
     }
   }
   return true;
+}
+
+/**
+ * Each task list's positions by name, kept with the list: an event finds
+ * its task in a run of thousands without scanning it (hundreds a second).
+ */
+const POSITIONS = new WeakMap<readonly TaskRun[], Map<string, number>>();
+
+function positions(tasks: readonly TaskRun[]): Map<string, number> {
+  let at = POSITIONS.get(tasks);
+  if (!at) {
+    at = new Map(tasks.map((t, i) => [t.name, i]));
+    POSITIONS.set(tasks, at);
+  }
+  return at;
 }
 
 /** Merge two views of one execution (snapshot or event-built). */
@@ -218,13 +245,19 @@ export function mergeExecution(current: Execution, next: Execution): Execution {
     // order is the longer list's, new names last, as below) rather than
     // rebuild every task's entry per event.
     const tasks = known.slice();
+    const at = positions(known);
+    let added = false;
     for (const t of incoming) {
-      const i = tasks.findIndex(k => k.name === t.name);
-      if (i >= 0) {
+      const i = at.get(t.name);
+      if (i !== undefined) {
         tasks[i] = mergeTask(tasks[i], t);
       } else {
         tasks.push(t);
+        added = true;
       }
+    }
+    if (!added) {
+      POSITIONS.set(tasks, at); // the same names in the same places
     }
     return { ...base, tasks };
   }

@@ -26,6 +26,7 @@ import {
   triggerBadge
 } from './dom';
 import { taskflowIcon } from './icon';
+import { Throttle } from './mapped';
 import {
   countsText,
   Execution,
@@ -43,6 +44,8 @@ const WORKFLOW_FIRST = 10;
 const WORKFLOW_PAGE = 20;
 /** Fewer workflows than this need no filter box. */
 const FILTER_FROM = 6;
+/** The least time between two live redraws of the sidebar. */
+const PANEL_RENDER_MS = 200;
 import { TaskflowService } from './service';
 
 export interface PanelActions {
@@ -65,8 +68,8 @@ export class TaskflowPanel extends Widget {
     this.title.icon = taskflowIcon;
     this.title.caption = 'TaskFlow';
     this._unsubscribe = [
-      service.model.subscribe(() => this._scheduleRender()),
-      service.onStateChanged(() => this._scheduleRender())
+      service.model.subscribe(() => this._renders.request()),
+      service.onStateChanged(() => this._renders.request())
     ];
     this._filter = h('input', {
       type: 'search',
@@ -102,6 +105,7 @@ export class TaskflowPanel extends Widget {
 
   dispose(): void {
     this._unsubscribe.forEach(fn => fn());
+    this._renders.dispose();
     window.clearInterval(this._timer);
     super.dispose();
   }
@@ -529,6 +533,16 @@ export class TaskflowPanel extends Widget {
   }
 
   private _frame: number | null = null;
+  /**
+   * A big run changes the model hundreds of times a second: the sidebar is
+   * redrawn at most every PANEL_RENDER_MS (each in a frame), not in every
+   * frame, which the main thread (shared with the view being scrolled, on a
+   * busy machine) cannot spare.
+   */
+  private _renders = new Throttle(
+    () => this._scheduleRender(),
+    PANEL_RENDER_MS
+  );
   private _unsubscribe: Array<() => void>;
   private _filter: HTMLInputElement;
   private _body = h('div', { class: 'jp-TaskflowPanel-body' });

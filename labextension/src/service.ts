@@ -19,6 +19,12 @@ export interface ServiceState {
   stream: StreamStatus;
 }
 
+/** A read of one execution in flight, and the one queued after it. */
+interface Load {
+  done: Promise<void>;
+  again: Promise<void> | null;
+}
+
 export class TaskflowService {
   readonly model = new TaskflowModel();
   readonly settings: ServerConnection.ISettings;
@@ -73,10 +79,36 @@ export class TaskflowService {
     }
   }
 
-  /** Re-read one execution (full detail) into the model. */
-  async loadExecution(id: string): Promise<void> {
-    const exec = await api.getExecution(id, this.settings);
-    this.model.upsertExecutions([exec]);
+  /**
+   * Re-read one execution (full detail) into the model. Reads asked for
+   * while one is in flight (the view, its end, the stream's `execution_*`
+   * event: a 5,000-task detail is megabytes to parse and merge) share one
+   * more read after it, so none is answered by a response older than it.
+   */
+  loadExecution(id: string): Promise<void> {
+    const load = this._loads.get(id);
+    if (!load) {
+      return this._load(id);
+    }
+    const again = () => this._load(id);
+    load.again ??= load.done.then(again, again);
+    return load.again;
+  }
+
+  private _load(id: string): Promise<void> {
+    const load: Load = { done: Promise.resolve(), again: null };
+    this._loads.set(id, load);
+    load.done = (async () => {
+      try {
+        const exec = await api.getExecution(id, this.settings);
+        this.model.upsertExecutions([exec]);
+      } finally {
+        if (this._loads.get(id) === load && !load.again) {
+          this._loads.delete(id);
+        }
+      }
+    })();
+    return load.done;
   }
 
   /** Pause or resume a workflow's schedule; the model takes the answer. */
@@ -206,6 +238,7 @@ export class TaskflowService {
   }
 
   private _stream: EventStream;
+  private _loads = new Map<string, Load>();
   private _started = false;
   private _reloading = false;
   private _reloadAgain = false;

@@ -205,6 +205,70 @@ describe('mergeExecution', () => {
       tasks.map(t => t.name)
     );
   });
+
+  it('events one after another find their task, a new one too', () => {
+    const tasks: TaskRun[] = Array.from({ length: 50 }, (_, i) => ({
+      name: `t${i}`,
+      status: 'pending'
+    }));
+    let state: Execution = { ...exec('e', 0, tasks), status: 'running' };
+    const event = (task: TaskRun): Execution => ({
+      id: 'e',
+      workflowId: 'wf',
+      status: 'running',
+      tasks: [task]
+    });
+    for (const name of ['t3', 't40', 'extra', 't3', 'extra']) {
+      state = mergeExecution(
+        state,
+        event({ name, status: 'running', attempts: 1, startTime: at(1) })
+      );
+    }
+    state = mergeExecution(
+      state,
+      event({ name: 'extra', status: 'completed' })
+    );
+    assert.equal(state.tasks.length, 51);
+    assert.deepEqual(
+      state.tasks.filter(t => t.status !== 'pending').map(t => t.name),
+      ['t3', 't40', 'extra']
+    );
+    assert.equal(state.tasks[50].status, 'completed');
+  });
+
+  it('a re-read saying the same keeps the task object, a change does not', () => {
+    const history = (status: string) => [
+      { attempt: 1, status: 'failed', error: 'boom' },
+      { attempt: 2, status, duration: 0.5 }
+    ];
+    const task = (status: string): TaskRun => ({
+      name: 't0',
+      status: 'completed',
+      attempts: 2,
+      history: history(status)
+    });
+    const current: Execution = {
+      ...exec('e', 0, [task('completed'), { name: 't1', status: 'pending' }]),
+      status: 'completed'
+    };
+    // The same values in other objects, the keys in another order.
+    const same = { ...current, tasks: current.tasks.map(t => ({ ...t })) };
+    same.tasks[0] = {
+      history: history('completed').map(h => ({ ...h })),
+      attempts: 2,
+      status: 'completed',
+      name: 't0'
+    };
+    const again = mergeExecution(current, same);
+    assert.equal(again.tasks[0], current.tasks[0]);
+    assert.equal(again.tasks[1], current.tasks[1]);
+    const changed = mergeExecution(current, {
+      ...current,
+      tasks: [task('failed'), { name: 't1', status: 'pending' }]
+    });
+    assert.notEqual(changed.tasks[0], current.tasks[0]);
+    assert.equal(changed.tasks[1], current.tasks[1]);
+  });
 });
 
 describe('notifications', () => {
