@@ -53,7 +53,7 @@ from bench_server import Server as BaseServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = (b'"execution_completed"', b'"execution_failed"', b'"execution_cancelled"')
-SEQ = b'"seq": '
+SEQ = b'"seq":'
 
 
 class Server(BaseServer):
@@ -109,7 +109,7 @@ def seam(before: bytes, after: bytes, marker: bytes) -> bytes:
 
 async def follow(port: int, ready: asyncio.Event, connected: list[int]) -> dict[str, Any]:
     """One /ws client: the upgrade by hand, then messages counted in the raw byte stream
-    (one ``"seq": `` per event; C-speed ``bytes.count``, so the clients' own parsing does
+    (one ``"seq":`` per event; C-speed ``bytes.count``, so the clients' own parsing does
     not decide when they receive the last event)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()

@@ -218,7 +218,7 @@ async def test_events_committed_within_min_interval_of_a_fan_out_go_out_in_one_w
     loop = asyncio.get_running_loop()
 
     def write_frames(frames: bytes) -> asyncio.Future[None]:
-        writes.append((loop.time(), [int(s) for s in re.findall(rb'"seq": (\d+)', frames)]))
+        writes.append((loop.time(), [int(s) for s in re.findall(rb'"seq": ?(\d+)', frames)]))
         return _done()
 
     c = Client(lambda text: None, lambda code, reason: None, execution=None, workflow=None,
