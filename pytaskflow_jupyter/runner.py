@@ -115,6 +115,8 @@ class Runner:
     """Registers workflows and runs their executions on one executor."""
 
     LISTED_BYTES = 256 * 2**20  # encoded revisions kept for GET /workflows
+    WARM_FROM = 1_000  # tasks of a new revision encoded for GET /workflows at once
+    COUNTS_FRESH = 1.0  # seconds a running execution's page counts may be reused
 
     def __init__(
         self,
@@ -169,6 +171,8 @@ class Runner:
         # encoded revisions for GET /workflows (list_workflows_json), least recent first
         self._listed: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._listed_bytes = 0
+        # task counts of paged executions: id -> (ended, when read, counts)
+        self._counts: OrderedDict[str, tuple[bool, float, dict[str, int]]] = OrderedDict()
         self._closing = threading.Event()
         self._heart = threading.Thread(target=self._beat, name="taskflow-heartbeat", daemon=True)
         self._heart.start()
@@ -194,7 +198,9 @@ class Runner:
                 )
             definition = {**definition, "id": workflow_id}
         wf = self._parse(definition)
-        return self.get_workflow(wf.id, self.store.save_workflow(wf))
+        revision = self.store.save_workflow(wf)
+        self._warm(wf, revision)
+        return self.get_workflow(wf.id, revision)
 
     def _parse(self, definition: Any) -> Workflow:
         """A valid definition whose snapshots (notebook functions, ``snapshots.py``) are
@@ -276,6 +282,32 @@ class Runner:
             chunks.append(b"," + encode(workflow_state_json(created, updated, state))[1:])
         chunks.append(b"]")
         return chunks
+
+    def _task_counts(self, row: Json) -> dict[str, int]:
+        """The stored task rows of an execution by status, for its pages: one scan of
+        its rows (30-50 ms at 100,000 tasks), kept for good once it has ended and for
+        ``COUNTS_FRESH`` seconds while it runs, so that paging through it scans once."""
+        key, now = row["id"], time.monotonic()
+        ended = row["status"] in TERMINAL_EXECUTION
+        with self._lock:
+            hit = self._counts.get(key)
+        if hit is not None and (hit[0] or (not ended and now - hit[1] < self.COUNTS_FRESH)):
+            return hit[2]
+        counts = self.store.task_counts(key)
+        with self._lock:
+            self._counts[key] = (ended, now, counts)
+            self._counts.move_to_end(key)
+            while len(self._counts) > 256:
+                self._counts.popitem(last=False)
+        return counts
+
+    def _warm(self, wf: Workflow, revision: int) -> None:
+        """Encode a large new revision for ``GET /workflows`` in a thread of its own
+        now (a 100,000-task one takes a second), not in the next request."""
+        if len(wf.tasks) >= self.WARM_FROM:
+            threading.Thread(
+                target=self._revision_bytes, args=(wf.id, revision), daemon=True
+            ).start()
 
     def _revision_bytes(self, workflow_id: str, revision: int) -> bytes:
         """``serialize.workflow_revision_json`` of a revision, encoded without its
@@ -364,6 +396,8 @@ class Runner:
         execution = self._execution_json(row, detail=False)
         if created:
             self._launch(wf, row["id"], params, prior)
+            if save is not None:
+                self._warm(wf, row["revision"])
         return execution
 
     def _plan(
@@ -399,7 +433,7 @@ class Runner:
         page = wf.tasks[cursor : cursor + limit]
         runs = self.store.task_runs(row["id"], names=[t.name for t in page])
         out = execution_json(row, wf, runs, detail=detail, abandoned=abandoned, specs=page)
-        counts = self.store.task_counts(row["id"])
+        counts = dict(self._task_counts(row))
         counts[TaskStatus.PENDING.value] = (
             len(wf.tasks) - sum(counts.values()) + counts.get(TaskStatus.PENDING.value, 0)
         )

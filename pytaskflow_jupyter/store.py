@@ -626,7 +626,7 @@ class Store:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
         state = conn.execute(_SCHEDULE_STATE + " WHERE s.workflow_id=?", (workflow_id,)).fetchone()
         return WorkflowRecord(
-            json.loads(row[0]),
+            loads(row[0]),
             rev,
             first[0],
             first[1] if revision is None else row[1],
@@ -647,7 +647,7 @@ class Store:
         )
         if row is None:
             raise NotFound(f"workflow {workflow_id!r} has no revision {revision!r}")
-        wf = parse_workflow(json.loads(row[0]), STORED)
+        wf = parse_workflow(loads(row[0]), STORED)
         self._cache_put(key, wf)
         return wf
 
@@ -663,7 +663,7 @@ class Store:
     def workflows(self) -> list[WorkflowRecord]:
         """Every registered definition (latest revision), by id."""
         return [
-            WorkflowRecord(json.loads(d), r, c, u, state)
+            WorkflowRecord(loads(d), r, c, u, state)
             for _, d, r, c, u, state in self._latest("w.definition")
         ]
 
@@ -1190,7 +1190,7 @@ class Store:
         )
         if not rows:
             raise NotFound(f"unknown workflow {workflow_id!r}")
-        return [(rev, created, json.loads(text)) for rev, created, text in rows]
+        return [(rev, created, loads(text)) for rev, created, text in rows]
 
     def execution_row(self, execution_id: str) -> Json:
         """The raw execution row (snake_case), or NotFound."""
