@@ -10,12 +10,9 @@ own (see ``_EVENT_SQL``).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
-
-import orjson
 
 from .events import DETAIL_FIELDS, Event
 from .model import TaskRun, TaskStatus
@@ -172,23 +169,8 @@ def _summary(value: Any) -> str:
     return text[:200] + ("..." if len(text) > 200 else "")
 
 
-# 19 digits in a row: maybe an integer beyond 64 bits, which orjson would read as a
-# float (inexactly); such a text is read by ``json`` (a digit run inside a string or a
-# long fraction also goes there: slower, never wrong)
-_LONG_DIGITS = re.compile(r"\d{19}")
-
-
 def loads(text: str | None) -> Any:
-    """A stored JSON text's value: orjson (a 100,000-task definition: 0.2 s instead of
-    2.3 s), ``json`` for what orjson could misread or refuses (``NaN``, ``Infinity``)."""
-    if text is None:
-        return None
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    return None if text is None else json.loads(text)
 
 
 def _task_statements(table: str, keys: int) -> tuple[str, str, str, str]:

@@ -171,6 +171,7 @@ class Runner:
         # encoded revisions for GET /workflows (list_workflows_json), least recent first
         self._listed: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._listed_bytes = 0
+        self._encoding: dict[tuple[str, int], threading.Lock] = {}  # being encoded now
         # task counts of paged executions: id -> (ended, when read, counts)
         self._counts: OrderedDict[str, tuple[bool, float, dict[str, int]]] = OrderedDict()
         self._closing = threading.Event()
@@ -311,23 +312,35 @@ class Runner:
 
     def _revision_bytes(self, workflow_id: str, revision: int) -> bytes:
         """``serialize.workflow_revision_json`` of a revision, encoded without its
-        closing brace, from an LRU cache of at most ``LISTED_BYTES``."""
+        closing brace, from an LRU cache of at most ``LISTED_BYTES``; a request that
+        comes while it is being encoded (``_warm``) waits for it instead of encoding
+        it again."""
         key = (workflow_id, revision)
         with self._lock:
-            cached = self._listed.get(key)
-            if cached is not None:
-                self._listed.move_to_end(key)
-                return cached
-        record = self.store.workflow(workflow_id, revision)
-        snapshots = self.store.snapshot_info(_snapshots_of(record.definition))
-        data = encode(workflow_revision_json(record.definition, revision, snapshots))[:-1]
-        with self._lock:
-            if key not in self._listed:
+            busy = self._encoding.setdefault(key, threading.Lock())
+        with busy:
+            with self._lock:
+                cached = self._listed.get(key)
+                if cached is not None:
+                    self._listed.move_to_end(key)
+                    self._encoding.pop(key, None)
+                    return cached
+            try:
+                record = self.store.workflow(workflow_id, revision)
+                snapshots = self.store.snapshot_info(_snapshots_of(record.definition))
+                revision_json = workflow_revision_json(record.definition, revision, snapshots)
+                data = encode(revision_json)[:-1]
+            except BaseException:
+                with self._lock:
+                    self._encoding.pop(key, None)
+                raise
+            with self._lock:
                 self._listed[key] = data
                 self._listed_bytes += len(data)
-            while self._listed_bytes > self.LISTED_BYTES and len(self._listed) > 1:
-                _, dropped = self._listed.popitem(last=False)
-                self._listed_bytes -= len(dropped)
+                self._encoding.pop(key, None)
+                while self._listed_bytes > self.LISTED_BYTES and len(self._listed) > 1:
+                    _, dropped = self._listed.popitem(last=False)
+                    self._listed_bytes -= len(dropped)
         return data
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
