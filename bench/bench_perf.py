@@ -38,10 +38,11 @@ back): a run that did not do the work fails its case, shown as ``failed``.
 ``--write`` replaces the block between ``<!-- bench_perf begin -->`` and
 ``<!-- bench_perf end -->`` in docs/performance.md with the tables, the command, the git
 revision, the date, the machine and the load average at the start and at the end.
-``--quick``: 1,000 tasks only, one run per case (about 3 minutes). A full run takes
-15-25 minutes on the project's 2-CPU VM, depending on its other load; the engine on the
-Dask executor is most of it (its 10,000-task chain alone, run once, takes 2-4 minutes).
-Progress goes to stderr.
+``--quick``: 1,000 tasks only, one run per case (about 3 minutes). A full run took 30
+minutes on the project's shared 2-CPU VM, 23 of them in the two Dask-cluster columns
+(the engine on the Dask executor and ``dask-distributed``; at 10,000 tasks their runs
+take 0.5-8 minutes each); without them (``--only floor thread process server
+server-thread dask-threaded``) about 7. Progress goes to stderr.
 """
 
 from __future__ import annotations
