@@ -1,8 +1,10 @@
 """The workloads of ``bench_engine.py`` and the floor they are measured against.
 
-``noop`` is the trivial task callable (``bench._floor:noop``). ``graph`` builds the four
-shapes as ``[(name, dependencies, kind)]`` in topological order; ``definition`` turns one
-into a workflow definition, ``dask_graph`` into an equivalent Dask graph.
+``noop`` is the trivial task callable (``bench._floor:noop``), ``sleep10`` one that
+sleeps 10 ms. ``graph`` builds the four no-op shapes and ``sleep`` (a fan-out whose
+middle tasks call ``sleep10``) as ``[(name, dependencies, kind)]`` in topological order;
+``definition`` turns one into a workflow definition, ``dask_graph`` into an equivalent
+Dask graph.
 
 ``run_floor`` is the least any durable scheduler has to do for the same work: the same
 calls through a bare ``ThreadPoolExecutor``, dispatched in topological order as their
@@ -26,13 +28,23 @@ from typing import Any
 
 SHAPES = ("chain", "fanout", "grid", "branch")
 NOOP = "bench._floor:noop"
+SLEEP = "bench._floor:sleep10"
 LAYERS = 10
 
-Graph = list[tuple[str, list[str], str]]  # (name, dependencies, "python" | "branch")
+Graph = list[tuple[str, list[str], str]]  # (name, dependencies, "python" | "sleep" | "branch")
 
 
 def noop(*args: Any, **kwargs: Any) -> None:
     """The trivial task: takes anything (Dask passes dependency results), does nothing."""
+
+
+def sleep10(*args: Any, **kwargs: Any) -> None:
+    """A task that waits 10 ms (off the CPU: ``n`` of them on ``w`` workers take
+    ``n * 10 ms / w`` at best)."""
+    time.sleep(0.01)
+
+
+CALLS = {"python": noop, "sleep": sleep10}  # what a task of each kind runs
 
 
 def graph(shape: str, n: int) -> Graph:
@@ -44,14 +56,16 @@ def graph(shape: str, n: int) -> Graph:
             of the layer before
     branch  a branch task selecting ``left`` over ``right``; (n-4)/2 tasks under each;
             a ``join`` after all of them (half of the workflow is skipped)
+    sleep   the fan-out, its n-2 middle tasks calling ``sleep10``
     """
     if shape == "chain":
         return [(f"t{i}", [f"t{i - 1}"] if i else [], "python") for i in range(n)]
-    if shape == "fanout":
+    if shape in ("fanout", "sleep"):
         mid = [f"t{i}" for i in range(n - 2)]
+        kind = "sleep" if shape == "sleep" else "python"
         return [
             ("root", [], "python"),
-            *((m, ["root"], "python") for m in mid),
+            *((m, ["root"], kind) for m in mid),
             ("sink", mid, "python"),
         ]
     if shape == "grid":
@@ -77,7 +91,7 @@ def graph(shape: str, n: int) -> Graph:
             *((x, ["right"], "python") for x in right),
             ("join", left + right, "python"),
         ]
-    raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}, sleep")
 
 
 def skipped(shape: str, g: Graph) -> set[str]:
@@ -89,14 +103,18 @@ def skipped(shape: str, g: Graph) -> set[str]:
 
 def definition(shape: str, n: int, *, fast: bool = False) -> dict[str, Any]:
     """A workflow definition of the shape; ``fast`` leaves python tasks without params
-    (the engine completes those in its loop without dispatching them)."""
+    (the engine completes those in its loop without dispatching them; sleeping tasks
+    keep theirs)."""
     tasks = []
     for name, deps, kind in graph(shape, n):
         if kind == "branch":
             params: dict[str, Any] = {"next": "left"}
+        elif kind == "sleep":
+            params = {"callable": SLEEP}
         else:
             params = {} if fast else {"callable": NOOP}
-        tasks.append({"name": name, "type": kind, "params": params, "dependencies": deps})
+        type_ = "branch" if kind == "branch" else "python"
+        tasks.append({"name": name, "type": type_, "params": params, "dependencies": deps})
     return {
         "id": f"bench_{shape}_{n}{'_fast' if fast else ''}",
         "name": f"bench {shape} {n}",
@@ -105,9 +123,10 @@ def definition(shape: str, n: int, *, fast: bool = False) -> dict[str, Any]:
 
 
 def dask_graph(shape: str, n: int) -> tuple[dict[str, Any], list[str]]:
-    """An equivalent Dask graph (``noop`` with its dependencies' results) and its leaves."""
+    """An equivalent Dask graph (each task's callable with its dependencies' results) and
+    its leaves."""
     g = graph(shape, n)
-    dsk = {name: (noop, *deps) for name, deps, _ in g}
+    dsk = {name: (CALLS.get(kind, noop), *deps) for name, deps, kind in g}
     has_children = {d for _, deps, _ in g for d in deps}
     return dsk, [name for name, _, _ in g if name not in has_children]
 
@@ -116,6 +135,7 @@ def run_floor(shape: str, n: int, workers: int, db: Path) -> float:
     """Run the floor once; return its wall time in seconds (set-up excluded)."""
     g = graph(shape, n)
     skip = skipped(shape, g)
+    call = {name: CALLS.get(kind, noop) for name, _, kind in g}
     children: dict[str, list[str]] = {name: [] for name, _, _ in g}
     remaining = {}
     for name, deps, _ in g:
@@ -158,7 +178,7 @@ def run_floor(shape: str, n: int, workers: int, db: Path) -> float:
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
         for name in submit:  # as the engine: a call runs once its "running" row is durable
-            pool.submit(noop).add_done_callback(lambda _f, name=name: done.put(name))
+            pool.submit(call[name]).add_done_callback(lambda _f, name=name: done.put(name))
         if open_ == 0:
             break
         completed = [done.get()]

@@ -74,7 +74,7 @@ import pytaskflow_jupyter.executors as executors_module  # noqa: E402
 from bench._floor import SHAPES, dask_graph, definition, graph, run_floor  # noqa: E402
 from pytaskflow_jupyter.engine import ExecutionRun  # noqa: E402
 from pytaskflow_jupyter.events import EventBus  # noqa: E402
-from pytaskflow_jupyter.executors import ThreadExecutor  # noqa: E402
+from pytaskflow_jupyter.executors import Executor, ThreadExecutor  # noqa: E402
 from pytaskflow_jupyter.runner import Runner, new_execution_id  # noqa: E402
 from pytaskflow_jupyter.store import Store  # noqa: E402
 from pytaskflow_jupyter.transitions import RunState  # noqa: E402
@@ -129,11 +129,17 @@ def engine_case(shape: str, n: int, workers: int, repeat: int, fast: bool) -> di
     return {"seconds": best[0], "submit": best[1]}
 
 
-def engine_once(shape: str, n: int, workers: int, fast: bool) -> tuple[float, float]:
-    """One run in a fresh store: (submit -> terminal event published, submit) seconds."""
+def engine_once(
+    shape: str, n: int, workers: int, fast: bool, executor: Executor | None = None
+) -> tuple[float, float]:
+    """One run in a fresh store: (submit -> terminal event published, submit) seconds.
+    ``executor``: one to run on and leave running (default: a new ``ThreadExecutor`` of
+    ``workers`` threads, shut down after the run)."""
+    own = executor is None
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(Path(tmp) / "bench.db", n)
-        executor = ThreadExecutor(workers)
+        if executor is None:
+            executor = ThreadExecutor(workers)
         bus = EventBus()
         runner = Runner(store, executor, bus, max_map_length=max(10_000, n))
         ended = threading.Event()
@@ -153,7 +159,8 @@ def engine_once(shape: str, n: int, workers: int, fast: bool) -> tuple[float, fl
             raise TimeoutError(f"{shape} {n}: no terminal event within an hour")
         check(store, ex_id, shape, n)
         runner.close()
-        executor.shutdown(wait=True)
+        if own:
+            executor.shutdown(wait=True)
         store.close()
     return end[0] - start, submitted - start
 
@@ -187,34 +194,41 @@ def check(store: Store, ex_id: str, shape: str, n: int) -> None:
 
 
 def floor_case(shape: str, n: int, workers: int, repeat: int) -> dict:
-    best = float("inf")
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "floor.db"
-            best = min(best, run_floor(shape, n, workers, db))
-            with sqlite3.connect(db) as conn:
-                counts = dict(
-                    conn.execute(
-                        "SELECT status, count(*) FROM task_runs GROUP BY status"
-                    ).fetchall()
-                )
-            conn.close()
-            if counts != expected_counts(shape, n):
-                raise AssertionError(f"floor {shape} {n}: {counts}")
-    return {"seconds": best}
+    return {"seconds": min(floor_once(shape, n, workers) for _ in range(repeat))}
+
+
+def floor_once(shape: str, n: int, workers: int) -> float:
+    """One run of the floor in a fresh database, its rows checked: seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "floor.db"
+        seconds = run_floor(shape, n, workers, db)
+        with sqlite3.connect(db) as conn:
+            counts = dict(
+                conn.execute("SELECT status, count(*) FROM task_runs GROUP BY status").fetchall()
+            )
+        conn.close()
+        if counts != expected_counts(shape, n):
+            raise AssertionError(f"floor {shape} {n}: {counts}")
+    return seconds
 
 
 def dask_case(shape: str, n: int, workers: int, repeat: int) -> dict:
     from dask.threaded import get
 
     get({"warm": (sum, [1])}, ["warm"], num_workers=workers)  # the pool exists
-    best = float("inf")
-    for _ in range(repeat):
-        dsk, keys = dask_graph(shape, n)
-        start = time.perf_counter()
-        get(dsk, keys, num_workers=workers)
-        best = min(best, time.perf_counter() - start)
-    return {"seconds": best}
+    return {"seconds": min(dask_once(get, shape, n, num_workers=workers) for _ in range(repeat))}
+
+
+def dask_once(get: Any, shape: str, n: int, **options: Any) -> float:
+    """Seconds of one ``get(graph, leaves, **options)`` (``dask.threaded.get``, a
+    ``distributed.Client``'s ``get``) of the shape's graph; every leaf must come back."""
+    dsk, keys = dask_graph(shape, n)
+    start = time.perf_counter()
+    results = get(dsk, keys, **options)
+    seconds = time.perf_counter() - start
+    if len(results) != len(keys):
+        raise AssertionError(f"dask {shape} {n}: {len(results)} results for {len(keys)} leaves")
+    return seconds
 
 
 def child(kind: str, shape: str, n: int, workers: int, repeat: int) -> None:
@@ -230,10 +244,21 @@ def child(kind: str, shape: str, n: int, workers: int, repeat: int) -> None:
     print(json.dumps(out))
 
 
-def spawn(kind: str, shape: str, n: int, workers: int, repeat: int) -> dict | None:
+def spawn(
+    kind: str,
+    shape: str,
+    n: int,
+    workers: int,
+    repeat: int,
+    script: Path | None = None,
+    options: tuple[str, ...] = (),
+) -> dict | None:
+    """Run ``script --child kind shape n [options]`` (default: this one) in a fresh interpreter
+    that imports this checkout (``PYTHONPATH``, which its worker processes inherit too);
+    the last line it prints, as JSON, or None (its stderr printed) when it failed."""
     cmd = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        str(script or Path(__file__).resolve()),
         "--child",
         kind,
         shape,
@@ -242,8 +267,11 @@ def spawn(kind: str, shape: str, n: int, workers: int, repeat: int) -> dict | No
         str(workers),
         "--repeat",
         str(repeat),
+        *options,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200, check=False)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200, check=False, env=env)
     if proc.returncode != 0:
         print(f"  {kind} {shape} {n} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -339,25 +367,25 @@ def header(args: argparse.Namespace) -> None:
         if Path("/proc/cpuinfo").exists()
         else platform.processor()
     )
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "pytaskflow_jupyter"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     print(
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite "
-        f"{sqlite3.sqlite_version}, {args.workers} worker threads, git {head}"
-        f"{' + uncommitted changes in pytaskflow_jupyter/' if dirty else ''}, load average "
-        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+        f"{sqlite3.sqlite_version}, {args.workers} worker threads, git {revision()}, "
+        "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
     print("command: python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
+
+
+def revision(paths: tuple[str, ...] = ("pytaskflow_jupyter",)) -> str:
+    """This checkout's commit, and whether ``paths`` have uncommitted changes."""
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return run.stdout.strip()
+
+    dirty = [p + "/" for p in paths if git("status", "--porcelain", "--", p)]
+    return git("log", "-1", "--format=%h") + (
+        f" + uncommitted changes in {', '.join(dirty)}" if dirty else ""
+    )
 
 
 def main() -> None:

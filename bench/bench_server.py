@@ -103,10 +103,20 @@ def seed(db: Path, count: int) -> None:
 
 
 class Server:
-    """``jupyter taskflow`` (thread executor) from the package under ``root``, on a free
-    port, with a token; ``bench_ws.py`` builds on it."""
+    """``jupyter taskflow`` from the package under ``root``, on a free port, with a
+    token; ``executor`` (default ``thread``; the server's own default is ``process``)
+    and ``workers`` (0: the executor's default) are its ``TaskFlowApp`` options.
+    ``bench_ws.py`` and ``bench_perf.py`` build on it."""
 
-    def __init__(self, tmp: Path, db: Path, root: Path = ROOT) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        db: Path,
+        root: Path = ROOT,
+        *,
+        executor: str = "thread",
+        workers: int = 0,
+    ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         env = {
@@ -128,7 +138,8 @@ class Server:
                 f"--IdentityProvider.token={TOKEN}",
                 f"--ServerApp.root_dir={tmp}",
                 f"--TaskFlowApp.db_path={db}",
-                "--TaskFlowApp.executor=thread",
+                f"--TaskFlowApp.executor={executor}",
+                f"--TaskFlowApp.workers={workers}",
                 "--ServerApp.log_level=WARN",
             ],
             env=env,

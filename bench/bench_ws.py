@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -42,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,8 +68,7 @@ class Server(BaseServer):
             check=True,
         ).stdout.strip()
         print(f"server code: {where}", file=sys.stderr)
-        with executor_argument(executor):
-            super().__init__(tmp, tmp / "ws.db", root)
+        super().__init__(tmp, tmp / "ws.db", root, executor=executor)
         self.ps = psutil.Process(self.proc.pid)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
@@ -82,22 +79,6 @@ class Server(BaseServer):
     def cpu(self) -> float:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
-
-
-@contextlib.contextmanager
-def executor_argument(executor: str) -> Iterator[None]:
-    """``bench_server.Server`` starts a thread executor; this swaps its argument."""
-    real = subprocess.Popen
-
-    def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        flag = "--TaskFlowApp.executor="
-        return real([flag + executor if a.startswith(flag) else a for a in args], **kwargs)
-
-    subprocess.Popen = popen  # type: ignore[assignment,misc]
-    try:
-        yield
-    finally:
-        subprocess.Popen = real  # type: ignore[misc]
 
 
 # -- the clients (a process of their own) ---------------------------------------------------
