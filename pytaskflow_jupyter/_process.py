@@ -6,7 +6,9 @@ The executor has ``workers`` *slots*. A slot owns one long-lived worker process 
 thread in the parent. The thread takes attempts from the shared queue and sends them
 down a pipe in *batches*: as many as are waiting, up to ``prefetch`` not yet finished
 per worker, so the worker goes from one attempt to the next without waiting for a
-round trip, while a long attempt holds at most ``prefetch - 1`` others behind it. What
+round trip. Those waiting behind an attempt that runs long (no message from the worker
+for ``RECALL_AFTER``) go back to the queue, for another worker: a long attempt holds no
+other for long. What
 every attempt of an execution shares (its id, parameters, where results spill) is sent
 once per worker; an attempt's own part is pickled with plain ``pickle`` unless it
 carries a notebook function or objects (then cloudpickle, so notebook functions travel).
@@ -132,12 +134,16 @@ class ProcessExecutor(QueueExecutor):
     tasks that leak into module globals). Whatever the options, a worker is replaced
     after an attempt that left it ``LEAKED_FDS`` more open descriptors or ``LEAKED_RSS``
     more resident memory than it had before its first attempt. ``prefetch``: attempts a
-    worker may hold, running or waiting (default ``PREFETCH``; 1 sends one at a time).
+    worker may hold, running or waiting (default ``PREFETCH``; 1 sends one at a time);
+    those waiting behind an attempt that runs ``RECALL_AFTER`` seconds are recalled.
     """
 
     LEAKED_FDS = 32
     LEAKED_RSS = 1 << 30
-    PREFETCH = 4
+    PREFETCH = 16
+    # no message from a worker for this long (seconds): the attempts waiting behind the
+    # one it runs go back to the queue, for another worker (``_Slot._recall``)
+    RECALL_AFTER = 0.05
 
     name = "process"
     can_stop = True
@@ -223,6 +229,7 @@ class _Slot:
         self.encoder = Encoder()
         self.buf = bytearray()  # what the worker sent that is not a whole message yet
         self.ending = False  # the queue's end marker was taken
+        self.stalled = False  # what waited behind its running attempt was recalled
         self.thread = threading.Thread(
             target=self._serve, daemon=True, name=f"taskflow-process-slot-{index}"
         )
@@ -244,6 +251,9 @@ class _Slot:
         """The attempts to send now: those held back, then the queue's (waiting for one
         only when the worker has nothing), up to the room the worker has."""
         room = self.ex.prefetch - len(self.running)
+        if self.stalled and self.running:
+            return []
+        self.stalled = False
         if self.ex.max_tasks_per_worker:
             room = min(room, self.ex.max_tasks_per_worker - self.sent)
         taken: list[Attempt] = []
@@ -304,8 +314,12 @@ class _Slot:
             self._died(eof=True)
             return
         fd = conn.fileno()
-        ready = {ready_fd for ready_fd, _ in self.poller.poll()}
-        if fd in ready:
+        waiting = len(self.running) > 1 and not self.stalled
+        timeout = self.ex.RECALL_AFTER * 1000 if waiting else None
+        ready = {ready_fd for ready_fd, _ in self.poller.poll(timeout)}
+        if not ready:
+            self._recall()
+        elif fd in ready:
             # a reply is in the pipe before the sentinel fires; the sentinel alone means
             # death (even if a subprocess of the task still holds the pipe open)
             if self._read(fd):
@@ -316,6 +330,36 @@ class _Slot:
                 pass  # what it wrote before it died
             if self.conn is conn:  # (not replaced after the outcome that retired it)
                 self._died()
+
+    def _recall(self) -> None:
+        """The running attempt is long: those waiting behind it go back to the queue,
+        for another worker (marked on the board, as by ``stop``: this worker skips them).
+        Nothing is recalled before the worker began an attempt (it may be starting, or
+        unable to: the attempt it was sent first is then the one that fails)."""
+        board, proc = self.board, self.proc
+        if board is None or proc is None:
+            return
+        back: list[Attempt] = []
+        with self.ex._lock:
+            locked = self._lock_board(board, proc)
+            try:
+                current = board.words[CURRENT]
+                if current <= 0:
+                    return
+                for seq in [seq for seq in self.running if seq > current]:
+                    back.append(self.running.pop(seq))
+                    board.words[1 + seq % RING] = seq
+            finally:
+                if locked:
+                    fcntl.flock(board.fd, fcntl.LOCK_UN)
+            back.extend(self.held)
+            self.held.clear()
+            back = [attempt for attempt in back if attempt.state != DONE]
+            for attempt in back:
+                attempt.state, attempt.slot = QUEUED, None
+            self.stalled = True  # until its outcome: it takes no more
+        for attempt in back:
+            self.ex._queue.put(attempt)
 
     def _read(self, fd: int) -> bool:
         """Read what the worker sent and handle each whole message; False at the end."""
@@ -368,6 +412,7 @@ class _Slot:
 
     def _outcome(self, seq: int, attempt: Attempt, body: bytes) -> None:
         del self.running[seq]
+        self.stalled = False
         job = attempt.job
         outcome: Outcome
         retire: str | None

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pytaskflow_jupyter._executor import RUNNING, STOPPED_QUEUED
+from pytaskflow_jupyter._executor import QUEUED, RUNNING, STOPPED_QUEUED
 from pytaskflow_jupyter.executors import ProcessExecutor, make_executor
 from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.tasks import Job, Logs, Started
@@ -458,6 +458,7 @@ def _reports(q, n, timeout=30):
 @pytest.fixture
 def batched():
     ex = ProcessExecutor(1, prefetch=4)
+    ex.RECALL_AFTER = 60  # what waits behind the first attempt stays in its batch
     yield ex
     ex.shutdown(wait=False)
 
@@ -524,3 +525,19 @@ def test_a_timed_attempt_waiting_in_a_batch_starts_its_clock_when_it_begins(batc
     assert first.task == "first" and first.ok
     assert isinstance(started, Started) and started.task == "timed"
     assert out.task == "timed" and out.ok
+
+
+def test_attempts_waiting_behind_a_long_one_go_back_to_the_queue_and_run_once(batched, tmp_path):
+    batched.RECALL_AFTER = ProcessExecutor.RECALL_AFTER
+    gate = tmp_path / "gate"
+    q, _, handles, ran = _batch(batched, tmp_path, _gate(gate, tmp_path / "ran"), ["a", "b"])
+    # no message for 50 ms while the first runs: a and b are recalled, for another
+    # worker (here there is none, and this one takes nothing more until its outcome)
+    wait_until(lambda: all(h.state == QUEUED for h in handles.values()), timeout=5)
+    time.sleep(0.2)
+    assert all(h.state == QUEUED for h in handles.values())
+    gate.touch()
+    outs = {o.task: o for o in _reports(q, 3)}
+    assert all(o.ok for o in outs.values()) and set(outs) == {"first", "a", "b"}
+    assert _ran(ran) == ["a", "b", "gate"]  # each began exactly once
+    assert not _reports_now(q)
