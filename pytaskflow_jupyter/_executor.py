@@ -114,14 +114,16 @@ class QueueExecutor(Executor):
             self._queue.put(attempt)
         return attempt
 
-    def _claim(self, attempt: Attempt, slot: object = None) -> bool:
+    def _claim(self, attempt: Attempt, slot: object = None, *, starts: bool = True) -> bool:
         """A worker takes ``attempt`` off the queue: False when it was stopped meanwhile
-        (already reported); else it is running, and its start is reported if it is timed."""
+        (already reported); else it is running, and its start is reported if it is timed
+        (unless ``starts`` is False: a worker that queues attempts of its own reports
+        their start when it really begins)."""
         with self._lock:
             if attempt.state != QUEUED:
                 return False
             attempt.state, attempt.slot = RUNNING, slot
-        if attempt.job.timeout is not None:
+        if starts and attempt.job.timeout is not None:
             attempt.report(Started(attempt.job.task, attempt.job.attempt, attempt.job.map_index))
         return True
 
@@ -132,9 +134,9 @@ class QueueExecutor(Executor):
             if handle.state == DONE or handle.stopped:
                 return
             handle.stopped = True
-            if handle.state == RUNNING:
-                self._stop_running(handle)  # under the lock: the worker cannot move on
-                return
+            # under the lock: the worker cannot move on
+            if handle.state == RUNNING and self._stop_running(handle):
+                return  # its worker reports how it ended
             handle.state = DONE
         self._deliver(handle, failed_outcome(handle.job, STOPPED_QUEUED))  # it never runs
 
@@ -145,8 +147,11 @@ class QueueExecutor(Executor):
         except Exception:
             log.exception("%s executor: reporting task %r failed", self.name, attempt.job.task)
 
-    def _stop_running(self, handle: Attempt) -> None:
-        """Stop a running attempt, if this executor can (called under the lock)."""
+    def _stop_running(self, handle: Attempt) -> bool:
+        """Stop a running attempt, if this executor can (called under the lock). False
+        when a worker had taken it but not yet begun it, and never will: ``stop`` then
+        reports it stopped before it started."""
+        return True
 
 
 def attempt_hooks(job: Job, report: Report) -> Hooks:

@@ -3,25 +3,40 @@
 Design
 ------
 The executor has ``workers`` *slots*. A slot owns one long-lived worker process and one
-thread in the parent; the thread takes the next attempt from a shared queue, sends it
-(cloudpickled, so notebook functions travel) down a pipe, and waits for whichever comes
-first: the reply, or the death of the process. So whatever the task does, only its
-attempt suffers:
+thread in the parent. The thread takes attempts from the shared queue and sends them
+down a pipe in *batches*: as many as are waiting, up to ``prefetch`` not yet finished
+per worker, so the worker goes from one attempt to the next without waiting for a
+round trip. Those waiting behind an attempt that runs long (no message from the worker
+for ``RECALL_AFTER``) go back to the queue, for another worker: a long attempt holds no
+other for long. What
+every attempt of an execution shares (its id, parameters, where results spill) is sent
+once per worker; an attempt's own part is pickled with plain ``pickle`` unless it
+carries a notebook function or objects (then cloudpickle, so notebook functions travel).
+The protocol and the worker's side are in ``_worker.py``. The thread then waits for
+whichever comes first: the worker's messages (outcomes, in the order the attempts ran),
+or the death of the process. So whatever a task does, only its attempt suffers:
 
 * it raises: the worker replies with a failed ``Outcome`` (``run_job`` never raises);
 * it kills its process (segfault, ``os._exit``, the OOM killer, the memory cap): the
   slot sees the process sentinel, reports ``WorkerDied: worker process 123 died (exit
   code -11, SIGSEGV)`` with the faulthandler traceback and the tail of the worker's
-  stderr, and starts a fresh worker;
+  stderr, puts the attempts of its batch that had not begun back on the queue, and
+  starts a fresh worker;
 * it hangs: the engine's timeout calls ``stop``, which SIGKILLs the worker's process
-  group (the task's own subprocesses too); the slot reports the attempt stopped and
-  starts a fresh worker.
+  group (the task's own subprocesses too) if that attempt is the one running; the
+  slot reports the attempt stopped, re-queues the rest and starts a fresh worker.
+
+``stop`` of an attempt that a worker holds but has not begun marks it on the slot's
+*board* (``_worker.Board``) and reports it stopped at once: the worker skips it. Which
+attempt is running is on that board too, written by the worker as it begins each one,
+and both sides decide under an ``flock`` of it: a stop kills exactly the attempt it
+targets, and an attempt is never begun after its stop.
 
 Why not ``loky.get_reusable_executor``: it cannot kill one task without breaking every
 other task of the pool. Why long-lived workers rather than a process per attempt: a
-Python process that imports this package takes ~0.4 s to start, a round trip on a pipe
-~50 us. Workers start through loky's fork+exec context: the server (threads, SQLite
-connections) is never ``fork()``-ed, and ``__main__`` is not re-imported.
+Python process that imports this package takes ~0.4 s to start. Workers start through
+loky's fork+exec context: the server (threads, SQLite connections) is never
+``fork()``-ed, and ``__main__`` is not re-imported.
 
 A worker's stderr (fd 2, from its very first line of Python: an install that cannot be
 imported dies there) is a pipe that a thread of the parent copies to the server's
@@ -35,7 +50,7 @@ reach tasks, and a stop reaches the task's children), and exits when its parent 
 its pipe ends (when idle) or a watchdog thread sees its parent pid change (when busy).
 
 ``report`` is called exactly once per attempt, from the slot's thread (or from ``stop``
-for an attempt still queued), except after ``shutdown``: attempts it abandons are not
+for an attempt not begun), except after ``shutdown``: attempts it abandons are not
 reported, so that executions a closing server leaves ``running`` are resumed by the next
 one instead of being recorded as failed.
 """
@@ -43,38 +58,50 @@ one instead of being recorded as failed.
 from __future__ import annotations
 
 import contextlib
-import faulthandler
+import fcntl
 import logging
 import os
 import pickle
 import queue
+import select
 import shutil
 import signal
-import sys
 import tempfile
 import threading
-import time
 from collections import deque
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
-import cloudpickle
 import psutil
 
-from ._executor import DONE, Attempt, QueueExecutor
-from .kinds import Hooks
-from .tasks import Logs, Outcome, Progress, run_job, uses_hooks
+from ._executor import DONE, QUEUED, Attempt, QueueExecutor
+from ._worker import (
+    CURRENT,
+    FRAME,
+    HEAD,
+    LOGS,
+    OUTCOME,
+    PROGRESS,
+    RING,
+    SKIPPED,
+    STARTED,
+    Board,
+    Encoder,
+    send_frame,
+)
+from .tasks import Logs, Outcome, Progress, Started
 from .tasks import failed_outcome as _failed
 
 __all__ = ["ProcessExecutor"]
 
 log = logging.getLogger(__name__)
 
-# A message a worker sends before its reply: a running attempt's progress, b"\0P3/7"
-# (a pickle never starts with a NUL byte).
-_PROGRESS = b"\x00P"
-_LOGS = b"\x00L"  # then the pickled (stdout, stderr) so far
+_NO_WORKER = "WorkerDied: no worker process could be started"
 _TAIL = 4096  # bytes of a dead worker's stderr that its report keeps
+# a batch past this many bytes waits for an idle worker: the pipe then cannot fill up
+# both ways at once (the worker writing a large outcome while the parent writes to it)
+_BATCH_BYTES = 1 << 16
 
 # The worker's target: stdlib only, so that fd 2 is the pipe before this package (which
 # may fail to import in a broken install) is imported.
@@ -82,8 +109,8 @@ _BOOT = """
 import os
 os.dup2(stderr.fileno(), 2)
 stderr.close()
-from pytaskflow_jupyter._process import _worker_main
-_worker_main(*args)
+from pytaskflow_jupyter._worker import worker_main
+worker_main(*args)
 """
 
 
@@ -106,11 +133,17 @@ class ProcessExecutor(QueueExecutor):
     for none. ``max_tasks_per_worker``: replace a worker after that many attempts (for
     tasks that leak into module globals). Whatever the options, a worker is replaced
     after an attempt that left it ``LEAKED_FDS`` more open descriptors or ``LEAKED_RSS``
-    more resident memory than it had before its first attempt.
+    more resident memory than it had before its first attempt. ``prefetch``: attempts a
+    worker may hold, running or waiting (default ``PREFETCH``; 1 sends one at a time);
+    those waiting behind an attempt that runs ``RECALL_AFTER`` seconds are recalled.
     """
 
     LEAKED_FDS = 32
     LEAKED_RSS = 1 << 30
+    PREFETCH = 16
+    # no message from a worker for this long (seconds): the attempts waiting behind the
+    # one it runs go back to the queue, for another worker (``_Slot._recall``)
+    RECALL_AFTER = 0.05
 
     name = "process"
     can_stop = True
@@ -121,6 +154,7 @@ class ProcessExecutor(QueueExecutor):
         *,
         memory_limit: int | None = None,
         max_tasks_per_worker: int | None = None,
+        prefetch: int | None = None,
     ) -> None:
         super().__init__()
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -128,15 +162,17 @@ class ProcessExecutor(QueueExecutor):
             memory_limit = max(2 << 30, psutil.virtual_memory().total)
         self.memory_limit = memory_limit or None
         self.max_tasks_per_worker = max_tasks_per_worker
+        # below RING and KEEP: the board and the contexts cover every attempt held
+        self.prefetch = min(max(1, prefetch or self.PREFETCH), 32)
         self._abandon = False  # shutdown(wait=False): running attempts are not reported
         self._dir = tempfile.mkdtemp(prefix="taskflow-workers-")
         self._slots = [_Slot(self, i) for i in range(self.workers)]
         for slot in self._slots:
             slot.thread.start()
 
-    def _stop_running(self, handle: Attempt) -> None:
-        if isinstance(handle.slot, _Slot):
-            handle.slot.kill()
+    def _stop_running(self, handle: Attempt) -> bool:
+        held = handle.slot
+        return held.slot.stop(held.seq) if isinstance(held, _Held) else True
 
     def shutdown(self, *, wait: bool = True) -> None:
         with self._lock:
@@ -163,6 +199,15 @@ class ProcessExecutor(QueueExecutor):
         return [s.proc.pid for s in self._slots if s.proc is not None and s.proc.pid]
 
 
+class _Held:
+    """The handle's ``slot`` of an attempt a slot took: the slot, and its seq there."""
+
+    __slots__ = ("seq", "slot")
+
+    def __init__(self, slot: _Slot, seq: int) -> None:
+        self.slot, self.seq = slot, seq
+
+
 class _Slot:
     """One worker process and the parent thread that feeds it."""
 
@@ -171,9 +216,20 @@ class _Slot:
         self.index = index
         self.proc: BaseProcess | None = None  # a loky process: fork+exec
         self.conn: Connection | None = None
-        self.tasks_run = 0
+        self.poller: Any = None  # select.poll of the pipe and the process sentinel
+        self.tasks_run = 0  # outcomes of the current worker
+        self.sent = 0  # attempts sent to the current worker
         self.crash_path = os.path.join(executor._dir, f"worker-{index}.crash")
+        self.board_path = os.path.join(executor._dir, f"worker-{index}.board")
+        self.board: Board | None = None
         self.stderr: _Tee | None = None
+        self.seq = 0  # of the last attempt taken; grows across workers
+        self.running: dict[int, Attempt] = {}  # sent, not finished: by seq, in order
+        self.held: deque[Attempt] = deque()  # taken, waiting for an idle worker (large)
+        self.encoder = Encoder()
+        self.buf = bytearray()  # what the worker sent that is not a whole message yet
+        self.ending = False  # the queue's end marker was taken
+        self.stalled = False  # what waited behind its running attempt was recalled
         self.thread = threading.Thread(
             target=self._serve, daemon=True, name=f"taskflow-process-slot-{index}"
         )
@@ -183,95 +239,185 @@ class _Slot:
         while True:
             if self.proc is None and not self.ex._closed:
                 self._spawn_quietly()
-            attempt = self.ex._queue.get()
-            if attempt is None:
+            if self.ending and not self.running and not self.held:
                 return
-            if not self.ex._claim(attempt, self):
-                continue  # stopped while queued (already reported)
-            outcome = self._run(attempt)
-            with self.ex._lock:
-                attempt.state, attempt.slot = DONE, None
-            if not self.ex._abandon:
-                self.ex._deliver(attempt, outcome)
-            del attempt, outcome  # an idle slot thread keeps no result alive
+            batch = self._take()
+            if batch:
+                self._send(batch)
+            if self.running:
+                self._receive()
 
-    def _spawn_quietly(self) -> None:
-        try:
-            self._spawn()
-        except Exception:
-            log.exception("process executor: cannot start worker %d", self.index)
-            self.discard()
+    def _take(self) -> list[Attempt]:
+        """The attempts to send now: those held back, then the queue's (waiting for one
+        only when the worker has nothing), up to the room the worker has."""
+        room = self.ex.prefetch - len(self.running)
+        if self.stalled and self.running:
+            return []
+        self.stalled = False
+        if self.ex.max_tasks_per_worker:
+            room = min(room, self.ex.max_tasks_per_worker - self.sent)
+        taken: list[Attempt] = []
+        while self.held and len(taken) < room:
+            taken.append(self.held.popleft())
+        q = self.ex._queue
+        while len(taken) < room and not self.ending:
+            if taken or self.running:
+                try:
+                    attempt = q.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                attempt = q.get()
+            if attempt is None:
+                self.ending = True
+            elif self.ex._claim(attempt, _Held(self, self.seq + 1), starts=False):
+                self.seq += 1
+                taken.append(attempt)
+        return taken
 
-    def _spawn(self) -> None:
-        from loky.backend.context import get_context
-
-        ctx = get_context("loky")
-        parent, child = ctx.Pipe()
-        err_read, err_write = ctx.Pipe(duplex=False)
-        args = (
-            child,
-            os.getpid(),
-            self.crash_path,
-            self.ex.memory_limit,
-            (self.ex.LEAKED_FDS, self.ex.LEAKED_RSS),
-        )
-        proc = ctx.Process(
-            target=exec,
-            name=f"taskflow-worker-{self.index}",
-            args=(_BOOT, {"stderr": err_write, "args": args}),
-            daemon=True,
-        )
-        try:
-            proc.start()
-        finally:
-            child.close()
-            err_write.close()
-        tee = _Tee(err_read, self.index)
-        with self.ex._lock:
-            self.proc, self.conn, self.tasks_run, self.stderr = proc, parent, 0, tee
-
-    def _run(self, attempt: Attempt) -> Outcome:
-        job = attempt.job
-        try:
-            payload = cloudpickle.dumps(job)
-        except Exception as exc:
-            return _failed(
-                job,
-                f"PicklingError: task {job.task!r} cannot be sent to a worker "
-                f"process: {type(exc).__name__}: {exc}",
-            )
+    def _send(self, batch: list[Attempt]) -> None:
+        """Send ``batch`` in one message; a batch past ``_BATCH_BYTES`` is cut, its rest
+        held for when the worker is idle."""
         if self.proc is None:
             self._spawn_quietly()
-        proc, conn = self.proc, self.conn
-        if proc is None or conn is None or attempt.stopped:
-            return _failed(
-                job,
-                "WorkerDied: no worker process could be started"
-                if not attempt.stopped
-                else "Stopped: the attempt was stopped",
-            )
-        try:
-            conn.send_bytes(payload)
+        if self.conn is None:
+            for attempt in batch:
+                self._finish(attempt, _failed(attempt.job, _NO_WORKER))
+            return
+        contexts: list[tuple[int, bytes]] = []
+        entries: list[tuple[int, bytes]] = []
+        size = 0
+        for i, attempt in enumerate(batch):
+            job, known = attempt.job, len(contexts)
+            try:
+                data = self.encoder.encode(job, contexts)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                what = f"task {job.task!r} cannot be sent to a worker process: {error}"
+                self._finish(attempt, _failed(job, f"PicklingError: {what}"))
+                continue
+            size += len(data) + sum(len(blob) for _, blob in contexts[known:])
+            if size > _BATCH_BYTES and (entries or self.running):
+                self.held.extendleft(reversed(batch[i:]))
+                break
+            seq = attempt.slot.seq  # type: ignore[attr-defined]
+            entries.append((seq, data))
+            self.running[seq] = attempt
+        self.sent += len(entries)
+        with contextlib.suppress(OSError):  # the worker died: ``_receive`` sees it
+            send_frame(self.conn.fileno(), pickle.dumps((contexts, entries), 5))
+
+    def _receive(self) -> None:
+        """Wait for the worker's messages or its death; handle what came."""
+        conn, proc = self.conn, self.proc
+        if conn is None or proc is None:
+            self._died(eof=True)
+            return
+        fd = conn.fileno()
+        waiting = len(self.running) > 1 and not self.stalled
+        timeout = self.ex.RECALL_AFTER * 1000 if waiting else None
+        ready = {ready_fd for ready_fd, _ in self.poller.poll(timeout)}
+        if not ready:
+            self._recall()
+        elif fd in ready:
             # a reply is in the pipe before the sentinel fires; the sentinel alone means
             # death (even if a subprocess of the task still holds the pipe open)
-            while True:
-                if conn not in wait([conn, proc.sentinel]):
-                    return self._died(attempt)
-                reply = conn.recv_bytes()
-                if reply.startswith(_PROGRESS):
-                    done, total = (int(n) for n in reply[len(_PROGRESS) :].split(b"/"))
-                    attempt.report(Progress(job.task, job.attempt, done, total, job.map_index))
-                elif reply.startswith(_LOGS):
-                    out, err = pickle.loads(reply[len(_LOGS) :])
-                    attempt.report(Logs(job.task, job.attempt, out, err, job.map_index))
-                else:
-                    break
-        except (EOFError, OSError):
-            return self._died(attempt)
+            if self._read(fd):
+                return
+            self._died(eof=True)
+        elif proc.sentinel in ready:
+            while self.conn is conn and select.select([fd], [], [], 0)[0] and self._read(fd):
+                pass  # what it wrote before it died
+            if self.conn is conn:  # (not replaced after the outcome that retired it)
+                self._died()
+
+    def _recall(self) -> None:
+        """The running attempt is long: those waiting behind it go back to the queue,
+        for another worker (marked on the board, as by ``stop``: this worker skips them).
+        Nothing is recalled before the worker began an attempt (it may be starting, or
+        unable to: the attempt it was sent first is then the one that fails)."""
+        board, proc = self.board, self.proc
+        if board is None or proc is None:
+            return
+        back: list[Attempt] = []
+        with self.ex._lock:
+            locked = self._lock_board(board, proc)
+            try:
+                current = board.words[CURRENT]
+                if current <= 0:
+                    return
+                for seq in [seq for seq in self.running if seq > current]:
+                    back.append(self.running.pop(seq))
+                    board.words[1 + seq % RING] = seq
+            finally:
+                if locked:
+                    fcntl.flock(board.fd, fcntl.LOCK_UN)
+            back.extend(self.held)
+            self.held.clear()
+            back = [attempt for attempt in back if attempt.state != DONE]
+            for attempt in back:
+                attempt.state, attempt.slot = QUEUED, None
+            self.stalled = True  # until its outcome: it takes no more
+        for attempt in back:
+            self.ex._queue.put(attempt)
+
+    def _read(self, fd: int) -> bool:
+        """Read what the worker sent and handle each whole message; False at the end."""
+        want = 1 << 16
+        if len(self.buf) >= FRAME.size:
+            want = max(
+                want, min(FRAME.unpack_from(self.buf)[0] + FRAME.size - len(self.buf), 1 << 24)
+            )
+        try:
+            chunk = os.read(fd, want)
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        buf = self.buf
+        buf += chunk
+        pos = 0
+        while len(buf) - pos >= FRAME.size:
+            (size,) = FRAME.unpack_from(buf, pos)
+            end = pos + FRAME.size + size
+            if len(buf) < end:
+                break
+            self._message(bytes(buf[pos + FRAME.size : end]))
+            pos = end
+            if self.buf is not buf:  # the worker was replaced: the rest was its
+                return True
+        del buf[:pos]
+        return True
+
+    def _message(self, msg: bytes) -> None:
+        kind, seq = HEAD.unpack_from(msg)
+        attempt = self.running.get(seq)
+        if attempt is None:
+            return
+        job, body = attempt.job, msg[HEAD.size :]
+        if kind == OUTCOME:
+            self._outcome(seq, attempt, body)
+        elif kind == SKIPPED:  # stopped before it began: ``stop`` reported it
+            del self.running[seq]
+        elif attempt.state == DONE:
+            return
+        elif kind == STARTED:
+            attempt.report(Started(job.task, job.attempt, job.map_index))
+        elif kind == PROGRESS:
+            done, total = (int(n) for n in body.split(b"/"))
+            attempt.report(Progress(job.task, job.attempt, done, total, job.map_index))
+        elif kind == LOGS:
+            out, err = pickle.loads(body)
+            attempt.report(Logs(job.task, job.attempt, out, err, job.map_index))
+
+    def _outcome(self, seq: int, attempt: Attempt, body: bytes) -> None:
+        del self.running[seq]
+        self.stalled = False
+        job = attempt.job
         outcome: Outcome
         retire: str | None
         try:
-            outcome, retire = pickle.loads(reply)
+            outcome, retire = pickle.loads(body)
         except Exception as exc:
             outcome, retire = (
                 _failed(
@@ -287,29 +433,63 @@ class _Slot:
         if retire:
             log.info("process executor: worker replaced after task %r: %s", job.task, retire)
         if retire or (limit and self.tasks_run >= limit):
-            self.discard()
-        return outcome
+            self.discard()  # it ran nothing after this one: the rest go back to the queue
+            self._requeue()
+        self._finish(attempt, outcome)
 
-    def _died(self, attempt: Attempt) -> Outcome:
-        """The worker ended mid-attempt: a crash, or our own kill (``stop``)."""
-        proc, tee = self.proc, self.stderr
+    def _finish(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Report an attempt's outcome, unless ``stop`` already did."""
+        with self.ex._lock:
+            if attempt.state == DONE:
+                return
+            attempt.state, attempt.slot = DONE, None
+        if not self.ex._abandon:
+            self.ex._deliver(attempt, outcome)
+
+    def _requeue(self) -> None:
+        """The attempts the worker had not begun go back to the queue (or, once the
+        executor is shut down, are abandoned)."""
+        attempts = list(self.running.values()) + list(self.held)
+        self.running.clear()
+        self.held.clear()
+        for attempt in attempts:
+            with self.ex._lock:
+                if attempt.state == DONE:
+                    continue
+                if self.ex._closed:
+                    attempt.state = DONE
+                    continue
+                attempt.state, attempt.slot = QUEUED, None
+            self.ex._queue.put(attempt)
+
+    def _died(self, *, eof: bool = False) -> None:
+        """The worker ended: a crash, or our own kill (``stop``). The attempt it was
+        running fails; those it had not begun go back to the queue."""
+        proc, tee, board = self.proc, self.stderr, self.board
         pid = proc.pid if proc is not None else None
-        if proc is not None and not attempt.stopped:
+        if proc is not None:
             # its pipe may close a moment before it exits: the exit code is its own only
             # if it is reaped before ``discard`` kills it
             proc.join(5)
         killed_here = proc is not None and proc.exitcode is None
+        current = board.words[CURRENT] if board is not None else 0
+        victim = self.running.pop(current, None) if current > 0 else None
+        if victim is None and current == 0 and self.running:  # it died before any began
+            victim = self.running.pop(next(iter(self.running)))
         self.discard()
+        self._requeue()
+        if victim is None:
+            return
         code = proc.exitcode if proc is not None else None
-        if attempt.stopped:
-            return _failed(
-                attempt.job, f"Stopped: the attempt was stopped and its worker process {pid} killed"
-            )
+        if victim.stopped:
+            error = f"Stopped: the attempt was stopped and its worker process {pid} killed"
+            self._finish(victim, _failed(victim.job, error))
+            return
         crash = _read_crash(self.crash_path)
         tail = tee.tail() if tee is not None else ""
         error = (
             f"WorkerDied: worker process {pid} died (exit code {code}"
-            f"{_signal_name(code)}) while running task {attempt.job.task!r}"
+            f"{_signal_name(code)}) while running task {victim.job.task!r}"
         )
         if code == -signal.SIGKILL and not killed_here:
             error += "; killed from outside (out of memory?)"
@@ -317,9 +497,84 @@ class _Slot:
         if last:
             error += f"; its stderr ends with: {last.strip()}"
         stderr = "\n".join(part for part in (crash, tail) if part)
-        return _failed(attempt.job, error, crash or tail or None, stderr)
+        self._finish(victim, _failed(victim.job, error, crash or tail or None, stderr))
+
+    def _spawn_quietly(self) -> None:
+        try:
+            self._spawn()
+        except Exception:
+            log.exception("process executor: cannot start worker %d", self.index)
+            self.discard()
+
+    def _spawn(self) -> None:
+        from loky.backend.context import get_context
+
+        if self.board is None:
+            self.board = Board(self.board_path, reset=True)
+        self.board.reset()
+        ctx = get_context("loky")
+        parent, child = ctx.Pipe()
+        err_read, err_write = ctx.Pipe(duplex=False)
+        args = (
+            child,
+            os.getpid(),
+            self.crash_path,
+            self.ex.memory_limit,
+            (self.ex.LEAKED_FDS, self.ex.LEAKED_RSS),
+            self.board_path,
+        )
+        proc = ctx.Process(
+            target=exec,
+            name=f"taskflow-worker-{self.index}",
+            args=(_BOOT, {"stderr": err_write, "args": args}),
+            daemon=True,
+        )
+        try:
+            proc.start()
+        finally:
+            child.close()
+            err_write.close()
+        tee = _Tee(err_read, self.index)
+        poller = select.poll()
+        poller.register(parent.fileno(), select.POLLIN)
+        poller.register(proc.sentinel, select.POLLIN)
+        with self.ex._lock:
+            self.proc, self.conn, self.stderr, self.poller = proc, parent, tee, poller
 
     # -- any thread ---------------------------------------------------------------------
+    def stop(self, seq: int) -> bool:
+        """Stop attempt ``seq`` of this slot (under the executor's lock): kill the worker
+        if that attempt is the one running (True), else mark it on the board so that it
+        never begins (False: ``stop`` reports it)."""
+        board, proc = self.board, self.proc
+        if board is None or proc is None:
+            return False  # no worker: it will not begin
+        locked = self._lock_board(board, proc)
+        try:
+            current = board.words[CURRENT]
+            if current == seq:
+                self.kill()
+                return True
+            if abs(current) < seq:  # not begun
+                board.words[1 + seq % RING] = seq
+                return False
+            return True  # it ended: its outcome is on its way
+        finally:
+            if locked:
+                fcntl.flock(board.fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _lock_board(board: Board, proc: BaseProcess) -> bool:
+        """The board's lock, held by the worker a few microseconds at a time; False
+        when the worker died (a subprocess of its task may hold the lock after it)."""
+        while True:
+            try:
+                fcntl.flock(board.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if select.select([proc.sentinel], [], [], 0.001)[0]:
+                    return False
+
     def kill(self) -> None:
         """SIGKILL the worker, its process group and every descendant (a notebook's
         kernel runs in a session of its own); callers hold the executor's lock."""
@@ -344,7 +599,10 @@ class _Slot:
         with self.ex._lock:
             self.kill()  # before reaping: the pid cannot have been reused yet
             proc, conn = self.proc, self.conn
-            self.proc = self.conn = self.stderr = None  # its _Tee ends with the pipe
+            self.proc = self.conn = self.stderr = self.poller = None  # its _Tee ends with the pipe
+            self.buf = bytearray()
+            self.encoder = Encoder()  # a new worker knows no context
+            self.tasks_run = self.sent = 0
         if proc is not None:
             proc.join(5)
         if conn is not None:
@@ -395,165 +653,3 @@ def _read_crash(path: str, limit: int = 16 * 1024) -> str:
             return fh.read(limit)
     except OSError:
         return ""
-
-
-# -- the worker process -----------------------------------------------------------------
-def _worker_main(
-    conn: Connection,
-    parent_pid: int,
-    crash_path: str,
-    memory_limit: int | None,
-    leaks: tuple[int, int] = (32, 1 << 30),
-) -> None:
-    """Serve attempts until the pipe closes; runs in the worker process."""
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # a fatal error ends the process, so the file (new for each worker) holds at most the
-    # traceback of the one crash that killed it
-    crash = open(crash_path, "w")  # noqa: SIM115 -- faulthandler writes to it until exit
-    faulthandler.enable(crash)
-    if memory_limit:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    _become_subreaper()
-    threading.Thread(target=_orphan_watch, args=(parent_pid,), daemon=True).start()
-    baseline = None
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if baseline is None:  # before the first attempt: what a clean worker holds
-            baseline = _resources()
-        outcome = _run_payload(data, conn)
-        _end_descendants()  # what the attempt started ends with it, before it is reported
-        retire = _leaked(baseline, leaks)
-        if outcome.error and outcome.error.startswith("MemoryError"):
-            retire = "the attempt ran out of memory"
-        try:
-            reply = cloudpickle.dumps((outcome, retire))
-        except Exception as exc:
-            outcome.ok, outcome.result = False, None
-            outcome.error = (
-                f"PicklingError: the result of task {outcome.task!r} cannot be "
-                f"sent back from its worker process: {type(exc).__name__}: {exc}"
-            )
-            reply = cloudpickle.dumps((outcome, retire))
-        conn.send_bytes(reply)
-        if retire:
-            return
-
-
-def _run_payload(data: bytes, conn: Connection) -> Outcome:
-    try:
-        job = cloudpickle.loads(data)
-    except Exception as exc:
-        import traceback
-
-        return Outcome(
-            "?",
-            0,
-            False,
-            error=f"UnpicklingError: the task cannot be loaded in "
-            f"its worker process: {type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
-        )
-
-    def live(logs: Logs) -> None:  # what a running attempt wrote so far
-        conn.send_bytes(_LOGS + pickle.dumps((logs.stdout, logs.stderr)))
-
-    if not uses_hooks(job):
-        return run_job(job, live=live)
-
-    def progress(done: int, total: int) -> None:
-        conn.send_bytes(b"%s%d/%d" % (_PROGRESS, done, total))
-
-    def logs(stdout: str, stderr: str) -> None:
-        limit = job.log_limit
-        conn.send_bytes(_LOGS + pickle.dumps((stdout[:limit], stderr[:limit])))
-
-    return run_job(job, Hooks(None, progress, logs))  # a stop kills the process instead
-
-
-def _orphan_watch(parent_pid: int) -> None:
-    """A busy worker whose parent died ends itself and its task's subprocesses."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent_pid:
-            _end_descendants()
-            with contextlib.suppress(OSError):
-                os.killpg(0, signal.SIGKILL)
-            os._exit(1)
-
-
-def _resources() -> tuple[int, int]:
-    """Open file descriptors and resident bytes of this process (two reads of /proc)."""
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-        with open("/proc/self/statm", "rb") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0, 0
-    return fds, rss
-
-
-def _leaked(baseline: tuple[int, int], leaks: tuple[int, int]) -> str | None:
-    """Why this worker should not serve another attempt (descriptors or memory an attempt
-    left behind), or None."""
-    if baseline == (0, 0):
-        return None  # no /proc: nothing to compare
-    fds, rss = _resources()
-    if fds - baseline[0] > leaks[0]:
-        return f"it left {fds - baseline[0]} more file descriptors open than a fresh worker"
-    if rss - baseline[1] > leaks[1]:
-        return f"it left the worker {(rss - baseline[1]) >> 20} MiB larger than a fresh one"
-    return None
-
-
-def _become_subreaper() -> None:
-    """Linux: the worker adopts its orphaned descendants (``PR_SET_CHILD_SUBREAPER``), so
-    a subprocess that detached itself (a double fork, a new session) stays one of its
-    descendants, which ``_end_descendants`` and ``kill`` find."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-
-
-def _has_children() -> bool:
-    """Whether this process has a child (a zombie counts): a read of each thread's
-    ``/proc/self/task/<tid>/children``, about 10 µs; psutil where that file is missing."""
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY)
-            try:
-                if os.read(fd, 64).strip():
-                    return True
-            finally:
-                os.close(fd)
-        return False
-    except OSError:
-        return bool(psutil.Process().children())
-
-
-def _end_descendants() -> None:
-    """SIGKILL every descendant of this worker (a task's subprocesses, in its group or in
-    a session of their own, detached or not) and reap them."""
-    if not _has_children():
-        return  # the common case: the attempt started no process
-    with contextlib.suppress(psutil.Error):
-        for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return  # none left
-        if pid == 0:
-            time.sleep(0.001)  # killed, not yet exited

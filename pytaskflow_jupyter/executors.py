@@ -175,15 +175,16 @@ class ThreadExecutor(QueueExecutor):
             except TaskStopped:  # it landed here: the attempt is over anyway
                 continue
 
-    def _stop_running(self, handle: Attempt) -> None:
+    def _stop_running(self, handle: Attempt) -> bool:
         running = handle.slot
         if not isinstance(running, _Running):
-            return
+            return True
         self._stopping[handle] = time.time()
         if running.hooks.stop is not None:  # a kind that takes hooks stops itself
             running.hooks.stop.set()
         else:  # under the executor's lock: the thread is still in this attempt
             _raise_in_thread(running.ident, TaskStopped)
+        return True
 
     def abandoned(self) -> list[tuple[str, str, int, float]]:
         """Stopped attempts still running ``ABANDON_AFTER`` seconds after their stop:

@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
+from pytaskflow_jupyter._executor import QUEUED, RUNNING, STOPPED_QUEUED
 from pytaskflow_jupyter.executors import ProcessExecutor, make_executor
 from pytaskflow_jupyter.runner import Runner
-from pytaskflow_jupyter.tasks import Job
+from pytaskflow_jupyter.tasks import Job, Logs, Started
 
 from .helpers import reasons, statuses, task, wait_until, wf
 
@@ -258,7 +260,7 @@ def test_cancel_stops_a_running_task(process_runner, tmp_path):
 PARENT = """
 import sys, time
 from pytaskflow_jupyter.executors import ProcessExecutor
-from pytaskflow_jupyter.tasks import Job
+from pytaskflow_jupyter.tasks import Job, Logs, Started
 ex = ProcessExecutor(1)
 code = "import os, time\\nopen(%r, 'w').write(str(os.getpid()))\\ntime.sleep(600)"
 ex.submit(Job("e", "w", "t", 1, "python", {"code": code % sys.argv[1]}), print)
@@ -327,7 +329,7 @@ def test_a_timed_out_attempt_leaves_no_process_behind(process_runner, tmp_path):
 SPAWNING_PARENT = """
 import sys, time
 from pytaskflow_jupyter.executors import ProcessExecutor
-from pytaskflow_jupyter.tasks import Job
+from pytaskflow_jupyter.tasks import Job, Logs, Started
 ex = ProcessExecutor(1)
 ex.submit(Job("e", "w", "t", 1, "python", {"code": sys.argv[1]}), print)
 time.sleep(600)
@@ -394,3 +396,148 @@ def test_a_worker_is_replaced_after_an_attempt_that_leaked(leak, monkeypatch):
         assert after.ok and after.result != first.result  # a fresh worker
     finally:
         ex.shutdown(wait=False)
+
+
+# -- batches: a worker holds several attempts; each ends exactly once ---------------------
+def _gate(gate, ran):
+    """An attempt that records that it ran, then prints (each print is a message to the
+    parent, which then tops up the worker's batch) until ``gate`` exists."""
+    return f"""
+        import os, time
+        open({str(ran)!r}, 'a').write('gate\\n')
+        while not os.path.exists({str(gate)!r}):
+            print('waiting', flush=True)
+            time.sleep(0.05)
+        result = os.getpid()
+    """
+
+
+def _records(name, ran, tail=""):
+    return f"open({str(ran)!r}, 'a').write({name!r} + '\\n')\n" + tail
+
+
+def _batch(ex, tmp_path, first_code, names, tails=None):
+    """Submit a first attempt, then ``names`` while it runs, and wait until the one worker
+    holds them all (taken off the queue into its batch)."""
+    ran = tmp_path / "ran"
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    first = ex.submit(job("first", first_code), q.put)
+    wait_until(ran.exists)  # the first began; the rest is sent behind it
+    handles = {
+        name: ex.submit(job(name, _records(name, ran, (tails or {}).get(name, ""))), q.put)
+        for name in names
+    }
+    wait_until(lambda: all(h.state == RUNNING for h in handles.values()))
+    return q, first, handles, ran
+
+
+def _ran(ran):
+    return sorted(ran.read_text().split())
+
+
+def _reports_now(q):
+    """The reports waiting, other than ``Logs``."""
+    got = []
+    while not q.empty():
+        report = q.get()
+        if not isinstance(report, Logs):
+            got.append(report)
+    return got
+
+
+def _reports(q, n, timeout=30):
+    """The next ``n`` reports other than ``Logs`` (the gate's prints)."""
+    got = []
+    while len(got) < n:
+        report = q.get(timeout=timeout)
+        if not isinstance(report, Logs):
+            got.append(report)
+    return got
+
+
+@pytest.fixture
+def batched():
+    ex = ProcessExecutor(1, prefetch=4)
+    ex.RECALL_AFTER = 60  # what waits behind the first attempt stays in its batch
+    yield ex
+    ex.shutdown(wait=False)
+
+
+def test_a_crash_in_a_batch_fails_its_attempt_and_the_rest_run_once(batched, tmp_path):
+    gate = tmp_path / "gate"
+    q, _, _, ran = _batch(
+        batched, tmp_path, _gate(gate, tmp_path / "ran"), ["a", "crash", "b"],
+        {"crash": EXIT},
+    )  # fmt: skip
+    gate.touch()
+    outs = {o.task: o for o in _reports(q, 4)}
+    assert outs["first"].ok and outs["a"].ok and outs["b"].ok
+    assert "died (exit code 1)" in outs["crash"].error
+    assert "'crash'" in outs["crash"].error  # the attempt that was running is named
+    assert _ran(ran) == ["a", "b", "crash", "gate"]  # each began exactly once
+    assert not _reports_now(q)
+
+
+def test_a_stop_in_a_batch_kills_only_its_attempt_and_the_rest_run_once(batched, tmp_path):
+    gate = tmp_path / "gate"  # never made: the first attempt runs until it is stopped
+    q, first, _, ran = _batch(batched, tmp_path, _gate(gate, tmp_path / "ran"), ["a", "b"])
+    batched.stop(first)
+    outs = {o.task: o for o in _reports(q, 3)}
+    assert outs["first"].error.startswith("Stopped: the attempt was stopped and its worker")
+    assert outs["a"].ok and outs["b"].ok
+    assert _ran(ran) == ["a", "b", "gate"]
+    assert not _reports_now(q)
+
+
+def test_stop_of_an_attempt_waiting_in_a_batch_reports_it_at_once_and_it_never_runs(
+    batched, tmp_path
+):
+    gate = tmp_path / "gate"
+    q, _, handles, ran = _batch(
+        batched, tmp_path, _gate(gate, tmp_path / "ran"), ["a", "skipped", "b"]
+    )
+    worker = batched.pids()
+    batched.stop(handles["skipped"])
+    (out,) = _reports(q, 1, timeout=5)  # while the first still runs
+    assert out.task == "skipped" and out.error == STOPPED_QUEUED
+    assert batched.pids() == worker  # nothing was killed
+    gate.touch()
+    outs = {o.task: o for o in _reports(q, 3)}
+    assert all(o.ok for o in outs.values()) and set(outs) == {"first", "a", "b"}
+    assert _ran(ran) == ["a", "b", "gate"]
+    batched.stop(handles["skipped"])  # a second stop is a no-op
+    assert run_one(batched, job(code=PID))[0].result == worker[0]  # the same worker
+    assert not _reports_now(q)
+
+
+def test_a_timed_attempt_waiting_in_a_batch_starts_its_clock_when_it_begins(batched, tmp_path):
+    gate = tmp_path / "gate"
+    ran = tmp_path / "ran"
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    batched.submit(job("first", _gate(gate, ran)), q.put)
+    wait_until(ran.exists)
+    timed = batched.submit(job("timed", _records("timed", ran), timeout=60), q.put)
+    wait_until(lambda: timed.state == RUNNING)  # in the worker's batch, not begun
+    time.sleep(0.3)
+    assert not _reports_now(q)  # no Started yet
+    gate.touch()
+    first, started, out = _reports(q, 3)
+    assert first.task == "first" and first.ok
+    assert isinstance(started, Started) and started.task == "timed"
+    assert out.task == "timed" and out.ok
+
+
+def test_attempts_waiting_behind_a_long_one_go_back_to_the_queue_and_run_once(batched, tmp_path):
+    batched.RECALL_AFTER = ProcessExecutor.RECALL_AFTER
+    gate = tmp_path / "gate"
+    q, _, handles, ran = _batch(batched, tmp_path, _gate(gate, tmp_path / "ran"), ["a", "b"])
+    # no message for 50 ms while the first runs: a and b are recalled, for another
+    # worker (here there is none, and this one takes nothing more until its outcome)
+    wait_until(lambda: all(h.state == QUEUED for h in handles.values()), timeout=5)
+    time.sleep(0.2)
+    assert all(h.state == QUEUED for h in handles.values())
+    gate.touch()
+    outs = {o.task: o for o in _reports(q, 3)}
+    assert all(o.ok for o in outs.values()) and set(outs) == {"first", "a", "b"}
+    assert _ran(ran) == ["a", "b", "gate"]  # each began exactly once
+    assert not _reports_now(q)

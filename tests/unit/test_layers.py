@@ -35,7 +35,8 @@ LAYERS = [
     ["tasks", "validation", "reuse", "serialize", "transitions", "compare"],
     ["_rows"],  # the rows the store writes
     ["store"],  # the only module that talks to SQLite
-    ["_executor", "executors", "_process", "_dask"],  # the executor interface, then executors
+    # the executor interface, then the executors (a process worker's side: _worker)
+    ["_executor", "executors", "_worker", "_process", "_dask"],
     ["engine"],  # the scheduling loop
     ["runner"],  # engine + store + executor
     ["server.*", "kernel.*"],  # the Jupyter adapters
