@@ -22,6 +22,8 @@ So the stream is read from the store, never from memory:
   client: draining whenever woken, a 4 s run of 4,002 events made 175 fan-outs, 35,000
   sends to 200 clients, 2 s of the loop in ``socket.send`` with REST requests waiting
   behind them (``bench/bench_ws.py``); now at most 20 a second, whatever the event rate.
+  An execution's end is not held back: its event goes out at once (``notify`` sees it),
+  so a short run's client does not wait out the interval for the last one.
 * A client has a cursor ``pos``: the last ``seq`` it has been given or has skipped. A
   new client first catches up from the store (``since=SEQ``, or the store's last seq
   when absent), in pages, until ``pos`` reaches ``hub.last``; it joins the live stream
@@ -208,6 +210,7 @@ class EventHub:
         self._pending = False  # a wake-up is scheduled on the loop
         self._dirty = False  # committed while draining: drain again at once
         self._waiting = False  # the pump is (about to be) asleep: a commit must wake it
+        self._ended = False  # an execution ended: the next fan-out goes at once
         self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -225,13 +228,17 @@ class EventHub:
         assert self._ready is not None
         await asyncio.shield(self._ready)
 
-    def notify(self, _events: Any = None) -> None:
+    def notify(self, events: Any = None) -> None:
         """EventBus subscriber: runs on the engine's thread; marks the hub dirty, and
         schedules a wake-up only when the pump sleeps (a wake-up of the loop is a write
         to its pipe and a turn of it: one per commit was 6 % of the server's CPU on a
-        10,000-task run, with the pump busy or between fan-outs anyway)."""
+        10,000-task run, with the pump busy or between fan-outs anyway), or when an
+        execution ended: that event does not wait out ``min_interval``."""
         self._dirty = True
-        if not self._waiting or self._pending or self._loop is None:
+        ended = events is not None and any(e.ends_execution for e in events)
+        if ended:
+            self._ended = True
+        if not (self._waiting or ended) or self._pending or self._loop is None:
             return
         self._pending = True
         with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
@@ -291,8 +298,16 @@ class EventHub:
                 await asyncio.sleep(self.poll_interval)
                 continue
             rest = self.min_interval - (loop.time() - began)
-            if fanned and rest > 0:
-                await asyncio.sleep(rest)  # what is committed meanwhile goes out in one chunk
+            if fanned and rest > 0 and not self._ended:
+                # what is committed meanwhile goes out in one chunk; an execution's end
+                # (``notify``) cuts the wait short
+                self._wake = wake = loop.create_future()
+                timer = loop.call_later(rest, _resolve, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+            self._ended = False
 
     async def _drain(self) -> bool:
         """Fan out every event committed after ``last``; whether there was any."""

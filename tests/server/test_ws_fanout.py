@@ -238,3 +238,45 @@ async def test_events_committed_within_min_interval_of_a_fan_out_go_out_in_one_w
     store.close()
     assert [seqs for _, seqs in writes] == [[2], [3, 4, 5, 6]]
     assert writes[1][0] - writes[0][0] >= 0.45  # (the loop's clock; a little slack)
+
+
+async def test_an_execution_s_end_does_not_wait_out_the_interval(tmp_path):
+    """The terminal event goes out as soon as it is committed, even right after a
+    fan-out: with a 30 s interval, it is written long before the interval is over."""
+    from pytaskflow_jupyter.events import make_event
+    from pytaskflow_jupyter.transitions import Changes
+
+    store = store_with_events(tmp_path / "t.db", 1)
+
+    async def run(fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def commit(kind: str, status: str, task: str | None) -> None:
+        events = [make_event(kind, "exec_x", "w", status, task)]
+        store.commit("exec_x", Changes(events=events))
+        hub.notify(events)
+
+    hub = EventHub(store, run, poll_interval=60, min_interval=30)
+    writes: list[list[int]] = []
+
+    def write_frames(frames: bytes) -> asyncio.Future[None]:
+        writes.append([int(s) for s in re.findall(rb'"seq": ?(\d+)', frames)])
+        return _done()
+
+    c = Client(lambda text: None, lambda code, reason: None, execution=None, workflow=None,
+               queue_size=100, write_frames=write_frames)  # fmt: skip
+    await hub.ready()
+    hub.attach(c, None)
+    while not c.live:
+        await asyncio.sleep(0.01)
+    await run(commit, "task_started", "running", "a")
+    while not writes:
+        await asyncio.sleep(0.005)
+    await run(commit, "execution_completed", "completed", None)
+    for _ in range(1000):  # 10 s at most: a third of the interval
+        if len(writes) == 2:
+            break
+        await asyncio.sleep(0.01)
+    await hub.stop()
+    store.close()
+    assert writes == [[2], [3]]
