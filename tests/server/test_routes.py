@@ -427,7 +427,7 @@ async def test_error_body_never_leaks_a_traceback(api, taskflow_app, monkeypatch
     def broken():
         raise RuntimeError("secret internal detail /etc/passwd")
 
-    monkeypatch.setattr(taskflow_app.runner, "list_workflows", broken)
+    monkeypatch.setattr(taskflow_app.runner, "list_workflows_json", broken)
     status, body, _ = await api("GET", "workflows")
     assert status == 500
     assert body == {
