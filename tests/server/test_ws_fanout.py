@@ -196,6 +196,20 @@ def _done() -> asyncio.Future[None]:
     return fut
 
 
+async def _live_client(hub: EventHub, write_frames: Any) -> None:
+    """A client of ``hub`` writing with ``write_frames``, once it is live."""
+    c = Client(lambda text: None, lambda code, reason: None, execution=None, workflow=None,
+               queue_size=100, write_frames=write_frames)  # fmt: skip
+    await hub.ready()
+    hub.attach(c, None)
+    while not c.live:
+        await asyncio.sleep(0.01)
+
+
+async def _to_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
 async def test_events_committed_within_min_interval_of_a_fan_out_go_out_in_one_write(tmp_path):
     """The first event after a quiet spell goes out at once; what is committed in the
     next ``min_interval`` waits for it and goes out in one write to each client, so a
@@ -204,9 +218,7 @@ async def test_events_committed_within_min_interval_of_a_fan_out_go_out_in_one_w
     from pytaskflow_jupyter.transitions import Changes
 
     store = store_with_events(tmp_path / "t.db", 1)
-
-    async def run(fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+    run = _to_thread
 
     def commit(count: int) -> None:
         events = [make_event("task_started", "exec_x", "w", "running", "a")] * count
@@ -221,12 +233,7 @@ async def test_events_committed_within_min_interval_of_a_fan_out_go_out_in_one_w
         writes.append((loop.time(), [int(s) for s in re.findall(rb'"seq": ?(\d+)', frames)]))
         return _done()
 
-    c = Client(lambda text: None, lambda code, reason: None, execution=None, workflow=None,
-               queue_size=100, write_frames=write_frames)  # fmt: skip
-    await hub.ready()
-    hub.attach(c, None)
-    while not c.live:
-        await asyncio.sleep(0.01)
+    await _live_client(hub, write_frames)
     await run(commit, 1)
     while not writes:
         await asyncio.sleep(0.005)
@@ -247,9 +254,7 @@ async def test_an_execution_s_end_does_not_wait_out_the_interval(tmp_path):
     from pytaskflow_jupyter.transitions import Changes
 
     store = store_with_events(tmp_path / "t.db", 1)
-
-    async def run(fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+    run = _to_thread
 
     def commit(kind: str, status: str, task: str | None) -> None:
         events = [make_event(kind, "exec_x", "w", status, task)]
@@ -263,12 +268,7 @@ async def test_an_execution_s_end_does_not_wait_out_the_interval(tmp_path):
         writes.append([int(s) for s in re.findall(rb'"seq": ?(\d+)', frames)])
         return _done()
 
-    c = Client(lambda text: None, lambda code, reason: None, execution=None, workflow=None,
-               queue_size=100, write_frames=write_frames)  # fmt: skip
-    await hub.ready()
-    hub.attach(c, None)
-    while not c.live:
-        await asyncio.sleep(0.01)
+    await _live_client(hub, write_frames)
     await run(commit, "task_started", "running", "a")
     while not writes:
         await asyncio.sleep(0.005)
