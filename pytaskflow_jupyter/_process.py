@@ -114,6 +114,14 @@ worker_main(*args)
 """
 
 
+def _readable(fd: int, timeout_ms: int) -> bool:
+    """Whether ``fd`` is readable within ``timeout_ms``: ``poll``, not ``select``, which
+    refuses descriptors past 1,023 (a server with many open files has such pipes)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout_ms))
+
+
 def _signal_name(code: int | None) -> str:
     if code is None or code >= 0:
         return ""
@@ -326,7 +334,7 @@ class _Slot:
                 return
             self._died(eof=True)
         elif proc.sentinel in ready:
-            while self.conn is conn and select.select([fd], [], [], 0)[0] and self._read(fd):
+            while self.conn is conn and _readable(fd, 0) and self._read(fd):
                 pass  # what it wrote before it died
             if self.conn is conn:  # (not replaced after the outcome that retired it)
                 self._died()
@@ -572,7 +580,7 @@ class _Slot:
                 fcntl.flock(board.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
-                if select.select([proc.sentinel], [], [], 0.001)[0]:
+                if _readable(proc.sentinel, 1):
                     return False
 
     def kill(self) -> None:

@@ -541,3 +541,24 @@ def test_attempts_waiting_behind_a_long_one_go_back_to_the_queue_and_run_once(ba
     assert all(o.ok for o in outs.values()) and set(outs) == {"first", "a", "b"}
     assert _ran(ran) == ["a", "b", "gate"]  # each began exactly once
     assert not _reports_now(q)
+
+
+def test_a_crash_is_reported_when_the_parent_has_descriptors_past_1023(tmp_path):
+    """``select`` refuses descriptors past 1,023; a server with many open files (the
+    whole test suite has ~1,900) gets its pipes there: the executor polls instead."""
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    ex = ProcessExecutor(1, prefetch=4)
+    ex.RECALL_AFTER = 60
+    try:
+        gate = tmp_path / "gate"
+        q, _, _, _ = _batch(
+            ex, tmp_path, _gate(gate, tmp_path / "ran"), ["a", "crash", "b"], {"crash": EXIT}
+        )
+        gate.touch()
+        outs = {o.task: o for o in _reports(q, 4)}
+        assert outs["first"].ok and outs["a"].ok and outs["b"].ok
+        assert "died (exit code 1)" in outs["crash"].error
+    finally:
+        ex.shutdown(wait=False)
+        for fd in held:
+            os.close(fd)
