@@ -115,7 +115,6 @@ class Runner:
     """Registers workflows and runs their executions on one executor."""
 
     LISTED_BYTES = 256 * 2**20  # encoded revisions kept for GET /workflows
-    WARM_FROM = 1_000  # tasks of a new revision encoded for GET /workflows at once
     COUNTS_FRESH = 1.0  # seconds a running execution's page counts may be reused
 
     def __init__(
@@ -138,6 +137,7 @@ class Runner:
         max_interruptions: int = 3,
         max_map_length: int = MAX_MAP_LENGTH,
         schedule_grace: float = 60.0,
+        keep_listing: bool = False,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
@@ -151,6 +151,8 @@ class Runner:
         # a slot seen later than this after it fell was missed (its catch-up policy applies)
         self.schedule_grace = schedule_grace
         self.default_trigger = Trigger.NOTEBOOK if role == "kernel" else Trigger.API
+        # encode each new revision for GET /workflows as it is stored (a server's)
+        self.keep_listing = keep_listing
         self.run_options: Json = {
             "capture": capture,
             "log_limit": log_limit,
@@ -200,7 +202,7 @@ class Runner:
             definition = {**definition, "id": workflow_id}
         wf = self._parse(definition)
         revision = self.store.save_workflow(wf)
-        self._warm(wf, revision)
+        self._keep_listed(wf, revision)
         return self.get_workflow(wf.id, revision)
 
     def _parse(self, definition: Any) -> Workflow:
@@ -302,19 +304,36 @@ class Runner:
                 self._counts.popitem(last=False)
         return counts
 
-    def _warm(self, wf: Workflow, revision: int) -> None:
-        """Encode a large new revision for ``GET /workflows`` in a thread of its own
-        now (a 100,000-task one takes a second), not in the next request."""
-        if len(wf.tasks) >= self.WARM_FROM:
-            threading.Thread(
-                target=self._revision_bytes, args=(wf.id, revision), daemon=True
-            ).start()
+    def _keep_listed(self, wf: Workflow, revision: int) -> None:
+        """Encode a new revision for ``GET /workflows`` now, from the definition in
+        memory (a server's ``keep_listing``): the request that stored it answers once it
+        is kept, so no listing waits for it (a 100,000-task one: a fifth of a second,
+        against a second to read it back from the store, parse and encode it)."""
+        if self.keep_listing and (wf.id, revision) not in self._listed:
+            definition = {**wf.source, "id": wf.id}
+            self._listed_put((wf.id, revision), self._encode_revision(definition, revision))
+
+    def _encode_revision(self, definition: Json, revision: int) -> bytes:
+        """``serialize.workflow_revision_json`` encoded without its closing brace."""
+        snapshots = self.store.snapshot_info(_snapshots_of(definition))
+        return encode(workflow_revision_json(definition, revision, snapshots))[:-1]
+
+    def _listed_put(self, key: tuple[str, int], data: bytes) -> None:
+        """Keep an encoded revision, dropping the least recent past ``LISTED_BYTES``."""
+        with self._lock:
+            self._listed_bytes += len(data) - len(self._listed.pop(key, b""))
+            self._listed[key] = data
+            self._encoding.pop(key, None)
+            while self._listed_bytes > self.LISTED_BYTES and len(self._listed) > 1:
+                _, dropped = self._listed.popitem(last=False)
+                self._listed_bytes -= len(dropped)
 
     def _revision_bytes(self, workflow_id: str, revision: int) -> bytes:
         """``serialize.workflow_revision_json`` of a revision, encoded without its
-        closing brace, from an LRU cache of at most ``LISTED_BYTES``; a request that
-        comes while it is being encoded (``_warm``) waits for it instead of encoding
-        it again."""
+        closing brace, from an LRU cache of at most ``LISTED_BYTES`` (read back from the
+        store when it is not there: a revision stored before this server started, or
+        dropped); a request that comes while another encodes it waits for it instead
+        of encoding it again."""
         key = (workflow_id, revision)
         with self._lock:
             busy = self._encoding.setdefault(key, threading.Lock())
@@ -327,20 +346,12 @@ class Runner:
                     return cached
             try:
                 record = self.store.workflow(workflow_id, revision)
-                snapshots = self.store.snapshot_info(_snapshots_of(record.definition))
-                revision_json = workflow_revision_json(record.definition, revision, snapshots)
-                data = encode(revision_json)[:-1]
+                data = self._encode_revision(record.definition, revision)
             except BaseException:
                 with self._lock:
                     self._encoding.pop(key, None)
                 raise
-            with self._lock:
-                self._listed[key] = data
-                self._listed_bytes += len(data)
-                self._encoding.pop(key, None)
-                while self._listed_bytes > self.LISTED_BYTES and len(self._listed) > 1:
-                    _, dropped = self._listed.popitem(last=False)
-                    self._listed_bytes -= len(dropped)
+            self._listed_put(key, data)
         return data
 
     def get_workflow(self, workflow_id: str, revision: int | None = None) -> Json:
@@ -410,7 +421,7 @@ class Runner:
         if created:
             self._launch(wf, row["id"], params, prior)
             if save is not None:
-                self._warm(wf, row["revision"])
+                self._keep_listed(wf, row["revision"])
         return execution
 
     def _plan(

@@ -47,6 +47,7 @@ from .errors import Conflict, InvalidInput, NotFound, StorageUnavailable, StoreE
 from .events import Event
 from .model import TERMINAL_EXECUTION, TaskRun, TaskStatus, Trigger, Workflow, iso, utcnow
 from .schedule import Schedule, plan
+from .serialize import encode
 from .transitions import Changes
 from .validation import STORED, Limits, parse_workflow
 
@@ -530,7 +531,7 @@ class Store:
         spec = wf.source.get("schedule")
         return (
             wf.name,
-            json.dumps({**wf.source, "id": wf.id}),
+            encode({**wf.source, "id": wf.id}).decode(),
             wf.fingerprint(),
             None if spec is None else json.dumps(spec, sort_keys=True),
             "id" not in wf.source,  # derived from the name

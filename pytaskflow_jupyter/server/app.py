@@ -317,6 +317,7 @@ class TaskFlowApp(ExtensionApp):
             resolve=SnapshotResolver(self.store.function_snapshot),
             root_dir=root_dir,
             runs_dir=os.path.join(root_dir or os.getcwd(), os.path.expanduser(self.runs_dir)),
+            keep_listing=True,
         )
         self.hub = EventHub(
             self.store, self.run, poll_interval=self.ws_poll_interval, queue_size=self.ws_queue_size

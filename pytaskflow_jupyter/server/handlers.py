@@ -178,6 +178,24 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
         body = await self.app.run(lambda: encode(fn(*args, **kwargs)))
         self.finish(body)
 
+    ALONE = 64 * 1024  # a chunk of this many bytes or more is sent on its own
+
+    def send_chunks(self, chunks: list[bytes]) -> None:
+        """Send a JSON answer made of ``chunks`` without joining them: Tornado joins
+        what is written between two flushes (a copy of 22 MB for a 100,000-task
+        definition: 15-150 ms of page faults on this VM), so a large chunk is flushed
+        on its own, and under a ``Content-Length`` (chunked encoding would copy it)."""
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Length", sum(len(chunk) for chunk in chunks))
+        for chunk in chunks:
+            if len(chunk) >= self.ALONE:
+                self.flush()
+                self.write(chunk)
+                self.flush()
+            else:
+                self.write(chunk)
+        self.finish()
+
 
 # -- routes ----------------------------------------------------------------------------------
 class WorkflowsHandler(TaskFlowHandler):
@@ -187,9 +205,7 @@ class WorkflowsHandler(TaskFlowHandler):
     @authorized
     async def get(self) -> None:
         self.query({})
-        for chunk in await self.app.run(self.runner.list_workflows_json):
-            self.write(chunk)
-        self.finish()
+        self.send_chunks(await self.app.run(self.runner.list_workflows_json))
 
     @web.authenticated
     @_execute

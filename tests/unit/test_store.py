@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytaskflow_jupyter.events import make_event
+from pytaskflow_jupyter.executors import ThreadExecutor
 from pytaskflow_jupyter.model import TaskRun, Workflow
+from pytaskflow_jupyter.runner import Runner
 from pytaskflow_jupyter.store import MIGRATIONS, Store
 from pytaskflow_jupyter.transitions import Changes
 from pytaskflow_jupyter.validation import parse_workflow
@@ -325,3 +328,26 @@ def test_the_encoded_workflow_list_is_the_list_and_follows_schedule_state(runner
     assert json.loads(b"".join(runner.list_workflows_json())) == runner.list_workflows()
     runner.delete_workflow("one")
     assert [w["id"] for w in json.loads(b"".join(runner.list_workflows_json()))] == ["two"]
+
+
+def test_a_server_lists_a_new_revision_without_reading_it_back(store, bus, monkeypatch):
+    """With ``keep_listing`` (a server's) the revision a request stores is encoded from
+    the definition in memory before the request answers: no listing waits to read it
+    back from the store, parse and encode it (a 100,000-task one: a second), and what
+    it lists is what the store would give."""
+    executor = ThreadExecutor(2)
+    runner = Runner(store, executor, bus, keep_listing=True)
+    try:
+        runner.register({**wf(task("a"), task("b", "a")), "id": "one"})
+        run = runner.submit({**wf(task("c")), "id": "two", "schedule": {"every": 3600}})
+        wanted = runner.list_workflows()
+        read_back = store.workflow
+        monkeypatch.setattr(store, "workflow", lambda *a: pytest.fail(f"read back {a}"))
+        assert json.loads(b"".join(runner.list_workflows_json())) == wanted
+        monkeypatch.setattr(store, "workflow", read_back)
+        runner._listed.clear()  # a revision stored before the server started
+        assert json.loads(b"".join(runner.list_workflows_json())) == wanted
+        runner.wait(run["id"], timeout=30)
+    finally:
+        runner.close()
+        executor.shutdown(wait=False)
