@@ -40,8 +40,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import sqlite_utils
-
 from ._rows import event_from_row, event_row, loads, read_history, task_writes
 from .errors import Conflict, InvalidInput, NotFound, StorageUnavailable, StoreError
 from .events import Event
@@ -68,42 +66,26 @@ def default_db_path() -> Path:
     return Path(jupyter_data_dir()) / "pytaskflow" / "taskflow.db"
 
 
-def _m1(db: sqlite_utils.Database) -> None:
-    db.table("workflows").create(
-        {
-            "id": str,
-            "revision": int,
-            "name": str,
-            "definition": str,
-            "fingerprint": str,
-            "created_at": str,
-            "deleted": int,
-        },
-        pk=("id", "revision"),
+def _m1(db: sqlite3.Connection) -> None:
+    # the text sqlite-utils wrote for these tables when it made them (kept as it was)
+    db.execute(
+        'CREATE TABLE "workflows" (\n   "id" TEXT,\n   "revision" INTEGER,\n   "name" TEXT,\n'
+        '   "definition" TEXT,\n   "fingerprint" TEXT,\n   "created_at" TEXT,\n'
+        '   "deleted" INTEGER,\n   PRIMARY KEY ("id", "revision")\n)'
     )
-    db.table("executions").create(
-        {
-            "id": str,
-            "workflow_id": str,
-            "revision": int,
-            "status": str,
-            "params": str,
-            "start_time": str,
-            "end_time": str,
-            "created_at": str,
-            "owner": str,
-            "heartbeat": float,
-            "parent_id": str,
-            "idempotency_key": str,
-            "reason": str,
-            "executor": str,
-            "cancel_requested": int,
-        },
-        pk="id",
+    db.execute(
+        'CREATE TABLE "executions" (\n   "id" TEXT PRIMARY KEY,\n   "workflow_id" TEXT,\n'
+        '   "revision" INTEGER,\n   "status" TEXT,\n   "params" TEXT,\n   "start_time" TEXT,\n'
+        '   "end_time" TEXT,\n   "created_at" TEXT,\n   "owner" TEXT,\n   "heartbeat" REAL,\n'
+        '   "parent_id" TEXT,\n   "idempotency_key" TEXT,\n   "reason" TEXT,\n'
+        '   "executor" TEXT,\n   "cancel_requested" INTEGER\n)'
     )
-    db.table("executions").create_index(["workflow_id"])
-    db.table("executions").create_index(["status"])
-    db.table("executions").create_index(["idempotency_key"], unique=True)
+    for column in ("workflow_id", "status"):
+        db.execute(f'CREATE INDEX "idx_executions_{column}"\n    ON "executions" ("{column}")')
+    db.execute(
+        'CREATE UNIQUE INDEX "idx_executions_idempotency_key"\n'
+        '    ON "executions" ("idempotency_key")'
+    )
     db.execute(
         "CREATE TABLE task_runs (execution_id TEXT, name TEXT, status TEXT, attempts INTEGER,"
         " start_time TEXT, end_time TEXT, duration REAL, result TEXT, error TEXT,"
@@ -118,11 +100,11 @@ def _m1(db: sqlite_utils.Database) -> None:
         "CREATE TABLE events (seq INTEGER PRIMARY KEY, execution_id TEXT, workflow_id TEXT,"
         " event TEXT, payload TEXT)"
     )
-    db.table("events").create_index(["execution_id"])
-    db.table("events").create_index(["workflow_id"])
+    for column in ("execution_id", "workflow_id"):
+        db.execute(f'CREATE INDEX "idx_events_{column}"\n    ON "events" ("{column}")')
 
 
-def _m2(db: sqlite_utils.Database) -> None:
+def _m2(db: sqlite3.Connection) -> None:
     """Events as columns: the engine writes no JSON document per event (readers build
     it, see ``_rows.event_from_row``); rows written before keep their ``payload``.
 
@@ -147,18 +129,18 @@ def _m2(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX IF EXISTS idx_events_execution_id")
 
 
-def _m3(db: sqlite_utils.Database) -> None:
+def _m3(db: sqlite3.Connection) -> None:
     """A task's ``output``: a file its attempt left to show (a notebook's executed copy)."""
     db.execute("ALTER TABLE task_runs ADD COLUMN output TEXT")
 
 
-def _m4(db: sqlite_utils.Database) -> None:
+def _m4(db: sqlite3.Connection) -> None:
     """A task's ``interruptions``: attempts a stop of the server cut short (item 13 of
     issue 15), durable so that a task that keeps killing the server fails in the end."""
     db.execute("ALTER TABLE task_runs ADD COLUMN interruptions INTEGER")
 
 
-def _m5(db: sqlite_utils.Database) -> None:
+def _m5(db: sqlite3.Connection) -> None:
     """Schedules (SPEC 12) and what started an execution.
 
     ``schedules``: one row per scheduled workflow — its schedule as posted, the revision
@@ -187,7 +169,7 @@ def _m5(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m6(db: sqlite_utils.Database) -> None:
+def _m6(db: sqlite3.Connection) -> None:
     """Attempts given up on (cancel, timeout) whose code still runs in a thread of their
     owner (blocked in C): kept by the owner while it runs, for REST and the widget."""
     db.execute(
@@ -196,7 +178,7 @@ def _m6(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m7(db: sqlite_utils.Database) -> None:
+def _m7(db: sqlite3.Connection) -> None:
     """Mapped tasks (SPEC 11): a mapped task's counts of its instances by status
     (``task_runs.mapped``, so that reading an execution never reads its instances), the
     runs of the instances (the columns of ``task_runs`` with ``map_index``; ``branch`` and
@@ -216,14 +198,14 @@ def _m7(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m8(db: sqlite_utils.Database) -> None:
+def _m8(db: sqlite3.Connection) -> None:
     """Where a reused result was computed: the execution a retry (or ``reuse``) carried a
     task's or an instance's row over from, followed back to the one that ran it."""
     db.execute("ALTER TABLE task_runs ADD COLUMN reused_from TEXT")
     db.execute("ALTER TABLE task_instances ADD COLUMN reused_from TEXT")
 
 
-def _m9(db: sqlite_utils.Database) -> None:
+def _m9(db: sqlite3.Connection) -> None:
     """An index that holds what ``GET /workflows`` reads of each revision but its
     definition. The columns after ``definition`` in a row (``created_at``, ``deleted``)
     are read by walking the definition's overflow pages: 140 ms for a 100,000-task
@@ -231,7 +213,7 @@ def _m9(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX workflows_heads ON workflows (id, revision, created_at, deleted)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9,
 ]  # fmt: skip
 
@@ -355,15 +337,25 @@ class _Checkpointer:
                 )
                 self._thread.start()
 
+    def stop(self) -> None:
+        """End the thread now, with its connection (the store is closing; the next
+        ``EVERY`` commits would start another)."""
+        with self._lock:
+            self._thread = None
+            self._wake.set()
+
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        me = threading.current_thread()
         try:
             while True:
-                if not self._wake.wait(self.IDLE):
-                    with self._lock:
-                        if not self._wake.is_set():
-                            self._thread = None
-                            return
+                woken = self._wake.wait(self.IDLE)
+                with self._lock:
+                    if self._thread is not me:
+                        return  # stopped
+                    if not woken and not self._wake.is_set():
+                        self._thread = None
+                        return
                 self._wake.clear()
                 try:
                     conn = conn or self._connect()
@@ -492,7 +484,9 @@ class Store:
         self._checkpointer.committed()
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connection, and stop the checkpoint thread (which held
+        the store, its cache of definitions included, for ``IDLE`` seconds more)."""
+        self._checkpointer.stop()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -500,9 +494,8 @@ class Store:
 
     def _migrate(self) -> None:
         with self.write() as conn:
-            db = sqlite_utils.Database(conn)
-            if "meta" not in db.table_names():
-                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
+                conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version > len(MIGRATIONS):
@@ -511,7 +504,7 @@ class Store:
                     f"pytaskflow-jupyter knows up to {len(MIGRATIONS)}"
                 )
             for number in range(version, len(MIGRATIONS)):
-                MIGRATIONS[number](db)
+                MIGRATIONS[number](conn)
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(len(MIGRATIONS)),)
             )

@@ -572,7 +572,9 @@ def test_a_chain_step_runs_on_the_thread_that_ended_its_upstream(store, bus):
 
 
 def test_the_wal_is_checkpointed_off_the_committing_thread(tmp_path, monkeypatch):
+    import gc
     import threading
+    import weakref
 
     from pytaskflow_jupyter.store import Store, _Checkpointer
 
@@ -592,6 +594,7 @@ def test_the_wal_is_checkpointed_off_the_committing_thread(tmp_path, monkeypatch
     wait_until(lambda: db.stat().st_size > start, timeout=10)
     assert "taskflow-checkpoint" not in threading.current_thread().name
     wait_until(lambda: not checkpointers(), timeout=10)  # idle: the thread ends
+    monkeypatch.setattr(_Checkpointer, "IDLE", 600.0)
     with s.write() as conn:  # and starts again when needed
         for i in range(8):
             conn.execute("INSERT INTO meta VALUES (?, 'y')", (f"m{i}",))
@@ -599,4 +602,10 @@ def test_the_wal_is_checkpointed_off_the_committing_thread(tmp_path, monkeypatch
         with s.write() as conn:
             conn.execute("UPDATE meta SET value='z' WHERE key='m0'")
     wait_until(checkpointers, timeout=10)
+    # closing the store ends it at once, and nothing holds the store any more
+    held = weakref.ref(s)
     s.close()
+    wait_until(lambda: not checkpointers(), timeout=10)
+    del s
+    gc.collect()
+    assert held() is None

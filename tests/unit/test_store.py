@@ -7,7 +7,6 @@ import json
 import sqlite3
 
 import pytest
-import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,10 +86,9 @@ def test_an_attempt_or_duration_that_is_null_survives(store):
 def test_a_schema_1_database_is_migrated_and_its_events_still_read(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    db = sqlite_utils.Database(conn)
-    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-    MIGRATIONS[0](db)
-    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    MIGRATIONS[0](conn)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     old = {
         "event": "execution_started",
         "workflow_id": "exec_old",
