@@ -32,7 +32,7 @@ Results: a task's result stays in memory only while a task downstream may still 
 (``RunState.results``); a task with consumers gets a ``results.Spill`` in its job, so a
 large result is written to a file under ``runs_dir`` by its worker and passed on by
 reference (``results.py``), and a task without any reports only what the store keeps;
-a resumed execution finds those files again (``_recall``), and the engine removes them
+a resumed execution finds those files again (``recalled``), and the engine removes them
 when the execution ends. The report callback executors get holds this object weakly:
 a pool thread that keeps its last attempt then keeps no execution alive.
 
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -151,7 +152,9 @@ class ExecutionRun:
             fast_noop=fast_noop,
             max_interruptions=max_interruptions,
             stored=stored_result,
-            recall=self._recall,
+            # not a method of the run: the state would hold the run, in a cycle that
+            # leaves every task of an ended execution to the cyclic GC's full passes
+            recall=functools.partial(recalled, runs_dir, execution_id),
             max_map_length=max_map_length,
         )
         self.status: str = ExecStatus.PENDING.value
@@ -214,6 +217,9 @@ class ExecutionRun:
                 self._abort()
             if self.runs_dir is not None and self.status in TERMINAL_EXECUTION:
                 remove(self.runs_dir, self.execution_id)  # else a resumed engine needs them
+            with turn:  # a late report never sees it: the run is stopped
+                self._stopped = True
+                state.release()
             self.done.set()
         return self.status
 
@@ -288,15 +294,6 @@ class ExecutionRun:
                 exc_info=True,
             )
             self.spill_over = None
-
-    def _recall(self, run: TaskRun) -> Any:
-        """What a resumed execution hands downstream of a finished task: its spilled
-        result if the file is there, else what the store kept (as before spilling)."""
-        if self.runs_dir is not None and run.status == TaskStatus.COMPLETED:
-            path = spill_path(self.runs_dir, self.execution_id, run.name, run.attempts)
-            if os.path.isfile(path):
-                return Spilled(path, run.result)
-        return run.result
 
     def _stop_abandoned(self) -> None:
         to_stop = self.state.to_stop
@@ -395,6 +392,16 @@ class ExecutionRun:
                 )
                 if delay is not None:
                     time.sleep(delay)
+
+
+def recalled(runs_dir: str | None, execution_id: str, run: TaskRun) -> Any:
+    """What a resumed execution hands downstream of a finished task: its spilled
+    result if the file is there, else what the store kept (as before spilling)."""
+    if runs_dir is not None and run.status == TaskStatus.COMPLETED:
+        path = spill_path(runs_dir, execution_id, run.name, run.attempts)
+        if os.path.isfile(path):
+            return Spilled(path, run.result)
+    return run.result
 
 
 _WAKE = object()

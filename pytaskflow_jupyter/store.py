@@ -34,6 +34,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -317,8 +318,8 @@ class _Checkpointer:
     FALLBACK = 10_000
     IDLE = 5.0
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
+    def __init__(self, connect: weakref.WeakMethod[Callable[[], sqlite3.Connection]]) -> None:
+        self._connect = connect  # weakly: the store is not held in a cycle through us
         self._commits = 0  # since the last wake-up; increments may race: it only paces
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -358,7 +359,10 @@ class _Checkpointer:
                         return
                 self._wake.clear()
                 try:
-                    conn = conn or self._connect()
+                    connect = self._connect()
+                    if connect is None:
+                        return  # the store is gone
+                    conn = conn or connect()
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except (sqlite3.Error, StorageUnavailable):
                     log.debug("checkpoint of the WAL failed", exc_info=True)
@@ -391,7 +395,7 @@ class Store:
         self._workflow_cache: OrderedDict[tuple[str, int], Workflow] = OrderedDict()
         self._cached_tasks = 0
         self._cache_lock = threading.Lock()
-        self._checkpointer = _Checkpointer(self._connect)
+        self._checkpointer = _Checkpointer(weakref.WeakMethod(self._connect))
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
             # Task parameters may hold secrets: the file is private to its user.

@@ -906,6 +906,13 @@ class RunState:
         self._emit(f"execution_{status}", None, status)
         return status
 
+    def release(self) -> None:
+        """Untie what holds an ended run's units in a cycle (a mapped task and its
+        instances hold each other), so that they are freed with the run, not left to
+        the cyclic GC's full passes."""
+        for task in self.tasks.values():
+            task.instances = None
+
     def abandon(self) -> None:
         """The execution was ended elsewhere (cancel in another process, owner_lost):
         stop every attempt in flight, change nothing."""

@@ -602,10 +602,40 @@ def test_the_wal_is_checkpointed_off_the_committing_thread(tmp_path, monkeypatch
         with s.write() as conn:
             conn.execute("UPDATE meta SET value='z' WHERE key='m0'")
     wait_until(checkpointers, timeout=10)
-    # closing the store ends it at once, and nothing holds the store any more
+    # closing the store ends it at once, and nothing holds the store any more, not
+    # even a cycle (which only the cyclic GC's passes would free)
     held = weakref.ref(s)
     s.close()
     wait_until(lambda: not checkpointers(), timeout=10)
-    del s
+    gc.disable()
+    try:
+        del s
+        assert held() is None
+    finally:
+        gc.enable()
+
+
+def test_an_ended_execution_s_tasks_are_freed_without_the_cyclic_gc(runner):
+    """Nothing of an execution's run state is in a reference cycle (the state once held
+    a method of its run): once the run has ended and is dropped, its tasks are freed at
+    once, not left for the cyclic GC's full passes (the 100,000-task run left 500,000
+    objects, a 280 ms pass on the server, every thread stopped)."""
+    import gc
+
+    from pytaskflow_jupyter.transitions import _Task
+
+    def alive() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, _Task))
+
     gc.collect()
-    assert held() is None
+    gc.disable()
+    try:
+        fan_out = (task(f"t{i}", "a") for i in range(30))
+        mapped = task("each", "a", map_over="a", code="result = item")
+        for definition in (wf(task("a"), *fan_out), wf(task("a", code="result = [1, 2]"), mapped)):
+            ex = runner.submit(definition)
+            assert runner.wait(ex["id"], timeout=30)["status"] == "completed"
+            wait_until(lambda ex=ex: ex["id"] not in runner._runs, timeout=10)
+            assert alive() == 0
+    finally:
+        gc.enable()
