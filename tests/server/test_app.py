@@ -41,6 +41,21 @@ def test_limits_must_be_positive(trait):
         TaskFlowApp(**{trait: 0})
 
 
+@pytest.mark.parametrize("value", [[0], [-1, 10, 10], [700, 10, 10, 10]])
+def test_gc_thresholds_are_what_gc_set_threshold_takes(value):
+    with pytest.raises(TraitError, match="gc_thresholds"):
+        TaskFlowApp(gc_thresholds=value)
+
+
+async def test_the_server_sets_its_gc_thresholds(taskflow_app):
+    """A server holding a large execution keeps Python's cyclic GC to young passes
+    (docs/configuration.md, ``gc_thresholds``)."""
+    import gc
+
+    assert taskflow_app.gc_thresholds == [50_000, 20, 20]
+    assert gc.get_threshold() == (50_000, 20, 20)
+
+
 def test_every_trait_is_documented():
     doc = (REPO / "docs" / "configuration.md").read_text()
     for name in TaskFlowApp.class_own_traits(config=True):
