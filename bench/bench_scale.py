@@ -6,7 +6,8 @@ A real server (a subprocess, its default ``process`` executor unless ``--executo
 gets ONE ``POST /workflows`` of a fan-out: a root and ``--tasks`` - 1 tasks under it,
 each calling ``bench._floor:noop`` (real attempts, not the engine's no-op fast path).
 One ``/ws`` client follows it (as an open Lab panel would) and one REST client polls,
-in turn, ``GET /workflows`` and a random page of ``GET /executions/{id}?limit=100``,
+in turn, ``GET /workflows`` (gzip, as a browser asks it, and identity) and a random
+page of ``GET /executions/{id}?limit=100``,
 until the client has the terminal event; then the same requests 50 times on the idle
 server, and the first, a middle and the last page. Printed: the run's time, the
 server's RSS (psutil, every 50 ms: start, peak, after the end) and the worker
@@ -18,6 +19,7 @@ Not a test: nothing is asserted (docs/performance.md, "Scale through the server"
 from __future__ import annotations
 
 import argparse
+import gzip
 import multiprocessing as mp
 import random
 import sys
@@ -32,6 +34,14 @@ from bench_server import Server as BaseServer
 from bench_ws import ROOT, Server, clients_process, ms_summary
 
 PAGE = 100
+# what the REST client asks in turn: the listing as a browser asks it (gzip) and as
+# a client that takes no encoding does, and a random page of the execution
+REQUESTS = (
+    ("GET /workflows (gzip)", "/workflows", {"Accept-Encoding": "gzip, deflate, br"}),
+    ("GET /workflows (identity)", "/workflows", {}),
+    ("GET /executions/{id} page", "/executions/{id}?limit={limit}&cursor={cursor}", {}),
+)
+INFLATE = "the client's gunzip of the listing (not in the figures above; idle server)"
 
 
 def fan_out(n: int) -> dict[str, Any]:
@@ -82,23 +92,25 @@ def poll(
     """``GET /workflows`` and a random page of the execution, in turn, until ``stop``
     (or ``rounds`` of the two); each timed from the request's first byte to the
     answer's last, and not parsed."""
-    samples: dict[str, list[float]] = {"GET /workflows": [], "GET /executions/{id} page": []}
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in REQUESTS}
+    if rounds is not None:
+        samples[INFLATE] = []
     pages = max(1, -(-n // PAGE))
     done = 0
     while not stop.is_set() and (rounds is None or done < rounds):
         done += 1
-        for name, path in (
-            ("GET /workflows", "/workflows"),
-            (
-                "GET /executions/{id} page",
-                f"/executions/{execution_id}?limit={PAGE}&cursor={random.randrange(pages) * PAGE}",
-            ),
-        ):
+        cursor = random.randrange(pages) * PAGE
+        for name, path, headers in REQUESTS:
+            path = path.format(id=execution_id, limit=PAGE, cursor=cursor)
             # the body as bytes: parsing 22 MB here would leave a sample a second
-            status, body, took = BaseServer.request(server, "GET", path)
+            status, body, took = BaseServer.request(server, "GET", path, headers=headers)
             if status != 200:
-                raise RuntimeError(f"GET {path}: {status} {body}")
+                raise RuntimeError(f"GET {path}: {status} {body[:200]!r}")
             samples[name].append(took)
+            if headers and rounds is not None:  # idle: not taking CPU from the run
+                start = time.perf_counter()
+                gzip.decompress(body)
+                samples[INFLATE].append(time.perf_counter() - start)
     return samples
 
 

@@ -160,9 +160,13 @@ class Server:
             time.sleep(0.2)
 
     def request(
-        self, method: str, path: str, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, float]:
-        headers = {"Authorization": f"token {TOKEN}"}
+        headers = {"Authorization": f"token {TOKEN}", **(headers or {})}
         if body is not None:
             headers["Content-Type"] = "application/json"
         start = time.perf_counter()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import re
+from typing import Any
 
 import pytest
 
@@ -447,3 +449,28 @@ async def test_database_path_is_exported_for_kernels(api, db_path):
 async def test_unknown_paths_are_404(api, path):
     status, _, _ = await api("GET", *path.split("/"))
     assert status == 404
+
+
+async def test_a_large_listing_goes_gzipped_to_the_clients_that_accept_it(api):
+    """``GET /workflows`` of more than 32 KiB: gzip for an ``Accept-Encoding`` that
+    takes it (what browsers send), the same JSON; as it is for the others."""
+    await api.submit(wf("Big", task("a"), *(task(f"t{i}", "a") for i in range(300))))
+
+    async def get(encoding: str | None) -> Any:
+        headers = {} if encoding is None else {"Accept-Encoding": encoding}
+        return await api._fetch(
+            "workflows", method="GET", headers=headers, decompress_response=False
+        )
+
+    plain = await get(None)
+    assert "Content-Encoding" not in plain.headers and len(plain.body) > 32 * 1024
+    for refused in ("identity", "br", "gzip;q=0"):
+        assert (await get(refused)).body == plain.body
+    zipped = await get("gzip, deflate, br")
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert zipped.headers["Vary"] == "Accept-Encoding"
+    assert int(zipped.headers["Content-Length"]) == len(zipped.body) < len(plain.body) / 10
+    assert json.loads(gzip.decompress(zipped.body)) == json.loads(plain.body)
+    await api.submit(wf("Small", task("a")))  # the answer changes: so does its gzip
+    listing = json.loads(gzip.decompress((await get("gzip")).body))
+    assert [w["name"] for w in listing] == ["Big", "Small"]
