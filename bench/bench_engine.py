@@ -57,6 +57,7 @@ import os
 import platform
 import pstats
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -252,10 +253,12 @@ def spawn(
     repeat: int,
     script: Path | None = None,
     options: tuple[str, ...] = (),
+    timeout: float = 7200.0,
 ) -> dict | None:
     """Run ``script --child kind shape n [options]`` (default: this one) in a fresh interpreter
     that imports this checkout (``PYTHONPATH``, which its worker processes inherit too);
-    the last line it prints, as JSON, or None (its stderr printed) when it failed."""
+    the last line it prints, as JSON, or None (its stderr printed) when it failed or ran
+    past ``timeout`` seconds."""
     cmd = [
         sys.executable,
         str(script or Path(__file__).resolve()),
@@ -271,11 +274,23 @@ def spawn(
     ]
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200, check=False, env=env)
-    if proc.returncode != 0:
-        print(f"  {kind} {shape} {n} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+    # a session of its own: a case past its time is stopped with what it started
+    # (a Dask cluster's worker processes)
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        print(f"  {kind} {shape} {n} stopped after {timeout:.0f} s", file=sys.stderr)
         return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    if child.returncode != 0:
+        print(f"  {kind} {shape} {n} failed:\n{err[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # -- profile ----------------------------------------------------------------------------
