@@ -403,6 +403,35 @@ def test_launcher_and_palette_commands(lab: Lab, page) -> None:  # type: ignore[
     assert isinstance(runs, list) and len(runs) == 2, runs
 
 
+def test_a_large_listing_reaches_the_panel_gzipped(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]
+    """``GET /workflows`` over 32 KiB goes gzipped to a browser (docs/rest.md): what
+    Chromium asks for it, gets and decodes, and the Run dialog lists what it read."""
+    root = {"name": "root", "params": {"code": "result = 1"}}
+    leaves = [
+        {"name": f"leaf_{i:03d}", "dependencies": ["root"], "params": {"code": "result = 1"}}
+        for i in range(400)
+    ]
+    lab.api("PUT", "workflows/big_listing", {"name": "Big listing", "tasks": [root, *leaves]})
+    _open_lab(page, lab)
+    got = page.evaluate(
+        """async ([url, token]) => {
+            const r = await fetch(url + 'workflows', {headers: {Authorization: 'token ' + token}});
+            const listing = await r.json();
+            const big = listing.find(w => w.id === 'big_listing');
+            return [r.status, r.headers.get('content-encoding'), big && big.tasks.length];
+        }""",
+        [lab.url, lab.token],
+    )
+    assert got == [200, "gzip", 401], got
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator("#command-palette")
+    palette.locator("input").fill("Run TaskFlow")
+    palette.locator(".lm-CommandPalette-item", has_text="Run TaskFlow Workflow…").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("select option[value='big_listing']").wait_for(state="attached")
+    dialog.locator(".jp-mod-reject").click()
+
+
 def test_cancel_from_the_execution_view(lab: Lab, page) -> None:  # type: ignore[no-untyped-def]
     slow = {"name": "slow", "type": "python", "params": {"code": "import time\ntime.sleep(120)"}}
     after = {"name": "after", "type": "python", "dependencies": ["slow"]}
