@@ -249,9 +249,8 @@ class WorkflowsHandler(TaskFlowHandler):
             self.send_chunks(chunks)
             return
         body = await self.app.run(self.LISTED.get, chunks)
-        self.set_header("Content-Type", "application/json")
         self.set_header("Content-Encoding", "gzip")
-        self.finish(body)
+        self.finish(body)  # APIHandler.finish sets the JSON Content-Type
 
     @web.authenticated
     @_execute
