@@ -280,3 +280,72 @@ async def test_an_execution_s_end_does_not_wait_out_the_interval(tmp_path):
     await hub.stop()
     store.close()
     assert writes == [[2], [3]]
+
+
+def test_the_events_the_bus_published_are_taken_as_the_store_holds_them(tmp_path):
+    """The hub takes the committed events the bus published instead of reading them back:
+    for every kind of event a run makes (a branch's selection, skips and their reasons, a
+    failure, retries and their delays, a mapped task's instances), the frames are byte for
+    byte those of the stored events, and no event is read back from the store."""
+    from pytaskflow_jupyter.events import EventBus
+    from pytaskflow_jupyter.executors import ThreadExecutor
+    from pytaskflow_jupyter.runner import Runner
+    from pytaskflow_jupyter.store import Store
+
+    from ..unit.helpers import task as unit_task
+    from ..unit.helpers import wf as unit_wf
+
+    store, bus, executor = Store(tmp_path / "t.db"), EventBus(), ThreadExecutor(2)
+    runner = Runner(store, executor, bus)
+    hub = EventHub(store, _to_thread)
+    hub.clients.add(Client(print, print, execution=None, workflow=None, queue_size=10))
+    bus.subscribe(hub.notify)
+    marker = str(tmp_path / "count")
+    definition = unit_wf(
+        unit_task("br", type="branch", next=["left"]),
+        unit_task("left", "br", code="result = [1, 2, 3]"),
+        unit_task("right", "br"),
+        unit_task("each", "left", map_over="left", code="result = item * 2"),
+        unit_task("flaky", callable="tests.unit.sample_tasks:fail_until",
+                  kwargs={"marker": marker, "times": 1}, retries=1, retry_delay=0.01),
+        unit_task("bad", code="raise ValueError('no <good>\\u00e9')"),
+        unit_task("after_bad", "bad"),
+    )  # fmt: skip
+    ended = runner.wait(runner.submit(definition)["id"], 30)
+    assert ended["status"] == "failed"
+    taken: list[bytes] = []
+    while True:
+        rows, stored = hub.after(len(taken))
+        if not rows:
+            break
+        assert not stored, f"events after seq {len(taken)} were read back from the store"
+        taken += [m.frame for m in rows]
+    assert taken == [m.frame for m in hub.fetch(0, None, None, 10_000)]
+    kinds = {json.loads(f[2:] if f[1] < 126 else f[4:])["event"] for f in taken}
+    assert {"task_skipped", "task_failed", "task_retrying", "execution_failed"} <= kinds
+    runner.close()
+    executor.shutdown(wait=True)
+    store.close()
+
+
+def test_after_a_gap_in_the_published_events_the_hub_reads_the_store(tmp_path):
+    """Events of another process (or of a run not yet published) leave a gap in what the
+    bus gave: the hub then reads the store from ``last``, and drops what it has given."""
+    from pytaskflow_jupyter.events import make_event
+    from pytaskflow_jupyter.transitions import Changes
+
+    store = store_with_events(tmp_path / "t.db", 3)  # seq 1-3, never published
+    hub = EventHub(store, _to_thread)
+    hub.clients.add(Client(print, print, execution=None, workflow=None, queue_size=10))
+    events = [make_event("task_started", "exec_x", "w", "running", "a") for _ in range(2)]
+    store.commit("exec_x", Changes(events=events))  # seq 4-5
+    hub.notify(events)
+    rows, stored = hub.after(0)
+    assert ([m.seq for m in rows], stored) == ([1, 2, 3, 4, 5], True)
+    assert hub.after(5) == ([], True)  # 4-5 were dropped, not given twice
+    later = [make_event("task_started", "exec_x", "w", "running", "a")]
+    store.commit("exec_x", Changes(events=later))  # seq 6
+    hub.notify(later)
+    rows, stored = hub.after(5)
+    assert ([m.seq for m in rows], stored) == ([6], False)
+    store.close()
