@@ -7,8 +7,11 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pytaskflow_jupyter.server.body import depth_exceeded
+from pytaskflow_jupyter.errors import InvalidInput
+from pytaskflow_jupyter.server.body import depth_exceeded, parse_json, parse_strict
 
 from .helpers import LiveServer
 
@@ -127,6 +130,85 @@ def test_the_depth_check_stops_at_the_first_window_past_the_limit():
 def test_the_depth_check_skips_strings(raw, deepest):
     assert depth_exceeded(raw, deepest) is None
     assert depth_exceeded(raw, deepest - 1) is not None
+
+
+def _outcome(parse: Any, raw: bytes, limit: int) -> tuple[Any, ...]:
+    try:
+        return ("value", repr(parse(raw, depth_limit=limit)))  # repr: 1 is not 1.0
+    except InvalidInput as exc:
+        return ("refused", str(exc), [(p.path, p.code, p.detail) for p in exc.problems])
+
+
+_TEXT = st.text(st.sampled_from('ab:"\\[]{}e+\u00e9\u2028\U0001f600\x00\x1f '), max_size=8)
+_SCALARS = (
+    st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(10**25), 10**25) | _TEXT
+)  # fmt: skip
+_VALUES = st.recursive(
+    _SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+_NOISE = st.sampled_from(
+    [b"[", b"]", b"{", b"}", b'"', b":", b",", b"\\", b"\\u003a", b"\\ud800", b"e+5", b"1e400",
+     b"NaN", b"99999999999999999999", b"\xff", b"\xef\xbb\xbf", b" ", b"-", b"0"]
+)  # fmt: skip
+
+
+@st.composite
+def _bodies(draw: Any) -> bytes:
+    """JSON texts as clients write them, sometimes broken: a byte string inserted, a
+    slice cut, or a member repeated (a duplicate key)."""
+    value = draw(_VALUES)
+    ascii_only = draw(st.booleans())
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")]))
+    raw = json.dumps(value, ensure_ascii=ascii_only, separators=separators).encode()
+    change = draw(st.sampled_from(["none", "insert", "cut", "repeat"]))
+    where = draw(st.integers(0, len(raw)))
+    if change == "insert":
+        raw = raw[:where] + draw(_NOISE) + raw[where:]
+    elif change == "cut":
+        raw = raw[:where] + raw[where + draw(st.integers(1, 4)) :]
+    elif change == "repeat" and isinstance(value, dict) and value:
+        key, item = next(iter(value.items()))
+        member = json.dumps({key: item}, ensure_ascii=ascii_only)[1:-1].encode()
+        raw = b"{" + member + b", " + raw[1:]
+    return raw
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=_bodies(), limit=st.sampled_from([1, 2, 3, 64]))
+def test_orjson_s_parse_answers_as_the_strict_parse_does(raw, limit):
+    """The body parser takes orjson's parse where it is the strict parse's and leaves the
+    rest to the strict parse: on any body, whole or broken, they answer the same, value
+    for value (an integer stays one) and refusal for refusal."""
+    assert _outcome(parse_json, raw, limit) == _outcome(parse_strict, raw, limit)
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b'{"a": 1, "a": 2}', None),
+        (b'{"x": {"k:": 1, "k:": 2}}', None),
+        (b'{"\\u003a": 1, "\\u003a": 2}', None),
+        (b"[18446744073709551616]", [18446744073709551616]),
+        (b"-9223372036854775809", -9223372036854775809),
+        (b'["\\ud800"]', None),
+        (b"[NaN]", None),
+        (b"1e400", None),
+        (b"[" * 65 + b"]" * 65, None),
+        (b'["\\"", ' + b"[" * 64 + b"]" * 64 + b', "\\""]', None),  # escaped quotes around
+        (b'["\\\\", "[[[", [[1]], "]\\""]', ["\\", "[[[", [[1]], ']"']),
+        (b'[["e+"], 1e+300]', [["e+"], 1e300]),
+        (b"\xef\xbb\xbf[]", None),
+    ],
+)
+def test_what_orjson_parses_otherwise_is_left_to_the_strict_parse(raw, value):
+    """Duplicate keys (orjson keeps the last), integers beyond 64 bits (orjson makes them
+    floats), nesting past the limit: the strict parse decides, as it did alone (None:
+    it refuses the body)."""
+    outcome = _outcome(parse_json, raw, 64)
+    assert outcome == _outcome(parse_strict, raw, 64)
+    assert outcome[0] == "refused" if value is None else outcome == ("value", repr(value))
 
 
 async def test_a_string_of_escaped_quotes_that_never_closes_is_refused_at_once(api):
