@@ -34,6 +34,7 @@ _ALWAYS: dict[str, tuple[str, ...]] = {
     EventKind.TASK_PROGRESS.value: ("attempt", "progress"),
 }
 DETAIL_FIELDS = ("error", "reason", "delay", "selected", "progress", "map_index")
+_ALWAYS_DETAIL = frozenset(k for k, names in _ALWAYS.items() if set(names) & set(DETAIL_FIELDS))
 
 
 @dataclass(slots=True)
@@ -75,7 +76,21 @@ class Event:
             "status": self.status,
         }
         always = _ALWAYS.get(self.event, ())
-        for name in ("attempt", "duration", *DETAIL_FIELDS):
+        if self.attempt is not None or "attempt" in always:
+            msg["attempt"] = self.attempt
+        if self.duration is not None or "duration" in always:
+            msg["duration"] = self.duration
+        if (  # most events: no detail (tested first, field by field: it is the hot path)
+            self.error is None
+            and self.reason is None
+            and self.delay is None
+            and self.selected is None
+            and self.progress is None
+            and self.map_index is None
+            and self.event not in _ALWAYS_DETAIL
+        ):
+            return msg
+        for name in DETAIL_FIELDS:
             value = getattr(self, name)
             if value is not None or name in always:
                 msg[name] = value
