@@ -2,7 +2,7 @@
 
     python bench/bench_perf.py [--write] [--quick] [--sizes 1000 10000]
         [--shapes chain fanout grid branch sleep] [--only COLUMN ...]
-        [--workers 2] [--repeat 3]
+        [--workers 2] [--repeat 3] [--pairs 7]
 
 The shapes of ``bench/_floor.py`` (chain, fan-out, 10-layer grid, branch: no-op tasks
 calling ``bench._floor:noop``) at each of ``--sizes``, and ``sleep``: a fan-out of 1,000
@@ -36,6 +36,14 @@ In-process cases use a fresh SQLite file for every run; a server case has one da
 back): a run that did not do the work fails its case, shown as ``failed``, and so does a
 case still running after ``--case-timeout`` seconds (default 1500: the distributed
 scheduler took 323 s for the 10,000-task fan-out on the 2-CPU VM, and once hung).
+
+Item 2's ratio (the server over the in-process process executor) is also measured in
+turn, because the columns above run minutes apart and this VM's speed drifts by a third
+within an hour: ``--pairs`` (default 7; 0 for none) runs, for each shape and size but
+sleep, one interpreter holding a server and an in-process engine, both on the process
+executor and warmed alike, then ``--pairs`` times a server run and right after it an
+engine run (``paired_runs``); the last table gives both medians, their ratio, and the
+ratio of each pair.
 
 ``--write`` replaces the block between ``<!-- bench_perf begin -->`` and
 ``<!-- bench_perf end -->`` in docs/performance.md with the tables, the command, the git
@@ -206,6 +214,28 @@ async def post_and_follow(server: Server, body: bytes) -> tuple[float, str]:
     return got["final_at"] - start, json.loads(payload)["id"]
 
 
+def paired_runs(shape: str, n: int, count: int, workers: int) -> list[tuple[float, float]]:
+    """Item 2 side by side: one server and one in-process engine, both on the process
+    executor and warmed alike, then ``count`` times a server run and right after it an
+    engine run; (server seconds, engine seconds) pairs."""
+    from pytaskflow_jupyter.executors import make_executor
+
+    executor = make_executor("process", workers=workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp), Path(tmp) / "server.db", executor="process", workers=workers)
+        try:
+            server_once(server, *WARM, "warm")
+            engine_once(*WARM, workers, False, executor)
+            out = []
+            for i in range(count):
+                served = server_once(server, shape, n, f"pair{i}")
+                out.append((served, engine_once(shape, n, workers, False, executor)[0]))
+            return out
+        finally:
+            server.stop()
+            executor.shutdown(wait=True)
+
+
 def child(column: str, shape: str, n: int, args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.ERROR)
     if column == "floor":
@@ -216,6 +246,8 @@ def child(column: str, shape: str, n: int, args: argparse.Namespace) -> None:
     elif column.startswith("server"):
         kind = "thread" if column == "server-thread" else "process"
         out = server_runs(kind, shape, n, args)
+    elif column == "pairs":
+        out = {"pairs": paired_runs(shape, n, args.repeat, args.workers)}
     elif column == "dask-threaded":
         out = threaded_runs(shape, n, args)
     else:
@@ -235,7 +267,7 @@ RATIOS = [  # (heading, numerator, denominator)
     ("server / dask thr.", "server", "dask-threaded"),
     ("Dask exec. / dask dist.", "dask", "dask-distributed"),
     ("process / thread (item 1: <= 2)", "process", "thread"),
-    ("server / process (item 2: <= 1.5)", "server", "process"),
+    ("server / process, columns apart", "server", "process"),
     ("server thr. / thread", "server-thread", "thread"),
 ]
 
@@ -262,7 +294,48 @@ def tables(results: Results, columns: list[str], args: argparse.Namespace) -> li
     out = per_task_table(results, columns, args)
     for case in (case for case in results if case[0] == "sleep"):
         out += sleep_table(results, case, columns, args.workers)
-    return out + ratio_table(results, columns)
+    return out + ratio_table(results, columns) + pairs_table(results, args.pairs)
+
+
+def pairs_table(results: Results, count: int) -> list[str]:
+    """Item 2 from the runs in turn (``--pairs``): both medians, their ratio, and the
+    ratio of each pair."""
+    rows = []
+    for case, row in results.items():
+        got = row.get("pairs")
+        if got is None:
+            continue
+        if got == "failed":
+            rows.append([case[0], f"{case[1]:,}", *["failed"] * 4])
+            continue
+        served = statistics.median(s for s, _ in got)
+        engine = statistics.median(e for _, e in got)
+        ratios = sorted(s / e for s, e in got)
+        rows.append(
+            [
+                case[0],
+                f"{case[1]:,}",
+                f"{served / case[1] * 1e6:,.0f}",
+                f"{engine / case[1] * 1e6:,.0f}",
+                f"{served / engine:.2f}",
+                f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f}",
+            ]
+        )
+    if not rows:
+        return []
+    head = [
+        "shape",
+        "n",
+        "server (process), µs a task",
+        "engine process, µs a task",
+        "server / process (item 2: <= 1.5)",
+        "pair ratios min / median / max",
+    ]
+    title = (
+        f"Item 2 in turn (`--pairs`): a server and an in-process engine side by side, "
+        f"{count} times a server run then an engine run, medians:"
+    )
+    return ["", title, "", *markdown(head, rows)]
 
 
 def per_task_table(results: Results, columns: list[str], args: argparse.Namespace) -> list[str]:
@@ -346,13 +419,14 @@ def describe(args: argparse.Namespace, load: list[tuple[float, ...]], took: floa
     ]
 
 
-def write(lines: list[str]) -> None:
+def write(lines: list[str], begin: str = BEGIN, end: str = END) -> None:
+    """``lines`` in place of the block between ``begin`` and ``end`` in ``DOC``."""
     text = DOC.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{DOC}: no {BEGIN} ... {END} block to replace")
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    DOC.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+    if begin not in text or end not in text:
+        raise SystemExit(f"{DOC}: no {begin} ... {end} block to replace")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    DOC.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
     print(f"wrote {DOC}", file=sys.stderr)
 
 
@@ -375,6 +449,9 @@ def main() -> None:
         default=1500.0,
         help="seconds after which a case is stopped and shown failed (default 1500)",
     )
+    parser.add_argument(
+        "--pairs", type=int, default=7, help="runs in turn for item 2's ratio (0: none)"
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 tasks only, one run")
     parser.add_argument("--write", action="store_true", help=f"the tables into {DOC.name}")
     parser.add_argument(
@@ -395,13 +472,15 @@ def main() -> None:
     todo = [
         (case, c) for case in cases for c in columns if not (case[0] == "branch" and c in DASK_ONLY)
     ]
+    if args.pairs and {"server", "process"} <= set(columns):
+        todo += [(case, "pairs") for case in cases if case[0] != "sleep"]
     for i, (case, column) in enumerate(todo, 1):
         start = time.monotonic()
         got = spawn(
             column,
             *case,
             args.workers,
-            args.repeat,
+            args.pairs if column == "pairs" else args.repeat,
             Path(__file__).resolve(),
             ("--long", str(args.long)),
             timeout=args.case_timeout,
@@ -410,6 +489,9 @@ def main() -> None:
         if got is None:
             row[column] = "failed"
             note = "FAILED"
+        elif column == "pairs":
+            row[column] = got["pairs"]
+            note = "server / engine in turn: " + ", ".join(f"{a / b:.2f}" for a, b in got["pairs"])
         else:
             got["median"] = statistics.median(got["seconds"])
             row[column] = got
