@@ -127,13 +127,6 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
             self._chunks.append(chunk)
 
     # -- inputs --------------------------------------------------------------------------
-    async def json_body(self, *, optional: bool = False) -> Any:
-        """The decoded body (in the pool); ``None`` when optional and absent (a body over
-        the cap is never absent)."""
-        if optional and not self._size:
-            return None
-        return await self.app.run(self.body_decoder())
-
     def body_decoder(self) -> Callable[[], Any]:
         """What decodes the body, to call in the pool (where a route may go on with it:
         one hop from the loop instead of two); the checks that need no decoding are made
@@ -150,7 +143,9 @@ class TaskFlowHandler(ErrorMixin, ExtensionHandlerMixin, APIHandler):
 
     async def object_body(self, allowed: Mapping[str, Checker]) -> Json:
         """An optional JSON object body whose keys are all in ``allowed`` (key -> checker)."""
-        body = await self.json_body(optional=True)
+        if not self._size:  # absent (a body over the cap is never absent)
+            return {}
+        body = await self.app.run(self.body_decoder())
         if body is None:
             return {}
         if not isinstance(body, dict):
