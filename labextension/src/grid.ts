@@ -12,11 +12,16 @@
 
 import type { Execution, TaskRun } from './model';
 
-/** How an execution sorts in time: its start, else its creation. */
+/**
+ * How an execution sorts in the grid: its creation, the order the REST pages
+ * come in (executions started together may start in another order, and a
+ * start-time order would drop one from the page it came on); its start only
+ * while it is known from `/ws` events alone.
+ */
 export function timeKey(
   exec: Pick<Execution, 'startTime' | 'createdAt'>
 ): string {
-  return exec.startTime ?? exec.createdAt ?? '';
+  return exec.createdAt ?? exec.startTime ?? '';
 }
 
 /**

@@ -164,6 +164,20 @@ describe('history grid', () => {
     );
   });
 
+  it('columns: creation order, though they started in another', () => {
+    const first = { ...exec('exec_z', 5), createdAt: at(1) };
+    const second = { ...exec('exec_y', 4), createdAt: at(2) };
+    const live = exec('exec_x', 3); // known from events only: its start
+    assert.deepEqual(
+      gridColumns([live, second, first], 'wf', '').map(e => e.id),
+      ['exec_z', 'exec_y', 'exec_x']
+    );
+    assert.deepEqual(
+      gridColumns([live, second, first], 'wf', at(2)).map(e => e.id),
+      ['exec_y', 'exec_x']
+    );
+  });
+
   it('rows: the definition, then tasks only older runs had', () => {
     assert.deepEqual(gridRows(['x'], [a, b, c]), ['x', 'old']);
     assert.equal(cellIndex([a])[0].get('old')?.status, 'completed');
