@@ -243,14 +243,21 @@ class WorkflowsHandler(TaskFlowHandler):
     @authorized
     async def get(self) -> None:
         self.query({})
-        chunks = await self.app.run(self.runner.list_workflows_json)
+        gzipped = accepts_gzip(self.request.headers.get("Accept-Encoding", ""))
+
+        def listing() -> bytes | list[bytes]:
+            # read and compressed in one pool job: each hop back to the loop waits for
+            # the GIL behind the engine's threads while executions run
+            chunks = self.runner.list_workflows_json()
+            if gzipped and sum(len(chunk) for chunk in chunks) >= GzipCache.FROM:
+                return self.LISTED.get(chunks)
+            return chunks
+
+        body = await self.app.run(listing)
         self.set_header("Vary", "Accept-Encoding")
-        if sum(len(chunk) for chunk in chunks) < GzipCache.FROM or not accepts_gzip(
-            self.request.headers.get("Accept-Encoding", "")
-        ):
-            self.send_chunks(chunks)
+        if isinstance(body, list):
+            self.send_chunks(body)
             return
-        body = await self.app.run(self.LISTED.get, chunks)
         self.set_header("Content-Encoding", "gzip")
         self.finish(body)  # APIHandler.finish sets the JSON Content-Type
 
