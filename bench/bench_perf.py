@@ -419,14 +419,14 @@ def describe(args: argparse.Namespace, load: list[tuple[float, ...]], took: floa
     ]
 
 
-def write(lines: list[str], begin: str = BEGIN, end: str = END) -> None:
-    """``lines`` in place of the block between ``begin`` and ``end`` in ``DOC``."""
+def write(lines: list[str]) -> None:
+    """``lines`` in place of the block between ``BEGIN`` and ``END`` in ``DOC``."""
     text = DOC.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{DOC}: no {begin} ... {end} block to replace")
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    DOC.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{DOC}: no {BEGIN} ... {END} block to replace")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    DOC.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
     print(f"wrote {DOC}", file=sys.stderr)
 
 
