@@ -375,6 +375,13 @@ class Store:
     """The SQLite store shared by the server and kernels (see the module docstring)."""
 
     CACHE_TASKS = 200_000  # parsed definitions kept, counted in tasks (LRU)
+    # How long the engine's commits go without checking the file (``_conn``): a chain
+    # commits every ~100 us, and the check was a twentieth of its step. A file deleted
+    # or replaced is refused by the next read or write (REST and every other write
+    # check each time) and by the engine's next commit after at most this long; what
+    # it committed meanwhile went to the file being deleted, as a commit just before a
+    # check's ``stat`` would anyway.
+    RECHECK = 0.05
     BEGIN = "BEGIN IMMEDIATE"  # every writer takes the write lock first (module docstring)
 
     def __init__(
@@ -409,13 +416,22 @@ class Store:
         self._migrate()
 
     # -- connections and transactions -------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, recheck: float = 0.0) -> sqlite3.Connection:
         """This thread's connection, after checking that the file is still the one
-        opened (one ``stat``, about a microsecond: every read and write transaction)."""
-        self._check_file()
-        conn = getattr(self._local, "conn", None)
+        opened: one ``stat`` (2-6 us on this VM) before every read and write
+        transaction, or with ``recheck`` only when this thread last checked more than
+        that many seconds ago (the engine's commits, ``RECHECK``)."""
+        local = self._local
+        if recheck:
+            now = time.monotonic()
+            if now - getattr(local, "checked", -recheck) >= recheck:
+                self._check_file()
+                local.checked = now
+        else:
+            self._check_file()
+        conn = getattr(local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect()
+            conn = local.conn = self._connect()
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -1047,7 +1063,7 @@ class Store:
             }
         event_rows = [event_row(event) for event in events] if events else None
         execution, logs = changes.execution, changes.logs
-        conn = self._conn()
+        conn = self._conn(self.RECHECK)
         try:
             conn.execute(self.BEGIN)
             # the execution's status and the last seq, in one statement

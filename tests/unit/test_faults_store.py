@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -113,6 +114,28 @@ def test_a_deleted_database_is_refused_and_never_recreated(tmp_path):
         store.save_workflow(parse_workflow(wf(task("b"))))
     fresh = in_new_thread(store.workflows)  # a thread without a connection yet
     assert isinstance(fresh, StorageUnavailable), fresh
+    assert not db.exists()
+    store.close()
+
+
+def test_the_engine_s_commits_refuse_a_deleted_database_within_recheck(tmp_path):
+    """The engine's ``commit`` checks the file at most every ``RECHECK`` seconds (a
+    chain commits every ~100 us): once that has passed since its last check, a
+    deleted file is refused, and nothing is written to a new one."""
+    db = tmp_path / "taskflow.db"
+    store = Store(db)
+    store.save_workflow(parse_workflow(wf(task("a"))))
+    store.create_execution("exec_d", "wf", 1)
+    started = Changes(
+        tasks=[TaskRun("a", "running", 1, start_time="2026-01-01T00:00:00Z")],
+        events=[make_event("task_started", "exec_d", "wf", "running", task="a", attempt=1)],
+        execution={"status": "running"},
+    )
+    assert [e.seq for e in store.commit("exec_d", started) or []] == [1]
+    db.unlink()
+    time.sleep(store.RECHECK)
+    with pytest.raises(StorageUnavailable, match="was deleted while in use"):
+        store.commit("exec_d", started)
     assert not db.exists()
     store.close()
 
