@@ -1,6 +1,6 @@
 """A 100,000-task fan-out through a real `jupyter taskflow`: memory and REST meanwhile.
 
-    python bench/bench_scale.py [--tasks 100000] [--executor process] [--root PATH]
+    python bench/bench_scale.py [--tasks 100000] [--executor process] [--root PATH] [--busy K]
 
 A real server (a subprocess, its default ``process`` executor unless ``--executor``)
 gets ONE ``POST /workflows`` of a fan-out: a root and ``--tasks`` - 1 tasks under it,
@@ -12,6 +12,9 @@ until the client has the terminal event; then the same requests 50 times on the 
 server, and the first, a middle and the last page. Printed: the run's time, the
 server's RSS (psutil, every 50 ms: start, peak, after the end) and the worker
 processes' peak (their sum), and the latency of each request, p50 / p99 / max.
+``--busy K`` runs K processes that only spin, from the ``POST`` to the last request: a
+stand-in for the VM's slower hours (a CPU taken by something else), so that a change
+can be compared under contention on demand.
 
 Not a test: nothing is asserted (docs/performance.md, "Scale through the server").
 """
@@ -114,6 +117,11 @@ def poll(
     return samples
 
 
+def spin() -> None:
+    while True:
+        pass
+
+
 def mib(value: float) -> str:
     return f"{value / 2**20:,.0f} MiB"
 
@@ -123,6 +131,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--executor", default="process")
     parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument(
+        "--busy", type=int, default=0, help="processes that spin meanwhile (contention)"
+    )
     args = parser.parse_args()
     n = args.tasks
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,6 +146,9 @@ def main() -> None:
             if out.get(timeout=120) != "ready":
                 raise RuntimeError("the /ws client did not connect")
             rss = Rss(server.proc.pid)
+            busy = [ctx.Process(target=spin, daemon=True) for _ in range(args.busy)]
+            for process in busy:
+                process.start()
             begin = time.perf_counter()
             status, execution, took = server.request("POST", "/workflows", fan_out(n))
             if status != 200:
@@ -156,6 +170,9 @@ def main() -> None:
                 for where, cursor in (("first", 0), ("middle", n // 2), ("last", n - 1))
             }
             idle = poll(server, execution["id"], n, threading.Event(), rounds=50)
+            for process in busy:
+                process.terminate()
+                process.join()
             time.sleep(1.0)
             after = rss.stop()
         finally:
@@ -166,7 +183,7 @@ def main() -> None:
         f"{first['status']}, counts {first['counts']}, {first['taskCount']:,} tasks; "
         f"POST to the terminal event on /ws {wall:.1f} s "
         f"({wall / n * 1e6:.0f} us a task); events on /ws: {result['count']:,} "
-        f"of {2 * n + 2:,}"
+        f"of {2 * n + 2:,}" + (f"; --busy {args.busy}" if args.busy else "")
     )
     print(
         f"server RSS: start {mib(rss.start)}, peak {mib(rss.peak)}, after the end "
