@@ -49,6 +49,10 @@ A worker puts itself in its own process group (so a Ctrl-C meant for the server 
 reach tasks, and a stop reaches the task's children), and exits when its parent dies:
 its pipe ends (when idle) or a watchdog thread sees its parent pid change (when busy).
 
+A slot's thread lowers its own CPU priority (``nice``, default 10) before it starts a
+worker, and its workers inherit it: while a large run keeps the CPUs busy, the server's
+event loop and request threads get a CPU first (docs/executors.md, "Priority").
+
 ``report`` is called exactly once per attempt, from the slot's thread (or from ``stop``
 for an attempt not begun), except after ``shutdown``: attempts it abandons are not
 reported, so that executions a closing server leaves ``running`` are resumed by the next
@@ -66,6 +70,7 @@ import queue
 import select
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -144,6 +149,9 @@ class ProcessExecutor(QueueExecutor):
     more resident memory than it had before its first attempt. ``prefetch``: attempts a
     worker may hold, running or waiting (default ``PREFETCH``; 1 sends one at a time);
     those waiting behind an attempt that runs ``RECALL_AFTER`` seconds are recalled.
+    ``nice``: how much lower than the server's the CPU priority of the slots' threads
+    and of the workers is (default ``NICE``, ``0`` for the same; Linux, where a thread
+    has its own): a large run then leaves the server's requests their CPU.
     """
 
     LEAKED_FDS = 32
@@ -152,6 +160,8 @@ class ProcessExecutor(QueueExecutor):
     # no message from a worker for this long (seconds): the attempts waiting behind the
     # one it runs go back to the queue, for another worker (``_Slot._recall``)
     RECALL_AFTER = 0.05
+    # the ``nice`` command's default increment (docs/executors.md, "Priority")
+    NICE = 10
 
     name = "process"
     can_stop = True
@@ -163,8 +173,13 @@ class ProcessExecutor(QueueExecutor):
         memory_limit: int | None = None,
         max_tasks_per_worker: int | None = None,
         prefetch: int | None = None,
+        nice: int | None = None,
     ) -> None:
+        nice = self.NICE if nice is None else nice
+        if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+            raise ValueError(f"nice must be an integer from 0 to 19, not {nice!r}")
         super().__init__()
+        self.nice = nice
         self.workers = max(1, workers or os.cpu_count() or 1)
         if memory_limit is None:
             memory_limit = max(2 << 30, psutil.virtual_memory().total)
@@ -244,6 +259,7 @@ class _Slot:
 
     # -- the slot's thread ------------------------------------------------------------
     def _serve(self) -> None:
+        _lower_priority(self.ex.nice)  # before the first worker starts: they inherit it
         while True:
             if self.proc is None and not self.ex._closed:
                 self._spawn_quietly()
@@ -615,6 +631,17 @@ class _Slot:
             proc.join(5)
         if conn is not None:
             conn.close()
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice``, as ``nice -n`` does; the
+    processes it starts inherit it. Linux only: elsewhere the priority is the process's
+    and would be the server's own."""
+    if not nice or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
 
 
 class _Tee:

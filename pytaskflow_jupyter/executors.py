@@ -214,12 +214,16 @@ def _make_process(
     workers: int | None = None,
     memory_limit: int | None = None,
     max_tasks_per_worker: int | None = None,
+    nice: int | None = None,
     **_: Any,
 ) -> Executor:
     from ._process import ProcessExecutor
 
     return ProcessExecutor(
-        workers, memory_limit=memory_limit, max_tasks_per_worker=max_tasks_per_worker
+        workers,
+        memory_limit=memory_limit,
+        max_tasks_per_worker=max_tasks_per_worker,
+        nice=nice,
     )
 
 

@@ -374,6 +374,37 @@ def test_memory_limit_defaults_to_the_physical_memory():
         unlimited.shutdown(wait=False)
 
 
+NICE = "import os\nresult = os.getpriority(os.PRIO_PROCESS, 0)"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own priority")
+def test_workers_run_at_a_lower_priority_than_the_server_and_keep_it_when_replaced():
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    ex = ProcessExecutor(1)
+    try:
+        out, _ = run_one(ex, job(code=NICE))
+        assert out.ok and out.result == min(19, own + ProcessExecutor.NICE) != own
+        crashed, _ = run_one(ex, job(code=SEGFAULT))
+        assert "SIGSEGV" in crashed.error
+        out, _ = run_one(ex, job(code=NICE))  # a fresh worker, started by the same slot
+        assert out.ok and out.result == min(19, own + ProcessExecutor.NICE)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the caller's thread as it was
+    finally:
+        ex.shutdown(wait=False)
+    same = make_executor("process", workers=1, nice=0)
+    try:
+        out, _ = run_one(same, job(code=NICE))
+        assert out.ok and out.result == own
+    finally:
+        same.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("nice", [-1, 20, "5", True, 2.5])
+def test_a_nice_outside_0_to_19_is_refused(nice):
+    with pytest.raises(ValueError, match="nice must be an integer from 0 to 19"):
+        ProcessExecutor(1, nice=nice)
+
+
 @pytest.mark.parametrize(
     "leak",
     [
