@@ -402,7 +402,39 @@ def ratio_table(results: Results, columns: list[str]) -> list[str]:
     return ["", "Ratios of the medians:", "", *markdown(head, rows)]
 
 
-def describe(args: argparse.Namespace, load: list[tuple[float, ...]], took: float) -> list[str]:
+def probe() -> str:
+    """Two figures of the machine's own speed, beside the table: items 3 and 4 are
+    absolute and the VMs these runs get differ (docs/performance.md): a bare SQLite
+    transaction of one INSERT with the Store's PRAGMAs, and a loop of plain Python."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "probe.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
+        took = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(2_000):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO t (b) VALUES (?)", ("x" * 100,))
+                conn.execute("COMMIT")
+            took.append((time.perf_counter() - start) / 2_000)
+        conn.close()
+    loop = []
+    for _ in range(5):
+        start = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        loop.append(time.perf_counter() - start)
+    return (
+        f"a bare SQLite transaction of one INSERT {statistics.median(took) * 1e6:.1f} µs, "
+        f"`sum(i * i for i in range(10**6))` {statistics.median(loop) * 1e3:.1f} ms "
+        "(medians of 5)"
+    )
+
+
+def describe(
+    args: argparse.Namespace, load: list[tuple[float, ...]], took: float, speed: str
+) -> list[str]:
     import dask
 
     ram = psutil.virtual_memory().total / 2**30
@@ -414,7 +446,7 @@ def describe(args: argparse.Namespace, load: list[tuple[float, ...]], took: floa
         f"{args.workers} workers everywhere, median of {args.repeat} runs per case (one "
         f"run where the first took over {args.long:.0f} s).",
         f"Machine: {machine()}, {ram:.0f} GiB RAM, SQLite {sqlite3.sqlite_version}, "
-        f"dask {dask.__version__}.",
+        f"dask {dask.__version__}; its speed at the start: {speed}.",
         f"Load average (1, 5, 15 min): {loads[0]} at the start, {loads[1]} at the end.",
     ]
 
@@ -467,6 +499,7 @@ def main() -> None:
     columns = [c for c in COLUMNS if c in args.only]
     cases = [(s, n) for s in args.shapes for n in ([SLEEP_N] if s == "sleep" else args.sizes)]
     load = [os.getloadavg()]
+    speed = probe()
     began = time.monotonic()
     results: Results = {}
     todo = [
@@ -508,7 +541,7 @@ def main() -> None:
         )
     load.append(os.getloadavg())
     took = time.monotonic() - began
-    lines = [*describe(args, load, took), "", *tables(results, columns, args)]
+    lines = [*describe(args, load, took, speed), "", *tables(results, columns, args)]
     print("\n".join(lines))
     if args.write:
         write(lines)
