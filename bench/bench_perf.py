@@ -43,7 +43,9 @@ within an hour: ``--pairs`` (default 7; 0 for none) runs, for each shape and siz
 sleep, one interpreter holding a server and an in-process engine, both on the process
 executor and warmed alike, then ``--pairs`` times a server run and right after it an
 engine run (``paired_runs``); the last table gives both medians, their ratio, and the
-ratio of each pair.
+ratio of each pair. Item 1's ratio (the process executor over the thread executor) is
+measured in turn the same way (``executor_pairs``: both executors in one interpreter,
+a process run then a thread run), in the table before it.
 
 ``--write`` replaces the block between ``<!-- bench_perf begin -->`` and
 ``<!-- bench_perf end -->`` in docs/performance.md with the tables, the command, the git
@@ -236,6 +238,29 @@ def paired_runs(shape: str, n: int, count: int, workers: int) -> list[tuple[floa
             executor.shutdown(wait=True)
 
 
+def executor_pairs(shape: str, n: int, count: int, workers: int) -> list[tuple[float, float]]:
+    """Item 1 side by side: the process and the thread executor in one interpreter,
+    each warmed, then ``count`` times an in-process run on the process executor and right
+    after it one on the thread executor; (process seconds, thread seconds) pairs."""
+    from pytaskflow_jupyter.executors import make_executor
+
+    process = make_executor("process", workers=workers)
+    thread = make_executor("thread", workers=workers)
+    try:
+        for executor in (process, thread):
+            engine_once(*WARM, workers, False, executor)
+        return [
+            (
+                engine_once(shape, n, workers, False, process)[0],
+                engine_once(shape, n, workers, False, thread)[0],
+            )
+            for _ in range(count)
+        ]
+    finally:
+        process.shutdown(wait=True)
+        thread.shutdown(wait=True)
+
+
 def child(column: str, shape: str, n: int, args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.ERROR)
     if column == "floor":
@@ -248,6 +273,8 @@ def child(column: str, shape: str, n: int, args: argparse.Namespace) -> None:
         out = server_runs(kind, shape, n, args)
     elif column == "pairs":
         out = {"pairs": paired_runs(shape, n, args.repeat, args.workers)}
+    elif column == "pairs1":
+        out = {"pairs": executor_pairs(shape, n, args.repeat, args.workers)}
     elif column == "dask-threaded":
         out = threaded_runs(shape, n, args)
     else:
@@ -294,15 +321,39 @@ def tables(results: Results, columns: list[str], args: argparse.Namespace) -> li
     out = per_task_table(results, columns, args)
     for case in (case for case in results if case[0] == "sleep"):
         out += sleep_table(results, case, columns, args.workers)
-    return out + ratio_table(results, columns) + pairs_table(results, args.pairs)
+    return (
+        out
+        + ratio_table(results, columns)
+        + pairs_table(results, "pairs1", ITEM1_PAIRS, args.pairs)
+        + pairs_table(results, "pairs", ITEM2_PAIRS, args.pairs)
+    )
 
 
-def pairs_table(results: Results, count: int) -> list[str]:
-    """Item 2 from the runs in turn (``--pairs``): both medians, their ratio, and the
-    ratio of each pair."""
+# a table of runs in turn: (title, then heads of: the first side, the second, the ratio)
+ITEM1_PAIRS = (
+    "Item 1 in turn (`--pairs`): the process and the thread executor in one interpreter, "
+    "{count} times a process run then a thread run, medians:",
+    "engine process, µs a task",
+    "engine thread, µs a task",
+    "process / thread (item 1: <= 2)",
+)
+ITEM2_PAIRS = (
+    "Item 2 in turn (`--pairs`): a server and an in-process engine side by side, "
+    "{count} times a server run then an engine run, medians:",
+    "server (process), µs a task",
+    "engine process, µs a task",
+    "server / process (item 2: <= 1.5)",
+)
+
+
+def pairs_table(
+    results: Results, column: str, heads: tuple[str, str, str, str], count: int
+) -> list[str]:
+    """Runs in turn (``--pairs``): both medians, their ratio, and the ratio of each
+    pair."""
     rows = []
     for case, row in results.items():
-        got = row.get("pairs")
+        got = row.get(column)
         if got is None:
             continue
         if got == "failed":
@@ -323,19 +374,9 @@ def pairs_table(results: Results, count: int) -> list[str]:
         )
     if not rows:
         return []
-    head = [
-        "shape",
-        "n",
-        "server (process), µs a task",
-        "engine process, µs a task",
-        "server / process (item 2: <= 1.5)",
-        "pair ratios min / median / max",
-    ]
-    title = (
-        f"Item 2 in turn (`--pairs`): a server and an in-process engine side by side, "
-        f"{count} times a server run then an engine run, medians:"
-    )
-    return ["", title, "", *markdown(head, rows)]
+    title, *sides = heads
+    head = ["shape", "n", *sides, "pair ratios min / median / max"]
+    return ["", title.format(count=count), "", *markdown(head, rows)]
 
 
 def per_task_table(results: Results, columns: list[str], args: argparse.Namespace) -> list[str]:
@@ -505,6 +546,8 @@ def main() -> None:
     todo = [
         (case, c) for case in cases for c in columns if not (case[0] == "branch" and c in DASK_ONLY)
     ]
+    if args.pairs and {"thread", "process"} <= set(columns):
+        todo += [(case, "pairs1") for case in cases if case[0] != "sleep"]
     if args.pairs and {"server", "process"} <= set(columns):
         todo += [(case, "pairs") for case in cases if case[0] != "sleep"]
     for i, (case, column) in enumerate(todo, 1):
@@ -513,7 +556,7 @@ def main() -> None:
             column,
             *case,
             args.workers,
-            args.pairs if column == "pairs" else args.repeat,
+            args.pairs if column in ("pairs", "pairs1") else args.repeat,
             Path(__file__).resolve(),
             ("--long", str(args.long)),
             timeout=args.case_timeout,
@@ -522,9 +565,10 @@ def main() -> None:
         if got is None:
             row[column] = "failed"
             note = "FAILED"
-        elif column == "pairs":
+        elif column in ("pairs", "pairs1"):
             row[column] = got["pairs"]
-            note = "server / engine in turn: " + ", ".join(f"{a / b:.2f}" for a, b in got["pairs"])
+            sides = "server / engine" if column == "pairs" else "process / thread"
+            note = f"{sides} in turn: " + ", ".join(f"{a / b:.2f}" for a, b in got["pairs"])
         else:
             got["median"] = statistics.median(got["seconds"])
             row[column] = got
