@@ -131,6 +131,16 @@ def dask_graph(shape: str, n: int) -> tuple[dict[str, Any], list[str]]:
     return dsk, [name for name, _, _ in g if name not in has_children]
 
 
+def connect(db: Path) -> sqlite3.Connection:
+    """A connection with the Store's PRAGMAs (WAL, synchronous=NORMAL), in autocommit
+    mode: the caller writes its own ``BEGIN IMMEDIATE`` ... ``COMMIT``."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=60000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
 def run_floor(shape: str, n: int, workers: int, db: Path) -> float:
     """Run the floor once; return its wall time in seconds (set-up excluded)."""
     g = graph(shape, n)
@@ -142,10 +152,7 @@ def run_floor(shape: str, n: int, workers: int, db: Path) -> float:
         remaining[name] = len(deps)
         for d in deps:
             children[d].append(name)
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=60000")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn = connect(db)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS task_runs (execution_id TEXT, name TEXT, "
         "status TEXT, time REAL, PRIMARY KEY (execution_id, name)) WITHOUT ROWID"

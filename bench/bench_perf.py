@@ -74,7 +74,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 from bench_engine import (
@@ -90,6 +90,8 @@ from bench_engine import (
 )
 from bench_server import Server, machine
 from bench_ws import follow
+
+from bench._floor import connect
 
 COLUMNS = {  # name: heading
     "floor": "floor",
@@ -271,10 +273,8 @@ def child(column: str, shape: str, n: int, args: argparse.Namespace) -> None:
     elif column.startswith("server"):
         kind = "thread" if column == "server-thread" else "process"
         out = server_runs(kind, shape, n, args)
-    elif column == "pairs":
-        out = {"pairs": paired_runs(shape, n, args.repeat, args.workers)}
-    elif column == "pairs1":
-        out = {"pairs": executor_pairs(shape, n, args.repeat, args.workers)}
+    elif column in PAIRS:
+        out = {"pairs": PAIRS[column].runs(shape, n, args.repeat, args.workers)}
     elif column == "dask-threaded":
         out = threaded_runs(shape, n, args)
     else:
@@ -321,34 +321,52 @@ def tables(results: Results, columns: list[str], args: argparse.Namespace) -> li
     out = per_task_table(results, columns, args)
     for case in (case for case in results if case[0] == "sleep"):
         out += sleep_table(results, case, columns, args.workers)
-    return (
-        out
-        + ratio_table(results, columns)
-        + pairs_table(results, "pairs1", ITEM1_PAIRS, args.pairs)
-        + pairs_table(results, "pairs", ITEM2_PAIRS, args.pairs)
-    )
+    out += ratio_table(results, columns)
+    for column, pairs in PAIRS.items():
+        out += pairs_table(results, column, pairs, args.pairs)
+    return out
 
 
-# a table of runs in turn: (title, then heads of: the first side, the second, the ratio)
-ITEM1_PAIRS = (
-    "Item 1 in turn (`--pairs`): the process and the thread executor in one interpreter, "
-    "{count} times a process run then a thread run, medians:",
-    "engine process, µs a task",
-    "engine thread, µs a task",
-    "process / thread (item 1: <= 2)",
-)
-ITEM2_PAIRS = (
-    "Item 2 in turn (`--pairs`): a server and an in-process engine side by side, "
-    "{count} times a server run then an engine run, medians:",
-    "server (process), µs a task",
-    "engine process, µs a task",
-    "server / process (item 2: <= 1.5)",
-)
+class Pairs(NamedTuple):
+    """A kind of runs in turn (``--pairs``): what runs them, the columns both sides need,
+    and its table's title and heads."""
+
+    runs: Callable[[str, int, int, int], list[tuple[float, float]]]
+    needs: frozenset[str]
+    sides: str  # the progress line's "a / b"
+    title: str
+    heads: tuple[str, str, str]  # the first side, the second, their ratio
 
 
-def pairs_table(
-    results: Results, column: str, heads: tuple[str, str, str, str], count: int
-) -> list[str]:
+PAIRS = {  # column -> its runs in turn, in the order of the tables
+    "executor-pairs": Pairs(
+        executor_pairs,
+        frozenset({"thread", "process"}),
+        "process / thread",
+        "Item 1 in turn (`--pairs`): the process and the thread executor in one "
+        "interpreter, {count} times a process run then a thread run, medians:",
+        (
+            "engine process, µs a task",
+            "engine thread, µs a task",
+            "process / thread (item 1: <= 2)",
+        ),
+    ),
+    "pairs": Pairs(
+        paired_runs,
+        frozenset({"server", "process"}),
+        "server / engine",
+        "Item 2 in turn (`--pairs`): a server and an in-process engine side by side, "
+        "{count} times a server run then an engine run, medians:",
+        (
+            "server (process), µs a task",
+            "engine process, µs a task",
+            "server / process (item 2: <= 1.5)",
+        ),
+    ),
+}
+
+
+def pairs_table(results: Results, column: str, pairs: Pairs, count: int) -> list[str]:
     """Runs in turn (``--pairs``): both medians, their ratio, and the ratio of each
     pair."""
     rows = []
@@ -374,9 +392,8 @@ def pairs_table(
         )
     if not rows:
         return []
-    title, *sides = heads
-    head = ["shape", "n", *sides, "pair ratios min / median / max"]
-    return ["", title.format(count=count), "", *markdown(head, rows)]
+    head = ["shape", "n", *pairs.heads, "pair ratios min / median / max"]
+    return ["", pairs.title.format(count=count), "", *markdown(head, rows)]
 
 
 def per_task_table(results: Results, columns: list[str], args: argparse.Namespace) -> list[str]:
@@ -448,9 +465,7 @@ def probe() -> str:
     absolute and the VMs these runs get differ (docs/performance.md): a bare SQLite
     transaction of one INSERT with the Store's PRAGMAs, and a loop of plain Python."""
     with tempfile.TemporaryDirectory() as tmp:
-        conn = sqlite3.connect(Path(tmp) / "probe.db", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn = connect(Path(tmp) / "probe.db")
         conn.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)")
         took = []
         for _ in range(5):
@@ -546,17 +561,16 @@ def main() -> None:
     todo = [
         (case, c) for case in cases for c in columns if not (case[0] == "branch" and c in DASK_ONLY)
     ]
-    if args.pairs and {"thread", "process"} <= set(columns):
-        todo += [(case, "pairs1") for case in cases if case[0] != "sleep"]
-    if args.pairs and {"server", "process"} <= set(columns):
-        todo += [(case, "pairs") for case in cases if case[0] != "sleep"]
+    for column, pairs in PAIRS.items():
+        if args.pairs and pairs.needs <= set(columns):
+            todo += [(case, column) for case in cases if case[0] != "sleep"]
     for i, (case, column) in enumerate(todo, 1):
         start = time.monotonic()
         got = spawn(
             column,
             *case,
             args.workers,
-            args.pairs if column in ("pairs", "pairs1") else args.repeat,
+            args.pairs if column in PAIRS else args.repeat,
             Path(__file__).resolve(),
             ("--long", str(args.long)),
             timeout=args.case_timeout,
@@ -565,10 +579,10 @@ def main() -> None:
         if got is None:
             row[column] = "failed"
             note = "FAILED"
-        elif column in ("pairs", "pairs1"):
+        elif column in PAIRS:
             row[column] = got["pairs"]
-            sides = "server / engine" if column == "pairs" else "process / thread"
-            note = f"{sides} in turn: " + ", ".join(f"{a / b:.2f}" for a, b in got["pairs"])
+            pairs_of = ", ".join(f"{a / b:.2f}" for a, b in got["pairs"])
+            note = f"{PAIRS[column].sides} in turn: {pairs_of}"
         else:
             got["median"] = statistics.median(got["seconds"])
             row[column] = got
