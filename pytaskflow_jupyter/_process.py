@@ -56,7 +56,11 @@ event loop and request threads get a CPU first (docs/executors.md, "Priority").
 ``report`` is called exactly once per attempt, from the slot's thread (or from ``stop``
 for an attempt not begun), except after ``shutdown``: attempts it abandons are not
 reported, so that executions a closing server leaves ``running`` are resumed by the next
-one instead of being recorded as failed.
+one instead of being recorded as failed. A slot's thread reporting an outcome its worker
+sent may run the engine's turn in that call (``in_turn``, as the thread executor's pool
+threads do), and keeps the first attempt that turn submits for its own worker: a chain's
+step then wakes no other thread of the parent. A stop applied in such a turn never waits
+for the slot's thread (it kills, or marks the board), so it may target this very slot.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ from typing import Any
 
 import psutil
 
-from ._executor import DONE, QUEUED, Attempt, QueueExecutor
+from ._executor import DONE, QUEUED, Attempt, QueueExecutor, Report
 from ._worker import (
     CURRENT,
     FRAME,
@@ -95,7 +99,7 @@ from ._worker import (
     Encoder,
     send_frame,
 )
-from .tasks import Logs, Outcome, Progress, Started
+from .tasks import Job, Logs, Outcome, Progress, Started
 from .tasks import failed_outcome as _failed
 
 __all__ = ["ProcessExecutor"]
@@ -188,10 +192,30 @@ class ProcessExecutor(QueueExecutor):
         # below RING and KEEP: the board and the contexts cover every attempt held
         self.prefetch = min(max(1, prefetch or self.PREFETCH), 32)
         self._abandon = False  # shutdown(wait=False): running attempts are not reported
+        # a slot's thread reporting an outcome runs the engine's turn (``in_turn``); the
+        # first attempt that turn submits stays with that slot (``submit``)
+        self._local = threading.local()
+        self.in_turn = self._reporting
         self._dir = tempfile.mkdtemp(prefix="taskflow-workers-")
         self._slots = [_Slot(self, i) for i in range(self.workers)]
         for slot in self._slots:
             slot.thread.start()
+
+    def _reporting(self) -> bool:
+        """Whether this thread is a slot's, reporting the outcome its worker sent."""
+        return getattr(self._local, "slot", None) is not None
+
+    def submit(self, job: Job, report: Report) -> Attempt:
+        local = self._local
+        slot: _Slot | None = getattr(local, "slot", None)
+        if slot is None or local.kept or self._closed or slot.ending:
+            return super().submit(job, report)
+        attempt = Attempt(job, report)
+        self._claim(attempt, _Held(slot, slot.seq + 1), starts=False)  # new: it is queued
+        slot.seq += 1
+        slot.held.append(attempt)  # sent when the turn is over, by this thread
+        local.kept = True
+        return attempt
 
     def _stop_running(self, handle: Attempt) -> bool:
         held = handle.slot
@@ -459,16 +483,27 @@ class _Slot:
         if retire or (limit and self.tasks_run >= limit):
             self.discard()  # it ran nothing after this one: the rest go back to the queue
             self._requeue()
-        self._finish(attempt, outcome)
+        self._finish(attempt, outcome, turn=True)
 
-    def _finish(self, attempt: Attempt, outcome: Outcome) -> None:
-        """Report an attempt's outcome, unless ``stop`` already did."""
+    def _finish(self, attempt: Attempt, outcome: Outcome, *, turn: bool = False) -> None:
+        """Report an attempt's outcome, unless ``stop`` already did. ``turn``: the
+        outcome came from the worker, between messages: this thread may run the engine's
+        turn in ``report`` (``ProcessExecutor.in_turn``)."""
         with self.ex._lock:
             if attempt.state == DONE:
                 return
             attempt.state, attempt.slot = DONE, None
-        if not self.ex._abandon:
+        if self.ex._abandon:
+            return
+        if not turn:
             self.ex._deliver(attempt, outcome)
+            return
+        local = self.ex._local
+        local.slot, local.kept = self, False
+        try:
+            self.ex._deliver(attempt, outcome)
+        finally:
+            local.slot = None
 
     def _requeue(self) -> None:
         """The attempts the worker had not begun go back to the queue (or, once the

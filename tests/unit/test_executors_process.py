@@ -3,12 +3,14 @@ only its own attempt, stop really ends the running code, and the pool heals itse
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -186,6 +188,38 @@ def process_runner(store, executor):
     r = Runner(store, executor, heartbeat_interval=0.2)
     yield r
     r.close()
+
+
+def test_a_chain_step_goes_from_the_slot_that_ended_it_to_its_own_worker(store, bus, executor):
+    """A slot's thread that reads an outcome runs the engine's turn itself and keeps the
+    one attempt that turn starts for its own worker (``ProcessExecutor.in_turn``): a
+    chain runs on one worker, its steps published by the slot's thread, every state
+    change committed before it is published."""
+    seen: list[tuple[str, str, str]] = []  # (task, status of its row then, thread)
+
+    def on_events(events):
+        for event in events:
+            if event.event == "task_started":
+                row = store.task_runs(event.execution_id)[event.task]
+                seen.append((event.task, row.status, threading.current_thread().name))
+
+    bus.subscribe(on_events)
+    r = Runner(store, executor, bus, heartbeat_interval=0.2)
+    try:
+        names = [f"t{i}" for i in range(20)]
+        code = "import os\nresult = os.getpid()"
+        chain = wf(*(task(n, *names[i - 1 : i], code=code) for i, n in enumerate(names)))
+        done = r.wait(r.submit(chain)["id"], 60)
+    finally:
+        r.close()
+    assert done["status"] == "completed"
+    pids = [t["result"] for t in done["tasks"]]
+    # the loop thread may hold the turn when an outcome comes (its control poll every
+    # 0.5 s); the step then goes through the queue to either worker: nearly all steps
+    assert sum(a == b for a, b in itertools.pairwise(pids)) >= 15, pids
+    assert [(n, status) for n, status, _ in seen] == [(n, "running") for n in names]
+    slots = [thread for _, _, thread in seen if thread.startswith("taskflow-process-slot")]
+    assert len(slots) >= 15, seen
 
 
 def test_each_failure_kind_fails_only_its_task_in_a_workflow(process_runner, tmp_path):
