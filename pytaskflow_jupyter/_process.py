@@ -430,21 +430,26 @@ class _Slot:
             end = pos + FRAME.size + size
             if len(buf) < end:
                 break
-            self._message(bytes(buf[pos + FRAME.size : end]))
+            # the last whole message of this read may run the engine's turn: the
+            # outcomes before it wait for that turn, which takes them all at once
+            last = len(buf) - end < FRAME.size or (
+                len(buf) < end + FRAME.size + FRAME.unpack_from(buf, end)[0]
+            )
+            self._message(bytes(buf[pos + FRAME.size : end]), last)
             pos = end
             if self.buf is not buf:  # the worker was replaced: the rest was its
                 return True
         del buf[:pos]
         return True
 
-    def _message(self, msg: bytes) -> None:
+    def _message(self, msg: bytes, last: bool) -> None:
         kind, seq = HEAD.unpack_from(msg)
         attempt = self.running.get(seq)
         if attempt is None:
             return
         job, body = attempt.job, msg[HEAD.size :]
         if kind == OUTCOME:
-            self._outcome(seq, attempt, body)
+            self._outcome(seq, attempt, body, turn=last)
         elif kind == SKIPPED:  # stopped before it began: ``stop`` reported it
             del self.running[seq]
         elif attempt.state == DONE:
@@ -458,7 +463,7 @@ class _Slot:
             out, err = pickle.loads(body)
             attempt.report(Logs(job.task, job.attempt, out, err, job.map_index))
 
-    def _outcome(self, seq: int, attempt: Attempt, body: bytes) -> None:
+    def _outcome(self, seq: int, attempt: Attempt, body: bytes, *, turn: bool) -> None:
         del self.running[seq]
         self.stalled = False
         job = attempt.job
@@ -483,7 +488,7 @@ class _Slot:
         if retire or (limit and self.tasks_run >= limit):
             self.discard()  # it ran nothing after this one: the rest go back to the queue
             self._requeue()
-        self._finish(attempt, outcome, turn=True)
+        self._finish(attempt, outcome, turn=turn)
 
     def _finish(self, attempt: Attempt, outcome: Outcome, *, turn: bool = False) -> None:
         """Report an attempt's outcome, unless ``stop`` already did. ``turn``: the

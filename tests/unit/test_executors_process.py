@@ -222,6 +222,34 @@ def test_a_chain_step_goes_from_the_slot_that_ended_it_to_its_own_worker(store, 
     assert len(slots) >= 15, seen
 
 
+def test_only_the_last_outcome_of_a_read_may_run_the_turn(executor):
+    """The outcomes a slot reads at once go to one engine turn: the ones before the last
+    whole message wait in the run's queue, and the last one's report runs the turn,
+    which takes them all (one commit, not one per outcome); a partial message left in
+    the buffer does not count as one."""
+    from pytaskflow_jupyter._process import _Slot
+    from pytaskflow_jupyter._worker import FRAME, HEAD, OUTCOME, send_frame
+
+    slot = _Slot(executor, 99)  # its thread is never started
+    seen: list[tuple[int, bool]] = []
+    slot._message = lambda msg, last: seen.append((HEAD.unpack_from(msg)[1], last))
+    r, w = os.pipe()
+    try:
+        for seq in (1, 2, 3):
+            send_frame(w, HEAD.pack(OUTCOME, seq) + b"x" * 10)
+        os.write(w, FRAME.pack(100) + b"half")  # the start of a fourth
+        assert slot._read(r)
+        assert seen == [(1, False), (2, False), (3, True)]
+        slot.buf = bytearray()  # forget the fourth: a read of one whole message alone
+        seen.clear()
+        send_frame(w, HEAD.pack(OUTCOME, 5) + b"y")
+        assert slot._read(r)
+        assert seen == [(5, True)]
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_each_failure_kind_fails_only_its_task_in_a_workflow(process_runner, tmp_path):
     ex = process_runner.submit(
         wf(
