@@ -211,7 +211,8 @@ class ProcessExecutor(QueueExecutor):
         if slot is None or local.kept or self._closed or slot.ending:
             return super().submit(job, report)
         attempt = Attempt(job, report)
-        self._claim(attempt, _Held(slot, slot.seq + 1), starts=False)  # new: it is queued
+        # a new attempt is queued: the claim cannot fail
+        self._claim(attempt, _Held(slot, slot.seq + 1), starts=False)
         slot.seq += 1
         slot.held.append(attempt)  # sent when the turn is over, by this thread
         local.kept = True
@@ -424,22 +425,23 @@ class _Slot:
             return False
         buf = self.buf
         buf += chunk
+        messages: list[bytes] = []
         pos = 0
         while len(buf) - pos >= FRAME.size:
             (size,) = FRAME.unpack_from(buf, pos)
             end = pos + FRAME.size + size
             if len(buf) < end:
                 break
-            # the last whole message of this read may run the engine's turn: the
-            # outcomes before it wait for that turn, which takes them all at once
-            last = len(buf) - end < FRAME.size or (
-                len(buf) < end + FRAME.size + FRAME.unpack_from(buf, end)[0]
-            )
-            self._message(bytes(buf[pos + FRAME.size : end]), last)
+            messages.append(bytes(buf[pos + FRAME.size : end]))
             pos = end
+        del buf[:pos]
+        # the last whole message of this read may run the engine's turn: the outcomes
+        # before it wait for that turn, which takes them all at once
+        last = len(messages) - 1
+        for i, msg in enumerate(messages):
+            self._message(msg, i == last)
             if self.buf is not buf:  # the worker was replaced: the rest was its
                 return True
-        del buf[:pos]
         return True
 
     def _message(self, msg: bytes, last: bool) -> None:
