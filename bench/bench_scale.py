@@ -1,10 +1,13 @@
 """A 100,000-task fan-out through a real `jupyter taskflow`: memory and REST meanwhile.
 
-    python bench/bench_scale.py [--tasks 100000] [--executor process] [--root PATH] [--busy K]
+    python bench/bench_scale.py [--tasks 100000] [--executor process] [--shape fanout]
+                                [--root PATH] [--busy K]
 
 A real server (a subprocess, its default ``process`` executor unless ``--executor``)
 gets ONE ``POST /workflows`` of a fan-out: a root and ``--tasks`` - 1 tasks under it,
-each calling ``bench._floor:noop`` (real attempts, not the engine's no-op fast path).
+each calling ``bench._floor:noop`` (real attempts, not the engine's no-op fast path);
+``--shape chain`` posts a chain of ``--tasks`` instead (a serial run: REST while the
+process executor's slot and worker spin, docs/executors.md "Spinning").
 One ``/ws`` client follows it (as an open Lab panel would) and one REST client polls,
 in turn, ``GET /workflows`` (gzip, as a browser asks it, and identity) and a random
 page of ``GET /executions/{id}?limit=100``,
@@ -58,6 +61,22 @@ def fan_out(n: int) -> dict[str, Any]:
             *({"name": f"t{i}", "params": call, "dependencies": ["root"]} for i in range(n - 1)),
         ],
     }
+
+
+def chain(n: int) -> dict[str, Any]:
+    """``n`` tasks, each depending on the one before, every one calling the no-op."""
+    call = {"callable": "bench._floor:noop"}
+    return {
+        "id": "scale",
+        "name": "scale",
+        "tasks": [
+            {"name": f"t{i}", "params": call, "dependencies": [f"t{i - 1}"] if i else []}
+            for i in range(n)
+        ],
+    }
+
+
+SHAPES = {"fanout": fan_out, "chain": chain}
 
 
 class Rss:
@@ -130,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--executor", default="process")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="fanout")
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument(
         "--busy", type=int, default=0, help="processes that spin meanwhile (contention)"
@@ -150,7 +170,8 @@ def main() -> None:
             for process in busy:
                 process.start()
             begin = time.perf_counter()
-            status, execution, took = server.request("POST", "/workflows", fan_out(n))
+            definition = SHAPES[args.shape](n)
+            status, execution, took = server.request("POST", "/workflows", definition)
             if status != 200:
                 raise RuntimeError(f"POST /workflows: {status} {execution}")
             print(f"POST /workflows of {n:,} tasks answered in {took:.2f} s", file=sys.stderr)
@@ -179,7 +200,8 @@ def main() -> None:
             server.stop()
     first = pages["first"][1]
     print(
-        f"\n{n:,}-task fan-out through the server ({args.executor} executor): "
+        f"\n{n:,}-task {'fan-out' if args.shape == 'fanout' else args.shape} through the "
+        f"server ({args.executor} executor): "
         f"{first['status']}, counts {first['counts']}, {first['taskCount']:,} tasks; "
         f"POST to the terminal event on /ws {wall:.1f} s "
         f"({wall / n * 1e6:.0f} us a task); events on /ws: {result['count']:,} "

@@ -61,6 +61,15 @@ sent may run the engine's turn in that call (``in_turn``, as the thread executor
 threads do), and keeps the first attempt that turn submits for its own worker: a chain's
 step then wakes no other thread of the parent. A stop applied in such a turn never waits
 for the slot's thread (it kills, or marks the board), so it may target this very slot.
+
+Spinning. In a serial run (a chain) the slot and its worker take turns: each waits for
+the other's next message, and on a VM a sleeping thread costs its waker ~25 µs to wake
+and then runs with cold caches (a no-op attempt took its worker ~100 µs, against ~15
+when warm). So while a slot alone has work (``ProcessExecutor.alone``: one attempt in
+its worker, none in any other slot, none queued), its thread polls the pipe without
+sleeping for up to ``spin`` seconds before it blocks, and the batch it sends tells the
+worker to do the same while it waits for the next one. A wide run never spins: its CPUs
+are busy with other attempts.
 """
 
 from __future__ import annotations
@@ -98,6 +107,7 @@ from ._worker import (
     Board,
     Encoder,
     send_frame,
+    spin,
 )
 from .tasks import Job, Logs, Outcome, Progress, Started
 from .tasks import failed_outcome as _failed
@@ -166,6 +176,9 @@ class ProcessExecutor(QueueExecutor):
     RECALL_AFTER = 0.05
     # the ``nice`` command's default increment (docs/executors.md, "Priority")
     NICE = 10
+    # seconds a serial run's slot and worker wait for each other's next message without
+    # sleeping (module docstring, "Spinning"; docs/executors.md)
+    SPIN = 0.0005
 
     name = "process"
     can_stop = True
@@ -178,12 +191,17 @@ class ProcessExecutor(QueueExecutor):
         max_tasks_per_worker: int | None = None,
         prefetch: int | None = None,
         nice: int | None = None,
+        spin: float | None = None,
     ) -> None:
         nice = self.NICE if nice is None else nice
         if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
             raise ValueError(f"nice must be an integer from 0 to 19, not {nice!r}")
+        spin = self.SPIN if spin is None else spin
+        if isinstance(spin, bool) or not isinstance(spin, (int, float)) or not 0 <= spin <= 0.01:
+            raise ValueError(f"spin must be a number of seconds from 0 to 0.01, not {spin!r}")
         super().__init__()
         self.nice = nice
+        self.spin = float(spin)
         self.workers = max(1, workers or os.cpu_count() or 1)
         if memory_limit is None:
             memory_limit = max(2 << 30, psutil.virtual_memory().total)
@@ -204,6 +222,11 @@ class ProcessExecutor(QueueExecutor):
     def _reporting(self) -> bool:
         """Whether this thread is a slot's, reporting the outcome its worker sent."""
         return getattr(self._local, "slot", None) is not None
+
+    def alone(self, slot: _Slot) -> bool:
+        """Whether ``slot`` is the only one with work and none waits in the queue: a
+        serial run, whose next step follows this slot's (module docstring, "Spinning")."""
+        return self._queue.empty() and all(not s.running for s in self._slots if s is not slot)
 
     def submit(self, job: Job, report: Report) -> Attempt:
         local = self._local
@@ -354,7 +377,8 @@ class _Slot:
             self.running[seq] = attempt
         self.sent += len(entries)
         with contextlib.suppress(OSError):  # the worker died: ``_receive`` sees it
-            send_frame(self.conn.fileno(), pickle.dumps((contexts, entries), 5))
+            message = (contexts, entries, self.ex.spin if self.ex.alone(self) else 0.0)
+            send_frame(self.conn.fileno(), pickle.dumps(message, 5))
 
     def _receive(self) -> None:
         """Wait for the worker's messages or its death; handle what came."""
@@ -365,7 +389,12 @@ class _Slot:
         fd = conn.fileno()
         waiting = len(self.running) > 1 and not self.stalled
         timeout = self.ex.RECALL_AFTER * 1000 if waiting else None
-        ready = {ready_fd for ready_fd, _ in self.poller.poll(timeout)}
+        found = (
+            spin(self.poller, self.ex.spin)
+            if self.ex.spin and len(self.running) == 1 and self.ex.alone(self)
+            else None
+        )
+        ready = {ready_fd for ready_fd, _ in found or self.poller.poll(timeout)}
         if not ready:
             self._recall()
         elif fd in ready:

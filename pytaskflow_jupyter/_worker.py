@@ -5,13 +5,15 @@ Protocol
 --------
 Both ways a message is a frame: its length in 8 bytes (big-endian), then its bytes.
 
-* parent -> worker: a *batch*, ``pickle((contexts, entries))``. ``contexts`` are the new
-  ``(id, cloudpickled Context)`` pairs: what every attempt of an execution shares (its
-  id, its parameters, where results spill...), sent once per worker and kept for the
-  last ``KEEP`` ids. ``entries`` are ``(seq, pickled Entry)``: the rest of one ``Job``,
+* parent -> worker: a *batch*, ``pickle((contexts, entries, linger))``. ``contexts`` are
+  the new ``(id, cloudpickled Context)`` pairs: what every attempt of an execution
+  shares (its id, its parameters, where results spill...), sent once per worker and
+  kept for the last ``KEEP`` ids. ``entries`` are ``(seq, pickled Entry)``: the rest of one ``Job``,
   pickled on its own (plain ``pickle`` when it holds only plain values, cloudpickle
   when it carries a notebook function or objects), so one that cannot be loaded fails
   only its attempt. ``seq`` numbers a slot's attempts in the order they are sent.
+  ``linger``: seconds the worker, done with the batch, polls for the next one without
+  sleeping (a serial run's next step comes soon, ``spin``), or 0.
 * worker -> parent: a kind and a seq (``!cQ``), then: ``O`` the pickled
   ``(Outcome, retire)``; ``S`` nothing (a timed attempt begins: its clock starts);
   ``K`` nothing (a stopped attempt was skipped); ``P`` ``b"done/total"``; ``L`` the
@@ -35,6 +37,7 @@ import fcntl
 import mmap
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -50,7 +53,7 @@ from .kinds import Hooks
 from .results import Spill, Spilled
 from .tasks import Job, Logs, Outcome, run_job, uses_hooks
 
-__all__ = ["Board", "Encoder", "read_frame", "send_frame", "worker_main"]
+__all__ = ["Board", "Encoder", "read_frame", "send_frame", "spin", "worker_main"]
 
 FRAME = struct.Struct("!Q")
 HEAD = struct.Struct("!cQ")  # a message from the worker: its kind, the attempt's seq
@@ -95,6 +98,16 @@ def read_frame(fd: int) -> bytes:
     """Read one frame (blocking); EOFError when the pipe ends."""
     (size,) = FRAME.unpack(_read_exact(fd, FRAME.size))
     return _read_exact(fd, size)
+
+
+def spin(poller: select.poll, seconds: float) -> list[tuple[int, int]]:
+    """What ``poller`` finds ready within ``seconds``, polled without sleeping (the
+    parent's module docstring, "Spinning"); [] when nothing was."""
+    end = time.perf_counter() + seconds
+    while True:
+        ready = poller.poll(0)
+        if ready or time.perf_counter() >= end:
+            return ready
 
 
 class Board:
@@ -212,9 +225,14 @@ def worker_main(
     board, out = Board(board_path), _Sender(conn.fileno())
     contexts: dict[int, Context | str] = {}
     baseline: _Resources | None = None
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    linger = 0.0  # how long the last batch asked to wait for the next without sleeping
     while True:
+        if linger:
+            spin(poller, linger)
         try:
-            new, entries = pickle.loads(read_frame(conn.fileno()))
+            new, entries, linger = pickle.loads(read_frame(conn.fileno()))
         except (EOFError, OSError):
             return
         for ctx_id, blob in new:

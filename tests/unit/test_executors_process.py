@@ -659,3 +659,54 @@ def test_a_crash_is_reported_when_the_parent_has_descriptors_past_1023(tmp_path)
         ex.shutdown(wait=False)
         for fd in held:
             os.close(fd)
+
+
+def test_spin_returns_what_is_ready_or_nothing_once_its_time_is_up():
+    import select
+
+    from pytaskflow_jupyter._worker import spin
+
+    r, w = os.pipe()
+    try:
+        poller = select.poll()
+        poller.register(r, select.POLLIN)
+        assert spin(poller, 0.002) == []  # nothing came: it gave up (and then sleeps)
+        os.write(w, b"x")
+        assert spin(poller, 10.0) == [(r, select.POLLIN)]  # at once, not after 10 s
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_slot_spins_only_while_it_alone_has_work():
+    """Spinning (docs/executors.md) is for a serial run: not while attempts wait in the
+    queue or another slot's worker holds some (a wide run, whose CPUs are busy). The
+    decision, on an executor's state without its threads (which would take from the
+    queue)."""
+    from types import SimpleNamespace
+
+    first, second = SimpleNamespace(running={}), SimpleNamespace(running={})
+    ex = SimpleNamespace(_queue=queue.SimpleQueue(), _slots=[first, second])
+    alone = ProcessExecutor.alone
+    assert alone(ex, first) and alone(ex, second)
+    second.running[1] = object()  # the other slot's worker holds an attempt
+    assert not alone(ex, first)
+    assert alone(ex, second)  # its own attempts do not count
+    del second.running[1]
+    ex._queue.put(object())  # an attempt waits for a slot
+    assert not alone(ex, first) and not alone(ex, second)
+    ex._queue.get_nowait()
+    assert alone(ex, first)
+
+
+@pytest.mark.parametrize("value", [-0.001, 0.5, "0.001", True, None])
+def test_spin_is_a_few_milliseconds_at_most(value):
+    if value is None:  # the default
+        ex = ProcessExecutor(1)
+        try:
+            assert ex.spin == ProcessExecutor.SPIN
+        finally:
+            ex.shutdown(wait=True)
+        return
+    with pytest.raises(ValueError, match=r"spin must be a number of seconds from 0 to 0\.01"):
+        ProcessExecutor(1, spin=value)
