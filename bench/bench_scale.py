@@ -50,30 +50,29 @@ REQUESTS = (
 INFLATE = "the client's gunzip of the listing (not in the figures above; idle server)"
 
 
+CALL = {"callable": "bench._floor:noop"}
+
+
+def workflow(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "scale", "name": "scale", "tasks": tasks}
+
+
 def fan_out(n: int) -> dict[str, Any]:
     """A root and ``n - 1`` tasks depending on it, every one calling the no-op."""
-    call = {"callable": "bench._floor:noop"}
-    return {
-        "id": "scale",
-        "name": "scale",
-        "tasks": [
-            {"name": "root", "params": call},
-            *({"name": f"t{i}", "params": call, "dependencies": ["root"]} for i in range(n - 1)),
-        ],
-    }
+    root = {"name": "root", "params": CALL}
+    return workflow(
+        [root, *({"name": f"t{i}", "params": CALL, "dependencies": ["root"]} for i in range(n - 1))]
+    )
 
 
 def chain(n: int) -> dict[str, Any]:
     """``n`` tasks, each depending on the one before, every one calling the no-op."""
-    call = {"callable": "bench._floor:noop"}
-    return {
-        "id": "scale",
-        "name": "scale",
-        "tasks": [
-            {"name": f"t{i}", "params": call, "dependencies": [f"t{i - 1}"] if i else []}
+    return workflow(
+        [
+            {"name": f"t{i}", "params": CALL, "dependencies": [f"t{i - 1}"] if i else []}
             for i in range(n)
-        ],
-    }
+        ]
+    )
 
 
 SHAPES = {"fanout": fan_out, "chain": chain}
