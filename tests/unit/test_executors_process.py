@@ -3,8 +3,10 @@ only its own attempt, stop really ends the running code, and the pool heals itse
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
+import pickle
 import queue
 import signal
 import subprocess
@@ -13,12 +15,13 @@ import textwrap
 import threading
 import time
 
+import cloudpickle
 import pytest
 
 from pytaskflow_jupyter._executor import QUEUED, RUNNING, STOPPED_QUEUED
 from pytaskflow_jupyter.executors import ProcessExecutor, make_executor
 from pytaskflow_jupyter.runner import Runner
-from pytaskflow_jupyter.tasks import Job, Logs, Started
+from pytaskflow_jupyter.tasks import Job, Logs, Outcome, Started
 
 from .helpers import reasons, statuses, task, wait_until, wf
 
@@ -659,6 +662,31 @@ def test_a_crash_is_reported_when_the_parent_has_descriptors_past_1023(tmp_path)
         ex.shutdown(wait=False)
         for fd in held:
             os.close(fd)
+
+
+def test_an_outcome_comes_back_from_its_pickle_with_every_field():
+    """A worker's outcome is pickled as its fields in order (``Outcome.__reduce__``):
+    each field, none left at its default, comes back in its own place."""
+    values = {
+        "task": "t",
+        "attempt": 3,
+        "ok": False,
+        "result": {"rows": [1, 2.5, None]},
+        "error": "boom",
+        "traceback": "Traceback ...",
+        "stdout": "out",
+        "stderr": "err",
+        "started": 1.25,
+        "finished": 2.5,
+        "timed_out": True,
+        "output": "report.html",
+        "map_index": 7,
+    }
+    assert set(values) == {f.name for f in dataclasses.fields(Outcome)}
+    outcome = Outcome(**values)
+    for dumps in (lambda o: pickle.dumps(o, 5), cloudpickle.dumps):
+        back = pickle.loads(dumps(outcome))
+        assert type(back) is Outcome and dataclasses.asdict(back) == values
 
 
 def test_spin_returns_what_is_ready_or_nothing_once_its_time_is_up():
