@@ -39,6 +39,8 @@ import psutil
 from bench_server import Server as BaseServer
 from bench_ws import ROOT, Server, clients_process, ms_summary
 
+from bench._floor import NOOP, definition
+
 PAGE = 100
 # what the REST client asks in turn: the listing as a browser asks it (gzip) and as
 # a client that takes no encoding does, and a random page of the execution
@@ -50,29 +52,23 @@ REQUESTS = (
 INFLATE = "the client's gunzip of the listing (not in the figures above; idle server)"
 
 
-CALL = {"callable": "bench._floor:noop"}
-
-
-def workflow(tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": "scale", "name": "scale", "tasks": tasks}
-
-
 def fan_out(n: int) -> dict[str, Any]:
-    """A root and ``n - 1`` tasks depending on it, every one calling the no-op."""
-    root = {"name": "root", "params": CALL}
-    return workflow(
-        [root, *({"name": f"t{i}", "params": CALL, "dependencies": ["root"]} for i in range(n - 1))]
-    )
+    """A root and ``n - 1`` tasks depending on it, every one calling the no-op (no sink:
+    ``_floor.definition``'s fan-in would pass ``Limits.max_dependencies``)."""
+    call = {"callable": NOOP}
+    return {
+        "id": "scale",
+        "name": "scale",
+        "tasks": [
+            {"name": "root", "params": call},
+            *({"name": f"t{i}", "params": call, "dependencies": ["root"]} for i in range(n - 1)),
+        ],
+    }
 
 
 def chain(n: int) -> dict[str, Any]:
     """``n`` tasks, each depending on the one before, every one calling the no-op."""
-    return workflow(
-        [
-            {"name": f"t{i}", "params": CALL, "dependencies": [f"t{i - 1}"] if i else []}
-            for i in range(n)
-        ]
-    )
+    return definition("chain", n)
 
 
 SHAPES = {"fanout": fan_out, "chain": chain}
